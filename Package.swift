@@ -1,0 +1,79 @@
+// swift-tools-version: 6.1
+// crdtd: a coordination-free replication daemon. The layout follows the architecture:
+// CRDT (pure data types) <- Engine (sans-IO replication) <- Daemon (threads, libuv, SQLite) <- crdtd.
+import PackageDescription
+
+let package = Package(
+    name: "crdtd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "CRDT", targets: ["CRDT"]),
+        .library(name: "Rings", targets: ["Rings"]),
+        .executable(name: "crdtd", targets: ["crdtd"]),
+        .executable(name: "crdtctl", targets: ["crdtctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // Delta-state CRDTs, logical time and their binary encoding. Standard library only: no I/O.
+        .target(name: "CRDT"),
+        // Bounded lock-free rings between the daemon's threads.
+        .target(name: "Rings"),
+        // The Redis protocol (RESP2/RESP3): incremental parser and reply encoder. No I/O.
+        .target(name: "RESP"),
+        // The peer wire format: frames, their encoding and authentication. No I/O.
+        .target(name: "Wire", dependencies: ["CRDT"]),
+        // The replication engine: consumes client commands, peer frames and ticks; produces replies,
+        // frames and records to persist. Sans-IO, so it runs unchanged in deterministic simulation.
+        .target(name: "Engine", dependencies: ["CRDT", "RESP", "Wire"]),
+        // Durable storage in SQLite (WAL, group commit, migrations).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "Store", dependencies: ["CSQLite", .product(name: "Logging", package: "swift-log")]),
+        // The libuv event loop: TCP, UDP, timers, cross-thread wake-ups, and the /metrics HTTP endpoint.
+        .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
+        .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
+        .target(name: "Transport", dependencies: [
+            "CLibUV", "CHTTPParser", "Rings",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The daemon: configuration, threads and the rings between them, wiring engine, store and transport.
+        .target(name: "Daemon", dependencies: [
+            "CRDT", "Rings", "RESP", "Wire", "Engine", "Store", "Transport",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .executableTarget(name: "crdtd", dependencies: [
+            "Daemon",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Operator CLI: local clusters, fault injection, convergence checks.
+        .executableTarget(name: "crdtctl", dependencies: [
+            "RESP",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "CRDTTests", dependencies: ["CRDT"]),
+        .testTarget(name: "RingsTests", dependencies: ["Rings"]),
+        .testTarget(name: "RESPTests", dependencies: ["RESP"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "CRDT", "RESP", "Wire"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["RESP"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
+
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,1 @@
+// The CRDT module; see docs/architecture.md.

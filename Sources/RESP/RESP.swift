@@ -1,0 +1,1 @@
+// The RESP module; see docs/architecture.md.

@@ -1,0 +1,1 @@
+// The Rings module; see docs/architecture.md.

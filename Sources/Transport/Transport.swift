@@ -1,0 +1,1 @@
+// The Transport module; see docs/architecture.md.

@@ -1,0 +1,1 @@
+print("crdtctl: not built yet")

@@ -1,0 +1,1 @@
+print("crdtd: not built yet")
