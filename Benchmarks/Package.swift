@@ -1,0 +1,29 @@
+// swift-tools-version: 6.1
+// Benchmarks live in their own package so the main build and the test suite stay fast.
+// Each benchmark is an executable that measures ours and the alternative side by side in one run
+// and prints the ratio; run them with `swift run -c release --package-path Benchmarks NAME`.
+import PackageDescription
+
+let package = Package(
+    name: "crdtd-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(path: "../"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        // Timing helpers shared by every benchmark: monotonic clock, medians, table printing.
+        .target(name: "BenchSupport"),
+        .executableTarget(name: "CRDTBench", dependencies: [
+            "BenchSupport", .product(name: "CRDT", package: "crdtd"),
+        ]),
+        // A C11 SPSC ring compiled from these sources: the hardware reference for RingBench.
+        .target(name: "CRingReference"),
+        .executableTarget(name: "RingBench", dependencies: [
+            "BenchSupport", "CRingReference",
+            .product(name: "Rings", package: "crdtd"),
+            .product(name: "DequeModule", package: "swift-collections"),
+        ]),
+    ],
+    swiftLanguageModes: [.v6]
+)

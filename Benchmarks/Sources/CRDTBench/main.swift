@@ -1,0 +1,1 @@
+print("CRDTBench: not written yet")

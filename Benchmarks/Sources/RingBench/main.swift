@@ -1,0 +1,1 @@
+print("RingBench: not written yet")
