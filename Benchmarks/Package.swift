@@ -8,7 +8,7 @@ let package = Package(
     name: "crdtd-benchmarks",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(path: "../"),
+        .package(name: "crdtd", path: "../"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
