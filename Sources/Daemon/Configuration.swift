@@ -1,0 +1,210 @@
+import Foundation
+import Yams
+
+/// Everything a crdtd process needs to start. Built from defaults, then a YAML file, then command-line flags.
+public struct Configuration: Sendable, Equatable {
+    /// Human-readable, unique name of this node in the cluster (`n1`, `eu-west-a`).
+    public var nodeID: String = ""
+    /// Folder holding the SQLite database and the node's identity.
+    public var dataDir: String = "./data"
+    /// Where Redis-protocol clients connect.
+    public var clientAddr: String = "127.0.0.1:6379"
+    /// Where peers connect (TCP) and send datagrams (UDP).
+    public var peerAddr: String = "127.0.0.1:7946"
+    /// Peers to contact at start; membership spreads by gossip from there.
+    public var seeds: [String] = []
+    /// Prometheus `/metrics` over HTTP; `nil` disables the endpoint.
+    public var metricsAddr: String? = nil
+    /// Keyring file: one base64 key (16, 24 or 32 bytes) per line; the first line encrypts.
+    public var clusterKeyFile: String? = nil
+    /// Run without peer authentication (loudly logged). Refused unless asked for explicitly.
+    public var insecure: Bool = false
+    /// Names the cluster; bound into every frame so that two clusters on one network never mix.
+    public var clusterLabel: String = "crdtd"
+    /// Accept `CRDT.PARTITION` / `CRDT.HEAL` from clients (tests only).
+    public var allowFaultInjection: Bool = false
+    /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.
+    public var logLevel: String = "info"
+    /// How the store syncs a commit: `normal` survives a process crash (kill -9), `full` also a power cut.
+    public var durability: String = "normal"
+    /// Period of the gossip / anti-entropy round, in milliseconds.
+    public var gossipIntervalMilliseconds: Int = 200
+    /// Number of random live peers each delta is pushed to.
+    public var fanout: Int = 3
+    /// Client-facing limits.
+    public var limits = Limits()
+
+    /// Client-facing limits; every one answers a clear error when exceeded and disconnects the client.
+    public struct Limits: Sendable, Equatable {
+        /// Concurrent client connections; the next one is refused.
+        public var maxClients: Int = 10_000
+        /// Bytes in one request (all its arguments together).
+        public var maxRequestBytes: Int = 64 << 20
+        /// Bytes in one bulk string argument.
+        public var maxBulkBytes: Int = 16 << 20
+        /// Arguments in one command.
+        public var maxArguments: Int = 1 << 20
+        /// Replies queued for one client that it has not read yet.
+        public var maxPendingReplyBytes: Int = 64 << 20
+
+        public init() {}
+    }
+
+    public init() {}
+
+    /// Checks what defaults cannot guarantee; the message says what to change.
+    public func validate() throws(ConfigurationError) {
+        if nodeID.isEmpty { throw .invalid("node_id is required (flag --node-id or node_id: in the config file)") }
+        if nodeID.utf8.count > 64 || nodeID.contains(where: { $0.isWhitespace }) {
+            throw .invalid("node_id '\(nodeID)' must be at most 64 bytes without spaces")
+        }
+        for (name, address) in [("client_addr", clientAddr), ("peer_addr", peerAddr)] + seeds.map({ ("seed", $0) })
+            + (metricsAddr.map { [("metrics_addr", $0)] } ?? []) {
+            guard HostPort(address) != nil else {
+                throw .invalid("\(name) '\(address)' is not HOST:PORT (for example 127.0.0.1:6379 or [::1]:6379)")
+            }
+        }
+        if clusterKeyFile == nil && !insecure {
+            throw .invalid("no cluster key: pass --cluster-key-file FILE (see config/cluster.key.example) or --insecure for a test cluster")
+        }
+        guard ["normal", "full"].contains(durability) else {
+            throw .invalid("durability '\(durability)' must be 'normal' or 'full'")
+        }
+        guard gossipIntervalMilliseconds >= 10 && gossipIntervalMilliseconds <= 60_000 else {
+            throw .invalid("gossip_interval_ms \(gossipIntervalMilliseconds) must be between 10 and 60000")
+        }
+        guard fanout >= 1 && fanout <= 64 else { throw .invalid("fanout \(fanout) must be between 1 and 64") }
+        guard limits.maxClients >= 1, limits.maxRequestBytes >= 1024, limits.maxBulkBytes >= 1,
+              limits.maxArguments >= 1, limits.maxPendingReplyBytes >= 1024 else {
+            throw .invalid("limits must be positive (max_request_bytes and max_pending_reply_bytes at least 1024)")
+        }
+    }
+}
+
+/// A configuration that cannot be used, with what to change.
+public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
+    case unreadable(path: String, reason: String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let reason): return "cannot read config file \(path): \(reason)"
+        case .invalid(let message): return "invalid configuration: \(message)"
+        }
+    }
+}
+
+/// `HOST:PORT` or `[IPv6]:PORT`.
+public struct HostPort: Sendable, Equatable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: UInt16
+
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+
+    public init?(_ text: String) {
+        let hostPart: Substring
+        let portPart: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            hostPart = text[text.index(after: text.startIndex)..<close]
+            portPart = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            hostPart = text[..<colon]
+            portPart = text[text.index(after: colon)...]
+            if hostPart.contains(":") { return nil }
+        }
+        guard !hostPart.isEmpty, let port = UInt16(portPart) else { return nil }
+        self.host = String(hostPart)
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+extension Configuration {
+    /// Applies a YAML config file over `self`. Unknown keys are an error: a typo must not silently fall back to a default.
+    public mutating func apply(yamlFile path: String) throws(ConfigurationError) {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw .unreadable(path: path, reason: "\(error.localizedDescription)")
+        }
+        try apply(yaml: text, source: path)
+    }
+
+    /// Applies YAML text over `self`; `source` names it in errors.
+    public mutating func apply(yaml text: String, source: String = "config") throws(ConfigurationError) {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch {
+            throw .unreadable(path: source, reason: "not valid YAML: \(error)")
+        }
+        guard let node else { return }
+        guard let mapping = node.mapping else { throw .invalid("\(source): the top level must be a mapping of settings") }
+        for (keyNode, value) in mapping {
+            guard let key = keyNode.string else { throw .invalid("\(source): setting names must be strings") }
+            try apply(key: key, value: value, source: source)
+        }
+    }
+
+    private mutating func apply(key: String, value: Node, source: String) throws(ConfigurationError) {
+        func string() throws(ConfigurationError) -> String {
+            guard let s = value.string else { throw .invalid("\(source): \(key) must be a string") }
+            return s
+        }
+        func int() throws(ConfigurationError) -> Int {
+            guard let i = value.int else { throw .invalid("\(source): \(key) must be an integer") }
+            return i
+        }
+        func bool() throws(ConfigurationError) -> Bool {
+            guard let b = value.bool else { throw .invalid("\(source): \(key) must be true or false") }
+            return b
+        }
+        switch key {
+        case "node_id": nodeID = try string()
+        case "data_dir": dataDir = try string()
+        case "client_addr": clientAddr = try string()
+        case "peer_addr": peerAddr = try string()
+        case "metrics_addr": metricsAddr = try string()
+        case "cluster_key_file": clusterKeyFile = try string()
+        case "cluster_label": clusterLabel = try string()
+        case "insecure": insecure = try bool()
+        case "allow_fault_injection": allowFaultInjection = try bool()
+        case "log_level": logLevel = try string()
+        case "durability": durability = try string()
+        case "gossip_interval_ms": gossipIntervalMilliseconds = try int()
+        case "fanout": fanout = try int()
+        case "seeds":
+            guard let items = value.sequence else { throw .invalid("\(source): seeds must be a list of HOST:PORT") }
+            var parsed: [String] = []
+            for item in items {
+                guard let s = item.string else { throw .invalid("\(source): seeds must be a list of HOST:PORT") }
+                parsed.append(s)
+            }
+            seeds = parsed
+        case "limits":
+            guard let mapping = value.mapping else { throw .invalid("\(source): limits must be a mapping") }
+            for (k, v) in mapping {
+                guard let name = k.string, let number = v.int else {
+                    throw .invalid("\(source): limits.\(k.string ?? "?") must be an integer")
+                }
+                switch name {
+                case "max_clients": limits.maxClients = number
+                case "max_request_bytes": limits.maxRequestBytes = number
+                case "max_bulk_bytes": limits.maxBulkBytes = number
+                case "max_arguments": limits.maxArguments = number
+                case "max_pending_reply_bytes": limits.maxPendingReplyBytes = number
+                default: throw .invalid("\(source): unknown setting limits.\(name)")
+                }
+            }
+        default:
+            throw .invalid("\(source): unknown setting '\(key)'")
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// The Daemon module; see docs/architecture.md.

@@ -1,0 +1,99 @@
+/// A byte string as Redis clients send it: keys, members and values are binary-safe.
+public typealias Bytes = [UInt8]
+
+/// A client command after its arguments were checked: arity, integers, options.
+/// Parsing is separate from execution so that the command table is readable in one place.
+public enum Command: Sendable, Equatable {
+    // Connection
+    case ping(Bytes?)
+    case echo(Bytes)
+    case hello(protocolVersion: Int?, clientName: Bytes?)
+    case clientSetName(Bytes)
+    case clientGetName
+    case clientID
+    case command(CommandSubcommand)
+    case configGet(Bytes)
+    case quit
+    case shutdown
+    case info(sections: [String])
+    case select(Int)
+
+    // Counters (causal PN-counter with observed reset)
+    case incrBy(key: Bytes, delta: Int64)
+    // Registers (LWW) and reads of counters
+    case get(key: Bytes)
+    case set(key: Bytes, value: Bytes)
+    // Sets (add-wins)
+    case sAdd(key: Bytes, members: [Bytes])
+    case sRem(key: Bytes, members: [Bytes])
+    case sMembers(key: Bytes)
+    case sIsMember(key: Bytes, member: Bytes)
+    case sCard(key: Bytes)
+    // Hashes (observed-remove map of LWW registers)
+    case hSet(key: Bytes, pairs: [FieldValue])
+    case hGet(key: Bytes, field: Bytes)
+    case hDel(key: Bytes, fields: [Bytes])
+    case hGetAll(key: Bytes)
+    case hLen(key: Bytes)
+    // Bounded counters (value >= 0 without coordination)
+    case boundedIncrBy(key: Bytes, amount: Int64)
+    case boundedDecrBy(key: Bytes, amount: Int64)
+    case boundedGet(key: Bytes)
+    case boundedRights(key: Bytes)
+    case boundedTransfer(key: Bytes, toNode: String, amount: Int64)
+    // Keyspace
+    case del(keys: [Bytes])
+    case exists(keys: [Bytes])
+    case type(key: Bytes)
+    case keys(pattern: Bytes)
+    case scan(cursor: UInt64, match: Bytes?, count: Int, type: String?)
+    case dbSize
+    // Administration
+    case digest(key: Bytes?)
+    case clock
+    case peers
+    case partition(nodes: [String])
+    case heal
+
+    /// Whether the command may change replicated state (and so needs a durable commit before its reply).
+    public var isWrite: Bool {
+        switch self {
+        case .incrBy, .set, .sAdd, .sRem, .hSet, .hDel, .boundedIncrBy, .boundedDecrBy, .boundedTransfer, .del:
+            return true
+        default:
+            return false
+        }
+    }
+}
+
+/// One `field value` pair of `HSET`.
+public struct FieldValue: Sendable, Equatable {
+    public var field: Bytes
+    public var value: Bytes
+    public init(field: Bytes, value: Bytes) {
+        self.field = field
+        self.value = value
+    }
+}
+
+/// `COMMAND` subcommands, enough for redis-cli and client libraries that probe the server.
+public enum CommandSubcommand: Sendable, Equatable {
+    case list, count, docs, info([Bytes])
+}
+
+/// Why a command was refused before execution, worded as Redis words it.
+public struct CommandError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+
+    static func wrongArity(_ name: String) -> CommandError {
+        CommandError("ERR wrong number of arguments for '\(name.lowercased())' command")
+    }
+    static let notAnInteger = CommandError("ERR value is not an integer or out of range")
+    static let syntax = CommandError("ERR syntax error")
+    static func unknown(_ name: Bytes, args: ArraySlice<Bytes>) -> CommandError {
+        let shown = args.prefix(8).map { "'\(String(decoding: $0.prefix(64), as: UTF8.self))' " }.joined()
+        return CommandError("ERR unknown command '\(String(decoding: name.prefix(64), as: UTF8.self))', with args beginning with: \(shown)")
+    }
+}
