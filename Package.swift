@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Delta-state CRDTs, logical time and their binary encoding. Standard library only: no I/O.
@@ -27,7 +28,7 @@ let package = Package(
         // The Redis protocol (RESP2/RESP3): incremental parser and reply encoder. No I/O.
         .target(name: "RESP"),
         // The peer wire format: frames, their encoding and authentication. No I/O.
-        .target(name: "Wire", dependencies: ["CRDT"]),
+        .target(name: "Wire", dependencies: ["CRDT", .product(name: "Crypto", package: "swift-crypto")]),
         // The replication engine: consumes client commands, peer frames and ticks; produces replies,
         // frames and records to persist. Sans-IO, so it runs unchanged in deterministic simulation.
         .target(name: "Engine", dependencies: ["CRDT", "RESP", "Wire"]),
@@ -65,6 +66,7 @@ let package = Package(
         .testTarget(name: "RESPTests", dependencies: ["RESP"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "CRDT"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CRDT", "RESP", "Wire"]),
         .testTarget(name: "IntegrationTests", dependencies: ["RESP"]),
     ],
