@@ -1,1 +1,0 @@
-// The CRDT module; see docs/architecture.md.

@@ -1,0 +1,120 @@
+/// The set of dots a replica has seen, stored compactly: a version vector covers, per replica, every
+/// dot from 1 up to a maximum; a dot cloud holds the dots seen out of order beyond that prefix.
+///
+/// The representation is canonical (kept compacted after every change): a cloud dot is never covered
+/// by the vector and never directly follows it. So two contexts holding the same dots are `==` and
+/// encode to the same bytes.
+public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
+    /// Per replica, the greatest `n` such that dots 1...n are all in the context. Zero entries are absent.
+    public private(set) var versionVector: [ReplicaID: UInt64]
+    /// Dots in the context that are not covered by the version vector.
+    public private(set) var cloud: Set<Dot>
+
+    /// The empty context.
+    public init() {
+        versionVector = [:]
+        cloud = []
+    }
+
+    /// A context holding exactly `dots`.
+    public init<S: Sequence>(dots: S) where S.Element == Dot {
+        self.init()
+        for dot in dots { cloud.insert(dot) }
+        compact()
+    }
+
+    init(uncheckedVersionVector: [ReplicaID: UInt64], cloud: Set<Dot>) {
+        self.versionVector = uncheckedVersionVector
+        self.cloud = cloud
+    }
+
+    /// True when the context holds no dot.
+    public var isEmpty: Bool { versionVector.isEmpty && cloud.isEmpty }
+
+    /// Whether `dot` has been seen.
+    public func contains(_ dot: Dot) -> Bool {
+        dot.counter <= versionVector[dot.replica, default: 0] || cloud.contains(dot)
+    }
+
+    /// The greatest counter of `replica` in this context (covered or in the cloud).
+    public func maxCounter(of replica: ReplicaID) -> UInt64 {
+        var result = versionVector[replica, default: 0]
+        for dot in cloud where dot.replica == replica { result = max(result, dot.counter) }
+        return result
+    }
+
+    /// The next fresh dot for `replica`: one past every dot of that replica seen so far.
+    public func nextDot(for replica: ReplicaID) -> Dot {
+        let current = maxCounter(of: replica)
+        // 2^64 events from one replica cannot happen; saturating keeps this total.
+        return Dot(replica: replica, counter: current == .max ? .max : current + 1)
+    }
+
+    /// Adds one dot and re-compacts.
+    public mutating func insert(_ dot: Dot) {
+        guard !contains(dot) else { return }
+        if dot.counter == versionVector[dot.replica, default: 0] + 1 {
+            versionVector[dot.replica] = dot.counter
+            absorbCloud(of: dot.replica)
+        } else {
+            cloud.insert(dot)
+        }
+    }
+
+    /// Adds every dot of `other` (set union) and re-compacts.
+    public mutating func formUnion(_ other: CausalContext) {
+        for (replica, counter) in other.versionVector where counter > versionVector[replica, default: 0] {
+            versionVector[replica] = counter
+        }
+        cloud.formUnion(other.cloud)
+        compact()
+    }
+
+    /// The union of two contexts.
+    public func union(_ other: CausalContext) -> CausalContext {
+        var result = self
+        result.formUnion(other)
+        return result
+    }
+
+    /// Number of dots held (summing the vector's prefixes and the cloud).
+    public var dotCount: UInt64 {
+        var total: UInt64 = 0
+        for counter in versionVector.values { total &+= counter }
+        return total &+ UInt64(cloud.count)
+    }
+
+    /// Moves every cloud dot that the vector covers or that extends it into the vector.
+    mutating func compact() {
+        guard !cloud.isEmpty else { return }
+        var touched = Set<ReplicaID>()
+        for dot in cloud { touched.insert(dot.replica) }
+        for replica in touched { absorbCloud(of: replica) }
+    }
+
+    private mutating func absorbCloud(of replica: ReplicaID) {
+        guard !cloud.isEmpty else { return }
+        var top = versionVector[replica, default: 0]
+        var remaining = cloud.filter { $0.replica == replica }.map(\.counter).sorted()[...]
+        guard !remaining.isEmpty else { return }
+        while let first = remaining.first, first <= top &+ 1, top < .max {
+            remaining.removeFirst()
+            cloud.remove(Dot(replica: replica, counter: first))
+            top = max(top, first)
+        }
+        // Dots at or below the prefix that the loop did not reach (duplicates of covered ones).
+        while let first = remaining.first, first <= top {
+            remaining.removeFirst()
+            cloud.remove(Dot(replica: replica, counter: first))
+        }
+        if top > 0 { versionVector[replica] = top }
+    }
+
+    /// The context's dots in a canonical order: vector ranges by replica, then sorted cloud dots.
+    var sortedCloud: [Dot] { cloud.sorted() }
+
+    public var description: String {
+        let vv = versionVector.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }
+        return "⟨[\(vv.joined(separator: ", "))] + \(sortedCloud)⟩"
+    }
+}

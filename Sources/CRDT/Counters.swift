@@ -1,0 +1,162 @@
+/// A grow-only counter: one monotone count per replica; the value is their sum.
+///
+/// Delta of `increment`: the incrementing replica's new count alone.
+public struct GCounter: DeltaCRDT, Hashable {
+    /// Per replica, the total it has added. Zero entries are absent.
+    public internal(set) var counts: [ReplicaID: UInt64]
+
+    public init() { counts = [:] }
+    init(counts: [ReplicaID: UInt64]) { self.counts = counts }
+
+    /// The sum of all replicas' counts (wrapping: a state decoded from hostile bytes cannot trap it).
+    public var value: UInt64 { counts.values.reduce(0, &+) }
+
+    /// Adds `amount` on behalf of `replica` and returns the delta.
+    @discardableResult
+    public mutating func increment(by amount: UInt64 = 1, replica: ReplicaID) throws(CRDTMutationError) -> GCounter {
+        let (own, ownOverflow) = counts[replica, default: 0].addingReportingOverflow(amount)
+        let (_, totalOverflow) = value.addingReportingOverflow(amount)
+        guard !ownOverflow, !totalOverflow else { throw .overflow(operation: "increment by \(amount)") }
+        if own > 0 { counts[replica] = own }
+        return own > 0 ? GCounter(counts: [replica: own]) : GCounter()
+    }
+
+    public mutating func join(_ other: GCounter) {
+        counts.merge(other.counts) { Swift.max($0, $1) }
+    }
+}
+
+/// A counter that goes up and down: two grow-only counters, increments and decrements.
+///
+/// Delta of `increment`/`decrement`: the replica's new count on the side that changed.
+public struct PNCounter: DeltaCRDT, Hashable {
+    /// Total increments.
+    public internal(set) var increments: GCounter
+    /// Total decrements.
+    public internal(set) var decrements: GCounter
+
+    public init() {
+        increments = GCounter()
+        decrements = GCounter()
+    }
+
+    init(increments: GCounter, decrements: GCounter) {
+        self.increments = increments
+        self.decrements = decrements
+    }
+
+    /// Increments minus decrements, in two's complement (wrapping, never trapping).
+    public var value: Int64 { Int64(bitPattern: increments.value &- decrements.value) }
+
+    /// Adds `amount` (which may be negative) on behalf of `replica` and returns the delta.
+    /// Throws ``CRDTMutationError/overflow(operation:)`` if the value would leave `Int64`'s range.
+    @discardableResult
+    public mutating func add(_ amount: Int64, replica: ReplicaID) throws(CRDTMutationError) -> PNCounter {
+        guard !value.addingReportingOverflow(amount).overflow else {
+            throw .overflow(operation: "adding \(amount)")
+        }
+        if amount >= 0 {
+            return PNCounter(increments: try increments.increment(by: amount.magnitude, replica: replica), decrements: GCounter())
+        } else {
+            return PNCounter(increments: GCounter(), decrements: try decrements.increment(by: amount.magnitude, replica: replica))
+        }
+    }
+
+    public mutating func join(_ other: PNCounter) {
+        increments.join(other.increments)
+        decrements.join(other.decrements)
+    }
+}
+
+/// A PN-counter with an observed reset, for a Redis integer key (`INCRBY`, `DECRBY`, `DEL`).
+///
+/// Every replica's contribution is a pair of monotone counts, plus a pair of monotone *floors*: the
+/// counts some reset observed. The value is the sum of what each replica added beyond its floors.
+/// A reset raises every floor to the counts it has seen, so an increment concurrent with a reset
+/// (one the reset did not see) survives, while everything the reset saw is cancelled — exactly,
+/// even when several replicas reset concurrently (floors join by `max`, not by adding).
+///
+/// All four components are max-joined per replica, so the state is a product of max-lattices and
+/// stays bounded by the number of replicas, however many operations run.
+///
+/// Delta of `add`: the replica's changed count. Delta of `reset`: every observed count with its
+/// floors raised to it (the counts travel along so a floor never exceeds its count at the receiver).
+public struct ResettableCounter: DeltaCRDT, Hashable {
+    /// One replica's contribution.
+    public struct Contribution: Hashable, Sendable {
+        /// Total added by the replica.
+        public internal(set) var increments: UInt64 = 0
+        /// Total subtracted by the replica.
+        public internal(set) var decrements: UInt64 = 0
+        /// The greatest `increments` that a reset observed.
+        public internal(set) var resetIncrements: UInt64 = 0
+        /// The greatest `decrements` that a reset observed.
+        public internal(set) var resetDecrements: UInt64 = 0
+
+        /// The part of this contribution that no reset has cancelled.
+        public var live: Int64 {
+            Int64(bitPattern: (increments &- resetIncrements) &- (decrements &- resetDecrements))
+        }
+
+        mutating func join(_ other: Contribution) {
+            increments = Swift.max(increments, other.increments)
+            decrements = Swift.max(decrements, other.decrements)
+            resetIncrements = Swift.max(resetIncrements, other.resetIncrements)
+            resetDecrements = Swift.max(resetDecrements, other.resetDecrements)
+        }
+
+        var isZero: Bool { self == Contribution() }
+    }
+
+    /// Contributions by replica; all-zero contributions are absent.
+    public internal(set) var contributions: [ReplicaID: Contribution]
+
+    public init() { contributions = [:] }
+    init(contributions: [ReplicaID: Contribution]) { self.contributions = contributions }
+
+    /// The counter's value: everything added and not cancelled by an observed reset.
+    public var value: Int64 { contributions.values.reduce(0) { $0 &+ $1.live } }
+
+    /// Adds `amount` (negative to subtract) on behalf of `replica` and returns the delta.
+    /// Throws ``CRDTMutationError/overflow(operation:)`` if the value would leave `Int64`'s range.
+    @discardableResult
+    public mutating func add(_ amount: Int64, replica: ReplicaID) throws(CRDTMutationError) -> ResettableCounter {
+        guard !value.addingReportingOverflow(amount).overflow else {
+            throw .overflow(operation: "adding \(amount)")
+        }
+        var mine = contributions[replica] ?? Contribution()
+        var delta = Contribution()
+        if amount >= 0 {
+            let (sum, overflow) = mine.increments.addingReportingOverflow(amount.magnitude)
+            guard !overflow else { throw .overflow(operation: "adding \(amount)") }
+            mine.increments = sum
+            delta.increments = sum
+        } else {
+            let (sum, overflow) = mine.decrements.addingReportingOverflow(amount.magnitude)
+            guard !overflow else { throw .overflow(operation: "adding \(amount)") }
+            mine.decrements = sum
+            delta.decrements = sum
+        }
+        if amount == 0 { return ResettableCounter() }
+        contributions[replica] = mine
+        return ResettableCounter(contributions: [replica: delta])
+    }
+
+    /// Cancels every contribution this replica has seen (an observed reset) and returns the delta.
+    /// Increments made concurrently elsewhere survive it.
+    @discardableResult
+    public mutating func reset() -> ResettableCounter {
+        for (replica, var contribution) in contributions {
+            contribution.resetIncrements = contribution.increments
+            contribution.resetDecrements = contribution.decrements
+            contributions[replica] = contribution
+        }
+        return self
+    }
+
+    public mutating func join(_ other: ResettableCounter) {
+        for (replica, theirs) in other.contributions {
+            contributions[replica, default: Contribution()].join(theirs)
+        }
+    }
+}

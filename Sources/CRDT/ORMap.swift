@@ -1,0 +1,69 @@
+/// An observed-remove map from keys to nested causal CRDTs (Almeida et al. 2018, section 6.4).
+///
+/// The map keeps one causal context, shared by every value: it stores only each value's dot store.
+/// A nested update is performed on the value seen through the map's context and ships the value's
+/// delta under its key. Removing a key ships the dots of that key's value as context and no store,
+/// so on every replica those dots (and nothing else) disappear:
+/// * an update concurrent with the removal carries dots the remover never saw, so they survive and
+///   the key stays present with just the unseen part of the value (for a register: the concurrent
+///   write; for a set: the concurrently added elements);
+/// * a key re-created after a removal starts from bottom, never resurrecting the removed value;
+/// * a stale delta arriving late changes nothing the context already knows.
+///
+/// Only causal CRDTs can be values (the `Value: CausalCRDT` constraint): a non-causal value (a
+/// `GCounter`, an `LWWRegister`) cannot tell a removal from "not yet seen" and would diverge or
+/// resurrect under concurrent removal, so the type system rules it out. Use ``CausalLWWRegister``,
+/// ``MVRegister``, ``AWSet``, ``EWFlag`` or a nested ``ORMap``.
+public struct ORMap<Key: Hashable & Sendable, Value: CausalCRDT>: CausalCRDT {
+    public internal(set) var store: DotMap<Key, Value.Store>
+    public internal(set) var context: CausalContext
+
+    public init(store: DotMap<Key, Value.Store>, context: CausalContext) {
+        self.store = store
+        self.context = context
+    }
+
+    /// The value at `key` (seen through the map's context), or `nil` if the key is absent.
+    public subscript(key: Key) -> Value? {
+        store.entries[key].map { Value(store: $0, context: context) }
+    }
+
+    /// The present keys.
+    public var keys: Dictionary<Key, Value.Store>.Keys { store.entries.keys }
+
+    /// Number of present keys.
+    public var count: Int { store.entries.count }
+
+    /// True when no key is present.
+    public var isEmpty: Bool { store.entries.isEmpty }
+
+    /// Mutates the value at `key` (bottom if absent) with `mutate`, which must return the nested
+    /// mutator's delta; returns the map's delta. For example
+    /// `map.update(field) { $0.assign(bytes, clock: &clock) }`.
+    @discardableResult
+    public mutating func update<Failure: Error>(
+        _ key: Key, _ mutate: (inout Value) throws(Failure) -> Value
+    ) throws(Failure) -> ORMap {
+        var value = Value(store: store.entries[key] ?? Value.Store(), context: context)
+        let valueDelta = try mutate(&value)
+        if value.store.isBottom { store.entries.removeValue(forKey: key) } else { store.entries[key] = value.store }
+        context = value.context
+        let deltaStore = valueDelta.store.isBottom ? DotMap<Key, Value.Store>() : DotMap([key: valueDelta.store])
+        return ORMap(store: deltaStore, context: valueDelta.context)
+    }
+
+    /// Removes `key` as far as this replica has seen it and returns the delta.
+    @discardableResult
+    public mutating func remove(_ key: Key) -> ORMap {
+        guard let removed = store.entries.removeValue(forKey: key) else { return ORMap() }
+        return ORMap(store: DotMap(), context: CausalContext(dots: removed.dots))
+    }
+
+    /// Removes every key this replica has seen and returns the delta.
+    @discardableResult
+    public mutating func removeAll() -> ORMap {
+        let delta = ORMap(store: DotMap(), context: CausalContext(dots: store.dots))
+        store = DotMap()
+        return delta
+    }
+}

@@ -1,1 +1,0 @@
-// The RESP module; see docs/architecture.md.
