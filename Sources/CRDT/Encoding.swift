@@ -1,0 +1,487 @@
+// The canonical binary encoding of every CRDT state and delta. Collections are written sorted (by
+// key, or by the key's encoded bytes for generic keys) and decoders insist on strictly increasing
+// keys, so a decoded value re-encodes to the very same bytes and equal states give equal digests.
+
+// MARK: Scalars
+
+extension UInt64: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) { writer.write(varint: self) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try reader.readVarint() }
+}
+
+extension Int64: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) { writer.write(zigzag: self) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try reader.readZigZag() }
+}
+
+extension Bool: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) { writer.write(byte: self ? 1 : 0) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        switch try reader.readByte() {
+        case 0: self = false
+        case 1: self = true
+        default: throw .invalidValue(reason: "a boolean must be 0 or 1", offset: start)
+        }
+    }
+}
+
+/// Byte strings (Redis keys and values) are length-prefixed.
+extension Array: BinaryCodable where Element == UInt8 {
+    public func encode(to writer: inout BinaryWriter) { writer.write(lengthPrefixed: self) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try reader.readLengthPrefixed() }
+}
+
+/// Strings are length-prefixed UTF-8; invalid UTF-8 is rejected rather than repaired, so decoding
+/// never yields a string that would re-encode differently.
+extension String: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) { writer.write(lengthPrefixed: Array(utf8)) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        let bytes = try reader.readLengthPrefixed()
+        guard let string = String(validating: bytes, as: UTF8.self) else {
+            throw .invalidValue(reason: "string is not valid UTF-8", offset: start)
+        }
+        self = string
+    }
+}
+
+extension Optional: BinaryCodable where Wrapped: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        switch self {
+        case .none: writer.write(byte: 0)
+        case .some(let wrapped):
+            writer.write(byte: 1)
+            wrapped.encode(to: &writer)
+        }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        switch try reader.readByte() {
+        case 0: self = .none
+        case 1: self = .some(try Wrapped(from: &reader))
+        default: throw .invalidValue(reason: "an optional's marker must be 0 or 1", offset: start)
+        }
+    }
+}
+
+/// Replica ids are random 64-bit numbers, so a fixed 8 bytes is shorter than a varint.
+extension ReplicaID: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) { writer.write(fixed64: rawValue) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self.init(try reader.readFixed64()) }
+}
+
+extension Dot: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        replica.encode(to: &writer)
+        writer.write(varint: counter)
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let replica = try ReplicaID(from: &reader)
+        let start = reader.offset
+        let counter = try reader.readVarint()
+        guard counter > 0 else { throw .invalidValue(reason: "dot counters start at 1", offset: start) }
+        self.init(replica: replica, counter: counter)
+    }
+}
+
+extension LamportTimestamp: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        writer.write(varint: counter)
+        replica.encode(to: &writer)
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let counter = try reader.readVarint()
+        self.init(counter: counter, replica: try ReplicaID(from: &reader))
+    }
+}
+
+extension Stamped: BinaryCodable where Value: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        timestamp.encode(to: &writer)
+        value.encode(to: &writer)
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let timestamp = try LamportTimestamp(from: &reader)
+        self.init(timestamp: timestamp, value: try Value(from: &reader))
+    }
+}
+
+// MARK: Collection helpers
+
+/// Writes a count, then entries sorted by their keys' encoded bytes.
+func encodeSortedByKeyBytes<Key: BinaryCodable, Value>(
+    _ entries: [(key: Key, value: Value)], to writer: inout BinaryWriter,
+    value encodeValue: (Value, inout BinaryWriter) -> Void
+) {
+    var scratch = BinaryWriter()
+    var keyed: [(bytes: [UInt8], value: Value)] = []
+    keyed.reserveCapacity(entries.count)
+    for entry in entries {
+        scratch.removeAll()
+        entry.key.encode(to: &scratch)
+        keyed.append((scratch.bytes, entry.value))
+    }
+    keyed.sort { $0.bytes.lexicographicallyPrecedes($1.bytes) }
+    writer.write(varint: UInt64(keyed.count))
+    for entry in keyed {
+        writer.write(raw: entry.bytes)
+        encodeValue(entry.value, &writer)
+    }
+}
+
+/// Reads a count, then entries whose keys' encoded bytes strictly increase.
+func decodeSortedByKeyBytes<Key: BinaryCodable>(
+    from reader: inout BinaryReader, minimumElementSize: Int = 1,
+    entry decodeEntry: (Key, inout BinaryReader) throws(CRDTDecodingError) -> Void
+) throws(CRDTDecodingError) {
+    let count = try reader.readCount(minimumElementSize: minimumElementSize)
+    var previous: Range<Int>? = nil
+    for _ in 0..<count {
+        let start = reader.offset
+        let key = try Key(from: &reader)
+        let range = start..<reader.offset
+        if let previous, !reader.slice(previous).lexicographicallyPrecedes(reader.slice(range)) {
+            throw .notCanonical(reason: "keys must be sorted by their encoding, without repeats", offset: start)
+        }
+        previous = range
+        try decodeEntry(key, &reader)
+    }
+}
+
+/// Writes a count, then the entries sorted by a `Comparable` key.
+func encodeSorted<Key: BinaryCodable & Comparable, Value>(
+    _ dictionary: [Key: Value], to writer: inout BinaryWriter,
+    value encodeValue: (Value, inout BinaryWriter) -> Void
+) {
+    writer.write(varint: UInt64(dictionary.count))
+    if dictionary.count == 1, let only = dictionary.first {
+        only.key.encode(to: &writer)
+        encodeValue(only.value, &writer)
+        return
+    }
+    for (key, value) in dictionary.sorted(by: { $0.key < $1.key }) {
+        key.encode(to: &writer)
+        encodeValue(value, &writer)
+    }
+}
+
+/// Reads a count, then entries whose `Comparable` keys strictly increase.
+func decodeSorted<Key: BinaryCodable & Comparable>(
+    from reader: inout BinaryReader, minimumElementSize: Int,
+    entry decodeEntry: (Key, inout BinaryReader) throws(CRDTDecodingError) -> Void
+) throws(CRDTDecodingError) {
+    let count = try reader.readCount(minimumElementSize: minimumElementSize)
+    var previous: Key? = nil
+    for _ in 0..<count {
+        let start = reader.offset
+        let key = try Key(from: &reader)
+        if let previous, !(previous < key) {
+            throw .notCanonical(reason: "keys must be strictly increasing", offset: start)
+        }
+        previous = key
+        try decodeEntry(key, &reader)
+    }
+}
+
+/// Reads a varint that must be positive (zero entries are left out of the canonical encoding).
+func readPositive(_ reader: inout BinaryReader, _ what: String) throws(CRDTDecodingError) -> UInt64 {
+    let start = reader.offset
+    let value = try reader.readVarint()
+    guard value > 0 else { throw .invalidValue(reason: "\(what) must be positive (zero entries are omitted)", offset: start) }
+    return value
+}
+
+// MARK: Logical time
+
+extension CausalContext: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        encodeSorted(versionVector, to: &writer) { counter, writer in writer.write(varint: counter) }
+        writer.write(varint: UInt64(cloud.count))
+        for dot in (cloud.count == 1 ? Array(cloud) : sortedCloud) { dot.encode(to: &writer) }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        var vector: [ReplicaID: UInt64] = [:]
+        try decodeSorted(from: &reader, minimumElementSize: 9) { (replica: ReplicaID, reader: inout BinaryReader) throws(CRDTDecodingError) in
+            vector[replica] = try readPositive(&reader, "a version vector entry")
+        }
+        let count = try reader.readCount(minimumElementSize: 9)
+        var cloud = Set<Dot>(minimumCapacity: count)
+        var previous: Dot? = nil
+        for _ in 0..<count {
+            let start = reader.offset
+            let dot = try Dot(from: &reader)
+            if let previous, !(previous < dot) {
+                throw .notCanonical(reason: "cloud dots must be strictly increasing", offset: start)
+            }
+            guard dot.counter > vector[dot.replica, default: 0] &+ 1 else {
+                throw .notCanonical(reason: "cloud dot \(dot) is covered by or extends the version vector; compact it", offset: start)
+            }
+            previous = dot
+            cloud.insert(dot)
+        }
+        self.init(uncheckedVersionVector: vector, cloud: cloud)
+    }
+}
+
+// MARK: Dot stores
+
+extension DotSet: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        writer.write(varint: UInt64(elements.count))
+        for dot in (elements.count == 1 ? Array(elements) : elements.sorted()) { dot.encode(to: &writer) }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let count = try reader.readCount(minimumElementSize: 9)
+        var elements = Set<Dot>(minimumCapacity: count)
+        var previous: Dot? = nil
+        for _ in 0..<count {
+            let start = reader.offset
+            let dot = try Dot(from: &reader)
+            if let previous, !(previous < dot) { throw .notCanonical(reason: "dots must be strictly increasing", offset: start) }
+            previous = dot
+            elements.insert(dot)
+        }
+        self.init(elements)
+    }
+}
+
+extension DotFun: BinaryCodable where Value: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        encodeSorted(entries, to: &writer) { value, writer in value.encode(to: &writer) }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        var entries: [Dot: Value] = [:]
+        try decodeSorted(from: &reader, minimumElementSize: 9) { (dot: Dot, reader: inout BinaryReader) throws(CRDTDecodingError) in
+            entries[dot] = try Value(from: &reader)
+        }
+        self.init(entries)
+    }
+}
+
+extension DotMap: BinaryCodable where Key: BinaryCodable, Value: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        encodeSortedByKeyBytes(entries.map { ($0.key, $0.value) }, to: &writer) { value, writer in value.encode(to: &writer) }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        var entries: [Key: Value] = [:]
+        try decodeSortedByKeyBytes(from: &reader, minimumElementSize: 2) { (key: Key, reader: inout BinaryReader) throws(CRDTDecodingError) in
+            let start = reader.offset
+            let value = try reader.nested { (inner: inout BinaryReader) throws(CRDTDecodingError) in try Value(from: &inner) }
+            guard !value.isBottom else { throw .invalidValue(reason: "a map entry cannot hold an empty value", offset: start) }
+            entries[key] = value
+        }
+        self.init(entries)
+    }
+}
+
+// MARK: Causal CRDTs
+
+extension CausalCRDT where Store: BinaryCodable {
+    func encodeCausal(to writer: inout BinaryWriter) {
+        store.encode(to: &writer)
+        context.encode(to: &writer)
+    }
+
+    /// Decodes a store and its context, and checks that the context holds every dot of the store
+    /// and that no dot appears twice (a dot names exactly one event).
+    static func decodeCausal(from reader: inout BinaryReader) throws(CRDTDecodingError) -> Self {
+        let store = try Store(from: &reader)
+        let start = reader.offset
+        let context = try CausalContext(from: &reader)
+        let dots = store.dots
+        var seen = Set<Dot>(minimumCapacity: dots.count)
+        for dot in dots {
+            guard context.contains(dot) else {
+                throw .invalidValue(reason: "dot \(dot) is held but missing from the causal context", offset: start)
+            }
+            guard seen.insert(dot).inserted else {
+                throw .invalidValue(reason: "dot \(dot) appears twice in one state", offset: start)
+            }
+        }
+        return Self(store: store, context: context)
+    }
+}
+
+extension AWSet: BinaryCodable, SerializableCRDT where Element: BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 6 }
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}
+
+extension EWFlag: BinaryCodable, SerializableCRDT {
+    public static var binaryTypeTag: UInt8 { 10 }
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}
+
+extension MVRegister: BinaryCodable, SerializableCRDT where Value: BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 8 }
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}
+
+extension CausalLWWRegister: BinaryCodable, SerializableCRDT where Value: BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 9 }
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}
+
+extension ORMap: BinaryCodable, SerializableCRDT where Key: BinaryCodable, Value.Store: BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 11 }
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}
+
+// MARK: Counters, sets and registers
+
+extension GCounter: BinaryCodable, SerializableCRDT {
+    public static var binaryTypeTag: UInt8 { 1 }
+
+    public func encode(to writer: inout BinaryWriter) {
+        encodeSorted(counts, to: &writer) { count, writer in writer.write(varint: count) }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        var counts: [ReplicaID: UInt64] = [:]
+        try decodeSorted(from: &reader, minimumElementSize: 9) { (replica: ReplicaID, reader: inout BinaryReader) throws(CRDTDecodingError) in
+            counts[replica] = try readPositive(&reader, "a count")
+        }
+        self.init(counts: counts)
+    }
+}
+
+extension PNCounter: BinaryCodable, SerializableCRDT {
+    public static var binaryTypeTag: UInt8 { 2 }
+
+    public func encode(to writer: inout BinaryWriter) {
+        increments.encode(to: &writer)
+        decrements.encode(to: &writer)
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let increments = try GCounter(from: &reader)
+        self.init(increments: increments, decrements: try GCounter(from: &reader))
+    }
+}
+
+extension ResettableCounter: BinaryCodable, SerializableCRDT {
+    public static var binaryTypeTag: UInt8 { 3 }
+
+    public func encode(to writer: inout BinaryWriter) {
+        encodeSorted(contributions, to: &writer) { contribution, writer in
+            writer.write(varint: contribution.increments)
+            writer.write(varint: contribution.decrements)
+            writer.write(varint: contribution.resetIncrements)
+            writer.write(varint: contribution.resetDecrements)
+        }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        var contributions: [ReplicaID: Contribution] = [:]
+        try decodeSorted(from: &reader, minimumElementSize: 12) { (replica: ReplicaID, reader: inout BinaryReader) throws(CRDTDecodingError) in
+            let start = reader.offset
+            var contribution = Contribution()
+            contribution.increments = try reader.readVarint()
+            contribution.decrements = try reader.readVarint()
+            contribution.resetIncrements = try reader.readVarint()
+            contribution.resetDecrements = try reader.readVarint()
+            guard !contribution.isZero else {
+                throw .invalidValue(reason: "an all-zero contribution must be omitted", offset: start)
+            }
+            guard contribution.resetIncrements <= contribution.increments,
+                  contribution.resetDecrements <= contribution.decrements
+            else { throw .invalidValue(reason: "a reset cannot observe more than was counted", offset: start) }
+            contributions[replica] = contribution
+        }
+        self.init(contributions: contributions)
+    }
+}
+
+extension BoundedCounter.Transfer: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        from.encode(to: &writer)
+        to.encode(to: &writer)
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let from = try ReplicaID(from: &reader)
+        self.init(from: from, to: try ReplicaID(from: &reader))
+    }
+}
+
+extension BoundedCounter: BinaryCodable, SerializableCRDT {
+    public static var binaryTypeTag: UInt8 { 12 }
+
+    public func encode(to writer: inout BinaryWriter) {
+        encodeSorted(rights, to: &writer) { amount, writer in writer.write(varint: amount) }
+        encodeSorted(decrements, to: &writer) { amount, writer in writer.write(varint: amount) }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        var rights: [Transfer: UInt64] = [:]
+        try decodeSorted(from: &reader, minimumElementSize: 17) { (pair: Transfer, reader: inout BinaryReader) throws(CRDTDecodingError) in
+            rights[pair] = try readPositive(&reader, "a rights total")
+        }
+        var decrements: [ReplicaID: UInt64] = [:]
+        try decodeSorted(from: &reader, minimumElementSize: 9) { (replica: ReplicaID, reader: inout BinaryReader) throws(CRDTDecodingError) in
+            decrements[replica] = try readPositive(&reader, "a decrement total")
+        }
+        self.init(rights: rights, decrements: decrements)
+    }
+}
+
+extension GSet: BinaryCodable, SerializableCRDT where Element: BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 4 }
+
+    public func encode(to writer: inout BinaryWriter) {
+        encodeSortedByKeyBytes(elements.map { ($0, ()) }, to: &writer) { _, _ in }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        var elements = Set<Element>()
+        try decodeSortedByKeyBytes(from: &reader) { (element: Element, _: inout BinaryReader) throws(CRDTDecodingError) in
+            elements.insert(element)
+        }
+        self.init(elements: elements)
+    }
+}
+
+extension TwoPhaseSet: BinaryCodable, SerializableCRDT where Element: BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 5 }
+
+    public func encode(to writer: inout BinaryWriter) {
+        added.encode(to: &writer)
+        removed.encode(to: &writer)
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let added = try GSet<Element>(from: &reader)
+        self.init(added: added, removed: try GSet<Element>(from: &reader))
+    }
+}
+
+extension LWWRegister: BinaryCodable, SerializableCRDT where Value: BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 7 }
+
+    public func encode(to writer: inout BinaryWriter) {
+        timestamp.encode(to: &writer)
+        if timestamp != nil { value.encode(to: &writer) }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        guard let timestamp = try LamportTimestamp?(from: &reader) else {
+            self.init()
+            return
+        }
+        self.init(timestamp: timestamp, value: try Value?(from: &reader))
+    }
+}
