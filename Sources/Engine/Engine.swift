@@ -1,0 +1,237 @@
+import CRDT
+import RESP
+
+/// What the engine needs to know about its node. Everything here is fixed for the life of the process.
+public struct EngineConfiguration: Sendable {
+    /// The node's human-readable name (`--node-id`).
+    public var nodeID: String
+    /// The node's replica identity: random at first start, then persisted, so a wiped node never reuses dots.
+    public var replica: ReplicaID
+    /// Accept `CRDT.PARTITION` and `CRDT.HEAL`.
+    public var allowFaultInjection: Bool = false
+    /// A key's appended deltas are folded into a snapshot once they outweigh the last snapshot (and this
+    /// floor): storage stays within about twice the state while each write still costs O(delta), amortised.
+    public var snapshotFloorBytes: Int = 4096
+    /// Limits on decoding anything that came from a peer or the database.
+    public var decodingLimits = DecodingLimits()
+    /// Extra `INFO` fields the shell knows and the engine does not (process id, ports, commit latency),
+    /// asked for by section name when a client runs `INFO`.
+    public var shellInfo: @Sendable (String) -> [(String, String)] = { _ in [] }
+
+    public init(nodeID: String, replica: ReplicaID) {
+        self.nodeID = nodeID
+        self.replica = replica
+    }
+}
+
+/// What the store recovered at start: every key's snapshot and the deltas appended after it, and the
+/// engine's metadata.
+public struct EngineRecovery: Sendable {
+    public struct Object: Sendable {
+        public var key: Bytes
+        public var snapshot: Bytes?
+        public var deltas: [Bytes]
+        public init(key: Bytes, snapshot: Bytes?, deltas: [Bytes]) {
+            self.key = key
+            self.snapshot = snapshot
+            self.deltas = deltas
+        }
+    }
+    public var objects: [Object]
+    public var meta: [String: Bytes]
+    public init(objects: [Object] = [], meta: [String: Bytes] = [:]) {
+        self.objects = objects
+        self.meta = meta
+    }
+}
+
+/// A database the engine cannot recover from. The daemon stops with this message; it never resets data.
+public struct RecoveryError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The replication engine of one node, free of I/O.
+///
+/// It consumes `EngineInput`s (client commands, peer frames, timer ticks) one at a time and appends to an
+/// `EngineOutput` the records to persist and the effects (replies, frames) to release once they are durable.
+/// The daemon drives it from one thread; the deterministic simulation drives many of them from a test.
+public struct Engine {
+    public let configuration: EngineConfiguration
+    /// This node's Lamport clock: ticks on every local write, advances past every timestamp observed.
+    public internal(set) var clock: LamportClock
+    var keyspace: [Bytes: KeyObject] = [:]
+    var compaction: [Bytes: CompactionState] = [:]
+    var sessions: [ClientID: Session] = [:]
+    var stats = EngineStats()
+    /// Whether the last input asked the node to stop.
+    public internal(set) var shutdownRequested = false
+
+    public init(configuration: EngineConfiguration, recovery: EngineRecovery = EngineRecovery()) throws(RecoveryError) {
+        self.configuration = configuration
+        var clock = LamportClock(replica: configuration.replica)
+        if let stored = recovery.meta[MetaKey.lamport] {
+            guard let counter = Self.decodeCounter(stored) else {
+                throw RecoveryError(description: "the stored Lamport clock is corrupt (meta '\(MetaKey.lamport)')")
+            }
+            clock.observe(LamportTimestamp(counter: counter, replica: configuration.replica))
+        }
+        self.clock = clock
+        for object in recovery.objects {
+            var state = KeyObject()
+            do {
+                if let snapshot = object.snapshot {
+                    state = try KeyObject(serialized: snapshot, limits: configuration.decodingLimits)
+                }
+                for delta in object.deltas {
+                    state.join(try KeyObject(serialized: delta, limits: configuration.decodingLimits))
+                }
+            } catch {
+                throw RecoveryError(description:
+                    "the stored state of key '\(String(decoding: object.key.prefix(80), as: UTF8.self))' does not decode (\(error)); "
+                    + "the database is corrupt or from another build. Restore it from a backup or a peer; crdtd does not reset data.")
+            }
+            keyspace[object.key] = state
+            compaction[object.key] = CompactionState(
+                snapshotBytes: object.snapshot?.count ?? 0, deltaBytes: object.deltas.reduce(0) { $0 + $1.count })
+        }
+    }
+
+    /// Processes one input, appending what it produced to `output`. Several inputs may share one output:
+    /// the shell group-commits them together.
+    public mutating func handle(_ input: EngineInput, into output: inout EngineOutput) {
+        let clockBefore = clock.counter
+        switch input {
+        case .clientConnected(let client, let address):
+            sessions[client] = Session(address: address)
+            stats.connectionsAccepted += 1
+        case .clientCommand(let client, let arguments):
+            execute(arguments, for: client, into: &output)
+        case .clientProtocolError(let client, let message):
+            reply(.error(message), to: client, into: &output)
+            output.effects.append(.closeClient(client))
+            sessions[client] = nil
+        case .clientDisconnected(let client):
+            sessions[client] = nil
+        case .peerFrame:
+            break  // Replication arrives with the peer protocol.
+        case .tick(let now):
+            stats.lastTick = now
+        }
+        if clock.counter != clockBefore {
+            output.records.append(.meta(name: MetaKey.lamport, value: Self.encodeCounter(clock.counter)))
+        }
+    }
+
+    /// Convenience for tests and tools: one input, its own output.
+    public mutating func handle(_ input: EngineInput) -> EngineOutput {
+        var output = EngineOutput()
+        handle(input, into: &output)
+        return output
+    }
+
+    // MARK: Replies
+
+    func reply(_ value: RESPReply, to client: ClientID, into output: inout EngineOutput) {
+        let version = sessions[client]?.protocolVersion ?? .resp2
+        output.effects.append(.reply(client, value.encoded(protocol: version)))
+    }
+
+    // MARK: Writes
+
+    /// Applies a local mutation to `key`: the closure mutates the object and returns the delta.
+    /// The delta is persisted (and, once replication runs, shipped); the object is compacted when due.
+    mutating func mutate<Failure: Error>(
+        _ key: Bytes, into output: inout EngineOutput,
+        _ body: (inout KeyObject, inout Mutation) throws(Failure) -> KeyObject
+    ) throws(Failure) {
+        // Moved out of the dictionary, not copied: a copy would make the mutation copy the whole object.
+        let existed = keyspace[key] != nil
+        var object = keyspace.removeValue(forKey: key) ?? KeyObject()
+        var mutation = Mutation(replica: configuration.replica, clock: clock)
+        let delta: KeyObject
+        do {
+            delta = try body(&object, &mutation)
+        } catch {
+            if existed { keyspace[key] = object }
+            throw error
+        }
+        guard delta != KeyObject() else {
+            if existed { keyspace[key] = object }
+            return
+        }
+        clock = mutation.clock
+        if clock.counter == mutation.startCounter { _ = clock.tick() }
+        keyspace[key] = object
+        persist(delta: delta, of: key, object: object, into: &output)
+        stats.localWrites += 1
+    }
+
+    /// Records a delta joined into `key`, folding the key into a snapshot once its deltas outweigh it.
+    mutating func persist(delta: KeyObject, of key: Bytes, object: KeyObject, into output: inout EngineOutput) {
+        let bytes = delta.serialized()
+        var state = compaction[key] ?? CompactionState()
+        state.deltaBytes += bytes.count
+        if state.deltaBytes > max(state.snapshotBytes, configuration.snapshotFloorBytes) {
+            let snapshot = object.serialized()
+            output.records.append(.snapshot(key: key, bytes: snapshot))
+            state = CompactionState(snapshotBytes: snapshot.count, deltaBytes: 0)
+        } else {
+            output.records.append(.delta(key: key, bytes: bytes))
+        }
+        compaction[key] = state
+    }
+
+    // MARK: Metadata encoding
+
+    static func encodeCounter(_ value: UInt64) -> Bytes {
+        var writer = BinaryWriter()
+        writer.write(varint: value)
+        return writer.bytes
+    }
+
+    static func decodeCounter(_ bytes: Bytes) -> UInt64? {
+        guard var reader = try? BinaryReader(bytes), let value = try? reader.readVarint(), (try? reader.finish()) != nil else {
+            return nil
+        }
+        return value
+    }
+}
+
+/// What a local mutation may use: the replica that performs it and the clock that stamps it.
+struct Mutation {
+    let replica: ReplicaID
+    var clock: LamportClock
+    let startCounter: UInt64
+
+    init(replica: ReplicaID, clock: LamportClock) {
+        self.replica = replica
+        self.clock = clock
+        self.startCounter = clock.counter
+    }
+}
+
+/// Names of the engine's metadata records.
+enum MetaKey {
+    static let lamport = "lamport"
+}
+
+/// How much of a key's stored form is snapshot and how much appended deltas.
+struct CompactionState {
+    var snapshotBytes = 0
+    var deltaBytes = 0
+}
+
+/// One client connection's protocol state.
+struct Session {
+    var address: String
+    var protocolVersion: RESPVersion = .resp2
+    var name: Bytes?
+}
+
+/// Counters reported by `INFO`.
+struct EngineStats {
+    var commandsProcessed: UInt64 = 0
+    var connectionsAccepted: UInt64 = 0
+    var localWrites: UInt64 = 0
+    var lastTick: UInt64 = 0
+}
