@@ -3,6 +3,8 @@ import RESP
 
 extension Engine {
     static let wrongType = RESPReply.error("WRONGTYPE Operation against a key holding the wrong kind of value")
+    static let faultInjectionDisabled = RESPReply.error(
+        "ERR fault injection is disabled: start crdtd with --allow-fault-injection to use CRDT.PARTITION and CRDT.HEAL")
 
     /// Parses and runs one client request, appending its reply.
     mutating func execute(_ arguments: [Bytes], for client: ClientID, into output: inout EngineOutput) {
@@ -223,11 +225,14 @@ extension Engine {
         case .clock:
             return .integer(Int64(clamping: clock.counter))
         case .peers:
-            return .array([])
-        case .partition, .heal:
-            guard configuration.allowFaultInjection else {
-                return .error("ERR fault injection is disabled: start crdtd with --allow-fault-injection to use CRDT.PARTITION and CRDT.HEAL")
-            }
+            return peersReply()
+        case .partition(let nodes):
+            guard configuration.allowFaultInjection else { return Self.faultInjectionDisabled }
+            replicator?.blocked.formUnion(nodes)
+            return .ok
+        case .heal:
+            guard configuration.allowFaultInjection else { return Self.faultInjectionDisabled }
+            replicator?.blocked.removeAll()
             return .ok
         }
     }
@@ -262,22 +267,16 @@ extension Engine {
         return .integer(Int64(clamping: keyspace[key]?.bounded.value ?? 0))
     }
 
-    /// The replica identity of a node known by name. Until membership exists, only this node is known.
+    /// The replica identity of a node known by name.
     func replica(ofNode node: String) -> ReplicaID? {
-        node == configuration.nodeID ? configuration.replica : nil
+        node == configuration.nodeID ? configuration.replica : replicator?.membership.member(node)?.replica
     }
 
-    /// The digest of the whole database: the digest of every (key, key digest) pair in key order, so two
-    /// replicas agree exactly when they hold the same keys with the same states.
-    func databaseDigest() -> Digest128 {
-        var writer = BinaryWriter()
-        for key in keyspace.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
-            writer.write(lengthPrefixed: key)
-            let digest = Digest128(hashing: keyspace[key]!.serialized())
-            writer.write(fixed64: digest.high)
-            writer.write(fixed64: digest.low)
-        }
-        return Digest128(hashing: writer.bytes)
+    /// The digest of the whole database: equal on two replicas exactly when they hold the same keys with
+    /// the same states (see `DigestIndex`).
+    mutating func databaseDigest() -> Digest128 {
+        digests.refresh(keyspace)
+        return digests.root
     }
 
     /// `SCAN`: keys in a stable order (sorted), the cursor being the position reached.

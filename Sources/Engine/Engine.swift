@@ -14,6 +14,8 @@ public struct EngineConfiguration: Sendable {
     public var snapshotFloorBytes: Int = 4096
     /// Limits on decoding anything that came from a peer or the database.
     public var decodingLimits = DecodingLimits()
+    /// Peers, gossip and repair; `nil` runs a single node that never talks to peers.
+    public var replication: ReplicationSettings?
     /// Extra `INFO` fields the shell knows and the engine does not (process id, ports, commit latency),
     /// asked for by section name when a client runs `INFO`.
     public var shellInfo: @Sendable (String) -> [(String, String)] = { _ in [] }
@@ -63,6 +65,8 @@ public struct Engine {
     var compaction: [Bytes: CompactionState] = [:]
     var sessions: [ClientID: Session] = [:]
     var stats = EngineStats()
+    var digests: DigestIndex
+    var replicator: Replicator?
     /// Whether the last input asked the node to stop.
     public internal(set) var shutdownRequested = false
 
@@ -76,6 +80,7 @@ public struct Engine {
             clock.observe(LamportTimestamp(counter: counter, replica: configuration.replica))
         }
         self.clock = clock
+        digests = DigestIndex(bucketCount: configuration.replication?.digestBuckets ?? 64)
         for object in recovery.objects {
             var state = KeyObject()
             do {
@@ -91,8 +96,29 @@ public struct Engine {
                     + "the database is corrupt or from another build. Restore it from a backup or a peer; crdtd does not reset data.")
             }
             keyspace[object.key] = state
+            digests.invalidate(object.key)
             compaction[object.key] = CompactionState(
                 snapshotBytes: object.snapshot?.count ?? 0, deltaBytes: object.deltas.reduce(0) { $0 + $1.count })
+        }
+        if let settings = configuration.replication {
+            func counter(_ name: String) throws(RecoveryError) -> UInt64 {
+                guard let bytes = recovery.meta[name] else { return 0 }
+                guard let value = Self.decodeCounter(bytes) else {
+                    throw RecoveryError(description: "the stored replication metadata '\(name)' is corrupt")
+                }
+                return value
+            }
+            // A restarted node takes a new incarnation, which overrides any rumour of its death.
+            var replicator = Replicator(settings: settings, incarnation: try counter(MetaKey.incarnation) + 1,
+                                        nextSequence: try counter(MetaKey.deltaSequence), selfID: configuration.nodeID)
+            replicator.membership.incarnationChanged = true
+            if let bytes = recovery.meta[MetaKey.received] {
+                guard let received = Self.decodeProgress(bytes) else {
+                    throw RecoveryError(description: "the stored replication metadata '\(MetaKey.received)' is corrupt")
+                }
+                replicator.received = received
+            }
+            self.replicator = replicator
         }
     }
 
@@ -112,14 +138,26 @@ public struct Engine {
             sessions[client] = nil
         case .clientDisconnected(let client):
             sessions[client] = nil
-        case .peerFrame:
-            break  // Replication arrives with the peer protocol.
+        case .peerFrame(let frame, let source):
+            receive(frame: frame, from: source, into: &output)
         case .tick(let now):
             stats.lastTick = now
+            replicationTick(now: now, into: &output)
         }
+        persistReplicationProgress(into: &output)
         if clock.counter != clockBefore {
             output.records.append(.meta(name: MetaKey.lamport, value: Self.encodeCounter(clock.counter)))
         }
+    }
+
+    /// Counters of peer traffic, for the metrics.
+    public var replicationStats: ReplicationStats { replicator?.stats ?? ReplicationStats() }
+
+    /// Members by state, for the metrics.
+    public var membersByState: [String: Int] {
+        var counts: [String: Int] = [:]
+        for member in replicator?.membership.members.values ?? [:].values { counts[member.state.description, default: 0] += 1 }
+        return counts
     }
 
     /// Convenience for tests and tools: one input, its own output.
@@ -162,13 +200,14 @@ public struct Engine {
         clock = mutation.clock
         if clock.counter == mutation.startCounter { _ = clock.tick() }
         keyspace[key] = object
-        persist(delta: delta, of: key, object: object, into: &output)
+        let bytes = delta.serialized()
+        persist(delta: delta, bytes: bytes, of: key, object: object, into: &output)
+        disseminate(bytes, of: key)
         stats.localWrites += 1
     }
 
     /// Records a delta joined into `key`, folding the key into a snapshot once its deltas outweigh it.
-    mutating func persist(delta: KeyObject, of key: Bytes, object: KeyObject, into output: inout EngineOutput) {
-        let bytes = delta.serialized()
+    mutating func persist(delta: KeyObject, bytes: Bytes, of key: Bytes, object: KeyObject, into output: inout EngineOutput) {
         var state = compaction[key] ?? CompactionState()
         state.deltaBytes += bytes.count
         if state.deltaBytes > max(state.snapshotBytes, configuration.snapshotFloorBytes) {

@@ -1,3 +1,5 @@
+@_exported import struct Wire.PeerEndpoint
+
 /// Identifies one client connection for the life of the process. Assigned by the transport.
 public struct ClientID: Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt64
@@ -20,17 +22,6 @@ public enum EngineInput: Sendable {
     /// Time passes. `monotonicMilliseconds` drives failure detection and gossip periods only; it never
     /// decides a conflict, and in simulation it is simulated time.
     case tick(monotonicMilliseconds: UInt64)
-}
-
-/// Where a peer can be reached. Opaque to the engine, meaningful to the transport and the simulator.
-public struct PeerEndpoint: Hashable, Sendable, CustomStringConvertible {
-    public var host: String
-    public var port: UInt16
-    public init(host: String, port: UInt16) {
-        self.host = host
-        self.port = port
-    }
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
 /// How a frame should travel: datagrams for small frames, the stream for anything larger than a datagram.

@@ -1,0 +1,477 @@
+import CRDT
+import RESP
+import Wire
+
+/// Names of the replication metadata records.
+extension MetaKey {
+    static let deltaSequence = "delta_seq"
+    static let incarnation = "incarnation"
+    static let received = "received"
+    static let acknowledged = "acknowledged"
+}
+
+extension Engine {
+    // MARK: Recording local and received deltas
+
+    /// A delta joined into `key` (local, or received and new to us): buffer it for peers and push it soon.
+    mutating func disseminate(_ delta: Bytes, of key: Bytes) {
+        digests.invalidate(key)
+        guard replicator != nil else { return }
+        // A delta too large for one frame is not buffered; peers get the key by digest repair instead.
+        guard delta.count + key.count < replicator!.settings.maxFrameBytes / 2 else {
+            replicator!.needsSync.formUnion(replicator!.membership.reachable.map(\.nodeID))
+            return
+        }
+        let entry = DeltaBuffer.Entry(sequence: replicator!.nextSequence, delta: KeyedBytes(key: key, bytes: delta))
+        replicator!.nextSequence += 1
+        replicator!.progressChanged = true
+        if replicator!.buffer.append(sequence: entry.sequence, delta: entry.delta) { replicator!.stats.bufferDrops += 1 }
+        replicator!.pendingEager.append(entry)
+    }
+
+    /// Pushes the deltas produced since the last flush to `fanout` random peers. The daemon calls this once
+    /// per batch of inputs, so one frame carries every delta of the batch.
+    public mutating func flush(into output: inout EngineOutput) {
+        guard replicator != nil, !replicator!.pendingEager.isEmpty else { return }
+        let entries = replicator!.pendingEager
+        replicator!.pendingEager.removeAll(keepingCapacity: true)
+        var targets = replicator!.targets
+        targets.shuffle(using: &replicator!.random)
+        for member in targets.prefix(replicator!.settings.fanout) {
+            sendDeltas(entries[...], claimingFrom: entries[0].sequence, to: member, into: &output)
+        }
+    }
+
+    /// Sends `entries` (consecutive sequences) to `member`, packed into as few frames as fit. The first
+    /// frame claims the interval from `claimingFrom`, which may be below the first entry when the buffer no
+    /// longer holds older deltas: the peer then skips them and is repaired by digest comparison.
+    mutating func sendDeltas(_ entries: ArraySlice<DeltaBuffer.Entry>, claimingFrom: UInt64, to member: Membership.Member,
+                             into output: inout EngineOutput) {
+        let settings = replicator!.settings
+        let budget = settings.maxDatagramBytes - settings.envelope.overhead - 96 - configuration.nodeID.utf8.count
+        var from = claimingFrom
+        var batch: [KeyedBytes] = []
+        var size = 0
+        var last = claimingFrom
+        for entry in entries {
+            let entrySize = entry.delta.key.count + entry.delta.bytes.count + 8
+            if !batch.isEmpty && size + entrySize > budget {
+                send(.deltas(from: from, to: last, entries: batch), to: member.endpoint, recipient: member.nodeID, into: &output)
+                from = last
+                batch.removeAll(keepingCapacity: true)
+                size = 0
+            }
+            batch.append(entry.delta)
+            size += entrySize
+            last = entry.sequence + 1
+        }
+        if !batch.isEmpty || from < last {
+            send(.deltas(from: from, to: last, entries: batch), to: member.endpoint, recipient: member.nodeID, into: &output)
+        }
+    }
+
+    // MARK: Time
+
+    /// Advances failure detection, gossip and repair to `now` (monotonic milliseconds).
+    mutating func replicationTick(now: UInt64, into output: inout EngineOutput) {
+        guard replicator != nil else { return }
+        replicator!.now = max(replicator!.now, now)
+        let now = replicator!.now
+        let settings = replicator!.settings
+        let blocked = replicator!.blocked
+        var random = replicator!.random
+        let actions = replicator!.membership.tick(
+            now: now, settings: settings, seeds: settings.seeds, blocked: blocked, random: &random)
+        replicator!.random = random
+        for action in actions { perform(action, into: &output) }
+
+        if now >= replicator!.lastGossipAt + replicator!.settings.gossipIntervalMilliseconds {
+            replicator!.lastGossipAt = now
+            gossipRound(into: &output)
+        }
+        if now >= replicator!.lastSyncAt + replicator!.settings.syncIntervalMilliseconds {
+            replicator!.lastSyncAt = now
+            syncRound(into: &output)
+        }
+    }
+
+    /// Sends every reachable peer the buffered deltas it has not acknowledged, and collects what all have.
+    mutating func gossipRound(into output: inout EngineOutput) {
+        let next = replicator!.nextSequence
+        var lowest = next
+        for member in replicator!.targets {
+            let acked = replicator!.acknowledged(by: member)
+            lowest = min(lowest, acked)
+            guard acked < next else { continue }
+            if let first = replicator!.buffer.firstSequence, acked < first {
+                replicator!.needsSync.insert(member.nodeID)
+            } else if replicator!.buffer.firstSequence == nil {
+                replicator!.needsSync.insert(member.nodeID)
+            }
+            var entries = replicator!.buffer.entries(from: acked)
+            var bytes = 0
+            var end = entries.startIndex
+            while end < entries.endIndex && bytes < replicator!.settings.maxDeltaBytesPerRound {
+                bytes += entries[end].delta.bytes.count + entries[end].delta.key.count
+                end += 1
+            }
+            entries = entries[entries.startIndex..<end]
+            if entries.isEmpty {
+                // Nothing buffered covers the gap: tell the peer to skip to `next`; repair fills it.
+                send(.deltas(from: acked, to: next, entries: []), to: member.endpoint, recipient: member.nodeID, into: &output)
+            } else {
+                sendDeltas(entries, claimingFrom: acked, to: member, into: &output)
+            }
+        }
+        // Members that are dead or cut off do not hold back collection: they are repaired by digests.
+        replicator!.buffer.collect(below: lowest)
+    }
+
+    /// Compares digests with one peer (one that may lack dropped deltas first, else a random one).
+    mutating func syncRound(into output: inout EngineOutput) {
+        let targets = replicator!.targets
+        guard !targets.isEmpty else { return }
+        let preferred = targets.first { replicator!.needsSync.contains($0.nodeID) }
+        guard let member = preferred ?? targets.randomElement(using: &replicator!.random) else { return }
+        replicator!.needsSync.remove(member.nodeID)
+        digests.refresh(keyspace)
+        send(.syncRoot(digests.root), to: member.endpoint, recipient: member.nodeID, into: &output)
+    }
+
+    // MARK: Receiving
+
+    /// Authenticates, decodes and handles one frame from the network. Nothing a peer sends can crash the
+    /// node: every failure is a counted rejection.
+    mutating func receive(frame: Bytes, from source: PeerEndpoint, into output: inout EngineOutput) {
+        guard replicator != nil else { return }
+        replicator!.stats.bytesIn += UInt64(frame.count)
+        let header: PeerHeader
+        let message: PeerMessage
+        do {
+            let payload = try replicator!.settings.envelope.open(frame)
+            (header, message) = try PeerCodec.decode(payload)
+        } catch {
+            replicator!.stats.rejected[error.rawValue, default: 0] += 1
+            return
+        }
+        guard header.nodeID != configuration.nodeID else {
+            replicator!.stats.rejected["self", default: 0] += 1
+            return
+        }
+        guard !replicator!.blocked.contains(header.nodeID) else {
+            replicator!.stats.rejected["partitioned", default: 0] += 1
+            return
+        }
+        replicator!.stats.framesIn[message.name, default: 0] += 1
+        clock.observe(LamportTimestamp(counter: header.lamport, replica: header.replica))
+        let now = replicator!.now
+        if case .leave = message {
+            replicator!.membership.apply(MemberUpdate(nodeID: header.nodeID, replica: header.replica, endpoint: header.endpoint,
+                                                      incarnation: header.incarnation, state: .left), now: now)
+            return
+        }
+        replicator!.membership.observe(header, now: now)
+        let sender = header.endpoint
+
+        switch message {
+        case .ping(let sequence, let updates):
+            for update in updates { replicator!.membership.apply(update, now: now) }
+            let piggyback = replicator!.membership.piggyback(to: header.nodeID)
+            send(.ack(sequence: sequence, updates: piggyback), to: sender, recipient: header.nodeID, into: &output)
+        case .ack(let sequence, let updates):
+            for update in updates { replicator!.membership.apply(update, now: now) }
+            if let forward = replicator!.membership.acknowledged(sequence) { perform(forward, into: &output) }
+        case .pingRequest(let sequence, let target):
+            let action = replicator!.membership.relayProbe(for: sender, sequence: sequence, target: target, now: now)
+            perform(action, into: &output)
+        case .leave:
+            break
+        case .deltas(let from, let to, let entries):
+            receiveDeltas(from: from, to: to, entries: entries, header: header, into: &output)
+        case .deltaAck(let through):
+            guard let member = replicator!.membership.member(header.nodeID) else { break }
+            let clamped = min(through, replicator!.nextSequence)
+            let current = replicator!.acknowledged(by: member)
+            if clamped > current {
+                replicator!.acknowledged[header.nodeID] = PeerProgress(replica: header.replica, sequence: clamped)
+            }
+        case .syncRoot(let root):
+            digests.refresh(keyspace)
+            if root != digests.root {
+                send(.syncBuckets(digests.bucketDigests), to: sender, recipient: header.nodeID, into: &output)
+            }
+        case .syncBuckets(let theirs):
+            digests.refresh(keyspace)
+            let ours = digests.bucketDigests
+            guard theirs.count == ours.count else {
+                replicator!.stats.rejected["bucket_count", default: 0] += 1
+                break
+            }
+            for bucket in ours.indices where ours[bucket] != theirs[bucket] {
+                sendKeyDigests(bucket: bucket, to: sender, recipient: header.nodeID, into: &output)
+            }
+        case .syncKeys(let bucket, let theirs):
+            compareKeys(bucket: Int(bucket), theirs: theirs, peer: sender, recipient: header.nodeID, into: &output)
+        case .requestStates(let keys):
+            sendStates(keys, to: sender, recipient: header.nodeID, into: &output)
+        case .states(let entries):
+            applyStates(entries, into: &output)
+        case .stateChunk(let key, let total, let offset, let bytes):
+            receiveChunk(key: key, total: total, offset: offset, bytes: bytes, from: header.nodeID, into: &output)
+        }
+    }
+
+    mutating func receiveDeltas(from: UInt64, to: UInt64, entries: [KeyedBytes], header: PeerHeader,
+                                into output: inout EngineOutput) {
+        // Decode everything first: a frame with one bad delta is rejected whole and not acknowledged.
+        var decoded: [(Bytes, KeyObject, Bytes)] = []
+        decoded.reserveCapacity(entries.count)
+        for entry in entries {
+            guard let delta = try? KeyObject(serialized: entry.bytes, limits: configuration.decodingLimits) else {
+                replicator!.stats.rejected[FrameRejection.malformed.rawValue, default: 0] += 1
+                return
+            }
+            decoded.append((entry.key, delta, entry.bytes))
+        }
+        for (key, delta, bytes) in decoded {
+            join(delta, bytes: bytes, into: key, rebroadcast: true, output: &output)
+        }
+        replicator!.stats.deltasApplied += UInt64(decoded.count)
+        // Advance the gap-free mark only when this interval starts within what we hold: a later interval
+        // is joined (joins commute) but acknowledged only once the gap before it is filled.
+        var progress = replicator!.received[header.nodeID]
+        if progress?.replica != header.replica { progress = PeerProgress(replica: header.replica, sequence: 0) }
+        if from <= progress!.sequence && to > progress!.sequence {
+            progress!.sequence = to
+            replicator!.progressChanged = true
+        }
+        replicator!.received[header.nodeID] = progress
+        send(.deltaAck(receivedThrough: progress!.sequence), to: header.endpoint, recipient: header.nodeID, into: &output)
+    }
+
+    /// Joins a delta or state from a peer into `key`; persists and (optionally) passes it on if it was new.
+    mutating func join(_ delta: KeyObject, bytes: Bytes, into key: Bytes, rebroadcast: Bool, output: inout EngineOutput) {
+        let existed = keyspace[key] != nil
+        var object = keyspace.removeValue(forKey: key) ?? KeyObject()
+        let before = object
+        object.join(delta)
+        guard object != before else {
+            if existed { keyspace[key] = object }
+            return
+        }
+        keyspace[key] = object
+        persist(delta: delta, bytes: bytes, of: key, object: object, into: &output)
+        if rebroadcast {
+            disseminate(bytes, of: key)
+        } else {
+            digests.invalidate(key)
+        }
+    }
+
+    mutating func sendKeyDigests(bucket: Int, to peer: PeerEndpoint, recipient: String, into output: inout EngineOutput) {
+        let keys = digests.keys(inBucket: bucket)
+        let budget = replicator!.settings.maxFrameBytes / 2
+        var batch: [KeyDigest] = []
+        var size = 0
+        for (key, digest) in keys {
+            if !batch.isEmpty && size + key.count + 20 > budget {
+                send(.syncKeys(bucket: UInt32(bucket), keys: batch), to: peer, recipient: recipient, into: &output)
+                batch.removeAll(keepingCapacity: true)
+                size = 0
+            }
+            batch.append(KeyDigest(key: key, digest: digest))
+            size += key.count + 20
+        }
+        // An empty bucket is still sent, so the peer learns we lack its keys.
+        send(.syncKeys(bucket: UInt32(bucket), keys: batch), to: peer, recipient: recipient, into: &output)
+    }
+
+    /// The peer listed one bucket's keys: ask for the states we lack or differ on, send ours where it lacks
+    /// or differs. Both sides join, so one exchange repairs both directions.
+    mutating func compareKeys(bucket: Int, theirs: [KeyDigest], peer: PeerEndpoint, recipient: String,
+                              into output: inout EngineOutput) {
+        digests.refresh(keyspace)
+        let ours = digests.keys(inBucket: bucket)
+        var ourDigests: [Bytes: Digest128] = [:]
+        for (key, digest) in ours { ourDigests[key] = digest }
+        var wanted: [Bytes] = []
+        var theirKeys = Set<Bytes>()
+        for entry in theirs where digests.bucket(of: entry.key) == bucket {
+            theirKeys.insert(entry.key)
+            if ourDigests[entry.key] != entry.digest { wanted.append(entry.key) }
+        }
+        if !wanted.isEmpty {
+            var start = 0
+            while start < wanted.count {
+                let end = min(wanted.count, start + 512)
+                send(.requestStates(keys: Array(wanted[start..<end])), to: peer, recipient: recipient, into: &output)
+                start = end
+            }
+        }
+        // Keys they lack entirely, or where digests differ (they asked, or will ask; sending now saves a trip).
+        let push = ours.map(\.key).filter { !theirKeys.contains($0) || wanted.contains($0) }
+        sendStates(push, to: peer, recipient: recipient, into: &output)
+    }
+
+    mutating func sendStates(_ keys: [Bytes], to peer: PeerEndpoint, recipient: String, into output: inout EngineOutput) {
+        let settings = replicator!.settings
+        let budget = settings.maxFrameBytes / 2
+        var batch: [KeyedBytes] = []
+        var size = 0
+        for key in keys.prefix(100_000) {
+            guard let object = keyspace[key] else { continue }
+            let state = object.serialized()
+            if state.count > settings.chunkBytes {
+                // One huge object travels in chunks, never in one message.
+                var offset = 0
+                while offset < state.count {
+                    let end = min(state.count, offset + settings.chunkBytes)
+                    send(.stateChunk(key: key, totalLength: UInt64(state.count), offset: UInt64(offset),
+                                     bytes: Array(state[offset..<end])), to: peer, recipient: recipient, into: &output)
+                    offset = end
+                }
+                continue
+            }
+            if !batch.isEmpty && size + state.count + key.count > budget {
+                send(.states(batch), to: peer, recipient: recipient, into: &output)
+                batch.removeAll(keepingCapacity: true)
+                size = 0
+            }
+            batch.append(KeyedBytes(key: key, bytes: state))
+            size += state.count + key.count
+        }
+        if !batch.isEmpty { send(.states(batch), to: peer, recipient: recipient, into: &output) }
+    }
+
+    mutating func applyStates(_ entries: [KeyedBytes], into output: inout EngineOutput) {
+        for entry in entries {
+            guard let state = try? KeyObject(serialized: entry.bytes, limits: configuration.decodingLimits) else {
+                replicator!.stats.rejected[FrameRejection.malformed.rawValue, default: 0] += 1
+                continue
+            }
+            replicator!.stats.statesApplied += 1
+            join(state, bytes: entry.bytes, into: entry.key, rebroadcast: false, output: &output)
+        }
+    }
+
+    mutating func receiveChunk(key: Bytes, total: UInt64, offset: UInt64, bytes: Bytes, from node: String,
+                               into output: inout EngineOutput) {
+        guard total <= UInt64(replicator!.settings.maxObjectBytes) else {
+            replicator!.stats.rejected[FrameRejection.oversized.rawValue, default: 0] += 1
+            replicator!.assemblies[node] = nil
+            return
+        }
+        if offset == 0 {
+            replicator!.assemblies[node] = Replicator.Assembly(key: key, total: Int(total), bytes: [])
+            replicator!.assemblies[node]!.bytes.reserveCapacity(Int(total))
+        }
+        guard var assembly = replicator!.assemblies[node], assembly.key == key, assembly.total == Int(total),
+              assembly.bytes.count == Int(offset) else {
+            // Out of order or interleaved: drop it; the next repair round sends the object again.
+            replicator!.stats.rejected["chunk_out_of_order", default: 0] += 1
+            replicator!.assemblies[node] = nil
+            return
+        }
+        replicator!.assemblies[node] = nil  // Owned locally while appending, so the append does not copy.
+        assembly.bytes.append(contentsOf: bytes)
+        if assembly.bytes.count == assembly.total {
+            applyStates([KeyedBytes(key: key, bytes: assembly.bytes)], into: &output)
+        } else {
+            replicator!.assemblies[node] = assembly
+        }
+    }
+
+    // MARK: Sending
+
+    mutating func perform(_ action: Membership.Action, into output: inout EngineOutput) {
+        switch action {
+        case .ping(let endpoint, let nodeID, let sequence):
+            let updates = replicator!.membership.piggyback(to: nodeID)
+            send(.ping(sequence: sequence, updates: updates), to: endpoint, recipient: nodeID, into: &output)
+        case .pingRequest(let endpoint, let nodeID, let sequence, let target):
+            send(.pingRequest(sequence: sequence, target: target), to: endpoint, recipient: nodeID, into: &output)
+        case .forwardAck(let endpoint, let sequence):
+            send(.ack(sequence: sequence, updates: []), to: endpoint, recipient: nil, into: &output)
+        }
+    }
+
+    /// Seals and emits one frame; small frames go as datagrams, larger ones on the stream.
+    mutating func send(_ message: PeerMessage, to endpoint: PeerEndpoint, recipient: String?, into output: inout EngineOutput) {
+        if let recipient, replicator!.blocked.contains(recipient) { return }
+        if recipient == nil, replicator!.membership.members.values.contains(where: {
+            $0.endpoint == endpoint && replicator!.blocked.contains($0.nodeID)
+        }) { return }
+        let settings = replicator!.settings
+        let header = PeerHeader(nodeID: configuration.nodeID, replica: configuration.replica, endpoint: settings.endpoint,
+                                incarnation: replicator!.membership.incarnation, lamport: clock.counter)
+        let frame = settings.envelope.seal(PeerCodec.encode(header, message))
+        replicator!.stats.framesOut[message.name, default: 0] += 1
+        replicator!.stats.bytesOut += UInt64(frame.count)
+        output.effects.append(.send(frame, to: endpoint, via: frame.count <= settings.maxDatagramBytes ? .datagram : .stream))
+    }
+
+    /// This node leaves the cluster gracefully: every reachable peer is told, so none waits to suspect it.
+    public mutating func leave(into output: inout EngineOutput) {
+        guard replicator != nil else { return }
+        replicator!.membership.leave()
+        for member in replicator!.targets {
+            send(.leave, to: member.endpoint, recipient: member.nodeID, into: &output)
+        }
+    }
+
+    // MARK: Persistence of replication progress
+
+    mutating func persistReplicationProgress(into output: inout EngineOutput) {
+        guard replicator != nil else { return }
+        if replicator!.membership.incarnationChanged {
+            replicator!.membership.incarnationChanged = false
+            output.records.append(.meta(name: MetaKey.incarnation, value: Self.encodeCounter(replicator!.membership.incarnation)))
+        }
+        guard replicator!.progressChanged else { return }
+        replicator!.progressChanged = false
+        output.records.append(.meta(name: MetaKey.deltaSequence, value: Self.encodeCounter(replicator!.nextSequence)))
+        output.records.append(.meta(name: MetaKey.received, value: Self.encodeProgress(replicator!.received)))
+    }
+
+    static func encodeProgress(_ progress: [String: PeerProgress]) -> Bytes {
+        var writer = BinaryWriter()
+        writer.write(varint: UInt64(progress.count))
+        for (node, entry) in progress.sorted(by: { $0.key < $1.key }) {
+            writer.write(lengthPrefixed: Array(node.utf8))
+            writer.write(varint: entry.replica.rawValue)
+            writer.write(varint: entry.sequence)
+        }
+        return writer.bytes
+    }
+
+    static func decodeProgress(_ bytes: Bytes) -> [String: PeerProgress]? {
+        guard var reader = try? BinaryReader(bytes), let count = try? reader.readCount(minimumElementSize: 3) else { return nil }
+        var progress: [String: PeerProgress] = [:]
+        for _ in 0..<count {
+            guard let node = try? reader.readLengthPrefixed(), let replica = try? reader.readVarint(),
+                  let sequence = try? reader.readVarint() else { return nil }
+            progress[String(decoding: node, as: UTF8.self)] = PeerProgress(replica: ReplicaID(replica), sequence: sequence)
+        }
+        return (try? reader.finish()) != nil ? progress : nil
+    }
+
+    // MARK: Administration
+
+    /// `CRDT.PEERS`: one entry per known member.
+    func peersReply() -> RESPReply {
+        guard let replicator else { return .array([]) }
+        let members = replicator.membership.members.values.sorted { $0.nodeID < $1.nodeID }
+        return .array(members.map { member in
+            .map([
+                .init(key: .bulkString("node"), value: .bulkString(member.nodeID)),
+                .init(key: .bulkString("address"), value: .bulkString(member.endpoint.description)),
+                .init(key: .bulkString("state"), value: .bulkString(replicator.blocked.contains(member.nodeID)
+                    ? "\(member.state) (partitioned here)" : member.state.description)),
+                .init(key: .bulkString("incarnation"), value: .integer(Int64(clamping: member.incarnation))),
+                .init(key: .bulkString("replica"), value: .bulkString(member.replica.description)),
+                .init(key: .bulkString("acknowledged"), value: .integer(Int64(clamping: replicator.acknowledged(by: member)))),
+                .init(key: .bulkString("received"), value: .integer(Int64(clamping: replicator.received[member.nodeID]?.sequence ?? 0))),
+            ])
+        })
+    }
+}

@@ -1,0 +1,55 @@
+import Wire
+
+/// Deltas this node has joined (its own and, once, those it received that changed its state), numbered
+/// by this node's delta sequence, kept until every live peer acknowledged them or the byte budget runs out.
+struct DeltaBuffer {
+    struct Entry {
+        var sequence: UInt64
+        var delta: KeyedBytes
+    }
+
+    /// Oldest first; sequences are consecutive.
+    private(set) var entries: [Entry] = []
+    private var head = 0
+    private(set) var bytes = 0
+    let capacityBytes: Int
+
+    init(capacityBytes: Int) { self.capacityBytes = capacityBytes }
+
+    /// The first sequence still held, or `nil` when empty.
+    var firstSequence: UInt64? { head < entries.count ? entries[head].sequence : nil }
+
+    /// Appends a delta; drops the oldest ones when over budget. Returns whether anything was dropped.
+    @discardableResult
+    mutating func append(sequence: UInt64, delta: KeyedBytes) -> Bool {
+        entries.append(Entry(sequence: sequence, delta: delta))
+        bytes += delta.key.count + delta.bytes.count
+        var dropped = false
+        while bytes > capacityBytes && head < entries.count - 1 {
+            dropOldest()
+            dropped = true
+        }
+        return dropped
+    }
+
+    /// Forgets every delta below `sequence` (all live peers have them).
+    mutating func collect(below sequence: UInt64) {
+        while head < entries.count && entries[head].sequence < sequence { dropOldest() }
+    }
+
+    /// Deltas with sequence at or above `from`, oldest first.
+    func entries(from sequence: UInt64) -> ArraySlice<Entry> {
+        guard let first = firstSequence else { return [] }
+        let start = head + Int(max(sequence, first) - first)
+        return start < entries.count ? entries[start...] : []
+    }
+
+    private mutating func dropOldest() {
+        bytes -= entries[head].delta.key.count + entries[head].delta.bytes.count
+        head += 1
+        if head > 1024 && head * 2 > entries.count {
+            entries.removeFirst(head)
+            head = 0
+        }
+    }
+}

@@ -1,0 +1,240 @@
+import CRDT
+import Wire
+
+/// SWIM membership and failure detection (Das, Gupta, Motivala 2002), free of I/O.
+///
+/// One member is probed per protocol period; an unanswered probe is retried through `k` other members
+/// (ping-req); a member that stays silent becomes *suspect*, and a suspect that does not refute in time
+/// becomes *dead*. A member refutes by raising its incarnation, which overrides any rumour about an older
+/// incarnation. Updates ride on probes and acks, each a bounded number of times. Dead members are pinged
+/// now and then, so a healed partition or a restarted node comes back; a member that leaves says so.
+struct Membership {
+    struct Member {
+        var nodeID: String
+        var replica: ReplicaID
+        var endpoint: PeerEndpoint
+        var incarnation: UInt64
+        var state: MemberState
+        var stateSince: UInt64
+
+        var update: MemberUpdate {
+            MemberUpdate(nodeID: nodeID, replica: replica, endpoint: endpoint, incarnation: incarnation, state: state)
+        }
+    }
+
+    struct Probe {
+        var target: String
+        var sequence: UInt64
+        var startedAt: UInt64
+        var indirectSent = false
+        var acked = false
+    }
+
+    struct Relay {
+        var requester: PeerEndpoint
+        var requesterSequence: UInt64
+        var startedAt: UInt64
+    }
+
+    let selfID: String
+    private(set) var incarnation: UInt64
+    private(set) var members: [String: Member] = [:]
+    private var gossip: [(update: MemberUpdate, remaining: Int)] = []
+    private var probe: Probe?
+    private var probeOrder: [String] = []
+    private var relays: [UInt64: Relay] = [:]
+    private var nextSequence: UInt64 = 1
+    private var lastProbeAt: UInt64 = 0
+    private var lastDeadProbeAt: UInt64 = 0
+    /// Set when this node's incarnation changed and must be persisted.
+    var incarnationChanged = false
+
+    init(selfID: String, incarnation: UInt64) {
+        self.selfID = selfID
+        self.incarnation = incarnation
+    }
+
+    /// Members that may receive data: alive and suspect ones (a suspect may just be slow).
+    var reachable: [Member] {
+        members.values.filter { $0.state == .alive || $0.state == .suspect }.sorted { $0.nodeID < $1.nodeID }
+    }
+
+    func member(_ nodeID: String) -> Member? { members[nodeID] }
+
+    // MARK: Learning
+
+    /// A frame arrived from `header`'s sender: it exists and is at least as new as its header says.
+    mutating func observe(_ header: PeerHeader, now: UInt64) {
+        apply(MemberUpdate(nodeID: header.nodeID, replica: header.replica, endpoint: header.endpoint,
+                           incarnation: header.incarnation, state: .alive), now: now, direct: true)
+    }
+
+    /// Applies a gossiped (or directly observed) update with SWIM's precedence: a higher incarnation wins;
+    /// at equal incarnations dead/left beat suspect, which beats alive.
+    mutating func apply(_ update: MemberUpdate, now: UInt64, direct: Bool = false) {
+        if update.nodeID == selfID {
+            // A rumour that we are suspect or dead: refute it with a newer incarnation.
+            if update.state != .alive && update.state != .left && update.incarnation >= incarnation {
+                incarnation = update.incarnation + 1
+                incarnationChanged = true
+                enqueue(selfUpdate(endpoint: update.endpoint, replica: update.replica))
+            }
+            return
+        }
+        guard let current = members[update.nodeID] else {
+            guard update.state != .left || direct else { return }
+            members[update.nodeID] = Member(nodeID: update.nodeID, replica: update.replica, endpoint: update.endpoint,
+                                            incarnation: update.incarnation, state: update.state, stateSince: now)
+            enqueue(update)
+            return
+        }
+        let newer = update.incarnation > current.incarnation
+            || (update.incarnation == current.incarnation && Self.rank(update.state) > Self.rank(current.state))
+        guard newer else {
+            // Same facts: keep the address fresh (a restarted node may have moved) without re-gossiping.
+            if direct { members[update.nodeID]?.endpoint = update.endpoint }
+            return
+        }
+        var member = current
+        member.incarnation = update.incarnation
+        member.endpoint = update.endpoint
+        member.replica = update.replica
+        if member.state != update.state { member.stateSince = now }
+        member.state = update.state
+        members[update.nodeID] = member
+        enqueue(update)
+    }
+
+    private static func rank(_ state: MemberState) -> Int {
+        switch state {
+        case .alive: 0
+        case .suspect: 1
+        case .dead: 2
+        case .left: 3
+        }
+    }
+
+    func selfUpdate(endpoint: PeerEndpoint, replica: ReplicaID) -> MemberUpdate {
+        MemberUpdate(nodeID: selfID, replica: replica, endpoint: endpoint, incarnation: incarnation, state: .alive)
+    }
+
+    private mutating func enqueue(_ update: MemberUpdate) {
+        gossip.removeAll { $0.update.nodeID == update.nodeID }
+        gossip.append((update, retransmits))
+    }
+
+    private var retransmits: Int {
+        // λ·log2(n+1) as in SWIM's infection-style dissemination, at least 3.
+        max(3, 2 * (Int.bitWidth - (members.count + 1).leadingZeroBitCount))
+    }
+
+    /// Up to `limit` updates to piggyback on a message to `recipient`, each counted as sent once; plus the
+    /// recipient's own state when it is not alive, so it can refute.
+    mutating func piggyback(to recipient: String?, limit: Int = 8) -> [MemberUpdate] {
+        var out: [MemberUpdate] = []
+        var index = 0
+        while index < gossip.count && out.count < limit {
+            out.append(gossip[index].update)
+            gossip[index].remaining -= 1
+            if gossip[index].remaining <= 0 { gossip.remove(at: index) } else { index += 1 }
+        }
+        if let recipient, let member = members[recipient], member.state != .alive,
+           !out.contains(where: { $0.nodeID == recipient }) {
+            out.append(member.update)
+        }
+        return out
+    }
+
+    // MARK: Probing
+
+    enum Action {
+        case ping(PeerEndpoint, nodeID: String?, sequence: UInt64)
+        case pingRequest(PeerEndpoint, nodeID: String, sequence: UInt64, target: MemberUpdate)
+        case forwardAck(PeerEndpoint, sequence: UInt64)
+    }
+
+    /// Advances the failure detector to `now`; returns the probes to send.
+    mutating func tick(now: UInt64, settings: ReplicationSettings, seeds: [PeerEndpoint],
+                       blocked: Set<String>, random: inout SplitMix64) -> [Action] {
+        var actions: [Action] = []
+        // An unanswered direct probe: ask others to try.
+        if var current = probe, !current.acked, !current.indirectSent,
+           now >= current.startedAt + settings.probeTimeoutMilliseconds, let target = members[current.target] {
+            let helpers = reachable.filter { $0.nodeID != current.target && !blocked.contains($0.nodeID) }
+                .shuffled(using: &random).prefix(settings.indirectProbes)
+            for helper in helpers {
+                actions.append(.pingRequest(helper.endpoint, nodeID: helper.nodeID, sequence: current.sequence, target: target.update))
+            }
+            current.indirectSent = true
+            probe = current
+        }
+        // Suspects that did not refute in time are dead.
+        for (id, member) in members where member.state == .suspect
+            && now >= member.stateSince + settings.suspicionTimeoutMilliseconds {
+            apply(MemberUpdate(nodeID: id, replica: member.replica, endpoint: member.endpoint,
+                               incarnation: member.incarnation, state: .dead), now: now)
+        }
+        relays = relays.filter { now < $0.value.startedAt + settings.probeIntervalMilliseconds * 2 }
+
+        guard now >= lastProbeAt + settings.probeIntervalMilliseconds else { return actions }
+        lastProbeAt = now
+        // The period ended: a probe still unanswered makes its target suspect.
+        if let finished = probe, !finished.acked, let target = members[finished.target], target.state == .alive {
+            apply(MemberUpdate(nodeID: target.nodeID, replica: target.replica, endpoint: target.endpoint,
+                               incarnation: target.incarnation, state: .suspect), now: now)
+        }
+        probe = nil
+        // Next target in a shuffled round-robin over reachable members (SWIM's bounded detection time).
+        if probeOrder.isEmpty {
+            probeOrder = reachable.map(\.nodeID).shuffled(using: &random)
+        }
+        while let next = probeOrder.popLast() {
+            guard let member = members[next], member.state == .alive || member.state == .suspect else { continue }
+            let sequence = takeSequence()
+            probe = Probe(target: next, sequence: sequence, startedAt: now)
+            actions.append(.ping(member.endpoint, nodeID: next, sequence: sequence))
+            break
+        }
+        // Seeds we have not heard from yet: keep knocking.
+        let knownEndpoints = Set(members.values.filter { $0.state == .alive || $0.state == .suspect }.map(\.endpoint))
+        for seed in seeds where seed != settings.endpoint && !knownEndpoints.contains(seed) {
+            actions.append(.ping(seed, nodeID: nil, sequence: takeSequence()))
+        }
+        // Now and then, a dead member: it may be back.
+        if now >= lastDeadProbeAt + settings.deadProbeIntervalMilliseconds {
+            lastDeadProbeAt = now
+            let dead = members.values.filter { $0.state == .dead }.sorted { $0.nodeID < $1.nodeID }
+            if let target = dead.randomElement(using: &random) {
+                actions.append(.ping(target.endpoint, nodeID: target.nodeID, sequence: takeSequence()))
+            }
+        }
+        return actions
+    }
+
+    /// An ack for `sequence` arrived: our probe (direct or indirect) succeeded, or we relay it.
+    mutating func acknowledged(_ sequence: UInt64) -> Action? {
+        if probe?.sequence == sequence { probe?.acked = true }
+        if let relay = relays.removeValue(forKey: sequence) {
+            return .forwardAck(relay.requester, sequence: relay.requesterSequence)
+        }
+        return nil
+    }
+
+    /// Another member asks us to probe `target` for it.
+    mutating func relayProbe(for requester: PeerEndpoint, sequence: UInt64, target: MemberUpdate, now: UInt64) -> Action {
+        let ours = takeSequence()
+        relays[ours] = Relay(requester: requester, requesterSequence: sequence, startedAt: now)
+        return .ping(target.endpoint, nodeID: target.nodeID, sequence: ours)
+    }
+
+    /// This node leaves: its last word to every peer.
+    mutating func leave() {
+        incarnation += 1
+        incarnationChanged = true
+    }
+
+    private mutating func takeSequence() -> UInt64 {
+        defer { nextSequence += 1 }
+        return nextSequence
+    }
+}

@@ -1,0 +1,174 @@
+import CRDT
+import RESP
+import Wire
+@testable import Engine
+
+/// A deterministic simulation of a crdtd cluster: real engines, a simulated network that loses, duplicates,
+/// delays and reorders frames and can be partitioned, crashes with restart from persisted records, and a
+/// seeded random generator driving all of it, so that a failing seed replays exactly.
+struct Simulation {
+    struct Node {
+        var engine: Engine?
+        let configuration: EngineConfiguration
+        /// Everything the node persisted, in commit order: its database.
+        var durable: [DurableRecord] = []
+        var nextClient: UInt64 = 1
+    }
+
+    struct Datagram {
+        var deliverAt: UInt64
+        var from: Int
+        var to: Int
+        var frame: Bytes
+        var order: UInt64
+    }
+
+    /// Which pairs of nodes can talk; `nil` when the network is whole.
+    var cut: ((Int, Int) -> Bool)?
+    var nodes: [Node] = []
+    var inFlight: [Datagram] = []
+    var random: SplitMix64
+    var now: UInt64 = 0
+    var order: UInt64 = 0
+    var lossRate = 0.0
+    var duplicateRate = 0.0
+    var maxDelay: UInt64 = 5
+    let endpoints: [PeerEndpoint]
+    /// Effects observed, for assertions: frames sent, and bytes of them.
+    var framesSent = 0
+    var bytesSent = 0
+
+    init(nodes count: Int, seed: UInt64, encrypted: Bool = false) throws {
+        random = SplitMix64(seed: seed)
+        endpoints = (0..<count).map { PeerEndpoint(host: "10.0.0.\($0 + 1)", port: 7946) }
+        let keyring = encrypted ? try Keyring(keys: [[UInt8](repeating: 42, count: 32)]) : nil
+        for i in 0..<count {
+            var configuration = EngineConfiguration(nodeID: "n\(i + 1)", replica: ReplicaID(UInt64(i + 1) * 0x1000_0001))
+            var settings = ReplicationSettings(endpoint: endpoints[i], envelope: try Envelope(label: "sim", keyring: keyring))
+            settings.seeds = [endpoints[0]]
+            settings.randomSeed = seed &+ UInt64(i)
+            settings.gossipIntervalMilliseconds = 100
+            settings.syncIntervalMilliseconds = 300
+            settings.probeIntervalMilliseconds = 300
+            settings.probeTimeoutMilliseconds = 100
+            settings.suspicionTimeoutMilliseconds = 1500
+            settings.deadProbeIntervalMilliseconds = 600
+            settings.deltaBufferBytes = 64 << 10
+            configuration.replication = settings
+            configuration.allowFaultInjection = true
+            nodes.append(Node(engine: try Engine(configuration: configuration), configuration: configuration))
+        }
+    }
+
+    var liveIndices: [Int] { nodes.indices.filter { nodes[$0].engine != nil } }
+
+    /// Runs one client command on node `i`; returns the reply if the node is up.
+    @discardableResult
+    mutating func command(_ i: Int, _ arguments: [String]) -> RESPReply? {
+        guard nodes[i].engine != nil else { return nil }
+        let client = ClientID(nodes[i].nextClient)
+        nodes[i].nextClient += 1
+        var output = EngineOutput()
+        nodes[i].engine!.handle(.clientCommand(client, arguments.map { Array($0.utf8) }), into: &output)
+        nodes[i].engine!.flush(into: &output)
+        let replies = apply(output, at: i)
+        return replies.first
+    }
+
+    /// Persists a step's records, then performs its effects, as the daemon does. Returns the replies.
+    mutating func apply(_ output: EngineOutput, at i: Int) -> [RESPReply] {
+        nodes[i].durable += output.records
+        var replies: [RESPReply] = []
+        for effect in output.effects {
+            switch effect {
+            case .reply(_, let bytes):
+                var parser = RESPReplyParser()
+                try? parser.append(bytes)
+                if let reply = try? parser.next() { replies.append(reply) }
+            case .send(let frame, let endpoint, _):
+                framesSent += 1
+                bytesSent += frame.count
+                guard let to = endpoints.firstIndex(of: endpoint) else { continue }
+                if let cut, cut(i, to) { continue }
+                if Double(random.next() % 10_000) / 10_000 < lossRate { continue }
+                let copies = Double(random.next() % 10_000) / 10_000 < duplicateRate ? 2 : 1
+                for _ in 0..<copies {
+                    order += 1
+                    inFlight.append(Datagram(deliverAt: now + 1 + random.next() % max(1, maxDelay), from: i, to: to, frame: frame, order: order))
+                }
+            case .closeClient, .shutdown:
+                break
+            }
+        }
+        return replies
+    }
+
+    /// Advances simulated time by `milliseconds`, delivering due frames (in random order within a
+    /// millisecond) and ticking every live node every 10 ms.
+    mutating func run(milliseconds: UInt64) {
+        let end = now + milliseconds
+        while now < end {
+            now += 1
+            var due = inFlight.filter { $0.deliverAt <= now }
+            inFlight.removeAll { $0.deliverAt <= now }
+            due.shuffle(using: &random)
+            for datagram in due {
+                let to = datagram.to
+                guard nodes[to].engine != nil else { continue }
+                var output = EngineOutput()
+                nodes[to].engine!.handle(.peerFrame(datagram.frame, from: endpoints[datagram.from]), into: &output)
+                nodes[to].engine!.flush(into: &output)
+                _ = apply(output, at: to)
+            }
+            if now % 10 == 0 {
+                for i in liveIndices {
+                    var output = EngineOutput()
+                    nodes[i].engine!.handle(.tick(monotonicMilliseconds: now), into: &output)
+                    nodes[i].engine!.flush(into: &output)
+                    _ = apply(output, at: i)
+                }
+            }
+        }
+    }
+
+    /// kill -9: the engine and everything in memory are gone; the durable records stay.
+    mutating func crash(_ i: Int) {
+        nodes[i].engine = nil
+        inFlight.removeAll { $0.to == i }
+    }
+
+    /// Restarts node `i` from what it persisted.
+    mutating func restart(_ i: Int) throws {
+        nodes[i].engine = try Engine(configuration: nodes[i].configuration, recovery: recovery(from: nodes[i].durable))
+        // Compact the simulated database the way the store does, so long runs stay small.
+        nodes[i].durable = Self.compacted(nodes[i].durable)
+    }
+
+    static func compacted(_ records: [DurableRecord]) -> [DurableRecord] {
+        let r = recovery(from: records)
+        var out: [DurableRecord] = r.meta.sorted { $0.key < $1.key }.map { .meta(name: $0.key, value: $0.value) }
+        for object in r.objects {
+            if let snapshot = object.snapshot { out.append(.snapshot(key: object.key, bytes: snapshot)) }
+            out += object.deltas.map { .delta(key: object.key, bytes: $0) }
+        }
+        return out
+    }
+
+    /// The digest of every live node.
+    mutating func digests() -> [String] {
+        liveIndices.map { i in
+            if case .bulkString(let hex)? = command(i, ["CRDT.DIGEST"]) { return String(decoding: hex, as: UTF8.self) }
+            return "?"
+        }
+    }
+
+    /// Runs until every live node has the same digest, or `timeout` simulated milliseconds pass.
+    mutating func converge(timeout: UInt64) -> Bool {
+        let deadline = now + timeout
+        while now < deadline {
+            run(milliseconds: 100)
+            if Set(digests()).count == 1 { return true }
+        }
+        return false
+    }
+}
