@@ -314,7 +314,8 @@ public final class TCPServer: LoopHandle {
     /// so the protocol can write an error (for example `-ERR max number of clients reached`).
     public var onRefuse: ((TCPConnection) -> Void)?
 
-    private let onAccept: (TCPConnection) -> Void
+    // Optional so that didClose can drop it: handlers often capture their owner, which owns this server.
+    private var onAccept: ((TCPConnection) -> Void)?
     private let maxPendingWriteBytes: Int
 
     /// Binds and listens on `address`; call on the loop thread.
@@ -385,6 +386,11 @@ public final class TCPServer: LoopHandle {
         }
         connectionCount += 1
         connection.onClosedInternal = { [weak self] in self?.connectionCount -= 1 }
-        onAccept(connection)
+        onAccept?(connection)
+    }
+
+    override func didClose() {
+        onAccept = nil
+        onRefuse = nil
     }
 }
