@@ -183,6 +183,10 @@ public final class SignalHandler: LoopHandle {
 
     /// Installs the handler; call on the loop thread. Closing the last handler for a signal
     /// restores its default disposition.
+    ///
+    /// The signal is also unblocked on the loop thread: a thread inherits its creator's signal mask,
+    /// and pools such as libdispatch's block signals, so a loop started from one would otherwise have
+    /// no thread left to receive a process-directed signal.
     public init(loop: EventLoop, signal: Int32, handler: @escaping (Int32) -> Void) throws {
         loop.assertInLoop()
         self.signal = signal
@@ -190,6 +194,10 @@ public final class SignalHandler: LoopHandle {
         try super.init(loop: loop, type: UV_SIGNAL, initialize: { raw in
             uv_signal_init(loop.uvLoop, raw.assumingMemoryBound(to: uv_signal_t.self))
         }, operation: "uv_signal_init")
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        sigaddset(&mask, signal)
+        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         do {
             try uvCheck(uv_signal_start(typed(uv_signal_t.self), { signalHandle, number in
                 owner(of: UnsafeMutableRawPointer(signalHandle), as: SignalHandler.self)?.handler(number)
