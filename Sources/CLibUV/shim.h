@@ -8,4 +8,9 @@ static inline unsigned long crdtd_uv_current_thread_id(void) {
     return (unsigned long)uv_thread_self();
 }
 
+/* SIG_IGN is a cast macro that Swift does not import. */
+static inline void crdtd_ignore_sigpipe(void) {
+    signal(SIGPIPE, SIG_IGN);
+}
+
 #endif

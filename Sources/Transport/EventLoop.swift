@@ -51,6 +51,9 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Creates the loop (`uv_loop_init`). Call ``start()`` to run it.
     ///
+    /// Also sets `SIGPIPE` to ignored for the whole process: libuv writes to sockets with `write(2)`,
+    /// and a write to a connection the peer has reset must fail with `EPIPE`, not kill the daemon.
+    ///
     /// - Parameters:
     ///   - executeQueueCapacity: bound of the cross-thread work queue (at least 1).
     ///   - logger: where transport events are logged.
@@ -61,6 +64,7 @@ public final class EventLoop: @unchecked Sendable {
         }
         self.executeQueueCapacity = executeQueueCapacity
         self.logger = logger
+        crdtd_ignore_sigpipe()
         uvLoop = .allocate(capacity: 1)
         do {
             try uvCheck(uv_loop_init(uvLoop), "uv_loop_init")

@@ -45,7 +45,7 @@ let localhost = try! SocketAddress(parsing: "127.0.0.1:0")
 
 /// A blocking POSIX TCP client, independent of the code under test. Every receive has a timeout.
 final class BlockingClient {
-    let fd: Int32
+    private(set) var fd: Int32
 
     init(port: UInt16, receiveBufferSize: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -68,7 +68,7 @@ final class BlockingClient {
         }
     }
 
-    deinit { Glibc.close(fd) }
+    deinit { if fd >= 0 { Glibc.close(fd) } }
 
     func send(_ bytes: [UInt8]) {
         var offset = 0
@@ -114,7 +114,8 @@ final class BlockingClient {
     func reset() {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-        shutdown(fd, Int32(SHUT_RDWR))
+        Glibc.close(fd)
+        fd = -1
     }
 }
 
