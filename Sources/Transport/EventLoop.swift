@@ -43,10 +43,13 @@ public final class EventLoop: @unchecked Sendable {
         var queue: [@Sendable () -> Void] = []
         var acceptsWork = true
         var shutdownRequested = false
+        // Read under the lock by execute() on other threads, cleared by the loop thread when it ends.
+        var executor: LoopWaker?
     }
     private let shared = Mutex(Shared())
     private let loopThreadID = Atomic<UInt>(0)
-    private var executor: LoopWaker?
+    // Loop-thread only: the queue is swapped into this buffer so a drain allocates nothing.
+    private var draining: [@Sendable () -> Void] = []
     var isShuttingDown = false
 
     /// Creates the loop (`uv_loop_init`). Call ``start()`` to run it.
@@ -73,8 +76,10 @@ public final class EventLoop: @unchecked Sendable {
             throw error
         }
         readBuffer = .allocate(byteCount: EventLoop.readBufferSize, alignment: 16)
-        // Created before the thread exists, so nothing else can touch the loop yet.
-        executor = try LoopWaker(unsafeBeforeStartOn: self) { [unowned self] in self.drainQueue() }
+        // Created before the thread exists, so nothing else can touch the loop yet. The executor's
+        // handle refers back to this loop; the loop thread drops the executor when it ends.
+        let executor = try LoopWaker(unsafeBeforeStartOn: self) { [unowned self] in self.drainQueue() }
+        shared.withLock { $0.executor = executor }
     }
 
     deinit {
@@ -117,7 +122,7 @@ public final class EventLoop: @unchecked Sendable {
         loopThreadID.store(UInt(crdtd_uv_current_thread_id()), ordering: .releasing)
         // The executor's async handle keeps the loop alive until shutdown closes every handle.
         _ = uv_run(uvLoop, UV_RUN_DEFAULT)
-        executor = nil
+        shared.withLock { $0.executor = nil }
         loopThreadID.store(0, ordering: .releasing)
     }
 
@@ -137,7 +142,7 @@ public final class EventLoop: @unchecked Sendable {
             return thread
         }
         guard var thread else { return }
-        executor?.wake()
+        shared.withLock { $0.executor }?.wake()
         uv_thread_join(&thread)
         let status = uv_loop_close(uvLoop)
         shared.withLock { $0.lifecycle = .stopped }
@@ -151,7 +156,7 @@ public final class EventLoop: @unchecked Sendable {
     ///   ``executeQueueCapacity`` items are already waiting (the work is not queued: retry later or
     ///   shed load), or ``TransportError/Code/loopNotRunning`` once ``stop()`` has begun.
     public func execute(_ work: @escaping @Sendable () -> Void) throws(TransportError) {
-        try shared.withLock { state throws(TransportError) in
+        let executor = try shared.withLock { state throws(TransportError) in
             guard state.acceptsWork else {
                 throw TransportError(.loopNotRunning, "the event loop is stopping or stopped; work was not queued")
             }
@@ -160,6 +165,7 @@ public final class EventLoop: @unchecked Sendable {
                                      "the event loop's work queue holds \(executeQueueCapacity) items; the loop is not keeping up, retry later")
             }
             state.queue.append(work)
+            return state.executor
         }
         executor?.wake()
     }
@@ -180,12 +186,15 @@ public final class EventLoop: @unchecked Sendable {
     private func drainQueue() {
         assertInLoop()
         // Swap the whole queue out under the lock and run it outside, so work may call execute().
-        let (work, shutdown) = shared.withLock { state in
-            let work = state.queue
-            state.queue.removeAll(keepingCapacity: true)
-            return (work, state.shutdownRequested)
+        var work: [@Sendable () -> Void] = []
+        swap(&work, &draining)  // `work` now owns the spare buffer alone, so the swap below copies nothing
+        let shutdown = shared.withLock { state in
+            swap(&state.queue, &work)
+            return state.shutdownRequested
         }
         for item in work { item() }
+        work.removeAll(keepingCapacity: true)
+        draining = work
         if shutdown && !isShuttingDown { closeEveryHandle() }
     }
 

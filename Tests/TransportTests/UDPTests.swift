@@ -78,7 +78,9 @@ import Testing
         try await withLoop { loop in
             let received = Recorder<UInt32>()
             try await loop.submit {
+                var arrived = 0
                 let server = try UDPSocket(loop: loop, bindTo: localhost) { bytes, _ in
+                    arrived += 1
                     // Each datagram is its index repeated to fill 1000 bytes; a torn one fails the check.
                     let index = bytes.load(as: UInt32.self)
                     let intact = bytes.count == 1000 && stride(from: 0, to: 1000, by: 4).allSatisfy {
@@ -87,20 +89,20 @@ import Testing
                     received.record(intact ? index : UInt32.max)
                 }
                 let client = try UDPSocket(loop: loop, bindTo: localhost) { _, _ in }
-                // Batches of 50 per tick, so the receiver (same thread) drains its socket buffer between them.
-                var next: UInt32 = 0
+                // At most 64 datagrams in flight: libuv reads 32 per loop iteration, so an unpaced
+                // sender on a busy machine overflows the receive buffer, which is UDP working as designed.
+                var next = 0
                 let pacer = try LoopTimer(loop: loop)
                 try pacer.schedule(after: .milliseconds(1), repeatEvery: .milliseconds(1)) { timer in
-                    for _ in 0..<50 where next < UInt32(count) {
-                        let payload = [UInt32](repeating: next, count: 250).withUnsafeBytes { Array($0) }
+                    while next < count && next - arrived < 64 {
+                        let payload = [UInt32](repeating: UInt32(next), count: 250).withUnsafeBytes { Array($0) }
                         do { try client.send(payload, to: server.localAddress) } catch { received.record(UInt32.max - 1) }
                         next += 1
                     }
-                    if next == UInt32(count) { timer.close() }
+                    if next == count { timer.close() }
                 }
             }
-            // Loopback may drop under pressure; most must arrive and none may be torn.
-            #expect(await received.wait(timeout: .seconds(5)) { $0.count >= count * 9 / 10 })
+            #expect(await received.wait(timeout: .seconds(10)) { $0.count >= count - 5 }, "received \(received.count) of \(count)")
             #expect(!received.all.contains(UInt32.max), "no datagram was torn or merged")
             #expect(!received.all.contains(UInt32.max - 1), "no send failed")
             #expect(Set(received.all).count == received.count, "no datagram was duplicated")
