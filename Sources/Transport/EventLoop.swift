@@ -94,6 +94,13 @@ public final class EventLoop: @unchecked Sendable {
         loopThreadID.load(ordering: .acquiring) == UInt(crdtd_uv_current_thread_id())
     }
 
+    /// The loop's monotonic clock in milliseconds (`uv_now`), cached at the start of each iteration.
+    /// Loop thread only. Never wall-clock time.
+    public var now: UInt64 {
+        assertInLoop()
+        return uv_now(uvLoop)
+    }
+
     /// Traps in debug builds when called off the loop thread: the check behind every loop-bound call.
     @inline(__always)
     func assertInLoop(file: StaticString = #fileID, line: UInt = #line) {

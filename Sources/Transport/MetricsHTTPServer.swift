@@ -15,6 +15,8 @@ public final class MetricsHTTPServer {
     public static let defaultMaxBodyBytes = 4 * 1024
     /// Default limit on simultaneous connections (scrapers are few).
     public static let defaultMaxConnections = 64
+    /// Default time a connection may stay without receiving a byte before it is closed.
+    public static let defaultIdleTimeout = Duration.seconds(30)
 
     /// The loop the server runs on.
     public let loop: EventLoop
@@ -30,9 +32,14 @@ public final class MetricsHTTPServer {
     public private(set) var errorResponses = 0
     /// Connections currently open.
     public var connectionCount: Int { listener.connectionCount }
+    /// Connections closed for staying idle longer than the idle timeout.
+    public private(set) var idleClosures = 0
+    /// A connection that receives nothing for this long is closed (bounds slow or stalled clients).
+    public let idleTimeout: Duration
 
     let render: () -> String
     private var listener: TCPServer!
+    private var sweeper: LoopTimer!
     private var sessions: [ObjectIdentifier: HTTPSession] = [:]
 
     /// Listens on `address`; call on the loop thread. `metrics` runs on the loop thread for each
@@ -41,11 +48,16 @@ public final class MetricsHTTPServer {
                 maxConnections: Int = MetricsHTTPServer.defaultMaxConnections,
                 maxHeaderBytes: Int = MetricsHTTPServer.defaultMaxHeaderBytes,
                 maxBodyBytes: Int = MetricsHTTPServer.defaultMaxBodyBytes,
+                idleTimeout: Duration = MetricsHTTPServer.defaultIdleTimeout,
                 metrics: @escaping () -> String) throws {
         loop.assertInLoop()
         guard maxHeaderBytes >= 64, maxBodyBytes >= 0 else {
             throw TransportError(.invalidArgument, "maxHeaderBytes must be at least 64 and maxBodyBytes at least 0")
         }
+        guard LoopTimer.milliseconds(idleTimeout) >= 2 else {
+            throw TransportError(.invalidArgument, "idleTimeout must be at least 2 ms, got \(idleTimeout)")
+        }
+        self.idleTimeout = idleTimeout
         self.loop = loop
         self.maxHeaderBytes = maxHeaderBytes
         self.maxBodyBytes = maxBodyBytes
@@ -54,6 +66,25 @@ public final class MetricsHTTPServer {
         listener = try TCPServer(loop: loop, address: address, maxConnections: maxConnections,
                                  maxPendingWriteBytes: TCPConnection.defaultMaxPendingWriteBytes) { [self] connection in
             accept(connection)
+        }
+        do {
+            // Checking every half timeout closes an idle connection between 1 and 1.5 timeouts after its last byte.
+            let period = Duration.milliseconds(LoopTimer.milliseconds(idleTimeout) / 2)
+            sweeper = try LoopTimer(loop: loop)
+            try sweeper.schedule(after: period, repeatEvery: period) { [unowned self] _ in closeIdleSessions() }
+        } catch {
+            listener.close()
+            sweeper?.close()
+            throw error
+        }
+    }
+
+    private func closeIdleSessions() {
+        let now = loop.now
+        let limit = LoopTimer.milliseconds(idleTimeout)
+        for session in sessions.values where now - session.lastActivity >= limit && !session.connection.isClosed {
+            idleClosures += 1
+            session.connection.close()
         }
     }
 
@@ -78,6 +109,7 @@ public final class MetricsHTTPServer {
     public func close() {
         loop.assertInLoop()
         listener.close()
+        sweeper.close()
         for session in sessions.values { session.connection.close() }
     }
 }
@@ -92,10 +124,13 @@ final class HTTPSession {
     private var bodyBytes = 0
     private var limitFailure: Int?
     private var finished = false
+    /// Loop time (ms) of the last byte received.
+    private(set) var lastActivity: UInt64
 
     init(server: MetricsHTTPServer, connection: TCPConnection) {
         self.server = server
         self.connection = connection
+        lastActivity = server.loop.now
         parser = .allocate(capacity: 1)
         http_parser_init(parser, HTTP_REQUEST)
     }
@@ -103,6 +138,7 @@ final class HTTPSession {
     deinit { parser.deallocate() }
 
     func feed(_ bytes: UnsafeRawBufferPointer) {
+        lastActivity = server.loop.now
         guard !finished, let base = bytes.baseAddress else { return }
         // Set per call, not stored: the parser only calls back during http_parser_execute.
         parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()

@@ -112,3 +112,27 @@ func parseResponse(_ text: String) -> (status: String, headers: [String: String]
         }
     }
 }
+
+@Suite struct MetricsHTTPIdleTests {
+    @Test func idleConnectionsAreClosedAndActiveOnesKept() async throws {
+        try await withLoop { loop in
+            let server = try await loop.submit {
+                LoopBound(try MetricsHTTPServer(loop: loop, address: localhost, idleTimeout: .milliseconds(100)) { "x\n" }, loop: loop)
+            }
+            let port = try await loop.submit { server.value.localAddress.port }
+            let idle = try BlockingClient(port: port)
+            let started = ContinuousClock.now
+            #expect(idle.receiveUntilClosed().isEmpty, "closed without a response")
+            #expect(ContinuousClock.now - started < .seconds(4), "closed by the idle sweep, not the client's 5 s timeout")
+            #expect(try await loop.submit { server.value.idleClosures } == 1)
+
+            let active = try BlockingClient(port: port)
+            for round in 1...10 {
+                active.send("GET /metrics HTTP/1.1\r\n\r\n")
+                #expect(active.receive(until: "x\n").hasPrefix("HTTP/1.1 200 OK"), "round \(round)")
+                try await Task.sleep(for: .milliseconds(30))
+            }
+            #expect(try await loop.submit { server.value.idleClosures } == 1, "a connection in use is never idle-closed")
+        }
+    }
+}
