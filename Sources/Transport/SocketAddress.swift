@@ -23,7 +23,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     private let scopeID: UInt32
 
     /// Parses `HOST:PORT`, where HOST is a dotted IPv4 address, `localhost`, or a bracketed IPv6
-    /// address (`[::1]:7000`, `[fe80::1%2]:7000` is not supported).
+    /// address such as `[::1]:7000` (zone indices like `%eth0` are not supported).
     ///
     /// - Throws: ``TransportError`` with code ``TransportError/Code/invalidAddress`` and a message
     ///   naming the problem.
