@@ -51,6 +51,13 @@ public final class EventLoop: @unchecked Sendable {
     // Loop-thread only: the queue is swapped into this buffer so a drain allocates nothing.
     private var draining: [@Sendable () -> Void] = []
     var isShuttingDown = false
+    private var lastConnectionID: UInt64 = 0
+
+    func nextConnectionID() -> UInt64 {
+        assertInLoop()
+        lastConnectionID += 1
+        return lastConnectionID
+    }
 
     /// Creates the loop (`uv_loop_init`). Call ``start()`` to run it.
     ///

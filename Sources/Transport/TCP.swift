@@ -37,6 +37,13 @@ public final class TCPConnection: LoopHandle {
     public var onClose: ((TCPConnection, UVError?) -> Void)?
     /// Called when every pending write has been accepted by the kernel (to resume reading after backpressure).
     public var onWriteDrained: ((TCPConnection) -> Void)?
+    /// Called when the peer has finished sending (orderly EOF) but may still read. When `nil`, the
+    /// connection closes after flushing what is already queued; set it to answer requests whose
+    /// replies are produced later (then call ``closeAfterFlush()`` yourself).
+    public var onEndOfInput: ((TCPConnection) -> Void)?
+    /// A number unique among the connections of this loop, for referring to the connection from
+    /// other threads (engine replies carry it; the loop thread maps it back to the connection).
+    public let id: UInt64
 
     var onClosedInternal: (() -> Void)?
     private var closeError: UVError?
@@ -48,6 +55,7 @@ public final class TCPConnection: LoopHandle {
             throw TransportError(.invalidArgument, "maxPendingWriteBytes must be at least 1, got \(maxPendingWriteBytes)")
         }
         self.maxPendingWriteBytes = maxPendingWriteBytes
+        self.id = loop.nextConnectionID()
         try super.init(loop: loop, type: UV_TCP, initialize: { raw in
             uv_tcp_init(loop.uvLoop, raw.assumingMemoryBound(to: uv_tcp_t.self))
         }, operation: "uv_tcp_init")
@@ -157,8 +165,12 @@ public final class TCPConnection: LoopHandle {
     private func readFailed(_ status: Int32) {
         stopReading()
         if status == UV_EOF.rawValue {
-            // The peer will send nothing more; let what we still owe it go out, then close.
-            closeAfterFlush()
+            if let onEndOfInput {
+                onEndOfInput(self)
+            } else {
+                // The peer will send nothing more; let what we still owe it go out, then close.
+                closeAfterFlush()
+            }
         } else {
             closeError = UVError(code: status, operation: "read")
             close()
@@ -288,6 +300,7 @@ public final class TCPConnection: LoopHandle {
         onRead = nil
         onClose = nil
         onWriteDrained = nil
+        onEndOfInput = nil
         onClosedInternal?()
         onClosedInternal = nil
         callback?(self, closeError)

@@ -297,3 +297,36 @@ func serverLoopConnectionCount(_ server: LoopBound<TCPServer>) throws -> Int {
     }
     throw TransportError(.loopNotRunning, "loop did not answer")
 }
+
+@Suite struct TCPEndOfInputTests {
+    @Test func ownerCanAnswerAfterThePeerHalfCloses() async throws {
+        try await withLoop { loop in
+            let ids = Recorder<UInt64>()
+            let port = try await loop.submit {
+                let server = try TCPServer(loop: loop, address: localhost) { connection in
+                    ids.record(connection.id)
+                    var request: [UInt8] = []
+                    connection.onRead = { _, bytes in request.append(contentsOf: bytes) }
+                    connection.onEndOfInput = { connection in
+                        // The reply is produced later, as an engine reply would be.
+                        guard let timer = try? LoopTimer(loop: loop) else { return }
+                        try? timer.schedule(after: .milliseconds(20)) { timer in
+                            try? connection.write("got \(request.count) bytes\n")
+                            connection.closeAfterFlush()
+                            timer.close()
+                        }
+                    }
+                    try? connection.startReading()
+                }
+                return server.localAddress.port
+            }
+            for _ in 0..<2 {
+                let client = try BlockingClient(port: port)
+                client.send("PING\r\n")
+                shutdown(client.fd, Int32(SHUT_WR))
+                #expect(String(decoding: client.receiveUntilClosed(), as: UTF8.self) == "got 6 bytes\n")
+            }
+            #expect(ids.all.count == 2 && ids.all[0] != ids.all[1], "connection ids are unique: \(ids.all)")
+        }
+    }
+}
