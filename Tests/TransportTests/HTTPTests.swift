@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import Transport
 
@@ -133,6 +134,31 @@ func parseResponse(_ text: String) -> (status: String, headers: [String: String]
                 try await Task.sleep(for: .milliseconds(30))
             }
             #expect(try await loop.submit { server.value.idleClosures } == 1, "a connection in use is never idle-closed")
+        }
+    }
+}
+
+@Suite struct MetricsHTTPFuzzTests {
+    @Test func randomBytesNeverCrashTheServerAndGetAnErrorOrNothing() async throws {
+        let seed = UInt64.random(in: 0...UInt64.max)
+        var generator = SeededGenerator(seed: seed)
+        try await withLoop { loop in
+            let server = try await startMetricsServer(on: loop)
+            let port = try await loop.submit { server.value.localAddress.port }
+            let prefixes = ["", "GET /metrics HTTP/1.1\r\n", "GET ", "POST /metrics HTTP/1.1\r\nContent-Length: ", "GET /metrics HTTP/1.1\r\nHost: "]
+            for round in 0..<40 {
+                let prefix = Array(prefixes[Int.random(in: 0..<prefixes.count, using: &generator)].utf8)
+                let noise = (0..<Int.random(in: 1...3000, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let client = try BlockingClient(port: port)
+                client.send(prefix + noise + Array("\r\n\r\n".utf8))
+                shutdown(client.fd, Int32(SHUT_WR))
+                let reply = String(decoding: client.receiveUntilClosed(), as: UTF8.self)
+                #expect(reply.isEmpty || reply.hasPrefix("HTTP/1.1 "), "seed \(seed) round \(round): \(reply.prefix(80).debugDescription)")
+            }
+            // The server is still healthy.
+            let client = try BlockingClient(port: port)
+            client.send("GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+            #expect(String(decoding: client.receiveUntilClosed(), as: UTF8.self).hasPrefix("HTTP/1.1 200 OK"), "seed \(seed)")
         }
     }
 }
