@@ -78,7 +78,7 @@ struct EncodingTests {
 
     @Test func limitsAreEnforced() throws {
         var set = GSet<UInt64>()
-        for element in 0..<100 as Range<UInt64> { set.insert(element) }
+        for element in 0..<100 as Range<UInt64> { set.add(element) }
         let bytes = set.serializedBytes()
         #expect(throws: CRDTDecodingError.inputTooLarge(size: bytes.count, limit: 50)) {
             try GSet<UInt64>(serializedBytes: bytes, limits: DecodingLimits(maxBytes: 50))
@@ -148,7 +148,7 @@ struct EncodingTests {
 
     @Test func byteStringsAndStringsAreValidated() throws {
         var set = AWSet<String>()
-        set.insert("héllo", replica: ReplicaID(1))
+        set.add("héllo", replica: ReplicaID(1))
         #expect(try AWSet<String>(serializedBytes: set.serializedBytes()) == set)
         var writer = BinaryWriter()
         writer.write(lengthPrefixed: [0xFF, 0xFE] as [UInt8])
@@ -160,7 +160,7 @@ struct EncodingTests {
         var forward = AWSet<[UInt8]>()
         var backward = AWSet<[UInt8]>()
         var forwardDeltas: [AWSet<[UInt8]>] = []
-        for index in 0..<50 { forwardDeltas.append(forward.insert(bytes("e\(index)"), replica: ReplicaID(UInt64(index % 3)))) }
+        for index in 0..<50 { forwardDeltas.append(forward.add(bytes("e\(index)"), replica: ReplicaID(UInt64(index % 3)))) }
         for delta in forwardDeltas.reversed() { backward.join(delta) }
         #expect(forward == backward)
         #expect(forward.serializedBytes() == backward.serializedBytes())

@@ -10,11 +10,11 @@ private let c = replicaIDs[2]
 struct TrapTests {
     @Test func concurrentAddAndRemoveOfOneElementAddWins() {
         var replicaA = AWSet<[UInt8]>()
-        let firstAdd = replicaA.insert(bytes("x"), replica: a)
+        let firstAdd = replicaA.add(bytes("x"), replica: a)
         var replicaB = AWSet<[UInt8]>()
         replicaB.join(firstAdd)
 
-        let reAdd = replicaA.insert(bytes("x"), replica: a)   // concurrent with B's remove
+        let reAdd = replicaA.add(bytes("x"), replica: a)   // concurrent with B's remove
         let remove = replicaB.remove(bytes("x"))
         #expect(!replicaB.contains(bytes("x")))
 
@@ -28,11 +28,11 @@ struct TrapTests {
         var replicaA = AWSet<[UInt8]>()
         var replicaB = AWSet<[UInt8]>()
         var replicaC = AWSet<[UInt8]>()
-        let add = replicaA.insert(bytes("x"), replica: a)
+        let add = replicaA.add(bytes("x"), replica: a)
         replicaB.join(add)
         let remove = replicaB.remove(bytes("x"))
         replicaA.join(remove)
-        let reAdd = replicaA.insert(bytes("x"), replica: a)
+        let reAdd = replicaA.add(bytes("x"), replica: a)
 
         // C gets the re-add first, then the old add and the stale remove, twice.
         for delta in [reAdd, add, remove, remove, add] { replicaC.join(delta) }
@@ -49,8 +49,8 @@ struct TrapTests {
         var replicaA = AWSet<String>()
         var replicaB = AWSet<String>()
         var replicaC = AWSet<String>()
-        let addA = replicaA.insert("x", replica: a)
-        let addB = replicaB.insert("x", replica: b)
+        let addA = replicaA.add("x", replica: a)
+        let addB = replicaB.add("x", replica: b)
         replicaC.join(addA)
         let removeC = replicaC.remove("x")
 
@@ -67,10 +67,10 @@ struct TrapTests {
     @Test func clearConcurrentWithAdd() {
         var replicaA = AWSet<String>()
         var replicaB = AWSet<String>()
-        for element in ["x", "y"] { replicaB.join(replicaA.insert(element, replica: a)) }
+        for element in ["x", "y"] { replicaB.join(replicaA.add(element, replica: a)) }
         let clear = replicaA.removeAll()
-        let addZ = replicaB.insert("z", replica: b)
-        let addXAgain = replicaB.insert("x", replica: b)
+        let addZ = replicaB.add("z", replica: b)
+        let addXAgain = replicaB.add("x", replica: b)
         replicaA.join(addZ)
         replicaA.join(addXAgain)
         replicaB.join(clear)
@@ -180,10 +180,10 @@ struct TrapTests {
         typealias Sets = ORMap<String, AWSet<String>>
         var replicaA = Sets()
         var replicaB = Sets()
-        replicaB.join(replicaA.update("k") { $0.insert("old", replica: a) })
+        replicaB.join(replicaA.update("k") { $0.add("old", replica: a) })
 
         let remove = replicaA.remove("k")
-        let update = replicaB.update("k") { $0.insert("new", replica: b) }
+        let update = replicaB.update("k") { $0.add("new", replica: b) }
         // Deliver in both orders, with a duplicate.
         var viaRemoveFirst = replicaA
         viaRemoveFirst.join(update)
