@@ -39,7 +39,7 @@ let package = Package(
         .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
         .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
         .target(name: "Transport", dependencies: [
-            "CLibUV", "CHTTPParser", "Rings",
+            "CLibUV", "CHTTPParser",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The daemon: configuration, threads and the rings between them, wiring engine, store and transport.

@@ -27,7 +27,7 @@ public enum CRDTDecodingError: Error, Hashable, Sendable, CustomStringConvertibl
     case truncated(offset: Int)
     /// A varint was longer than 10 bytes, overflowed 64 bits, or was not minimally encoded.
     case malformedVarint(offset: Int)
-    /// A collection announced more elements than the limits or the remaining bytes allow.
+    /// A collection announced more elements than ``DecodingLimits/maxElements`` allows.
     case tooManyElements(count: UInt64, limit: Int, offset: Int)
     /// Maps were nested deeper than ``DecodingLimits/maxDepth``.
     case tooDeep(limit: Int, offset: Int)
@@ -52,7 +52,7 @@ public enum CRDTDecodingError: Error, Hashable, Sendable, CustomStringConvertibl
         case .malformedVarint(let offset):
             return "malformed varint at byte \(offset) (too long, over 64 bits, or not minimal)"
         case .tooManyElements(let count, let limit, let offset):
-            return "collection at byte \(offset) announces \(count) elements; at most \(limit) are allowed and the input must hold them"
+            return "collection at byte \(offset) announces \(count) elements; at most \(limit) are allowed (DecodingLimits.maxElements)"
         case .tooDeep(let limit, let offset):
             return "nesting deeper than \(limit) levels at byte \(offset); raise DecodingLimits.maxDepth if intended"
         case .unsupportedVersion(let found, let supported):
@@ -200,9 +200,12 @@ public struct BinaryReader: Sendable {
     public mutating func readCount(minimumElementSize: Int = 1) throws(CRDTDecodingError) -> Int {
         let start = position
         let count = try readVarint()
-        guard count <= UInt64(limits.maxElements),
-              count <= UInt64(remaining / max(1, minimumElementSize))
-        else { throw .tooManyElements(count: count, limit: limits.maxElements, offset: start) }
+        guard count <= UInt64(limits.maxElements) else {
+            throw .tooManyElements(count: count, limit: limits.maxElements, offset: start)
+        }
+        // Every element takes at least `minimumElementSize` bytes, so a count the remaining input
+        // cannot hold is a cut-short message, found before anything is allocated for it.
+        guard count <= UInt64(remaining / max(1, minimumElementSize)) else { throw .truncated(offset: start) }
         return Int(count)
     }
 

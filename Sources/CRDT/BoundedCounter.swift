@@ -9,6 +9,13 @@
 ///
 /// State: `rights[i→j]` (total transferred from i to j; `i→i` holds i's increments) and
 /// `decrements[i]`, every entry a monotone count joined by `max`.
+///
+/// Deltas: `increment` ships the replica's new increment total alone (it can only add rights).
+/// `decrement` and `transfer` spend rights, so their delta is the spender's whole state: whoever
+/// learns of the spending also learns the rights that justified it. Without that, deltas arriving
+/// out of causal order (a decrement before the transfer that funded it) would let a replica read a
+/// value below zero even though no replica ever overspent. The state is one entry per replica pair
+/// that ever transferred, so this stays small.
 public struct BoundedCounter: DeltaCRDT, Hashable {
     /// A directed pair of replicas: `from == to` records increments made at `from`.
     public struct Transfer: Hashable, Comparable, Sendable {
@@ -84,7 +91,7 @@ public struct BoundedCounter: DeltaCRDT, Hashable {
         let (total, overflow) = decrements[replica, default: 0].addingReportingOverflow(amount)
         guard !overflow else { throw .overflow(operation: "decrement by \(amount)") }
         decrements[replica] = total
-        return BoundedCounter(rights: [:], decrements: [replica: total])
+        return self
     }
 
     /// Moves `amount` of `replica`'s rights to `target`. Returns the delta.
@@ -98,7 +105,7 @@ public struct BoundedCounter: DeltaCRDT, Hashable {
         let (total, overflow) = rights[pair, default: 0].addingReportingOverflow(amount)
         guard !overflow else { throw .overflow(operation: "transfer of \(amount)") }
         rights[pair] = total
-        return BoundedCounter(rights: [pair: total], decrements: [:])
+        return self
     }
 
     public mutating func join(_ other: BoundedCounter) {

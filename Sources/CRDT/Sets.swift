@@ -14,7 +14,7 @@ public struct GSet<Element: Hashable & Sendable>: DeltaCRDT, Hashable {
 
     /// Adds `element` and returns the delta.
     @discardableResult
-    public mutating func insert(_ element: Element) -> GSet {
+    public mutating func add(_ element: Element) -> GSet {
         elements.insert(element)
         return GSet(elements: [element])
     }
@@ -48,14 +48,14 @@ public struct TwoPhaseSet<Element: Hashable & Sendable>: DeltaCRDT, Hashable {
 
     /// Adds `element` (a no-op on the value if it was ever removed) and returns the delta.
     @discardableResult
-    public mutating func insert(_ element: Element) -> TwoPhaseSet {
-        TwoPhaseSet(added: added.insert(element), removed: GSet())
+    public mutating func add(_ element: Element) -> TwoPhaseSet {
+        TwoPhaseSet(added: added.add(element), removed: GSet())
     }
 
     /// Removes `element` for good and returns the delta.
     @discardableResult
     public mutating func remove(_ element: Element) -> TwoPhaseSet {
-        TwoPhaseSet(added: GSet(), removed: removed.insert(element))
+        TwoPhaseSet(added: GSet(), removed: removed.add(element))
     }
 
     public mutating func join(_ other: TwoPhaseSet) {
@@ -92,7 +92,7 @@ public struct AWSet<Element: Hashable & Sendable>: CausalCRDT {
 
     /// Adds `element` on behalf of `replica` and returns the delta.
     @discardableResult
-    public mutating func insert(_ element: Element, replica: ReplicaID) -> AWSet {
+    public mutating func add(_ element: Element, replica: ReplicaID) -> AWSet {
         let dot = context.nextDot(for: replica)
         var deltaContext = CausalContext(dots: store.entries[element]?.elements ?? [])
         deltaContext.insert(dot)

@@ -1,1 +1,0 @@
-// The Rings module; see docs/architecture.md.

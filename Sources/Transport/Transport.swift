@@ -1,1 +1,0 @@
-// The Transport module; see docs/architecture.md.

@@ -1,0 +1,174 @@
+import CRDT
+import Testing
+
+/// Seeded property tests for every type: join laws, delta == full mutation, convergence of N
+/// replicas under duplicated, reordered and lost-then-repaired deltas, encoding round trip, digests.
+@Suite("Properties")
+struct PropertyTests {
+    @Test func gCounter() { runProperties(Harnesses.gCounter) }
+
+    @Test func pnCounter() { runProperties(Harnesses.pnCounter) }
+
+    @Test func resettableCounter() { runProperties(Harnesses.resettableCounter) }
+
+    @Test func gSet() { runProperties(Harnesses.gSet) }
+
+    @Test func twoPhaseSet() { runProperties(Harnesses.twoPhaseSet) }
+
+    @Test func awSet() { runProperties(Harnesses.awSet) }
+
+    @Test func lwwRegister() { runProperties(Harnesses.lwwRegister) }
+
+    @Test func mvRegister() { runProperties(Harnesses.mvRegister) }
+
+    @Test func causalLWWRegister() { runProperties(Harnesses.causalLWWRegister) }
+
+    @Test func ewFlag() { runProperties(Harnesses.ewFlag) }
+
+    @Test func orMapOfRegisters() { runProperties(Harnesses.orMapOfRegisters) }
+
+    @Test func orMapOfSets() { runProperties(Harnesses.orMapOfSets) }
+
+    @Test func nestedORMaps() { runProperties(Harnesses.nestedORMaps) }
+
+    @Test func orMapOfFlags() { runProperties(Harnesses.orMapOfFlags) }
+
+    @Test func boundedCounter() { runProperties(Harnesses.boundedCounter) }
+}
+
+/// One random-operation generator per CRDT type (and per nesting the daemon relies on), shared by
+/// the property tests and the decoder fuzzing.
+enum Harnesses {
+    static var gCounter: CRDTHarness<GCounter> {
+        CRDTHarness<GCounter>(name: "GCounter") { state, clock, rng in
+            try? state.increment(by: UInt64(rng.below(5)), replica: clock.replica)
+        }
+    }
+
+    static var pnCounter: CRDTHarness<PNCounter> {
+        CRDTHarness<PNCounter>(name: "PNCounter") { state, clock, rng in
+            try? state.add(Int64(rng.below(11) - 5), replica: clock.replica)
+        }
+    }
+
+    static var resettableCounter: CRDTHarness<ResettableCounter> {
+        CRDTHarness<ResettableCounter>(name: "ResettableCounter") { state, clock, rng in
+            rng.chance(0.2) ? state.reset() : try? state.add(Int64(rng.below(11) - 5), replica: clock.replica)
+        }
+    }
+
+    static var gSet: CRDTHarness<GSet<UInt64>> {
+        CRDTHarness<GSet<UInt64>>(name: "GSet") { state, _, rng in
+            state.add(UInt64(rng.below(12)))
+        }
+    }
+
+    static var twoPhaseSet: CRDTHarness<TwoPhaseSet<String>> {
+        CRDTHarness<TwoPhaseSet<String>>(name: "TwoPhaseSet") { state, _, rng in
+            let element = "e\(rng.below(10))"
+            return rng.chance(0.3) ? state.remove(element) : state.add(element)
+        }
+    }
+
+    static var awSet: CRDTHarness<AWSet<[UInt8]>> {
+        CRDTHarness<AWSet<[UInt8]>>(name: "AWSet") { state, clock, rng in
+            let element = bytes("k\(rng.below(8))")
+            switch rng.below(10) {
+            case 0: return state.removeAll()
+            case 1...3: return state.remove(element)
+            default: return state.add(element, replica: clock.replica)
+            }
+        }
+    }
+
+    static var lwwRegister: CRDTHarness<LWWRegister<[UInt8]>> {
+        CRDTHarness<LWWRegister<[UInt8]>>(name: "LWWRegister") { state, clock, rng in
+            state.assign(rng.chance(0.2) ? nil : bytes("v\(rng.below(6))"), clock: &clock)
+        }
+    }
+
+    static var mvRegister: CRDTHarness<MVRegister<UInt64>> {
+        CRDTHarness<MVRegister<UInt64>>(name: "MVRegister") { state, clock, rng in
+            rng.chance(0.2) ? state.clear() : state.assign(UInt64(rng.below(100)), replica: clock.replica)
+        }
+    }
+
+    static var causalLWWRegister: CRDTHarness<CausalLWWRegister<[UInt8]>> {
+        CRDTHarness<CausalLWWRegister<[UInt8]>>(name: "CausalLWWRegister") { state, clock, rng in
+            rng.chance(0.2) ? state.remove() : state.assign(bytes("v\(rng.below(6))"), clock: &clock)
+        }
+    }
+
+    static var ewFlag: CRDTHarness<EWFlag> {
+        CRDTHarness<EWFlag>(name: "EWFlag") { state, clock, rng in
+            rng.chance(0.4) ? state.disable() : state.enable(replica: clock.replica)
+        }
+    }
+
+    static var orMapOfRegisters: CRDTHarness<ORMap<[UInt8], CausalLWWRegister<[UInt8]>>> {
+        CRDTHarness<ORMap<[UInt8], CausalLWWRegister<[UInt8]>>>(name: "ORMap<field, CausalLWWRegister>") { state, clock, rng in
+            let field = bytes("f\(rng.below(6))")
+            switch rng.below(12) {
+            case 0: return state.removeAll()
+            case 1...3: return state.remove(field)
+            default:
+                let value = bytes("v\(rng.below(9))")
+                return state.update(field) { $0.assign(value, clock: &clock) }
+            }
+        }
+    }
+
+    static var orMapOfSets: CRDTHarness<ORMap<UInt64, AWSet<UInt64>>> {
+        CRDTHarness<ORMap<UInt64, AWSet<UInt64>>>(name: "ORMap<key, AWSet>") { state, clock, rng in
+            let key = UInt64(rng.below(4))
+            let element = UInt64(rng.below(5))
+            switch rng.below(10) {
+            case 0: return state.removeAll()
+            case 1, 2: return state.remove(key)
+            case 3, 4: return state.update(key) { $0.remove(element) }
+            default: return state.update(key) { $0.add(element, replica: clock.replica) }
+            }
+        }
+    }
+
+    static var nestedORMaps: CRDTHarness<ORMap<String, NestedInner>> {
+        CRDTHarness<ORMap<String, NestedInner>>(name: "ORMap<key, ORMap<key, MVRegister>>") { state, clock, rng in
+            let outer = "o\(rng.below(3))"
+            let inner = "i\(rng.below(3))"
+            switch rng.below(10) {
+            case 0: return state.remove(outer)
+            case 1: return state.update(outer) { $0.remove(inner) }
+            case 2: return state.update(outer) { map in map.update(inner) { $0.clear() } }
+            default:
+                let value = Int64(rng.below(200) - 100)
+                return state.update(outer) { map in map.update(inner) { $0.assign(value, replica: clock.replica) } }
+            }
+        }
+    }
+
+    static var orMapOfFlags: CRDTHarness<ORMap<UInt64, EWFlag>> {
+        CRDTHarness<ORMap<UInt64, EWFlag>>(name: "ORMap<key, EWFlag>") { state, clock, rng in
+            let key = UInt64(rng.below(5))
+            switch rng.below(6) {
+            case 0: return state.remove(key)
+            case 1: return state.update(key) { $0.disable() }
+            default: return state.update(key) { $0.enable(replica: clock.replica) }
+            }
+        }
+    }
+
+    static var boundedCounter: CRDTHarness<BoundedCounter> {
+        CRDTHarness<BoundedCounter>(name: "BoundedCounter") { state, clock, rng in
+            let me = clock.replica
+            switch rng.below(10) {
+            case 0...2: return try? state.increment(by: UInt64(rng.below(4)), replica: me)
+            case 3...6: return try? state.decrement(by: UInt64(rng.below(3) + 1), replica: me)
+            default:
+                let target = replicaIDs[rng.below(4)]
+                return try? state.transfer(rights: UInt64(rng.below(3) + 1), from: me, to: target)
+            }
+        }
+    }
+}
+
+typealias NestedInner = ORMap<String, MVRegister<Int64>>
