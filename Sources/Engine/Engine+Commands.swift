@@ -92,7 +92,7 @@ extension Engine {
                 var delta = KeyObject()
                 for member in members {
                     if !object.set.contains(member) { added += 1 }
-                    delta.set.join(object.set.insert(member, replica: m.replica))
+                    delta.set.join(object.set.add(member, replica: m.replica))
                 }
                 return delta
             }
