@@ -274,3 +274,14 @@ struct EngineStats {
     var localWrites: UInt64 = 0
     var lastTick: UInt64 = 0
 }
+
+extension Engine {
+    /// Live keys by the type they show, for the metrics. O(keys): call it about once a second, not per command.
+    public var keysByType: [String: Int] {
+        var counts: [String: Int] = [:]
+        for object in keyspace.values {
+            if let type = object.visibleType { counts[type.rawValue, default: 0] += 1 }
+        }
+        return counts
+    }
+}
