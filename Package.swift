@@ -27,6 +27,8 @@ let package = Package(
         .target(name: "Rings"),
         // The Redis protocol (RESP2/RESP3): incremental parser and reply encoder. No I/O.
         .target(name: "RESP"),
+        // A small blocking Redis-protocol client (POSIX sockets) for crdtctl and the integration tests.
+        .target(name: "RESPClient", dependencies: ["RESP"]),
         // The peer wire format: frames, their encoding and authentication. No I/O.
         .target(name: "Wire", dependencies: ["CRDT", .product(name: "Crypto", package: "swift-crypto")]),
         // The replication engine: consumes client commands, peer frames and ticks; produces replies,
@@ -57,18 +59,18 @@ let package = Package(
         ]),
         // Operator CLI: local clusters, fault injection, convergence checks.
         .executableTarget(name: "crdtctl", dependencies: [
-            "RESP",
+            "RESP", "RESPClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "CRDTTests", dependencies: ["CRDT"]),
         .testTarget(name: "RingsTests", dependencies: ["Rings"]),
-        .testTarget(name: "RESPTests", dependencies: ["RESP"]),
+        .testTarget(name: "RESPTests", dependencies: ["RESP", "RESPClient"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "CRDT"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CRDT", "RESP", "Wire"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["RESP"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["RESP", "RESPClient"]),
     ],
     swiftLanguageModes: [.v6]
 )
