@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "CRDTTests", dependencies: ["CRDT"]),
         .testTarget(name: "RingsTests", dependencies: ["Rings"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", "RESPClient"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CRDT", "RESP", "Wire"]),
         .testTarget(name: "IntegrationTests", dependencies: ["RESP", "RESPClient"]),
