@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .library(name: "CRDT", targets: ["CRDT"]),
         .library(name: "Rings", targets: ["Rings"]),
+        .library(name: "Store", targets: ["Store"]),
         .executable(name: "crdtd", targets: ["crdtd"]),
         .executable(name: "crdtctl", targets: ["crdtctl"]),
     ],

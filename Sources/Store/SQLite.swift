@@ -51,6 +51,10 @@ final class Statement {
         try check(sqlite3_bind_text(handle, index, text, -1, crdtd_sqlite_transient()), database, "binding text to \(sql)")
     }
 
+    func bind(_ index: Int32, _ value: Int64) throws(StoreError) {
+        try check(sqlite3_bind_int64(handle, index, value), database, "binding an integer to \(sql)")
+    }
+
     /// Runs a statement that returns no rows.
     func run() throws(StoreError) {
         defer { sqlite3_reset(handle) }
@@ -79,4 +83,9 @@ final class Statement {
     }
 
     func int(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+
+    /// Rows changed by the last statement run on this connection.
+    var changes: Int { Int(sqlite3_changes(database)) }
 }

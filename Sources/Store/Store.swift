@@ -4,10 +4,15 @@ public import Logging
 /// The daemon's durable store: an SQLite database in WAL mode holding, per key, a snapshot and the
 /// deltas appended since, plus named meta values.
 ///
-/// Writes cost O(size of the change): a ``StoreRecord/delta(key:bytes:)`` appends one row; the engine
-/// now and then writes a ``StoreRecord/snapshot(key:bytes:)``, which replaces the key's snapshot and
-/// drops its older deltas. Each ``commit(_:)`` is one transaction, so the daemon group-commits
-/// everything that arrived while the previous commit ran.
+/// Writes cost O(size of the change): a ``StoreRecord/delta(key:bytes:)`` appends one row to a single
+/// append-only log (sequential pages, no per-key index to update: an index on the key made random
+/// inserts, and commits, ten times slower); the engine now and then writes a
+/// ``StoreRecord/snapshot(key:bytes:)``, which replaces the key's snapshot and marks its older deltas
+/// as superseded. Superseded deltas are skipped by ``load()`` and deleted by an incremental
+/// collector that each commit runs over a bounded slice of the log once superseded rows outnumber
+/// live ones, so the file stays within about twice the live data and no commit pays for a full scan.
+/// Each ``commit(_:)`` is one transaction, so the daemon group-commits everything that arrived while
+/// the previous commit ran.
 ///
 /// Not thread-safe and deliberately not `Sendable`: the store's thread (the daemon's writer) owns it.
 /// Open one `Store` per file per process.
@@ -20,14 +25,22 @@ public final class Store {
     /// Forward migrations: entry `i` turns schema version `i` into version `i + 1`. Append, never edit.
     static let migrations: [Migration] = [
         Migration(description: "deltas, snapshots and meta", statements: [
+            // AUTOINCREMENT: a sequence number is never reused, even after the collector deletes the
+            // newest rows, so "seq <= through_seq" keeps meaning "appended before that snapshot".
             """
             CREATE TABLE deltas (
-                seq INTEGER PRIMARY KEY,   -- rowid: increasing, so it orders a key's deltas
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 key BLOB NOT NULL,
                 bytes BLOB NOT NULL)
             """,
-            "CREATE INDEX deltas_by_key ON deltas(key, seq)",
-            "CREATE TABLE snapshots (key BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID",
+            // bytes is NULL for a removed key (a tombstone): it hides the key's older deltas until the
+            // collector has deleted them. through_seq is the last log entry the snapshot covers.
+            """
+            CREATE TABLE snapshots (
+                key BLOB PRIMARY KEY,
+                bytes BLOB,
+                through_seq INTEGER NOT NULL) WITHOUT ROWID
+            """,
             "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
         ]),
     ]
@@ -45,15 +58,17 @@ public final class Store {
     private let logger: Logger
     private var database: OpaquePointer?
     private var statements: Statements?
+    private var collector = Collector()
 
     private struct Statements {
         let begin, commit, rollback: Statement
-        let appendDelta, putSnapshot, deleteDeltas, deleteSnapshot, putMeta: Statement
+        let appendDelta, putSnapshot, putTombstone, putMeta: Statement
         let loadSnapshots, loadDeltas, loadMeta: Statement
+        let lastSequence, collectRange, dropTombstones: Statement
 
         var all: [Statement] {
-            [begin, commit, rollback, appendDelta, putSnapshot, deleteDeltas, deleteSnapshot, putMeta,
-             loadSnapshots, loadDeltas, loadMeta]
+            [begin, commit, rollback, appendDelta, putSnapshot, putTombstone, putMeta,
+             loadSnapshots, loadDeltas, loadMeta, lastSequence, collectRange, dropTombstones]
         }
     }
 
@@ -100,35 +115,43 @@ public final class Store {
         close()
     }
 
-    /// Reads everything the store holds. Call once at start-up, before the first ``commit(_:)``.
+    /// Reads everything the store holds. Call once at start-up, before the first ``commit(_:)``:
+    /// it also counts live and superseded deltas, which decides when the collector runs.
     public func load() throws(StoreError) -> RecoveredState {
         let statements = try open()
         var state = RecoveredState()
+        var coveredThrough: [[UInt8]: Int64] = [:]
         let loadSnapshots = statements.loadSnapshots
         defer { loadSnapshots.reset() }
         while try loadSnapshots.step() {
-            state.keys[loadSnapshots.blob(0), default: RecoveredKey()].snapshot = loadSnapshots.blob(1)
+            let key = loadSnapshots.blob(0)
+            coveredThrough[key] = loadSnapshots.int(2)
+            if !loadSnapshots.isNull(1) {
+                state.keys[key] = RecoveredKey(snapshot: loadSnapshots.blob(1))
+            }
         }
+        var live: [[UInt8]: Int] = [:]
+        var superseded = 0
         let loadDeltas = statements.loadDeltas
         defer { loadDeltas.reset() }
-        // Ordered by key then sequence, so one key's deltas are contiguous and looked up once.
-        var currentKey: [UInt8]?
-        var currentDeltas: [[UInt8]] = []
+        // One sequential pass over the log, in append order.
         while try loadDeltas.step() {
             let key = loadDeltas.blob(0)
-            if key != currentKey {
-                if let currentKey { state.keys[currentKey, default: RecoveredKey()].deltas = currentDeltas }
-                currentKey = key
-                currentDeltas = []
+            if let through = coveredThrough[key], loadDeltas.int(2) <= through {
+                superseded += 1
+                continue
             }
-            currentDeltas.append(loadDeltas.blob(1))
+            state.keys[key, default: RecoveredKey()].deltas.append(loadDeltas.blob(1))
+            live[key, default: 0] += 1
         }
-        if let currentKey { state.keys[currentKey, default: RecoveredKey()].deltas = currentDeltas }
         let loadMeta = statements.loadMeta
         defer { loadMeta.reset() }
         while try loadMeta.step() {
             state.meta[loadMeta.text(0)] = loadMeta.blob(1)
         }
+        collector.liveDeltas = live
+        collector.liveTotal = live.values.reduce(0, +)
+        collector.supersededTotal = superseded
         return state
     }
 
@@ -137,6 +160,7 @@ public final class Store {
     public func commit(_ records: [StoreRecord]) throws(StoreError) {
         let statements = try open()
         try statements.begin.run()
+        var collected = 0
         do throws(StoreError) {
             for record in records {
                 switch record {
@@ -148,24 +172,111 @@ public final class Store {
                     try statements.putSnapshot.bind(1, key)
                     try statements.putSnapshot.bind(2, bytes)
                     try statements.putSnapshot.run()
-                    try statements.deleteDeltas.bind(1, key)
-                    try statements.deleteDeltas.run()
                 case .remove(let key):
-                    try statements.deleteSnapshot.bind(1, key)
-                    try statements.deleteSnapshot.run()
-                    try statements.deleteDeltas.bind(1, key)
-                    try statements.deleteDeltas.run()
+                    try statements.putTombstone.bind(1, key)
+                    try statements.putTombstone.run()
                 case .meta(let name, let value):
                     try statements.putMeta.bind(1, name)
                     try statements.putMeta.bind(2, value)
                     try statements.putMeta.run()
                 }
             }
+            if collector.isDue(threshold: options.collectorThreshold) || collector.passLimit >= 0 {
+                collected = try collectStep(statements, rows: max(4 * records.count, 4096))
+            }
             try statements.commit.run()
         } catch {
             // Best effort: a failed COMMIT may already have rolled back, and the original error matters more.
             try? statements.rollback.run()
+            if collector.passLimit >= 0 { collector.passLimit = -1 }  // the step was rolled back: restart the pass
             throw error
+        }
+        collector.account(records, collected: collected)
+    }
+
+    /// Deletes every superseded delta and obsolete tombstone now, in one transaction, and returns
+    /// how many rows it deleted. The daemon need not call it (commits collect incrementally); it
+    /// is for tests, tools and shutdown.
+    @discardableResult
+    public func compact() throws(StoreError) -> Int {
+        let statements = try open()
+        try statements.begin.run()
+        var deleted = 0
+        do throws(StoreError) {
+            collector.passLimit = -1
+            deleted = try collectStep(statements, rows: Int.max / 4)
+            try statements.commit.run()
+        } catch {
+            try? statements.rollback.run()
+            collector.passLimit = -1
+            throw error
+        }
+        collector.account([], collected: deleted)
+        return deleted
+    }
+
+    /// Deletes superseded deltas in the next `rows` sequence numbers of the current collection pass,
+    /// starting a pass if none is under way. Returns the deltas deleted.
+    private func collectStep(_ statements: Statements, rows: Int) throws(StoreError) -> Int {
+        if collector.passLimit < 0 {
+            defer { statements.lastSequence.reset() }
+            _ = try statements.lastSequence.step()
+            collector.passLimit = statements.lastSequence.int(0)
+            collector.cursor = 0
+        }
+        let end = collector.cursor + Int64(rows)
+        try statements.collectRange.bind(1, collector.cursor)
+        try statements.collectRange.bind(2, end)
+        try statements.collectRange.run()
+        let deleted = statements.collectRange.changes
+        collector.cursor = end
+        if end > collector.passLimit {
+            // Every tombstone older than the pass has had all its deltas deleted by it.
+            try statements.dropTombstones.bind(1, collector.passLimit)
+            try statements.dropTombstones.run()
+            collector.passLimit = -1
+        }
+        logger.trace("collected superseded deltas", metadata: ["deleted": "\(deleted)", "cursor": "\(end)"])
+        return deleted
+    }
+
+    /// Rows in `table` (superseded deltas and tombstones included); for tests.
+    func rowCount(_ table: String) -> Int? {
+        guard database != nil, let rows = try? query("SELECT count(*) FROM \(table)") else { return nil }
+        return rows.first.flatMap { Int($0) }
+    }
+
+    /// Bookkeeping that decides when superseded deltas are worth collecting. Exact after ``load()``.
+    struct Collector {
+        var liveDeltas: [[UInt8]: Int] = [:]
+        var liveTotal = 0
+        var supersededTotal = 0
+        /// The last sequence number of the pass under way, or -1 when no pass is under way.
+        var passLimit: Int64 = -1
+        /// The next sequence number the pass examines.
+        var cursor: Int64 = 0
+
+        /// Collect once superseded rows reach the threshold and outnumber live ones: the file then
+        /// stays within about twice the live data, and each delta is deleted O(1) times.
+        func isDue(threshold: Int) -> Bool {
+            supersededTotal >= max(threshold, liveTotal)
+        }
+
+        mutating func account(_ records: [StoreRecord], collected: Int) {
+            for record in records {
+                switch record {
+                case .delta(let key, _):
+                    liveDeltas[key, default: 0] += 1
+                    liveTotal += 1
+                case .snapshot(let key, _), .remove(let key):
+                    let superseded = liveDeltas.removeValue(forKey: key) ?? 0
+                    liveTotal -= superseded
+                    supersededTotal += superseded
+                case .meta:
+                    break
+                }
+            }
+            supersededTotal = max(0, supersededTotal - collected)
         }
     }
 
@@ -205,18 +316,28 @@ public final class Store {
             rollback: Statement(database, "ROLLBACK"),
             appendDelta: Statement(database, "INSERT INTO deltas(key, bytes) VALUES (?1, ?2)"),
             putSnapshot: Statement(database, """
-                INSERT INTO snapshots(key, bytes) VALUES (?1, ?2)
-                ON CONFLICT(key) DO UPDATE SET bytes = excluded.bytes
+                INSERT INTO snapshots(key, bytes, through_seq)
+                VALUES (?1, ?2, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deltas'), 0))
+                ON CONFLICT(key) DO UPDATE SET bytes = excluded.bytes, through_seq = excluded.through_seq
                 """),
-            deleteDeltas: Statement(database, "DELETE FROM deltas WHERE key = ?1"),
-            deleteSnapshot: Statement(database, "DELETE FROM snapshots WHERE key = ?1"),
+            putTombstone: Statement(database, """
+                INSERT INTO snapshots(key, bytes, through_seq)
+                VALUES (?1, NULL, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deltas'), 0))
+                ON CONFLICT(key) DO UPDATE SET bytes = NULL, through_seq = excluded.through_seq
+                """),
             putMeta: Statement(database, """
                 INSERT INTO meta(name, value) VALUES (?1, ?2)
                 ON CONFLICT(name) DO UPDATE SET value = excluded.value
                 """),
-            loadSnapshots: Statement(database, "SELECT key, bytes FROM snapshots"),
-            loadDeltas: Statement(database, "SELECT key, bytes FROM deltas ORDER BY key, seq"),
-            loadMeta: Statement(database, "SELECT name, value FROM meta"))
+            loadSnapshots: Statement(database, "SELECT key, bytes, through_seq FROM snapshots"),
+            loadDeltas: Statement(database, "SELECT key, bytes, seq FROM deltas ORDER BY seq"),
+            loadMeta: Statement(database, "SELECT name, value FROM meta"),
+            lastSequence: Statement(database, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deltas'), 0)"),
+            collectRange: Statement(database, """
+                DELETE FROM deltas WHERE seq >= ?1 AND seq < ?2
+                AND seq <= coalesce((SELECT through_seq FROM snapshots WHERE snapshots.key = deltas.key), 0)
+                """),
+            dropTombstones: Statement(database, "DELETE FROM snapshots WHERE bytes IS NULL AND through_seq < ?1"))
     }
 
     /// Runs SQL with no parameters, returning the first column of each row as text.

@@ -21,11 +21,17 @@ public struct StoreOptions: Sendable, Hashable {
     /// Default true. Its cost grows with the file (it reads every page): see docs/storage.md.
     public var verifyOnOpen: Bool
 
+    /// Superseded deltas (older than their key's snapshot) tolerated before commits start deleting
+    /// them; collection also waits until they outnumber live deltas. Default 10,000.
+    public var collectorThreshold: Int
+
     /// Creates options; every parameter defaults to the documented default.
-    public init(synchronous: StoreSynchronous = .full, busyTimeout: Duration = .seconds(5), verifyOnOpen: Bool = true) {
+    public init(synchronous: StoreSynchronous = .full, busyTimeout: Duration = .seconds(5), verifyOnOpen: Bool = true,
+                collectorThreshold: Int = 10_000) {
         self.synchronous = synchronous
         self.busyTimeout = busyTimeout
         self.verifyOnOpen = verifyOnOpen
+        self.collectorThreshold = collectorThreshold
     }
 }
 
