@@ -43,7 +43,8 @@ final class Statement {
         // explicit zero-length blob instead.
         let status = bytes.isEmpty
             ? sqlite3_bind_zeroblob(handle, index, 0)
-            : bytes.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), crdtd_sqlite_transient()) }
+            // The 64-bit variant: an oversized value gets SQLITE_TOOBIG, not an Int32 conversion trap.
+            : bytes.withUnsafeBytes { sqlite3_bind_blob64(handle, index, $0.baseAddress, UInt64($0.count), crdtd_sqlite_transient()) }
         try check(status, database, "binding a blob to \(sql)")
     }
 

@@ -140,3 +140,29 @@ import Testing
         }
     }
 }
+
+@Suite struct CrashImageTests {
+    /// Copies the database and its write-ahead log while the store is still open, which is what a
+    /// `kill -9` leaves behind: every committed batch must be recovered from the copy.
+    @Test func committedBatchesSurviveAProcessCrashImage() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("node.db")
+        let store = try openStore(path, StoreOptions(synchronous: .normal))
+        _ = try store.load()
+        var expected: [[UInt8]: RecoveredKey] = [:]
+        for batch in 0..<50 {
+            let key = bytes("key-\(batch % 7)")
+            try store.commit([.delta(key: key, bytes: [UInt8(batch)])])
+            expected[key, default: RecoveredKey()].deltas.append([UInt8(batch)])
+        }
+        try store.commit([.snapshot(key: bytes("key-0"), bytes: [0xFF])])
+        expected[bytes("key-0")] = RecoveredKey(snapshot: [0xFF])
+        let wal = contents(path + "-wal")
+        #expect(!wal.isEmpty, "the committed batches should still be in the write-ahead log")
+        let crashed = directory.file("crashed.db")
+        writeFile(crashed, contents(path))
+        writeFile(crashed + "-wal", wal)
+        #expect(try openStore(crashed).load().keys == expected)
+        store.close()
+    }
+}
