@@ -343,6 +343,11 @@ public final class TCPServer: LoopHandle {
         guard maxConnections >= 1 else {
             throw TransportError(.invalidArgument, "maxConnections must be at least 1, got \(maxConnections)")
         }
+        // Checked here because an accept that cannot create its connection would stall the listener
+        // (libuv stops polling it until uv_accept is called).
+        guard maxPendingWriteBytes >= 1 else {
+            throw TransportError(.invalidArgument, "maxPendingWriteBytes must be at least 1, got \(maxPendingWriteBytes)")
+        }
         self.localAddress = address
         self.maxConnections = maxConnections
         self.onAccept = onAccept
