@@ -118,7 +118,7 @@ func parseResponse(_ text: String) -> (status: String, headers: [String: String]
     @Test func idleConnectionsAreClosedAndActiveOnesKept() async throws {
         try await withLoop { loop in
             let server = try await loop.submit {
-                LoopBound(try MetricsHTTPServer(loop: loop, address: localhost, idleTimeout: .milliseconds(100)) { "x\n" }, loop: loop)
+                LoopBound(try MetricsHTTPServer(loop: loop, address: localhost, idleTimeout: .milliseconds(300)) { "x\n" }, loop: loop)
             }
             let port = try await loop.submit { server.value.localAddress.port }
             let idle = try BlockingClient(port: port)
@@ -131,7 +131,7 @@ func parseResponse(_ text: String) -> (status: String, headers: [String: String]
             for round in 1...10 {
                 active.send("GET /metrics HTTP/1.1\r\n\r\n")
                 #expect(active.receive(until: "x\n").hasPrefix("HTTP/1.1 200 OK"), "round \(round)")
-                try await Task.sleep(for: .milliseconds(30))
+                try await Task.sleep(for: .milliseconds(40))
             }
             #expect(try await loop.submit { server.value.idleClosures } == 1, "a connection in use is never idle-closed")
         }
