@@ -66,7 +66,11 @@ public final class TCPConnection: LoopHandle {
     func didConnect() {
         let tcp = typed(uv_tcp_t.self)
         // Replies and frames are small and latency-bound; Nagle would hold them back.
-        _ = uv_tcp_nodelay(tcp, 1)
+        do {
+            try uvCheck(uv_tcp_nodelay(tcp, 1), "uv_tcp_nodelay")
+        } catch {
+            loop.logger.debug("TCP_NODELAY not set", metadata: ["error": "\(error)"])
+        }
         var storage = sockaddr_storage()
         var length = Int32(MemoryLayout<sockaddr_storage>.size)
         let status = withUnsafeMutablePointer(to: &storage) { pointer in
@@ -388,8 +392,10 @@ public final class TCPServer: LoopHandle {
             return
         }
         guard let connection = try? TCPConnection(loop: loop, maxPendingWriteBytes: maxPendingWriteBytes) else { return }
-        let accepted = uv_accept(typed(uv_stream_t.self), connection.typed(uv_stream_t.self))
-        guard accepted == 0 else {
+        do {
+            try uvCheck(uv_accept(typed(uv_stream_t.self), connection.typed(uv_stream_t.self)), "uv_accept")
+        } catch {
+            loop.logger.warning("accept failed", metadata: ["address": "\(localAddress)", "error": "\(error)"])
             connection.close()
             return
         }
