@@ -99,6 +99,17 @@ final class BlockingClient {
         return all
     }
 
+    /// Reads until the stream ends and says how: `true` for an orderly EOF (FIN), `false` for a
+    /// reset, another error or the timeout.
+    func endsWithOrderlyEOF() -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 { return true }
+            if count < 0 { return false }
+        }
+    }
+
     /// Reads until `text` has appeared in the stream (or EOF/timeout).
     func receive(until text: String) -> String {
         var all: [UInt8] = []
