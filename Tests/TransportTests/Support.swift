@@ -39,6 +39,7 @@ func withLoop(executeQueueCapacity: Int = EventLoop.defaultExecuteQueueCapacity,
         throw error
     }
     #expect(throws: Never.self, "uv_loop_close must find no open handle") { try loop.stop() }
+    #expect(loop.liveHandleObjects.load(ordering: .relaxed) == 0, "no handle object outlives the loop (a cycle would leak it)")
 }
 
 let localhost = try! SocketAddress(parsing: "127.0.0.1:0")
