@@ -376,3 +376,28 @@ func serverLoopConnectionCount(_ server: LoopBound<TCPServer>) throws -> Int {
         }
     }
 }
+
+@Suite struct TCPReuseAddressTests {
+    /// The server closing first leaves its side in TIME_WAIT on the listening port; only
+    /// SO_REUSEADDR (set by libuv on every TCP bind) lets a restarted server bind it at once.
+    @Test func portCanBeReboundWhileAConnectionSitsInTimeWait() async throws {
+        try await withLoop { loop in
+            let closed = Recorder<Bool>()
+            let server = try await loop.submit {
+                LoopBound(try TCPServer(loop: loop, address: localhost) { connection in
+                    connection.onClose = { _, _ in closed.record(true) }
+                    connection.close()  // active close on the server side: TIME_WAIT is ours
+                }, loop: loop)
+            }
+            let address = try await loop.submit { server.value.localAddress }
+            let client = try BlockingClient(port: address.port)
+            #expect(await closed.wait(forCount: 1))
+            #expect(client.endsWithOrderlyEOF())
+            let rebound = try await loop.submit { () -> UInt16 in
+                server.value.close()
+                return try TCPServer(loop: loop, address: address) { _ in }.localAddress.port
+            }
+            #expect(rebound == address.port)
+        }
+    }
+}
