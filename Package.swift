@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .library(name: "CRDT", targets: ["CRDT"]),
         .library(name: "Rings", targets: ["Rings"]),
+        .library(name: "Store", targets: ["Store"]),
         .executable(name: "crdtd", targets: ["crdtd"]),
         .executable(name: "crdtctl", targets: ["crdtctl"]),
     ],
@@ -66,7 +67,7 @@ let package = Package(
         .testTarget(name: "CRDTTests", dependencies: ["CRDT"]),
         .testTarget(name: "RingsTests", dependencies: ["Rings"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", "RESPClient"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "CRDT"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CRDT", "RESP", "Wire"]),

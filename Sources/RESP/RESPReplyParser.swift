@@ -98,23 +98,30 @@ public struct RESPReplyParser: Sendable {
         return .incomplete(needed: buffer.count + 1)
     }
 
-    /// A length-prefixed payload whose header starts at `start`: `nil` payload for a length of -1.
-    private func blob(from start: Int, what: String) throws(RESPError) -> (payload: ArraySlice<UInt8>?, next: Int)?? {
-        switch try line(from: start, maxLength: maxHeaderLineLength) {
-        case .incomplete:
-            return .some(nil)
-        case .complete(let header, let next):
-            guard let length = parseDecimal(header), length >= -1, length <= limits.maxBulkLength else {
-                throw RESPError.protocolError(.invalidBulkLength, "invalid \(what) length")
-            }
-            if length == -1 { return .some((nil, next)) }
-            let end = next + length
-            guard buffer.count - end >= 2 else { return nil }
-            guard buffer[end] == asciiCR, buffer[end + 1] == asciiLF else {
-                throw RESPError.protocolError(.expectedCRLF, "expected '\\r\\n' after a \(what) of declared length")
-            }
-            return .some((buffer[next..<end], end + 2))
+    private enum Blob {
+        /// The buffer must reach this count first (the header or the payload is incomplete).
+        case incomplete(needed: Int)
+        /// A declared length of -1.
+        case null(next: Int)
+        case payload(ArraySlice<UInt8>, next: Int)
+    }
+
+    /// A length-prefixed payload whose header starts at `start` (past the type byte).
+    private func blob(from start: Int, what: String) throws(RESPError) -> Blob {
+        guard case .complete(let header, let next) = try line(from: start, maxLength: maxHeaderLineLength) else {
+            return .incomplete(needed: buffer.count + 1)
         }
+        guard let length = parseDecimal(header), length >= -1, length <= limits.maxBulkLength else {
+            throw RESPError.protocolError(.invalidBulkLength, "invalid \(what) length")
+        }
+        if length == -1 { return .null(next: next) }
+        let end = next + length
+        // Wait for the whole payload at once rather than re-parsing per chunk.
+        guard buffer.count - end >= 2 else { return .incomplete(needed: end + 2) }
+        guard buffer[end] == asciiCR, buffer[end + 1] == asciiLF else {
+            throw RESPError.protocolError(.expectedCRLF, "expected '\\r\\n' after a \(what) of declared length")
+        }
+        return .payload(buffer[next..<end], next: end + 2)
     }
 
     private func parse(at start: Int, depth: Int) throws(RESPError) -> Outcome {
@@ -130,19 +137,19 @@ public struct RESPReplyParser: Sendable {
             return .complete(try simple(type, text), next: next)
         case UInt8(ascii: "$"), UInt8(ascii: "!"), UInt8(ascii: "="):
             let what = type == UInt8(ascii: "$") ? "bulk" : (type == UInt8(ascii: "!") ? "blob error" : "verbatim string")
-            guard let found = try blob(from: body, what: what) else {
-                // The header is complete: wait for the whole payload at once.
-                guard case .complete(let header, let next) = try line(from: body, maxLength: maxHeaderLineLength),
-                      let length = parseDecimal(header)
-                else { return .incomplete(needed: buffer.count + 1) }
-                return .incomplete(needed: next + length + 2)
-            }
-            guard let (payload, next) = found else { return .incomplete(needed: buffer.count + 1) }
-            guard let payload else {
+            let payload: ArraySlice<UInt8>
+            let next: Int
+            switch try blob(from: body, what: what) {
+            case .incomplete(let needed):
+                return .incomplete(needed: needed)
+            case .null(let after):
                 guard type == UInt8(ascii: "$") else {
                     throw RESPError.protocolError(.invalidBulkLength, "invalid \(what) length")
                 }
-                return .complete(.null, next: next)
+                return .complete(.null, next: after)
+            case .payload(let bytes, let after):
+                payload = bytes
+                next = after
             }
             if type == UInt8(ascii: "$") { return .complete(.bulkString(Array(payload)), next: next) }
             if type == UInt8(ascii: "!") { return .complete(.error(String(decoding: payload, as: UTF8.self)), next: next) }

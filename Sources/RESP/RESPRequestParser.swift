@@ -161,32 +161,43 @@ public struct RESPRequestParser: Sendable {
         readIndex = 0
     }
 
-    /// Finds the end of the line starting at readIndex, looking at no more than `maxLength` bytes.
-    private mutating func findLine(maxLength: Int) -> Line?? {
+    private enum LineSearch {
+        case found(Line)
+        case incomplete
+        case tooLong
+    }
+
+    /// Finds the end of the line starting at readIndex, looking at no more than `maxLength` bytes
+    /// of content, and resuming the scan where the previous call stopped.
+    private mutating func findLine(maxLength: Int) -> LineSearch {
         let limit = min(buffer.count, readIndex + maxLength + 1)
         var index = max(scanIndex, readIndex)
         while index < limit {
             if buffer[index] == asciiLF {
                 let contentEnd = (index > readIndex && buffer[index - 1] == asciiCR) ? index - 1 : index
-                return .some(Line(contentEnd: contentEnd, next: index + 1))
+                return .found(Line(contentEnd: contentEnd, next: index + 1))
             }
             index += 1
         }
         scanIndex = index
-        // No line end within maxLength + 1 bytes: the line is too long (outer nil).
-        return limit - readIndex > maxLength ? nil : .some(nil)
+        return limit - readIndex > maxLength ? .tooLong : .incomplete
     }
 
     private mutating func headerLine(tooLong error: RESPError) throws(RESPError) -> Line? {
-        guard let found = findLine(maxLength: maxHeaderLineLength) else { throw error }
-        return found
+        switch findLine(maxLength: maxHeaderLineLength) {
+        case .found(let line): return line
+        case .incomplete: return nil
+        case .tooLong: throw error
+        }
     }
 
     private mutating func nextInline() throws(RESPError) -> [[UInt8]]? {
-        guard let found = findLine(maxLength: limits.maxInlineLength) else {
-            throw RESPError.protocolError(.inlineTooLong, "too big inline request")
+        let line: Line
+        switch findLine(maxLength: limits.maxInlineLength) {
+        case .found(let found): line = found
+        case .incomplete: return nil
+        case .tooLong: throw RESPError.protocolError(.inlineTooLong, "too big inline request")
         }
-        guard let line = found else { return nil }
         let arguments = try splitInlineArguments(buffer[readIndex..<line.contentEnd])
         consume(upTo: line.next)
         return arguments

@@ -57,9 +57,9 @@ public final class RESPConnection {
         for command in commands { RESPRequestEncoder.encode(command, into: &wire) }
         let deadline = Self.now() + timeout
         do throws(RESPClientError) {
-            try writeAll(wire, deadline: deadline)
             var replies: [RESPReply] = []
             replies.reserveCapacity(commands.count)
+            try writeAll(wire, collectingInto: &replies, deadline: deadline)
             while replies.count < commands.count {
                 if let reply = try nextReply() {
                     replies.append(reply)
@@ -92,10 +92,19 @@ public final class RESPConnection {
         }
     }
 
-    private func writeAll(_ bytes: [UInt8], deadline: ContinuousClock.Instant) throws(RESPClientError) {
+    /// Sends every byte, reading replies whenever the socket is readable meanwhile: a server that
+    /// stops reading until its replies are consumed (as a server with a bound on pending replies does)
+    /// must not deadlock a long pipeline.
+    private func writeAll(_ bytes: [UInt8], collectingInto replies: inout [RESPReply], deadline: ContinuousClock.Instant) throws(RESPClientError) {
         var offset = 0
         while offset < bytes.count {
-            try wait(for: Int16(POLLOUT), deadline: deadline, doing: "sending a request")
+            let ready = try wait(for: Int16(POLLOUT) | Int16(POLLIN), deadline: deadline, doing: "sending a request")
+            if ready & Int16(POLLIN) != 0 {
+                try readSome(deadline: deadline)
+                while let reply = try nextReply() { replies.append(reply) }
+                // On an error or hang-up fall through: send reports it.
+                if ready & Int16(POLLOUT | POLLERR | POLLHUP) == 0 { continue }
+            }
             let written = bytes.withUnsafeBytes { raw in
                 Glibc.send(descriptor, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
             }
@@ -129,7 +138,9 @@ public final class RESPConnection {
         }
     }
 
-    private func wait(for events: Int16, deadline: ContinuousClock.Instant, doing what: String) throws(RESPClientError) {
+    /// Waits until one of `events` (or an error or hang-up) is signalled; returns the signalled events.
+    @discardableResult
+    private func wait(for events: Int16, deadline: ContinuousClock.Instant, doing what: String) throws(RESPClientError) -> Int16 {
         while true {
             let remaining = deadline - Self.now()
             guard remaining > .zero else {
@@ -137,7 +148,8 @@ public final class RESPConnection {
             }
             var poller = pollfd(fd: descriptor, events: events, revents: 0)
             let result = poll(&poller, 1, Self.milliseconds(remaining))
-            if result > 0 { return }
+            // An error or hang-up shows as readable, so the next recv or send reports it.
+            if result > 0 { return poller.revents }
             if result < 0, errno != EINTR {
                 throw Self.systemError(.ioFailed, "poll failed while \(what)")
             }

@@ -1,1 +1,404 @@
-// The Store module; see docs/architecture.md.
+internal import CSQLite
+public import Logging
+
+/// The daemon's durable store: an SQLite database in WAL mode holding, per key, a snapshot and the
+/// deltas appended since, plus named meta values.
+///
+/// Writes cost O(size of the change): a ``StoreRecord/delta(key:bytes:)`` appends one row to a single
+/// append-only log (sequential pages, no per-key index to update: an index on the key made random
+/// inserts, and commits, ten times slower); the engine now and then writes a
+/// ``StoreRecord/snapshot(key:bytes:)``, which replaces the key's snapshot and marks its older deltas
+/// as superseded. Superseded deltas are skipped by ``load()`` and deleted by an incremental
+/// collector that each commit runs over a bounded slice of the log once superseded rows outnumber
+/// live ones, so the file stays within about twice the live data and no commit pays for a full scan.
+/// Each ``commit(_:)`` is one transaction, so the daemon group-commits everything that arrived while
+/// the previous commit ran.
+///
+/// Not thread-safe and deliberately not `Sendable`: the store's thread (the daemon's writer) owns it.
+/// Open one `Store` per file per process.
+public final class Store {
+    /// The `PRAGMA application_id` that marks a crdtd database ("CRDT" in ASCII).
+    public static let applicationID: Int32 = 0x4352_4454
+    /// The schema version this build writes and reads.
+    public static var schemaVersion: Int { migrations.count }
+
+    /// Forward migrations: entry `i` turns schema version `i` into version `i + 1`. Append, never edit.
+    static let migrations: [Migration] = [
+        Migration(description: "deltas, snapshots and meta", statements: [
+            // AUTOINCREMENT: a sequence number is never reused, even after the collector deletes the
+            // newest rows, so "seq <= through_seq" keeps meaning "appended before that snapshot".
+            """
+            CREATE TABLE deltas (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                key BLOB NOT NULL,
+                bytes BLOB NOT NULL)
+            """,
+            // bytes is NULL for a removed key (a tombstone): it hides the key's older deltas until the
+            // collector has deleted them. through_seq is the last log entry the snapshot covers.
+            """
+            CREATE TABLE snapshots (
+                key BLOB PRIMARY KEY,
+                bytes BLOB,
+                through_seq INTEGER NOT NULL) WITHOUT ROWID
+            """,
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+        ]),
+    ]
+
+    /// One schema step.
+    struct Migration: Sendable {
+        var description: String
+        var statements: [String]
+    }
+
+    /// The file this store opened.
+    public let path: String
+    /// The options it was opened with.
+    public let options: StoreOptions
+    private let logger: Logger
+    private var database: OpaquePointer?
+    private var statements: Statements?
+    private var collector = Collector()
+
+    private struct Statements {
+        let begin, commit, rollback: Statement
+        let appendDelta, putSnapshot, putTombstone, putMeta: Statement
+        let loadSnapshots, loadDeltas, loadMeta: Statement
+        let lastSequence, collectRange, dropTombstones: Statement
+
+        var all: [Statement] {
+            [begin, commit, rollback, appendDelta, putSnapshot, putTombstone, putMeta,
+             loadSnapshots, loadDeltas, loadMeta, lastSequence, collectRange, dropTombstones]
+        }
+    }
+
+    /// Opens or creates the database at `path`, verifies it belongs to crdtd, is intact
+    /// (``StoreOptions/verifyOnOpen``) and is not from a newer version, then migrates it forward.
+    ///
+    /// - Throws: ``StoreError`` with ``StoreError/Code/notADatabase``, ``StoreError/Code/foreignDatabase``,
+    ///   ``StoreError/Code/corrupt``, ``StoreError/Code/newerSchema`` or ``StoreError/Code/migrationFailed``
+    ///   for a file it refuses; the file is then left exactly as it was.
+    public convenience init(path: String, options: StoreOptions = StoreOptions(),
+                            logger: Logger = Logger(label: "crdtd.store")) throws(StoreError) {
+        try self.init(path: path, options: options, logger: logger, migrations: Self.migrations)
+    }
+
+    /// Opens with an explicit migration list; tests use it to exercise migrations beyond version 1.
+    init(path: String, options: StoreOptions, logger: Logger, migrations: [Migration]) throws(StoreError) {
+        self.path = path
+        self.options = options
+        self.logger = logger
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let status = sqlite3_open_v2(path, &handle, flags, nil)
+        guard status == SQLITE_OK, let handle else {
+            let detail = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
+            sqlite3_close_v2(handle)
+            throw StoreError(.openFailed, "cannot open the database '\(path)': \(detail); check the data directory exists and is writable",
+                             resultCode: status)
+        }
+        database = handle
+        do throws(StoreError) {
+            sqlite3_extended_result_codes(handle, 1)
+            let milliseconds = options.busyTimeout.components.seconds * 1000
+                + options.busyTimeout.components.attoseconds / 1_000_000_000_000_000
+            try check(sqlite3_busy_timeout(handle, Int32(clamping: milliseconds)), handle, "setting the busy timeout")
+            try verifyAndMigrate(migrations)
+            statements = try Self.prepare(handle)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Reads everything the store holds. Call once at start-up, before the first ``commit(_:)``:
+    /// it also counts live and superseded deltas, which decides when the collector runs.
+    public func load() throws(StoreError) -> RecoveredState {
+        let statements = try open()
+        var state = RecoveredState()
+        var coveredThrough: [[UInt8]: Int64] = [:]
+        let loadSnapshots = statements.loadSnapshots
+        defer { loadSnapshots.reset() }
+        while try loadSnapshots.step() {
+            let key = loadSnapshots.blob(0)
+            coveredThrough[key] = loadSnapshots.int(2)
+            if !loadSnapshots.isNull(1) {
+                state.keys[key] = RecoveredKey(snapshot: loadSnapshots.blob(1))
+            }
+        }
+        var live: [[UInt8]: Int] = [:]
+        var superseded = 0
+        let loadDeltas = statements.loadDeltas
+        defer { loadDeltas.reset() }
+        // One sequential pass over the log, in append order.
+        while try loadDeltas.step() {
+            let key = loadDeltas.blob(0)
+            if let through = coveredThrough[key], loadDeltas.int(2) <= through {
+                superseded += 1
+                continue
+            }
+            state.keys[key, default: RecoveredKey()].deltas.append(loadDeltas.blob(1))
+            live[key, default: 0] += 1
+        }
+        let loadMeta = statements.loadMeta
+        defer { loadMeta.reset() }
+        while try loadMeta.step() {
+            state.meta[loadMeta.text(0)] = loadMeta.blob(1)
+        }
+        collector.liveDeltas = live
+        collector.liveTotal = live.values.reduce(0, +)
+        collector.supersededTotal = superseded
+        return state
+    }
+
+    /// Writes `records`, in order, as one transaction: after a crash either all of them are there or
+    /// none is. Returns once the transaction is as durable as ``StoreOptions/synchronous`` promises.
+    public func commit(_ records: [StoreRecord]) throws(StoreError) {
+        let statements = try open()
+        try statements.begin.run()
+        var collected = 0
+        do throws(StoreError) {
+            for record in records {
+                switch record {
+                case .delta(let key, let bytes):
+                    try statements.appendDelta.bind(1, key)
+                    try statements.appendDelta.bind(2, bytes)
+                    try statements.appendDelta.run()
+                case .snapshot(let key, let bytes):
+                    try statements.putSnapshot.bind(1, key)
+                    try statements.putSnapshot.bind(2, bytes)
+                    try statements.putSnapshot.run()
+                case .remove(let key):
+                    try statements.putTombstone.bind(1, key)
+                    try statements.putTombstone.run()
+                case .meta(let name, let value):
+                    try statements.putMeta.bind(1, name)
+                    try statements.putMeta.bind(2, value)
+                    try statements.putMeta.run()
+                }
+            }
+            if collector.isDue(threshold: options.collectorThreshold) || collector.passLimit >= 0 {
+                collected = try collectStep(statements, rows: max(4 * records.count, 4096))
+            }
+            try statements.commit.run()
+        } catch {
+            // Best effort: a failed COMMIT may already have rolled back, and the original error matters more.
+            try? statements.rollback.run()
+            if collector.passLimit >= 0 { collector.passLimit = -1 }  // the step was rolled back: restart the pass
+            throw error
+        }
+        collector.account(records, collected: collected)
+    }
+
+    /// Deletes every superseded delta and obsolete tombstone now, in one transaction, and returns
+    /// how many rows it deleted. The daemon need not call it (commits collect incrementally); it
+    /// is for tests, tools and shutdown.
+    @discardableResult
+    public func compact() throws(StoreError) -> Int {
+        let statements = try open()
+        try statements.begin.run()
+        var deleted = 0
+        do throws(StoreError) {
+            collector.passLimit = -1
+            deleted = try collectStep(statements, rows: Int.max / 4)
+            try statements.commit.run()
+        } catch {
+            try? statements.rollback.run()
+            collector.passLimit = -1
+            throw error
+        }
+        collector.account([], collected: deleted)
+        return deleted
+    }
+
+    /// Deletes superseded deltas in the next `rows` sequence numbers of the current collection pass,
+    /// starting a pass if none is under way. Returns the deltas deleted.
+    private func collectStep(_ statements: Statements, rows: Int) throws(StoreError) -> Int {
+        if collector.passLimit < 0 {
+            defer { statements.lastSequence.reset() }
+            _ = try statements.lastSequence.step()
+            collector.passLimit = statements.lastSequence.int(0)
+            collector.cursor = 0
+        }
+        let end = collector.cursor + Int64(rows)
+        try statements.collectRange.bind(1, collector.cursor)
+        try statements.collectRange.bind(2, end)
+        try statements.collectRange.run()
+        let deleted = statements.collectRange.changes
+        collector.cursor = end
+        if end > collector.passLimit {
+            // Every tombstone older than the pass has had all its deltas deleted by it.
+            try statements.dropTombstones.bind(1, collector.passLimit)
+            try statements.dropTombstones.run()
+            collector.passLimit = -1
+        }
+        logger.trace("collected superseded deltas", metadata: ["deleted": "\(deleted)", "cursor": "\(end)"])
+        return deleted
+    }
+
+    /// Rows in `table` (superseded deltas and tombstones included); for tests.
+    func rowCount(_ table: String) -> Int? {
+        guard database != nil, let rows = try? query("SELECT count(*) FROM \(table)") else { return nil }
+        return rows.first.flatMap { Int($0) }
+    }
+
+    /// Bookkeeping that decides when superseded deltas are worth collecting. Exact after ``load()``.
+    struct Collector {
+        var liveDeltas: [[UInt8]: Int] = [:]
+        var liveTotal = 0
+        var supersededTotal = 0
+        /// The last sequence number of the pass under way, or -1 when no pass is under way.
+        var passLimit: Int64 = -1
+        /// The next sequence number the pass examines.
+        var cursor: Int64 = 0
+
+        /// Collect once superseded rows reach the threshold and outnumber live ones: the file then
+        /// stays within about twice the live data, and each delta is deleted O(1) times.
+        func isDue(threshold: Int) -> Bool {
+            supersededTotal >= max(threshold, liveTotal)
+        }
+
+        mutating func account(_ records: [StoreRecord], collected: Int) {
+            for record in records {
+                switch record {
+                case .delta(let key, _):
+                    liveDeltas[key, default: 0] += 1
+                    liveTotal += 1
+                case .snapshot(let key, _), .remove(let key):
+                    let superseded = liveDeltas.removeValue(forKey: key) ?? 0
+                    liveTotal -= superseded
+                    supersededTotal += superseded
+                case .meta:
+                    break
+                }
+            }
+            supersededTotal = max(0, supersededTotal - collected)
+        }
+    }
+
+    /// Finalizes the statements and closes the database, checkpointing the write-ahead log.
+    /// Calling it again does nothing; later calls of other methods throw ``StoreError/Code/closed``.
+    public func close() {
+        statements?.all.forEach { $0.finalize() }
+        statements = nil
+        if let database {
+            let status = sqlite3_close_v2(database)
+            if status != SQLITE_OK {
+                logger.error("closing the database failed", metadata: ["path": "\(path)", "code": "\(status)"])
+            }
+        }
+        database = nil
+    }
+
+    /// The value of `PRAGMA name`, for tests and diagnostics; nil if it cannot be read.
+    func pragma(_ name: String) -> String? {
+        guard database != nil else { return nil }
+        return try? query("PRAGMA \(name)").first
+    }
+
+    // MARK: - Opening
+
+    private func open() throws(StoreError) -> Statements {
+        guard let statements else {
+            throw StoreError(.closed, "the store '\(path)' was used after close(); open a new Store")
+        }
+        return statements
+    }
+
+    private static func prepare(_ database: OpaquePointer) throws(StoreError) -> Statements {
+        try Statements(
+            begin: Statement(database, "BEGIN IMMEDIATE"),
+            commit: Statement(database, "COMMIT"),
+            rollback: Statement(database, "ROLLBACK"),
+            appendDelta: Statement(database, "INSERT INTO deltas(key, bytes) VALUES (?1, ?2)"),
+            putSnapshot: Statement(database, """
+                INSERT INTO snapshots(key, bytes, through_seq)
+                VALUES (?1, ?2, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deltas'), 0))
+                ON CONFLICT(key) DO UPDATE SET bytes = excluded.bytes, through_seq = excluded.through_seq
+                """),
+            putTombstone: Statement(database, """
+                INSERT INTO snapshots(key, bytes, through_seq)
+                VALUES (?1, NULL, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deltas'), 0))
+                ON CONFLICT(key) DO UPDATE SET bytes = NULL, through_seq = excluded.through_seq
+                """),
+            putMeta: Statement(database, """
+                INSERT INTO meta(name, value) VALUES (?1, ?2)
+                ON CONFLICT(name) DO UPDATE SET value = excluded.value
+                """),
+            loadSnapshots: Statement(database, "SELECT key, bytes, through_seq FROM snapshots"),
+            loadDeltas: Statement(database, "SELECT key, bytes, seq FROM deltas ORDER BY seq"),
+            loadMeta: Statement(database, "SELECT name, value FROM meta"),
+            lastSequence: Statement(database, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deltas'), 0)"),
+            collectRange: Statement(database, """
+                DELETE FROM deltas WHERE seq >= ?1 AND seq < ?2
+                AND seq <= coalesce((SELECT through_seq FROM snapshots WHERE snapshots.key = deltas.key), 0)
+                """),
+            dropTombstones: Statement(database, "DELETE FROM snapshots WHERE bytes IS NULL AND through_seq < ?1"))
+    }
+
+    /// Runs SQL with no parameters, returning the first column of each row as text.
+    @discardableResult
+    private func query(_ sql: String) throws(StoreError) -> [String] {
+        let statement = try Statement(database!, sql)
+        defer { statement.finalize() }
+        var rows: [String] = []
+        while try statement.step() { rows.append(statement.text(0)) }
+        return rows
+    }
+
+    private func verifyAndMigrate(_ migrations: [Migration]) throws(StoreError) {
+        // Read-only checks first: a file we refuse must be left exactly as it was.
+        let applicationID = Int32(truncatingIfNeeded: Int64(try query("PRAGMA application_id").first ?? "0") ?? 0)
+        let version = Int(try query("PRAGMA user_version").first ?? "0") ?? 0
+        let objectCount = Int(try query("SELECT count(*) FROM sqlite_schema").first ?? "0") ?? 0
+        let isNew = applicationID == 0 && version == 0 && objectCount == 0
+        if !isNew {
+            guard applicationID == Self.applicationID else {
+                throw StoreError(.foreignDatabase,
+                    "'\(path)' is an SQLite database of another program (application_id \(applicationID)); point --data-dir at a crdtd data directory")
+            }
+            guard version <= migrations.count else {
+                throw StoreError(.newerSchema,
+                    "'\(path)' has schema version \(version), newer than this crdtd's \(migrations.count); run a newer crdtd, this one will not touch it")
+            }
+            if options.verifyOnOpen {
+                let started = ContinuousClock.now
+                let problems = try query("PRAGMA quick_check")
+                let elapsed = ContinuousClock.now - started
+                logger.debug("quick_check finished", metadata: ["path": "\(path)", "duration": "\(elapsed)"])
+                guard problems == ["ok"] else {
+                    throw StoreError(.corrupt,
+                        "'\(path)' failed its integrity check (\(problems.prefix(3).joined(separator: "; "))); restore it from a backup or resynchronise this node from a peer, it is never reset automatically",
+                        resultCode: SQLITE_CORRUPT)
+                }
+            }
+        }
+        let mode = try query("PRAGMA journal_mode=WAL").first
+        guard mode == "wal" else {
+            throw StoreError(.sqlite, "'\(path)' could not switch to write-ahead logging (journal mode is \(mode ?? "unknown"))")
+        }
+        try query("PRAGMA synchronous=\(options.synchronous == .full ? "FULL" : "NORMAL")")
+        guard version < migrations.count else { return }
+        try query("BEGIN IMMEDIATE")
+        do throws(StoreError) {
+            for step in version..<migrations.count {
+                logger.info("migrating the store", metadata: [
+                    "path": "\(path)", "to": "\(step + 1)", "change": "\(migrations[step].description)",
+                ])
+                for sql in migrations[step].statements { try query(sql) }
+            }
+            try query("PRAGMA application_id=\(Self.applicationID)")
+            try query("PRAGMA user_version=\(migrations.count)")
+            try query("COMMIT")
+        } catch {
+            _ = try? query("ROLLBACK")
+            throw StoreError(.migrationFailed,
+                "migrating '\(path)' from schema \(version) to \(migrations.count) failed and was rolled back: \(error.message)",
+                resultCode: error.resultCode)
+        }
+    }
+}

@@ -48,6 +48,9 @@ public final class EventLoop: @unchecked Sendable {
     }
     private let shared = Mutex(Shared())
     private let loopThreadID = Atomic<UInt>(0)
+    /// Handle-owning objects of this loop still allocated; tests check it returns to zero (no cycle
+    /// keeps a connection alive). Decremented in deinit, which may run on any thread, hence atomic.
+    let liveHandleObjects = Atomic<Int>(0)
     // Loop-thread only: the queue is swapped into this buffer so a drain allocates nothing.
     private var draining: [@Sendable () -> Void] = []
     var isShuttingDown = false

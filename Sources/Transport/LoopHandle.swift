@@ -27,6 +27,11 @@ public class LoopHandle {
         self.handle = raw.bindMemory(to: uv_handle_t.self, capacity: 1)
         // Released in the close callback: the open handle keeps its owner alive.
         uv_handle_set_data(handle, Unmanaged.passRetained(self).toOpaque())
+        loop.liveHandleObjects.add(1, ordering: .relaxed)
+    }
+
+    deinit {
+        loop.liveHandleObjects.subtract(1, ordering: .relaxed)
     }
 
     /// The handle memory seen as a specific libuv handle type.

@@ -3,7 +3,8 @@ import Logging
 
 /// A minimal HTTP/1.1 server for Prometheus scrapes: `GET /metrics` answers the text produced by a
 /// caller-supplied closure (`text/plain; version=0.0.4`), any other path 404, any other method 405,
-/// a malformed request 400, headers over the limit 431, a body over the limit 413.
+/// a malformed request 400, headers over the limit 431, a body over the limit 413; a connection over
+/// the connection limit gets 503 and is closed.
 ///
 /// Requests are parsed with `http_parser`. Keep-alive and pipelining follow the request
 /// (`http_should_keep_alive`); an error response always closes the connection after it is sent.
@@ -66,6 +67,9 @@ public final class MetricsHTTPServer {
         listener = try TCPServer(loop: loop, address: address, maxConnections: maxConnections,
                                  maxPendingWriteBytes: TCPConnection.defaultMaxPendingWriteBytes) { [self] connection in
             accept(connection)
+        }
+        listener.onRefuse = { connection in
+            try? connection.write("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         }
         do {
             // Checking every half timeout closes an idle connection between 1 and 1.5 timeouts after its last byte.

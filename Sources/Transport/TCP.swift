@@ -45,9 +45,17 @@ public final class TCPConnection: LoopHandle {
     /// other threads (engine replies carry it; the loop thread maps it back to the connection).
     public let id: UInt64
 
+    /// How long ``closeAfterFlush()`` keeps reading (and discarding) after its FIN before it closes
+    /// anyway. Closing a socket with unread input makes the kernel answer with a RST, which can
+    /// destroy the reply still in flight (an error sent to a client that is still sending); this
+    /// lingering read lets the peer see the reply and close first.
+    public var lingerTimeout: Duration = .seconds(1)
+
     var onClosedInternal: (() -> Void)?
     private var closeError: UVError?
     private var closingAfterFlush = false
+    private var lingering = false
+    private var lingerTimer: LoopTimer?
     private var writeBudgetBroken = false
 
     init(loop: EventLoop, maxPendingWriteBytes: Int) throws {
@@ -66,7 +74,11 @@ public final class TCPConnection: LoopHandle {
     func didConnect() {
         let tcp = typed(uv_tcp_t.self)
         // Replies and frames are small and latency-bound; Nagle would hold them back.
-        _ = uv_tcp_nodelay(tcp, 1)
+        do {
+            try uvCheck(uv_tcp_nodelay(tcp, 1), "uv_tcp_nodelay")
+        } catch {
+            loop.logger.debug("TCP_NODELAY not set", metadata: ["error": "\(error)"])
+        }
         var storage = sockaddr_storage()
         var length = Int32(MemoryLayout<sockaddr_storage>.size)
         let status = withUnsafeMutablePointer(to: &storage) { pointer in
@@ -137,6 +149,10 @@ public final class TCPConnection: LoopHandle {
         loop.assertInLoop()
         guard !isClosed, !closingAfterFlush else { throw TransportError(.connectionClosed, "the connection is closed") }
         guard !isReading else { return }
+        try beginReading()
+    }
+
+    private func beginReading() throws(UVError) {
         try uvCheck(uv_read_start(stream, { handle, _, buffer in
             guard let handle, let buffer else { return }
             let loop = knownOwner(of: UnsafeMutableRawPointer(handle), as: TCPConnection.self).loop
@@ -145,7 +161,10 @@ public final class TCPConnection: LoopHandle {
         }, { stream, count, buffer in
             guard let stream else { return }
             let connection = knownOwner(of: UnsafeMutableRawPointer(stream), as: TCPConnection.self)
-            if count > 0, let base = buffer?.pointee.base {
+            if connection.lingering {
+                // Input after our FIN is discarded; the peer closing (or failing) ends the linger.
+                if count < 0 { connection.close() }
+            } else if count > 0, let base = buffer?.pointee.base {
                 connection.onRead?(connection, UnsafeRawBufferPointer(start: base, count: count))
             } else if count < 0 {
                 connection.readFailed(Int32(count))
@@ -265,27 +284,43 @@ public final class TCPConnection: LoopHandle {
         if pendingWriteBytes == 0 && !isClosed { onWriteDrained?(self) }
     }
 
-    /// Stops reading, lets every queued write reach the kernel, then closes (`uv_shutdown`, then `uv_close`).
+    /// Stops delivering input, lets every queued write reach the kernel, sends a FIN
+    /// (`uv_shutdown`), then discards input until the peer closes or ``lingerTimeout`` passes, and
+    /// closes. Writes are refused from the first call on.
     public func closeAfterFlush() {
         loop.assertInLoop()
         guard !isClosed, !closingAfterFlush else { return }
         stopReading()
-        guard pendingWriteBytes > 0 else {
-            close()
-            return
-        }
         closingAfterFlush = true
         let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
         uv_req_set_data(UnsafeMutableRawPointer(request).assumingMemoryBound(to: uv_req_t.self),
                         Unmanaged.passUnretained(self).toOpaque())
-        let status = uv_shutdown(request, stream) { request, _ in
+        // The shutdown callback runs once every queued write is done (or with ECANCELED on close).
+        let status = uv_shutdown(request, stream) { request, status in
             guard let request else { return }
             let data = uv_req_get_data(UnsafeMutableRawPointer(request).assumingMemoryBound(to: uv_req_t.self))!
             request.deallocate()
-            Unmanaged<TCPConnection>.fromOpaque(data).takeUnretainedValue().close()
+            Unmanaged<TCPConnection>.fromOpaque(data).takeUnretainedValue().flushed(status: status)
         }
         if status < 0 {
             request.deallocate()
+            close()
+        }
+    }
+
+    private func flushed(status: Int32) {
+        guard !isClosed else { return }
+        guard status >= 0 else {
+            close()
+            return
+        }
+        lingering = true
+        do {
+            try beginReading()
+            let timer = try LoopTimer(loop: loop)
+            lingerTimer = timer
+            try timer.schedule(after: lingerTimeout) { [weak self] _ in self?.close() }
+        } catch {
             close()
         }
     }
@@ -301,6 +336,8 @@ public final class TCPConnection: LoopHandle {
         onClose = nil
         onWriteDrained = nil
         onEndOfInput = nil
+        lingerTimer?.close()
+        lingerTimer = nil
         onClosedInternal?()
         onClosedInternal = nil
         callback?(self, closeError)
@@ -343,6 +380,11 @@ public final class TCPServer: LoopHandle {
         guard maxConnections >= 1 else {
             throw TransportError(.invalidArgument, "maxConnections must be at least 1, got \(maxConnections)")
         }
+        // Checked here because an accept that cannot create its connection would stall the listener
+        // (libuv stops polling it until uv_accept is called).
+        guard maxPendingWriteBytes >= 1 else {
+            throw TransportError(.invalidArgument, "maxPendingWriteBytes must be at least 1, got \(maxPendingWriteBytes)")
+        }
         self.localAddress = address
         self.maxConnections = maxConnections
         self.onAccept = onAccept
@@ -383,8 +425,10 @@ public final class TCPServer: LoopHandle {
             return
         }
         guard let connection = try? TCPConnection(loop: loop, maxPendingWriteBytes: maxPendingWriteBytes) else { return }
-        let accepted = uv_accept(typed(uv_stream_t.self), connection.typed(uv_stream_t.self))
-        guard accepted == 0 else {
+        do {
+            try uvCheck(uv_accept(typed(uv_stream_t.self), connection.typed(uv_stream_t.self)), "uv_accept")
+        } catch {
+            loop.logger.warning("accept failed", metadata: ["address": "\(localAddress)", "error": "\(error)"])
             connection.close()
             return
         }

@@ -118,7 +118,7 @@ func parseResponse(_ text: String) -> (status: String, headers: [String: String]
     @Test func idleConnectionsAreClosedAndActiveOnesKept() async throws {
         try await withLoop { loop in
             let server = try await loop.submit {
-                LoopBound(try MetricsHTTPServer(loop: loop, address: localhost, idleTimeout: .milliseconds(100)) { "x\n" }, loop: loop)
+                LoopBound(try MetricsHTTPServer(loop: loop, address: localhost, idleTimeout: .milliseconds(300)) { "x\n" }, loop: loop)
             }
             let port = try await loop.submit { server.value.localAddress.port }
             let idle = try BlockingClient(port: port)
@@ -131,7 +131,7 @@ func parseResponse(_ text: String) -> (status: String, headers: [String: String]
             for round in 1...10 {
                 active.send("GET /metrics HTTP/1.1\r\n\r\n")
                 #expect(active.receive(until: "x\n").hasPrefix("HTTP/1.1 200 OK"), "round \(round)")
-                try await Task.sleep(for: .milliseconds(30))
+                try await Task.sleep(for: .milliseconds(40))
             }
             #expect(try await loop.submit { server.value.idleClosures } == 1, "a connection in use is never idle-closed")
         }
@@ -159,6 +159,41 @@ func parseResponse(_ text: String) -> (status: String, headers: [String: String]
             let client = try BlockingClient(port: port)
             client.send("GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
             #expect(String(decoding: client.receiveUntilClosed(), as: UTF8.self).hasPrefix("HTTP/1.1 200 OK"), "seed \(seed)")
+        }
+    }
+}
+
+@Suite struct MetricsHTTPLimitTests {
+    @Test func connectionsOverTheLimitGet503() async throws {
+        try await withLoop { loop in
+            let server = try await loop.submit {
+                LoopBound(try MetricsHTTPServer(loop: loop, address: localhost, maxConnections: 1) { "x\n" }, loop: loop)
+            }
+            let port = try await loop.submit { server.value.localAddress.port }
+            let first = try BlockingClient(port: port)
+            first.send("GET /metrics HTTP/1.1\r\n\r\n")
+            #expect(first.receive(until: "x\n").hasPrefix("HTTP/1.1 200 OK"))
+            let second = try BlockingClient(port: port)
+            #expect(String(decoding: second.receiveUntilClosed(), as: UTF8.self).hasPrefix("HTTP/1.1 503 Service Unavailable"))
+            first.send("GET /metrics HTTP/1.1\r\n\r\n")
+            #expect(first.receive(until: "x\n").hasPrefix("HTTP/1.1 200 OK"), "the admitted scraper is unaffected")
+        }
+    }
+
+    @Test func serverRejectsInvalidLimits() async throws {
+        try await withLoop { loop in
+            let codes = try await loop.submit { () -> [TransportError.Code?] in
+                let attempts: [() throws -> Void] = [
+                    { _ = try MetricsHTTPServer(loop: loop, address: localhost, maxHeaderBytes: 10) { "" } },
+                    { _ = try MetricsHTTPServer(loop: loop, address: localhost, idleTimeout: .zero) { "" } },
+                    { _ = try TCPServer(loop: loop, address: localhost, maxConnections: 0) { _ in } },
+                    { _ = try TCPServer(loop: loop, address: localhost, maxPendingWriteBytes: 0) { _ in } },
+                ]
+                return attempts.map { attempt in
+                    do { try attempt(); return nil } catch { return (error as? TransportError)?.code }
+                }
+            }
+            #expect(codes == [.invalidArgument, .invalidArgument, .invalidArgument, .invalidArgument])
         }
     }
 }

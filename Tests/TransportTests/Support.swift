@@ -39,6 +39,7 @@ func withLoop(executeQueueCapacity: Int = EventLoop.defaultExecuteQueueCapacity,
         throw error
     }
     #expect(throws: Never.self, "uv_loop_close must find no open handle") { try loop.stop() }
+    #expect(loop.liveHandleObjects.load(ordering: .relaxed) == 0, "no handle object outlives the loop (a cycle would leak it)")
 }
 
 let localhost = try! SocketAddress(parsing: "127.0.0.1:0")
@@ -97,6 +98,17 @@ final class BlockingClient {
             all += chunk
         }
         return all
+    }
+
+    /// Reads until the stream ends and says how: `true` for an orderly EOF (FIN), `false` for a
+    /// reset, another error or the timeout.
+    func endsWithOrderlyEOF() -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 { return true }
+            if count < 0 { return false }
+        }
     }
 
     /// Reads until `text` has appeared in the stream (or EOF/timeout).

@@ -330,3 +330,74 @@ func serverLoopConnectionCount(_ server: LoopBound<TCPServer>) throws -> Int {
         }
     }
 }
+
+@Suite struct TCPLingerTests {
+    @Test func replyReachesAClientThatIsStillSending() async throws {
+        try await withLoop { loop in
+            let port = try await loop.submit {
+                let server = try TCPServer(loop: loop, address: localhost) { connection in
+                    connection.onRead = { connection, _ in
+                        // Refuse at the first byte, as a protocol refuses an oversized request.
+                        try? connection.write("-ERR request too large\r\n")
+                        connection.closeAfterFlush()
+                    }
+                    try? connection.startReading()
+                }
+                return server.localAddress.port
+            }
+            for round in 0..<5 {
+                let client = try BlockingClient(port: port)
+                // More than the server reads before it answers: unread input at close time.
+                client.send([UInt8](repeating: 0x41, count: 512 * 1024))
+                #expect(client.receive(until: "\r\n") == "-ERR request too large\r\n", "round \(round)")
+                #expect(client.endsWithOrderlyEOF(), "then a FIN, not a RST, round \(round)")
+            }
+        }
+    }
+
+    @Test func lingerEndsAfterTheTimeoutWhenThePeerNeverCloses() async throws {
+        try await withLoop { loop in
+            let closed = Recorder<Bool>()
+            let port = try await loop.submit {
+                let server = try TCPServer(loop: loop, address: localhost) { connection in
+                    connection.lingerTimeout = .milliseconds(50)
+                    connection.onClose = { _, error in closed.record(error == nil) }
+                    try? connection.write("bye\n")
+                    connection.closeAfterFlush()
+                }
+                return server.localAddress.port
+            }
+            let client = try BlockingClient(port: port)
+            #expect(client.receive(until: "\n") == "bye\n")
+            // The client keeps its socket open and never sends a FIN.
+            #expect(await closed.wait(forCount: 1))
+            #expect(closed.all == [true])
+            _ = client
+        }
+    }
+}
+
+@Suite struct TCPReuseAddressTests {
+    /// The server closing first leaves its side in TIME_WAIT on the listening port; only
+    /// SO_REUSEADDR (set by libuv on every TCP bind) lets a restarted server bind it at once.
+    @Test func portCanBeReboundWhileAConnectionSitsInTimeWait() async throws {
+        try await withLoop { loop in
+            let closed = Recorder<Bool>()
+            let server = try await loop.submit {
+                LoopBound(try TCPServer(loop: loop, address: localhost) { connection in
+                    connection.onClose = { _, _ in closed.record(true) }
+                    connection.close()  // active close on the server side: TIME_WAIT is ours
+                }, loop: loop)
+            }
+            let address = try await loop.submit { server.value.localAddress }
+            let client = try BlockingClient(port: address.port)
+            #expect(await closed.wait(forCount: 1))
+            #expect(client.endsWithOrderlyEOF())
+            let rebound = try await loop.submit { () -> UInt16 in
+                server.value.close()
+                return try TCPServer(loop: loop, address: address) { _ in }.localAddress.port
+            }
+            #expect(rebound == address.port)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+/// How much a committed transaction survives. Both modes use SQLite's write-ahead log.
+public enum StoreSynchronous: String, Sendable, Hashable {
+    /// `PRAGMA synchronous=FULL`: the log is synced to disk at every commit. A committed batch survives
+    /// a process crash *and* a power cut or kernel panic. Comparable to Redis `appendfsync always`.
+    case full
+    /// `PRAGMA synchronous=NORMAL`: the log is synced only at checkpoints. A committed batch survives
+    /// a process crash (`kill -9`), because the bytes are in the OS page cache, but the last
+    /// transactions before a power cut may be lost (never corrupted). Comparable to Redis
+    /// `appendfsync everysec`.
+    case normal
+}
+
+/// Settings of a ``Store``.
+public struct StoreOptions: Sendable, Hashable {
+    /// Durability of each commit. Default ``StoreSynchronous/full``, so that an acknowledged write
+    /// survives power loss; choose ``StoreSynchronous/normal`` for about ten times the commit rate.
+    public var synchronous: StoreSynchronous
+    /// How long SQLite retries when another process holds a lock on the file. Default 5 s.
+    public var busyTimeout: Duration
+    /// Whether `init` runs `PRAGMA quick_check` on an existing database and refuses a damaged one.
+    /// Default true. Its cost grows with the file (it reads every page): see docs/storage.md.
+    public var verifyOnOpen: Bool
+
+    /// Superseded deltas (older than their key's snapshot) tolerated before commits start deleting
+    /// them; collection also waits until they outnumber live deltas. Default 10,000.
+    public var collectorThreshold: Int
+
+    /// Creates options; every parameter defaults to the documented default.
+    public init(synchronous: StoreSynchronous = .full, busyTimeout: Duration = .seconds(5), verifyOnOpen: Bool = true,
+                collectorThreshold: Int = 10_000) {
+        self.synchronous = synchronous
+        self.busyTimeout = busyTimeout
+        self.verifyOnOpen = verifyOnOpen
+        self.collectorThreshold = collectorThreshold
+    }
+}
+
+/// One change to persist. The store treats keys and bytes as opaque.
+public enum StoreRecord: Sendable, Hashable {
+    /// Appends a delta to `key`'s log. Costs O(size of the delta), whatever the object's size.
+    case delta(key: [UInt8], bytes: [UInt8])
+    /// Replaces `key`'s snapshot and drops every delta appended to `key` before it, so that loading
+    /// yields this snapshot followed by the deltas appended after it.
+    case snapshot(key: [UInt8], bytes: [UInt8])
+    /// Forgets `key`: its snapshot and all its deltas.
+    case remove(key: [UInt8])
+    /// Sets a named value (node id, Lamport clock, ...), replacing any earlier value.
+    case meta(name: String, value: [UInt8])
+}
+
+/// What the store holds for one key.
+public struct RecoveredKey: Sendable, Hashable {
+    /// The latest snapshot, if one was ever written.
+    public var snapshot: [UInt8]?
+    /// The deltas appended after that snapshot (or since the beginning), oldest first.
+    public var deltas: [[UInt8]]
+
+    /// Creates a key's recovered state.
+    public init(snapshot: [UInt8]? = nil, deltas: [[UInt8]] = []) {
+        self.snapshot = snapshot
+        self.deltas = deltas
+    }
+}
+
+/// Everything ``Store/load()`` found: the state to rebuild the engine from.
+public struct RecoveredState: Sendable, Hashable {
+    /// Per key, its snapshot and later deltas.
+    public var keys: [[UInt8]: RecoveredKey]
+    /// Every meta entry.
+    public var meta: [String: [UInt8]]
+
+    /// Creates a recovered state.
+    public init(keys: [[UInt8]: RecoveredKey] = [:], meta: [String: [UInt8]] = [:]) {
+        self.keys = keys
+        self.meta = meta
+    }
+}
