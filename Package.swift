@@ -60,7 +60,7 @@ let package = Package(
         ]),
         // Operator CLI: local clusters, fault injection, convergence checks.
         .executableTarget(name: "crdtctl", dependencies: [
-            "RESP", "RESPClient",
+            "RESP", "RESPClient", "Engine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -71,7 +71,8 @@ let package = Package(
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "CRDT"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CRDT", "RESP", "Wire"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["RESP", "RESPClient"]),
+        // Start the real crdtd binary; depend on it so it is built before these tests run.
+        .testTarget(name: "IntegrationTests", dependencies: ["RESP", "RESPClient", "crdtd"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -35,7 +35,7 @@ func recovery(from records: [DurableRecord]) -> EngineRecovery {
         }
         var restarted = try Harness(recovery: recovery(from: records))
         #expect(restarted.run("CRDT.DIGEST") == h.run("CRDT.DIGEST"))
-        #expect(restarted.engine.clock.counter == h.engine.clock.counter)
+        #expect(restarted.engine.clock.counter >= h.engine.clock.counter, "the clock resumes at or above where it was")
         #expect(restarted.run("GET", "c") == .bulk("7"))
         #expect(restarted.run("SMEMBERS", "set") == .array([.bulk("b")]))
         #expect(restarted.run("EXISTS", "s") == .integer(0))

@@ -3,40 +3,6 @@ import RESP
 import Testing
 @testable import Engine
 
-/// The partitions of the deterministic simulation, named as in Jepsen.
-enum PartitionShape: CaseIterable {
-    /// One node cut off from all others.
-    case isolate
-    /// A minority of nodes cut off from the majority.
-    case minority
-    /// Two halves of (nearly) equal size.
-    case majoritySplit
-    /// Every node talks only to its ring neighbours: each sees a different majority.
-    case ring
-    /// Two halves joined only through one bridge node.
-    case bridge
-
-    /// Whether node `a` and node `b` are cut apart under this shape, for `n` nodes.
-    func cuts(_ a: Int, _ b: Int, nodes n: Int, victim: Int) -> Bool {
-        switch self {
-        case .isolate:
-            return (a == victim) != (b == victim)
-        case .minority:
-            let small = Set((0..<(n - 1) / 2).map { (victim + $0) % n })
-            return small.contains(a) != small.contains(b)
-        case .majoritySplit:
-            return (a < n / 2) != (b < n / 2)
-        case .ring:
-            let d = (a - b + n) % n
-            return !(d == 0 || d == 1 || d == n - 1)
-        case .bridge:
-            let bridge = n / 2
-            if a == bridge || b == bridge { return false }
-            return (a < bridge) != (b < bridge)
-        }
-    }
-}
-
 /// What clients were told succeeded, so the converged state can be checked against it.
 struct Acknowledged {
     var counterSums: [String: Int64] = [:]

@@ -1,0 +1,80 @@
+import Engine
+import Foundation
+import Metrics
+import Prometheus
+
+/// Every metric the daemon exports, created once. swift-metrics objects are thread-safe, so each thread
+/// records into them directly; `/metrics` renders the Prometheus registry.
+final class DaemonMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+
+    let connectedClients = Gauge(label: "crdtd_connected_clients")
+    let refusedClients = Counter(label: "crdtd_clients_refused_total")
+    let commitBatchRecords = Recorder(label: "crdtd_commit_batch_records")
+    let commitLatency = Metrics.Timer(label: "crdtd_commit_duration_seconds", preferredDisplayUnit: .seconds)
+    let commits = Counter(label: "crdtd_commits_total")
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+    }
+
+    /// Bootstraps swift-metrics with a Prometheus factory on a registry of our own. Once per process.
+    static func bootstrap() -> DaemonMetrics {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+            .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+            .milliseconds(100), .milliseconds(250), .seconds(1),
+        ]
+        factory.defaultValueHistogramBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
+        MetricsSystem.bootstrap(factory)
+        return DaemonMetrics(registry: registry)
+    }
+
+    /// A client command finished: counted by name and outcome, timed from parse to reply.
+    func command(_ name: String, failed: Bool, nanoseconds: UInt64) {
+        let outcome = failed ? "error" : "ok"
+        Counter(label: "crdtd_commands_total", dimensions: [("command", name), ("outcome", outcome)]).increment()
+        Metrics.Timer(label: "crdtd_command_duration_seconds", dimensions: [("command", name)])
+            .recordNanoseconds(Int64(clamping: nanoseconds))
+    }
+
+    func ringFull(_ ring: String) {
+        Counter(label: "crdtd_ring_full_total", dimensions: [("ring", ring)]).increment()
+    }
+
+    func ringDepth(_ ring: String, _ depth: Int) {
+        Gauge(label: "crdtd_ring_depth", dimensions: [("ring", ring)]).record(depth)
+    }
+
+    /// Engine-side figures, exported by the engine thread about once a second.
+    func exportEngine(keysByType: [String: Int], members: [String: Int], replication: ReplicationStats,
+                      previous: ReplicationStats) {
+        for type in KeyType.allCases {
+            Gauge(label: "crdtd_keys", dimensions: [("type", type.rawValue)]).record(keysByType[type.rawValue] ?? 0)
+        }
+        for state in ["alive", "suspect", "dead", "left"] {
+            Gauge(label: "crdtd_peers", dimensions: [("state", state)]).record(members[state] ?? 0)
+        }
+        Counter(label: "crdtd_peer_bytes_total", dimensions: [("direction", "in")])
+            .increment(by: Int64(clamping: replication.bytesIn &- previous.bytesIn))
+        Counter(label: "crdtd_peer_bytes_total", dimensions: [("direction", "out")])
+            .increment(by: Int64(clamping: replication.bytesOut &- previous.bytesOut))
+        for (type, count) in replication.framesIn {
+            Counter(label: "crdtd_peer_frames_total", dimensions: [("direction", "in"), ("type", type)])
+                .increment(by: Int64(clamping: count &- (previous.framesIn[type] ?? 0)))
+        }
+        for (type, count) in replication.framesOut {
+            Counter(label: "crdtd_peer_frames_total", dimensions: [("direction", "out"), ("type", type)])
+                .increment(by: Int64(clamping: count &- (previous.framesOut[type] ?? 0)))
+        }
+        for (reason, count) in replication.rejected {
+            Counter(label: "crdtd_peer_frames_rejected_total", dimensions: [("reason", reason)])
+                .increment(by: Int64(clamping: count &- (previous.rejected[reason] ?? 0)))
+        }
+    }
+
+    /// The Prometheus text exposition.
+    func render() -> String { registry.emitToString() }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import RESP
+import RESPClient
+
+/// A cluster of crdtd processes on this machine, described by `cluster.json` in its base directory, so
+/// that separate crdtctl invocations (start, partition, heal, kill, verify, stop) act on the same nodes.
+struct LocalCluster: Codable {
+    struct Node: Codable {
+        var name: String
+        var clientPort: Int
+        var peerPort: Int
+        var metricsPort: Int
+        var dataDir: String
+        var logFile: String
+        var pid: Int32
+    }
+
+    var baseDir: String
+    var nodes: [Node]
+    var keyFile: String?
+
+    static func path(in baseDir: String) -> String { (baseDir as NSString).appendingPathComponent("cluster.json") }
+
+    static func load(from baseDir: String) throws -> LocalCluster {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path(in: baseDir)))
+        } catch {
+            throw ClusterError("no cluster in \(baseDir): start one with `crdtctl cluster start --dir \(baseDir)`")
+        }
+        return try JSONDecoder().decode(LocalCluster.self, from: data)
+    }
+
+    func save() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: Self.path(in: baseDir)))
+    }
+
+    func node(_ name: String) throws -> Node {
+        guard let node = nodes.first(where: { $0.name == name }) else {
+            throw ClusterError("no node '\(name)' in this cluster (nodes: \(nodes.map(\.name).joined(separator: ", ")))")
+        }
+        return node
+    }
+
+    func index(of name: String) throws -> Int {
+        guard let index = nodes.firstIndex(where: { $0.name == name }) else { _ = try node(name); return 0 }
+        return index
+    }
+
+    // MARK: Processes
+
+    /// The crdtd binary: beside this crdtctl, else on the PATH.
+    static func daemonPath() -> String {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("crdtd").path
+        return FileManager.default.isExecutableFile(atPath: here) ? here : "crdtd"
+    }
+
+    /// Starts (or restarts) node `i` as a background process writing to its log file.
+    mutating func launch(_ i: Int, seeds: [Int], extraArguments: [String] = []) throws {
+        var node = nodes[i]
+        try FileManager.default.createDirectory(atPath: node.dataDir, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: node.logFile, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: node.logFile))
+        log.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.daemonPath())
+        var arguments = [
+            "--node-id", node.name, "--data-dir", node.dataDir,
+            "--client-addr", "127.0.0.1:\(node.clientPort)", "--peer-addr", "127.0.0.1:\(node.peerPort)",
+            "--metrics-addr", "127.0.0.1:\(node.metricsPort)", "--allow-fault-injection",
+        ]
+        for seed in seeds where seed != i { arguments += ["--seed", "127.0.0.1:\(nodes[seed].peerPort)"] }
+        arguments += keyFile.map { ["--cluster-key-file", $0] } ?? ["--insecure"]
+        arguments += extraArguments
+        process.arguments = arguments
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw ClusterError("cannot start \(Self.daemonPath()): \(error.localizedDescription); build it with `swift build`")
+        }
+        node.pid = process.processIdentifier
+        nodes[i] = node
+    }
+
+    /// Waits until node `i` answers PING, or throws after `timeout`.
+    func waitUntilServing(_ i: Int, timeout: Duration = .seconds(30)) throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let connection = try? RESPConnection(host: "127.0.0.1", port: nodes[i].clientPort, timeout: .seconds(1)),
+               (try? connection.send(["PING"])) == .simpleString("PONG") {
+                connection.close()
+                return
+            }
+            guard isRunning(nodes[i].pid) else {
+                throw ClusterError("\(nodes[i].name) exited during start; see \(nodes[i].logFile)")
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw ClusterError("\(nodes[i].name) did not answer PING within \(timeout); see \(nodes[i].logFile)")
+    }
+
+    func isRunning(_ pid: Int32) -> Bool { pid > 0 && kill(pid, 0) == 0 && !isZombie(pid) }
+
+    private func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        guard let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
+    }
+
+    /// Sends `signal` and, for SIGTERM, waits up to `timeout` for the process to exit, then SIGKILLs it.
+    func stop(_ i: Int, signal: Int32 = SIGTERM, timeout: Duration = .seconds(10)) {
+        let pid = nodes[i].pid
+        guard isRunning(pid) else { return }
+        kill(pid, signal)
+        guard signal == SIGTERM else { return }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline && isRunning(pid) { Thread.sleep(forTimeInterval: 0.02) }
+        if isRunning(pid) { kill(pid, SIGKILL) }
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, WNOHANG)
+    }
+
+    // MARK: Commands
+
+    /// Runs one command on node `i`.
+    func command(_ i: Int, _ arguments: [String], timeout: Duration = .seconds(5)) throws -> RESPReply {
+        let connection = try RESPConnection(host: "127.0.0.1", port: nodes[i].clientPort, timeout: timeout)
+        defer { connection.close() }
+        return try connection.send(arguments)
+    }
+
+    /// Each node's `CRDT.DIGEST`, or `nil` for a node that does not answer.
+    func digests() -> [String?] {
+        nodes.indices.map { i in
+            guard isRunning(nodes[i].pid), case .bulkString(let hex)? = try? command(i, ["CRDT.DIGEST"], timeout: .seconds(2)) else {
+                return nil
+            }
+            return String(decoding: hex, as: UTF8.self)
+        }
+    }
+
+    /// Polls until every running node reports the same digest; returns the time it took, or nil on timeout.
+    func waitForConvergence(timeout: Duration) -> Duration? {
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < timeout {
+            let live = digests().compactMap { $0 }
+            if live.count == nodes.filter({ isRunning($0.pid) }).count, Set(live).count == 1 {
+                return ContinuousClock.now - start
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return nil
+    }
+}
+
+struct ClusterError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension RESPReply {
+    /// A short human rendering for the CLI.
+    var text: String {
+        switch self {
+        case .simpleString(let s): return s
+        case .error(let e): return "(error) \(e)"
+        case .integer(let i): return "(integer) \(i)"
+        case .bulkString(let b): return String(decoding: b, as: UTF8.self)
+        case .null, .nullArray: return "(nil)"
+        case .array(let items), .set(let items), .push(let items): return "[" + items.map(\.text).joined(separator: ", ") + "]"
+        case .map(let entries): return "{" + entries.map { "\($0.key.text): \($0.value.text)" }.joined(separator: ", ") + "}"
+        case .double(let d): return "\(d)"
+        case .boolean(let b): return "\(b)"
+        case .bigNumber(let n): return n
+        case .verbatimString(_, let t): return String(decoding: t, as: UTF8.self)
+        }
+    }
+}

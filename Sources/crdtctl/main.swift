@@ -1,1 +1,0 @@
-print("crdtctl: not built yet")

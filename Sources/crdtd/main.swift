@@ -1,1 +1,0 @@
-print("crdtd: not built yet")

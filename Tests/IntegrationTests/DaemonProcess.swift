@@ -1,0 +1,153 @@
+import Foundation
+import RESP
+import RESPClient
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `crdtd` process started by a test, on loopback ports chosen free, stopped by PID.
+final class DaemonProcess {
+    let name: String
+    let dataDir: String
+    let clientPort: Int
+    let peerPort: Int
+    let metricsPort: Int
+    var extraArguments: [String]
+    var seeds: [Int] = []
+    private(set) var process: Process?
+    let logPath: String
+
+    init(name: String = "n1", dataDir: String? = nil, extraArguments: [String] = ["--insecure"]) {
+        self.name = name
+        self.dataDir = dataDir ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("crdtd-test-\(UUID().uuidString)").path
+        self.clientPort = freePort()
+        self.peerPort = freePort(udpToo: true)
+        self.metricsPort = freePort()
+        self.extraArguments = extraArguments
+        self.logPath = self.dataDir + ".log"
+    }
+
+    /// The crdtd binary built next to the test bundle.
+    static var binary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("crdtd").path
+    }
+
+    var pid: Int32 { process?.processIdentifier ?? 0 }
+
+    func start(waitUntilServing: Bool = true) throws {
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        var arguments = [
+            "--node-id", name, "--data-dir", dataDir, "--client-addr", "127.0.0.1:\(clientPort)",
+            "--peer-addr", "127.0.0.1:\(peerPort)", "--metrics-addr", "127.0.0.1:\(metricsPort)",
+            "--gossip-interval", "50", "--log-level", "info",
+        ]
+        for seed in seeds { arguments += ["--seed", "127.0.0.1:\(seed)"] }
+        process.arguments = arguments + extraArguments
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        if waitUntilServing { try self.waitUntilServing() }
+    }
+
+    func waitUntilServing(timeout: Duration = .seconds(30)) throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let reply = try? connect(timeout: .milliseconds(500)).send(["PING"]), reply == .simpleString("PONG") { return }
+            guard process?.isRunning == true else {
+                throw TestFailure("crdtd exited during start (status \(process?.terminationStatus ?? -1)): \(log)")
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw TestFailure("crdtd did not answer PING within \(timeout): \(log)")
+    }
+
+    func connect(timeout: Duration = .seconds(5)) throws -> RESPConnection {
+        try RESPConnection(host: "127.0.0.1", port: clientPort, timeout: timeout)
+    }
+
+    /// One command on a fresh connection.
+    func run(_ arguments: String...) throws -> RESPReply {
+        let connection = try connect()
+        defer { connection.close() }
+        return try connection.send(arguments)
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    @discardableResult
+    func stop(timeout: Duration = .seconds(20)) -> Int32 {
+        guard let process, process.isRunning else { return process?.terminationStatus ?? 0 }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return -9
+        }
+        return process.terminationStatus
+    }
+
+    /// kill -9.
+    func crash() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    deinit {
+        crash()
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A port that was free a moment ago (bound to port 0, then released); `udpToo` also checks UDP.
+func freePort(udpToo: Bool = false) -> Int {
+    for _ in 0..<100 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        close(fd)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        guard udpToo else { return port }
+        let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var probe = address
+        let ok = withUnsafePointer(to: &probe) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(udp, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        close(udp)
+        if ok == 0 { return port }
+    }
+    return 0
+}
+
+extension RESPReply {
+    static func bulk(_ text: String) -> RESPReply { .bulkString(Array(text.utf8)) }
+    var isError: Bool { if case .error = self { true } else { false } }
+    var errorText: String { if case .error(let e) = self { e } else { "" } }
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(15), _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.02)
+    }
+    return try condition()
+}
