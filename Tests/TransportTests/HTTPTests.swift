@@ -118,7 +118,7 @@ func parseResponse(_ text: String) -> (status: String, headers: [String: String]
     @Test func idleConnectionsAreClosedAndActiveOnesKept() async throws {
         try await withLoop { loop in
             let server = try await loop.submit {
-                LoopBound(try MetricsHTTPServer(loop: loop, address: localhost, idleTimeout: .milliseconds(300)) { "x\n" }, loop: loop)
+                LoopBound(try MetricsHTTPServer(loop: loop, address: localhost, idleTimeout: .seconds(1)) { "x\n" }, loop: loop)
             }
             let port = try await loop.submit { server.value.localAddress.port }
             let idle = try BlockingClient(port: port)
