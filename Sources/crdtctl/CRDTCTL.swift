@@ -11,7 +11,7 @@ struct CRDTCTL: ParsableCommand {
         abstract: "Start local crdtd clusters, inject partitions and crashes, and verify that replicas converge.",
         subcommands: [
             Demo.self, Cluster.self, Partition.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
-            Verify.self, Run.self,
+            Verify.self, Run.self, Bench.self,
         ])
 }
 
@@ -218,14 +218,14 @@ func waitForMembership(_ cluster: LocalCluster, timeout: Duration) throws {
     throw ClusterError("the nodes did not all see each other alive within \(timeout)")
 }
 
-func partition(_ cluster: LocalCluster, shape: PartitionShape, victim: Int) throws {
+func partition(_ cluster: LocalCluster, shape: PartitionShape, victim: Int, quiet: Bool = false) throws {
     let blocked = shape.blockedPeers(nodes: cluster.nodes.count, victim: victim)
     for (i, peers) in blocked.enumerated() {
         _ = try cluster.command(i, ["CRDT.HEAL"])
         guard !peers.isEmpty else { continue }
         let reply = try cluster.command(i, ["CRDT.PARTITION"] + peers.map { cluster.nodes[$0].name })
         guard reply == .simpleString("OK") else { throw ClusterError("\(cluster.nodes[i].name) refused: \(reply.text)") }
-        print("\(cluster.nodes[i].name) cut from \(peers.map { cluster.nodes[$0].name }.joined(separator: ", "))")
+        if !quiet { print("\(cluster.nodes[i].name) cut from \(peers.map { cluster.nodes[$0].name }.joined(separator: ", "))") }
     }
 }
 
