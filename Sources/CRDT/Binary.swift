@@ -77,12 +77,14 @@ public struct BinaryWriter: Sendable {
     @usableFromInline var storage: [UInt8]
 
     /// An empty writer with room for `capacity` bytes.
+    @inlinable
     public init(capacity: Int = 64) {
         storage = []
         storage.reserveCapacity(capacity)
     }
 
     /// Forgets the bytes written, keeping the allocated capacity for reuse.
+    @inlinable
     public mutating func removeAll() { storage.removeAll(keepingCapacity: true) }
 
     /// Appends one byte.
@@ -135,14 +137,16 @@ public struct BinaryReader: Sendable {
     @usableFromInline var position: Int
     /// The limits enforced.
     public let limits: DecodingLimits
-    @usableFromInline var depth: Int = 0
+    @usableFromInline var depth: Int
 
     /// A reader over `bytes`; throws if the input exceeds `limits.maxBytes`.
+    @inlinable
     public init(_ bytes: [UInt8], limits: DecodingLimits = .default) throws(CRDTDecodingError) {
         guard bytes.count <= limits.maxBytes else { throw .inputTooLarge(size: bytes.count, limit: limits.maxBytes) }
         self.bytes = bytes
         self.position = 0
         self.limits = limits
+        self.depth = 0
     }
 
     /// Bytes not yet read.
@@ -197,6 +201,7 @@ public struct BinaryReader: Sendable {
 
     /// Reads a collection's element count, checking it against ``DecodingLimits/maxElements`` and
     /// against the remaining input, given that each element takes at least `minimumElementSize` bytes.
+    @inlinable
     public mutating func readCount(minimumElementSize: Int = 1) throws(CRDTDecodingError) -> Int {
         let start = position
         let count = try readVarint()
@@ -210,12 +215,14 @@ public struct BinaryReader: Sendable {
     }
 
     /// Reads a varint length and that many bytes.
+    @inlinable
     public mutating func readLengthPrefixed() throws(CRDTDecodingError) -> [UInt8] {
         let range = try readLengthPrefixedRange()
         return Array(bytes[range])
     }
 
     /// Reads a varint length and returns the range of the bytes it covers in the input.
+    @inlinable
     public mutating func readLengthPrefixedRange() throws(CRDTDecodingError) -> Range<Int> {
         let start = position
         let length = try readVarint()
@@ -228,10 +235,12 @@ public struct BinaryReader: Sendable {
     }
 
     /// The input bytes in `range`, for comparing encoded keys without copying.
+    @inlinable
     public func slice(_ range: Range<Int>) -> ArraySlice<UInt8> { bytes[range] }
 
     /// Runs `body` one nesting level deeper, failing with ``CRDTDecodingError/tooDeep(limit:offset:)``
     /// past ``DecodingLimits/maxDepth``.
+    @inlinable
     public mutating func nested<T>(_ body: (inout BinaryReader) throws(CRDTDecodingError) -> T) throws(CRDTDecodingError) -> T {
         guard depth < limits.maxDepth else { throw .tooDeep(limit: limits.maxDepth, offset: position) }
         depth += 1
@@ -240,6 +249,7 @@ public struct BinaryReader: Sendable {
     }
 
     /// Throws ``CRDTDecodingError/trailingBytes(count:)`` unless every byte was read.
+    @inlinable
     public func finish() throws(CRDTDecodingError) {
         guard remaining == 0 else { throw .trailingBytes(count: remaining) }
     }
@@ -265,6 +275,7 @@ public let crdtFormatVersion: UInt8 = 1
 
 extension SerializableCRDT {
     /// The self-describing encoding: version, type tag, body.
+    @inlinable
     public func serializedBytes() -> [UInt8] {
         var writer = BinaryWriter()
         writer.write(byte: crdtFormatVersion)
@@ -275,6 +286,7 @@ extension SerializableCRDT {
 
     /// Decodes bytes produced by ``serializedBytes()``, rejecting other versions, other types,
     /// malformed input and trailing bytes.
+    @inlinable
     public init(serializedBytes bytes: [UInt8], limits: DecodingLimits = .default) throws(CRDTDecodingError) {
         var reader = try BinaryReader(bytes, limits: limits)
         let version = try reader.readByte()

@@ -29,11 +29,13 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// True when the context holds no dot.
+    @inlinable
     public var isEmpty: Bool { versionVector.isEmpty && cloud.isEmpty }
 
     /// Whether `dot` has been seen.
+    @inlinable
     public func contains(_ dot: Dot) -> Bool {
-        dot.counter <= versionVector[dot.replica, default: 0] || cloud.contains(dot)
+        dot.counter <= versionVector[dot.replica, default: 0] || (!cloud.isEmpty && cloud.contains(dot))
     }
 
     /// The greatest counter of `replica` in this context (covered or in the cloud).
@@ -52,10 +54,11 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
 
     /// Adds one dot and re-compacts.
     public mutating func insert(_ dot: Dot) {
-        guard !contains(dot) else { return }
-        if dot.counter == versionVector[dot.replica, default: 0] + 1 {
+        let top = versionVector[dot.replica, default: 0]
+        if dot.counter <= top { return }
+        if dot.counter == top + 1 {
             versionVector[dot.replica] = dot.counter
-            absorbCloud(of: dot.replica)
+            absorbSuccessors(of: dot.replica)
         } else {
             cloud.insert(dot)
         }
@@ -63,11 +66,18 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
 
     /// Adds every dot of `other` (set union) and re-compacts.
     public mutating func formUnion(_ other: CausalContext) {
+        var touched: [ReplicaID] = []
         for (replica, counter) in other.versionVector where counter > versionVector[replica, default: 0] {
             versionVector[replica] = counter
+            if !cloud.isEmpty { touched.append(replica) }
         }
-        cloud.formUnion(other.cloud)
-        compact()
+        for dot in other.cloud where !contains(dot) {
+            cloud.insert(dot)
+            touched.append(dot.replica)
+        }
+        guard !touched.isEmpty else { return }
+        if touched.count > 1 { touched = Array(Set(touched)) }
+        for replica in touched { absorbCloud(of: replica) }
     }
 
     /// The union of two contexts.
@@ -84,29 +94,27 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         return total &+ UInt64(cloud.count)
     }
 
-    /// Moves every cloud dot that the vector covers or that extends it into the vector.
+    /// Restores the canonical form after arbitrary cloud insertions.
     mutating func compact() {
         guard !cloud.isEmpty else { return }
-        var touched = Set<ReplicaID>()
-        for dot in cloud { touched.insert(dot.replica) }
-        for replica in touched { absorbCloud(of: replica) }
+        for replica in Set(cloud.map(\.replica)) { absorbCloud(of: replica) }
     }
 
+    /// Drops `replica`'s cloud dots the vector covers, then absorbs those that extend it.
     private mutating func absorbCloud(of replica: ReplicaID) {
         guard !cloud.isEmpty else { return }
+        let top = versionVector[replica, default: 0]
+        if cloud.contains(where: { $0.replica == replica && $0.counter <= top }) {
+            cloud = cloud.filter { $0.replica != replica || $0.counter > top }
+        }
+        absorbSuccessors(of: replica)
+    }
+
+    /// Moves cloud dots that directly extend the vector's prefix into it.
+    private mutating func absorbSuccessors(of replica: ReplicaID) {
+        guard !cloud.isEmpty else { return }
         var top = versionVector[replica, default: 0]
-        var remaining = cloud.filter { $0.replica == replica }.map(\.counter).sorted()[...]
-        guard !remaining.isEmpty else { return }
-        while let first = remaining.first, first <= top &+ 1, top < .max {
-            remaining.removeFirst()
-            cloud.remove(Dot(replica: replica, counter: first))
-            top = max(top, first)
-        }
-        // Dots at or below the prefix that the loop did not reach (duplicates of covered ones).
-        while let first = remaining.first, first <= top {
-            remaining.removeFirst()
-            cloud.remove(Dot(replica: replica, counter: first))
-        }
+        while top < .max, cloud.remove(Dot(replica: replica, counter: top + 1)) != nil { top += 1 }
         if top > 0 { versionVector[replica] = top }
     }
 

@@ -5,11 +5,14 @@ public protocol DotStore: Sendable, Equatable {
     init()
     /// True when the store holds no dot.
     var isBottom: Bool { get }
-    /// Inserts every dot held by the store into `dots`.
+    /// Appends every dot held by the store to `dots`.
     func collectDots(into dots: inout [Dot])
-    /// The causal join of `(lhs, lhsContext)` and `(rhs, rhsContext)`: keeps a dot that both hold,
-    /// or that one side holds and the other has not seen.
-    static func join(_ lhs: Self, _ lhsContext: CausalContext, _ rhs: Self, _ rhsContext: CausalContext) -> Self
+    /// Whether `context` has seen at least one of the dots held.
+    func containsAnyDot(in context: CausalContext) -> Bool
+    /// The causal join, in place: keeps a dot that both sides hold, or that one side holds and the
+    /// other has not seen (`context` is this store's causal context, `otherContext` the other's).
+    /// Runs in time proportional to the entries of both stores, without copying unchanged entries.
+    mutating func join(_ other: Self, context: CausalContext, otherContext: CausalContext)
 }
 
 extension DotStore {
@@ -19,25 +22,45 @@ extension DotStore {
         collectDots(into: &result)
         return result
     }
+
+    /// The causal join of `(lhs, lhsContext)` and `(rhs, rhsContext)`.
+    public static func joined(_ lhs: Self, _ lhsContext: CausalContext, _ rhs: Self, _ rhsContext: CausalContext) -> Self {
+        var result = lhs
+        result.join(rhs, context: lhsContext, otherContext: rhsContext)
+        return result
+    }
 }
 
 /// A set of dots: the store of enable-wins flags and of each element of an add-wins set.
 public struct DotSet: DotStore, Hashable {
     /// The dots held.
-    public internal(set) var elements: Set<Dot>
+    @inlinable public var elements: Set<Dot> { storage }
+    @usableFromInline var storage: Set<Dot>
 
-    public init() { elements = [] }
-    init(_ elements: Set<Dot>) { self.elements = elements }
+    @inlinable public init() { storage = [] }
+    @usableFromInline init(_ elements: Set<Dot>) { storage = elements }
 
-    public var isBottom: Bool { elements.isEmpty }
+    @inlinable public var isBottom: Bool { storage.isEmpty }
 
-    public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: elements) }
+    public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: storage) }
 
-    public static func join(_ lhs: DotSet, _ lhsContext: CausalContext, _ rhs: DotSet, _ rhsContext: CausalContext) -> DotSet {
-        var result = lhs.elements.intersection(rhs.elements)
-        for dot in lhs.elements where !rhsContext.contains(dot) { result.insert(dot) }
-        for dot in rhs.elements where !lhsContext.contains(dot) { result.insert(dot) }
-        return DotSet(result)
+    @inlinable
+    public func containsAnyDot(in context: CausalContext) -> Bool {
+        for dot in storage where context.contains(dot) { return true }
+        return false
+    }
+
+    @inlinable
+    public mutating func join(_ other: DotSet, context: CausalContext, otherContext: CausalContext) {
+        let otherElements = other.storage
+        // Drop what the other side has seen and no longer holds (rebuilding only if something goes).
+        var dropsSome = false
+        for dot in storage where otherContext.contains(dot) && !otherElements.contains(dot) {
+            dropsSome = true
+            break
+        }
+        if dropsSome { storage = storage.filter { !otherContext.contains($0) || otherElements.contains($0) } }
+        for dot in otherElements where !context.contains(dot) { storage.insert(dot) }
     }
 }
 
@@ -45,24 +68,32 @@ public struct DotSet: DotStore, Hashable {
 /// A dot identifies one write, so two replicas holding the same dot hold the same value.
 public struct DotFun<Value: Sendable & Equatable>: DotStore {
     /// The values held, by the dot of the write that produced them.
-    public internal(set) var entries: [Dot: Value]
+    @inlinable public var entries: [Dot: Value] { storage }
+    @usableFromInline var storage: [Dot: Value]
 
-    public init() { entries = [:] }
-    init(_ entries: [Dot: Value]) { self.entries = entries }
+    @inlinable public init() { storage = [:] }
+    @usableFromInline init(_ entries: [Dot: Value]) { storage = entries }
 
-    public var isBottom: Bool { entries.isEmpty }
+    @inlinable public var isBottom: Bool { storage.isEmpty }
 
-    public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: entries.keys) }
+    public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: storage.keys) }
 
-    public static func join(_ lhs: DotFun, _ lhsContext: CausalContext, _ rhs: DotFun, _ rhsContext: CausalContext) -> DotFun {
-        var result: [Dot: Value] = [:]
-        for (dot, value) in lhs.entries where rhs.entries[dot] != nil || !rhsContext.contains(dot) {
-            result[dot] = value
+    @inlinable
+    public func containsAnyDot(in context: CausalContext) -> Bool {
+        for dot in storage.keys where context.contains(dot) { return true }
+        return false
+    }
+
+    @inlinable
+    public mutating func join(_ other: DotFun, context: CausalContext, otherContext: CausalContext) {
+        let otherEntries = other.storage
+        var dropsSome = false
+        for dot in storage.keys where otherContext.contains(dot) && otherEntries[dot] == nil {
+            dropsSome = true
+            break
         }
-        for (dot, value) in rhs.entries where lhs.entries[dot] == nil && !lhsContext.contains(dot) {
-            result[dot] = value
-        }
-        return DotFun(result)
+        if dropsSome { storage = storage.filter { !otherContext.contains($0.key) || otherEntries[$0.key] != nil } }
+        for (dot, value) in otherEntries where !context.contains(dot) { storage[dot] = value }
     }
 }
 
@@ -70,28 +101,46 @@ public struct DotFun<Value: Sendable & Equatable>: DotStore {
 /// A key is present exactly when its nested store is not bottom.
 public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     /// The nested stores; never holds a bottom store.
-    public internal(set) var entries: [Key: Value]
+    @inlinable public var entries: [Key: Value] { storage }
+    @usableFromInline var storage: [Key: Value]
 
-    public init() { entries = [:] }
-    init(_ entries: [Key: Value]) { self.entries = entries }
+    @inlinable public init() { storage = [:] }
+    @usableFromInline init(_ entries: [Key: Value]) { storage = entries }
 
-    public var isBottom: Bool { entries.isEmpty }
+    @inlinable public var isBottom: Bool { storage.isEmpty }
 
     public func collectDots(into dots: inout [Dot]) {
-        for value in entries.values { value.collectDots(into: &dots) }
+        for value in storage.values { value.collectDots(into: &dots) }
     }
 
-    public static func join(_ lhs: DotMap, _ lhsContext: CausalContext, _ rhs: DotMap, _ rhsContext: CausalContext) -> DotMap {
-        var result: [Key: Value] = [:]
+    @inlinable
+    public func containsAnyDot(in context: CausalContext) -> Bool {
+        for value in storage.values where value.containsAnyDot(in: context) { return true }
+        return false
+    }
+
+    @inlinable
+    public mutating func join(_ other: DotMap, context: CausalContext, otherContext: CausalContext) {
         let empty = Value()
-        for (key, left) in lhs.entries {
-            let joined = Value.join(left, lhsContext, rhs.entries[key] ?? empty, rhsContext)
-            if !joined.isBottom { result[key] = joined }
+        // Keys only here lose the dots the other side has seen. Most keys hold no such dot, which is
+        // checked first (cheaper than looking the key up). This pass is linear in the keys held: a
+        // delta is applied in O(state), as in the paper. Changes are collected first so the
+        // dictionary is not copied while it is iterated.
+        var changed: [(Key, Value)] = []
+        if !otherContext.isEmpty {
+            for (key, value) in storage where value.containsAnyDot(in: otherContext) && other.storage[key] == nil {
+                var joined = value
+                joined.join(empty, context: context, otherContext: otherContext)
+                changed.append((key, joined))
+            }
         }
-        for (key, right) in rhs.entries where lhs.entries[key] == nil {
-            let joined = Value.join(empty, lhsContext, right, rhsContext)
-            if !joined.isBottom { result[key] = joined }
+        for (key, joined) in changed {
+            storage[key] = joined.isBottom ? nil : joined
         }
-        return DotMap(result)
+        for (key, theirs) in other.storage {
+            var joined = storage.removeValue(forKey: key) ?? empty
+            joined.join(theirs, context: context, otherContext: otherContext)
+            if !joined.isBottom { storage[key] = joined }
+        }
     }
 }

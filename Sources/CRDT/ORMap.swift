@@ -46,7 +46,7 @@ public struct ORMap<Key: Hashable & Sendable, Value: CausalCRDT>: CausalCRDT {
     ) throws(Failure) -> ORMap {
         var value = Value(store: store.entries[key] ?? Value.Store(), context: context)
         let valueDelta = try mutate(&value)
-        if value.store.isBottom { store.entries.removeValue(forKey: key) } else { store.entries[key] = value.store }
+        if value.store.isBottom { store.storage.removeValue(forKey: key) } else { store.storage[key] = value.store }
         context = value.context
         let deltaStore = valueDelta.store.isBottom ? DotMap<Key, Value.Store>() : DotMap([key: valueDelta.store])
         return ORMap(store: deltaStore, context: valueDelta.context)
@@ -55,7 +55,7 @@ public struct ORMap<Key: Hashable & Sendable, Value: CausalCRDT>: CausalCRDT {
     /// Removes `key` as far as this replica has seen it and returns the delta.
     @discardableResult
     public mutating func remove(_ key: Key) -> ORMap {
-        guard let removed = store.entries.removeValue(forKey: key) else { return ORMap() }
+        guard let removed = store.storage.removeValue(forKey: key) else { return ORMap() }
         return ORMap(store: DotMap(), context: CausalContext(dots: removed.dots))
     }
 

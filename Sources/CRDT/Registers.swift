@@ -14,7 +14,7 @@ public struct LWWRegister<Value: Sendable & Equatable>: DeltaCRDT {
         value = nil
     }
 
-    init(timestamp: LamportTimestamp?, value: Value?) {
+    @usableFromInline init(timestamp: LamportTimestamp?, value: Value?) {
         self.timestamp = timestamp
         self.value = value
     }

@@ -4,7 +4,7 @@ public struct GSet<Element: Hashable & Sendable>: DeltaCRDT, Hashable {
     public internal(set) var elements: Set<Element>
 
     public init() { elements = [] }
-    init(elements: Set<Element>) { self.elements = elements }
+    @usableFromInline init(elements: Set<Element>) { self.elements = elements }
 
     /// Whether `element` was ever added.
     public func contains(_ element: Element) -> Bool { elements.contains(element) }
@@ -35,7 +35,7 @@ public struct TwoPhaseSet<Element: Hashable & Sendable>: DeltaCRDT, Hashable {
         removed = GSet()
     }
 
-    init(added: GSet<Element>, removed: GSet<Element>) {
+    @usableFromInline init(added: GSet<Element>, removed: GSet<Element>) {
         self.added = added
         self.removed = removed
     }
@@ -96,7 +96,7 @@ public struct AWSet<Element: Hashable & Sendable>: CausalCRDT {
         let dot = context.nextDot(for: replica)
         var deltaContext = CausalContext(dots: store.entries[element]?.elements ?? [])
         deltaContext.insert(dot)
-        store.entries[element] = DotSet([dot])
+        store.storage[element] = DotSet([dot])
         context.insert(dot)
         return AWSet(store: DotMap([element: DotSet([dot])]), context: deltaContext)
     }
@@ -104,7 +104,7 @@ public struct AWSet<Element: Hashable & Sendable>: CausalCRDT {
     /// Removes `element` as far as this replica has seen it and returns the delta.
     @discardableResult
     public mutating func remove(_ element: Element) -> AWSet {
-        guard let removed = store.entries.removeValue(forKey: element) else { return AWSet() }
+        guard let removed = store.storage.removeValue(forKey: element) else { return AWSet() }
         return AWSet(store: DotMap(), context: CausalContext(dots: removed.elements))
     }
 
