@@ -196,10 +196,11 @@ func encodeSorted<Key: BinaryCodable & Comparable, Value>(
 /// Reads a count, then entries whose `Comparable` keys strictly increase.
 @inlinable
 func decodeSorted<Key: BinaryCodable & Comparable>(
-    from reader: inout BinaryReader, minimumElementSize: Int,
+    from reader: inout BinaryReader, minimumElementSize: Int, reserve: (Int) -> Void = { _ in },
     entry decodeEntry: (Key, inout BinaryReader) throws(CRDTDecodingError) -> Void
 ) throws(CRDTDecodingError) {
     let count = try reader.readCount(minimumElementSize: minimumElementSize)
+    reserve(count)
     var previous: Key? = nil
     for _ in 0..<count {
         let start = reader.offset
@@ -395,7 +396,7 @@ extension GCounter: BinaryCodable, SerializableCRDT {
 
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         var counts: [ReplicaID: UInt64] = [:]
-        try decodeSorted(from: &reader, minimumElementSize: 9) { (replica: ReplicaID, reader: inout BinaryReader) throws(CRDTDecodingError) in
+        try decodeSorted(from: &reader, minimumElementSize: 9, reserve: { counts.reserveCapacity($0) }) { (replica: ReplicaID, reader: inout BinaryReader) throws(CRDTDecodingError) in
             counts[replica] = try readPositive(&reader, "a count")
         }
         self.init(counts: counts)
@@ -430,7 +431,7 @@ extension ResettableCounter: BinaryCodable, SerializableCRDT {
 
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         var contributions: [ReplicaID: Contribution] = [:]
-        try decodeSorted(from: &reader, minimumElementSize: 12) { (replica: ReplicaID, reader: inout BinaryReader) throws(CRDTDecodingError) in
+        try decodeSorted(from: &reader, minimumElementSize: 12, reserve: { contributions.reserveCapacity($0) }) { (replica: ReplicaID, reader: inout BinaryReader) throws(CRDTDecodingError) in
             let start = reader.offset
             var contribution = Contribution()
             contribution.increments = try reader.readVarint()
