@@ -164,6 +164,16 @@ public struct BinaryReader: Sendable {
     /// Reads a minimal unsigned LEB128 varint of at most 64 bits.
     @inlinable
     public mutating func readVarint() throws(CRDTDecodingError) -> UInt64 {
+        // Most varints (counts, small counters) are one byte.
+        if position < bytes.count, bytes[position] < 0x80 {
+            defer { position += 1 }
+            return UInt64(bytes[position])
+        }
+        return try readMultiByteVarint()
+    }
+
+    @usableFromInline
+    mutating func readMultiByteVarint() throws(CRDTDecodingError) -> UInt64 {
         let start = position
         var result: UInt64 = 0
         var shift: UInt64 = 0
@@ -193,10 +203,9 @@ public struct BinaryReader: Sendable {
     @inlinable
     public mutating func readFixed64() throws(CRDTDecodingError) -> UInt64 {
         guard remaining >= 8 else { throw .truncated(offset: position) }
-        var value: UInt64 = 0
-        for index in 0..<8 { value |= UInt64(bytes[position + index]) << (8 * UInt64(index)) }
+        let value = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: position, as: UInt64.self) }
         position += 8
-        return value
+        return UInt64(littleEndian: value)
     }
 
     /// Reads a collection's element count, checking it against ``DecodingLimits/maxElements`` and

@@ -421,18 +421,26 @@ extension ResettableCounter: BinaryCodable, SerializableCRDT {
     public static var binaryTypeTag: UInt8 { 3 }
 
     public func encode(to writer: inout BinaryWriter) {
-        encodeSorted(contributions, to: &writer) { contribution, writer in
-            writer.write(varint: contribution.increments)
-            writer.write(varint: contribution.decrements)
-            writer.write(varint: contribution.resetIncrements)
-            writer.write(varint: contribution.resetDecrements)
+        writer.write(varint: UInt64(entries.count))
+        for entry in entries {
+            entry.replica.encode(to: &writer)
+            writer.write(varint: entry.contribution.increments)
+            writer.write(varint: entry.contribution.decrements)
+            writer.write(varint: entry.contribution.resetIncrements)
+            writer.write(varint: entry.contribution.resetDecrements)
         }
     }
 
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
-        var contributions: [ReplicaID: Contribution] = [:]
-        try decodeSorted(from: &reader, minimumElementSize: 12, reserve: { contributions.reserveCapacity($0) }) { (replica: ReplicaID, reader: inout BinaryReader) throws(CRDTDecodingError) in
+        let count = try reader.readCount(minimumElementSize: 12)
+        var entries: [Entry] = []
+        entries.reserveCapacity(count)
+        for _ in 0..<count {
             let start = reader.offset
+            let replica = try ReplicaID(from: &reader)
+            if let previous = entries.last, !(previous.replica < replica) {
+                throw .notCanonical(reason: "replicas must be strictly increasing", offset: start)
+            }
             var contribution = Contribution()
             contribution.increments = try reader.readVarint()
             contribution.decrements = try reader.readVarint()
@@ -444,9 +452,9 @@ extension ResettableCounter: BinaryCodable, SerializableCRDT {
             guard contribution.resetIncrements <= contribution.increments,
                   contribution.resetDecrements <= contribution.decrements
             else { throw .invalidValue(reason: "a reset cannot observe more than was counted", offset: start) }
-            contributions[replica] = contribution
+            entries.append(Entry(replica: replica, contribution: contribution))
         }
-        self.init(contributions: contributions)
+        self.init(entries: entries)
     }
 }
 
