@@ -125,4 +125,40 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         let vv = versionVector.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }
         return "⟨[\(vv.joined(separator: ", "))] + \(sortedCloud)⟩"
     }
+
+    /// A read-only view of a context tuned for many `contains` calls: a small version vector is
+    /// searched linearly instead of hashed, which is what applying a delta (whose context names a
+    /// few replicas) to a large state needs.
+    public struct Probe: Sendable {
+        @usableFromInline let context: CausalContext
+        @usableFromInline let replicas: [ReplicaID]
+        @usableFromInline let tops: [UInt64]
+        @usableFromInline let isSmall: Bool
+        @usableFromInline let hasCloud: Bool
+
+        /// A probe over `context`.
+        @inlinable
+        public init(_ context: CausalContext) {
+            self.context = context
+            isSmall = context.versionVector.count <= 8
+            replicas = isSmall ? Array(context.versionVector.keys) : []
+            tops = isSmall ? Array(context.versionVector.values) : []
+            hasCloud = !context.cloud.isEmpty
+        }
+
+        /// Whether the context has seen `dot`.
+        @inlinable
+        public func contains(_ dot: Dot) -> Bool {
+            if isSmall {
+                for index in replicas.indices where replicas[index] == dot.replica {
+                    if dot.counter <= tops[index] { return true }
+                    break
+                }
+            } else if dot.counter <= context.versionVector[dot.replica, default: 0] {
+                return true
+            }
+            return hasCloud && context.cloud.contains(dot)
+        }
+    }
 }
+

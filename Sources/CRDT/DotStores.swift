@@ -7,8 +7,8 @@ public protocol DotStore: Sendable, Equatable {
     var isBottom: Bool { get }
     /// Appends every dot held by the store to `dots`.
     func collectDots(into dots: inout [Dot])
-    /// Whether `context` has seen at least one of the dots held.
-    func containsAnyDot(in context: CausalContext) -> Bool
+    /// Whether the probed context has seen at least one of the dots held.
+    func containsAnyDot(in context: CausalContext.Probe) -> Bool
     /// The causal join, in place: keeps a dot that both sides hold, or that one side holds and the
     /// other has not seen (`context` is this store's causal context, `otherContext` the other's).
     /// Runs in time proportional to the entries of both stores, without copying unchanged entries.
@@ -45,7 +45,7 @@ public struct DotSet: DotStore, Hashable {
     public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: storage) }
 
     @inlinable
-    public func containsAnyDot(in context: CausalContext) -> Bool {
+    public func containsAnyDot(in context: CausalContext.Probe) -> Bool {
         for dot in storage where context.contains(dot) { return true }
         return false
     }
@@ -79,7 +79,7 @@ public struct DotFun<Value: Sendable & Equatable>: DotStore {
     public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: storage.keys) }
 
     @inlinable
-    public func containsAnyDot(in context: CausalContext) -> Bool {
+    public func containsAnyDot(in context: CausalContext.Probe) -> Bool {
         for dot in storage.keys where context.contains(dot) { return true }
         return false
     }
@@ -114,7 +114,7 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     }
 
     @inlinable
-    public func containsAnyDot(in context: CausalContext) -> Bool {
+    public func containsAnyDot(in context: CausalContext.Probe) -> Bool {
         for value in storage.values where value.containsAnyDot(in: context) { return true }
         return false
     }
@@ -128,10 +128,19 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
         // dictionary is not copied while it is iterated.
         var changed: [(Key, Value)] = []
         if !otherContext.isEmpty {
-            for (key, value) in storage where value.containsAnyDot(in: otherContext) && other.storage[key] == nil {
-                var joined = value
-                joined.join(empty, context: context, otherContext: otherContext)
-                changed.append((key, joined))
+            let probe = CausalContext.Probe(otherContext)
+            // Walking indices and reading the value first avoids retaining every key.
+            var index = storage.startIndex
+            while index != storage.endIndex {
+                if storage.values[index].containsAnyDot(in: probe) {
+                    let key = storage.keys[index]
+                    if other.storage[key] == nil {
+                        var joined = storage.values[index]
+                        joined.join(empty, context: context, otherContext: otherContext)
+                        changed.append((key, joined))
+                    }
+                }
+                storage.formIndex(after: &index)
             }
         }
         for (key, joined) in changed {
