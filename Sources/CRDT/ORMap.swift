@@ -31,6 +31,11 @@ public struct ORMap<Key: Hashable & Sendable, Value: CausalCRDT>: CausalCRDT {
     /// The present keys.
     public var keys: Dictionary<Key, Value.Store>.Keys { store.entries.keys }
 
+    /// Every present key with its value (in no particular order), e.g. for Redis `HGETALL`.
+    public var entries: [(key: Key, value: Value)] {
+        store.entries.map { (key: $0.key, value: Value(store: $0.value, context: context)) }
+    }
+
     /// Number of present keys.
     public var count: Int { store.entries.count }
 

@@ -209,6 +209,7 @@ struct TrapTests {
         replicaB.join(clear)
         #expect(replicaA.keys.sorted() == ["g"])
         #expect(replicaA["g"]?.value == "w")
+        #expect(replicaA.entries.map { "\($0.key)=\($0.value.value ?? "")" } == ["g=w"])
         #expect(replicaA == replicaB)
     }
 
