@@ -7,6 +7,8 @@ public protocol DotStore: Sendable, Equatable {
     var isBottom: Bool { get }
     /// Appends every dot held by the store to `dots`.
     func collectDots(into dots: inout [Dot])
+    /// Calls `body` with every dot held by the store, without allocating.
+    func forEachDot(_ body: (Dot) -> Void)
     /// Whether the probed context has seen at least one of the dots held.
     func containsAnyDot(in context: CausalContext.Probe) -> Bool
     /// The causal join, in place: keeps a dot that both sides hold, or that one side holds and the
@@ -38,11 +40,14 @@ public struct DotSet: DotStore, Hashable {
     @usableFromInline var storage: Set<Dot>
 
     @inlinable public init() { storage = [] }
-    @usableFromInline init(_ elements: Set<Dot>) { storage = elements }
+    @inlinable init(_ elements: Set<Dot>) { storage = elements }
 
     @inlinable public var isBottom: Bool { storage.isEmpty }
 
     public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: storage) }
+
+    @inlinable
+    public func forEachDot(_ body: (Dot) -> Void) { for dot in storage { body(dot) } }
 
     @inlinable
     public func containsAnyDot(in context: CausalContext.Probe) -> Bool {
@@ -72,11 +77,14 @@ public struct DotFun<Value: Sendable & Equatable>: DotStore {
     @usableFromInline var storage: [Dot: Value]
 
     @inlinable public init() { storage = [:] }
-    @usableFromInline init(_ entries: [Dot: Value]) { storage = entries }
+    @inlinable init(_ entries: [Dot: Value]) { storage = entries }
 
     @inlinable public var isBottom: Bool { storage.isEmpty }
 
     public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: storage.keys) }
+
+    @inlinable
+    public func forEachDot(_ body: (Dot) -> Void) { for dot in storage.keys { body(dot) } }
 
     @inlinable
     public func containsAnyDot(in context: CausalContext.Probe) -> Bool {
@@ -99,18 +107,42 @@ public struct DotFun<Value: Sendable & Equatable>: DotStore {
 
 /// A map from keys to nested dot stores: the store of add-wins sets and observed-remove maps.
 /// A key is present exactly when its nested store is not bottom.
+///
+/// Besides the entries it keeps an index from every dot held (at any depth) to its key, so that
+/// joining a delta, whose context names a few dots, finds the keys those dots remove without
+/// scanning every key. The index is derived data: it is not encoded and not compared.
 public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     /// The nested stores; never holds a bottom store.
     @inlinable public var entries: [Key: Value] { storage }
+    // Written only through `setValue` and `removeValue`, which keep `owners` in step.
     @usableFromInline var storage: [Key: Value]
+    @usableFromInline var owners: [Dot: Key]
 
-    @inlinable public init() { storage = [:] }
-    @usableFromInline init(_ entries: [Key: Value]) { storage = entries }
+    @inlinable public init() {
+        storage = [:]
+        owners = [:]
+    }
+
+    @inlinable init(_ entries: [Key: Value]) {
+        storage = entries
+        owners = [:]
+        owners.reserveCapacity(entries.count)
+        for (key, value) in entries {
+            value.forEachDot { owners[$0] = key }
+        }
+    }
 
     @inlinable public var isBottom: Bool { storage.isEmpty }
 
+    public static func == (lhs: DotMap, rhs: DotMap) -> Bool { lhs.storage == rhs.storage }
+
     public func collectDots(into dots: inout [Dot]) {
         for value in storage.values { value.collectDots(into: &dots) }
+    }
+
+    @inlinable
+    public func forEachDot(_ body: (Dot) -> Void) {
+        for value in storage.values { value.forEachDot(body) }
     }
 
     @inlinable
@@ -119,37 +151,70 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
         return false
     }
 
+    /// Sets (or, for `nil` or bottom, removes) the value at `key`, keeping the dot index in step.
+    @inlinable
+    mutating func setValue(_ value: Value?, forKey key: Key) {
+        _ = removeValue(forKey: key)
+        guard let value, !value.isBottom else { return }
+        value.forEachDot { owners[$0] = key }
+        storage[key] = value
+    }
+
+    /// Removes and returns the value at `key`, keeping the dot index in step.
+    @inlinable
+    mutating func removeValue(forKey key: Key) -> Value? {
+        guard let old = storage.removeValue(forKey: key) else { return nil }
+        old.forEachDot { owners.removeValue(forKey: $0) }
+        return old
+    }
+
+    /// Contexts with at most this many dots are enumerated against the dot index; larger ones
+    /// (full states) are checked key by key.
+    @usableFromInline static var enumerationLimit: UInt64 { 64 }
+
     @inlinable
     public mutating func join(_ other: DotMap, context: CausalContext, otherContext: CausalContext) {
         let empty = Value()
-        // Keys only here lose the dots the other side has seen. Most keys hold no such dot, which is
-        // checked first (cheaper than looking the key up). This pass is linear in the keys held: a
-        // delta is applied in O(state), as in the paper. Changes are collected first so the
-        // dictionary is not copied while it is iterated.
-        var changed: [(Key, Value)] = []
+        // Keys only here lose the dots the other side has seen. A delta's context is small: its dots
+        // are looked up in the index. A full state's context is large: every key is probed instead
+        // (cheaply: the value's dots first, the key only if one is seen).
         if !otherContext.isEmpty {
-            let probe = CausalContext.Probe(otherContext)
-            // Walking indices and reading the value first avoids retaining every key.
-            var index = storage.startIndex
-            while index != storage.endIndex {
-                if storage.values[index].containsAnyDot(in: probe) {
-                    let key = storage.keys[index]
-                    if other.storage[key] == nil {
-                        var joined = storage.values[index]
-                        joined.join(empty, context: context, otherContext: otherContext)
-                        changed.append((key, joined))
+            var affected: [Key] = []
+            let dotCount = otherContext.dotCount
+            if dotCount <= Self.enumerationLimit || dotCount < UInt64(storage.count) {
+                func consider(_ dot: Dot) {
+                    if let key = owners[dot], other.storage[key] == nil { affected.append(key) }
+                }
+                for (replica, top) in otherContext.versionVector {
+                    var counter: UInt64 = 1
+                    while counter <= top {
+                        consider(Dot(replica: replica, counter: counter))
+                        counter += 1
                     }
                 }
-                storage.formIndex(after: &index)
+                for dot in otherContext.cloud { consider(dot) }
+            } else {
+                let probe = CausalContext.Probe(otherContext)
+                // Walking indices and reading the value first avoids retaining every key.
+                var index = storage.startIndex
+                while index != storage.endIndex {
+                    if storage.values[index].containsAnyDot(in: probe) {
+                        let key = storage.keys[index]
+                        if other.storage[key] == nil { affected.append(key) }
+                    }
+                    storage.formIndex(after: &index)
+                }
+            }
+            for key in affected {
+                guard var joined = removeValue(forKey: key) else { continue }  // already handled
+                joined.join(empty, context: context, otherContext: otherContext)
+                setValue(joined, forKey: key)
             }
         }
-        for (key, joined) in changed {
-            storage[key] = joined.isBottom ? nil : joined
-        }
         for (key, theirs) in other.storage {
-            var joined = storage.removeValue(forKey: key) ?? empty
+            var joined = removeValue(forKey: key) ?? empty
             joined.join(theirs, context: context, otherContext: otherContext)
-            if !joined.isBottom { storage[key] = joined }
+            setValue(joined, forKey: key)
         }
     }
 }

@@ -331,15 +331,22 @@ extension CausalCRDT where Store: BinaryCodable {
         let store = try Store(from: &reader)
         let start = reader.offset
         let context = try CausalContext(from: &reader)
-        let dots = store.dots
-        var seen = Set<Dot>(minimumCapacity: dots.count)
-        for dot in dots {
-            guard context.contains(dot) else {
-                throw .invalidValue(reason: "dot \(dot) is held but missing from the causal context", offset: start)
+        var seen = Set<Dot>()
+        var missing: Dot? = nil
+        var repeated: Dot? = nil
+        store.forEachDot { dot in
+            guard missing == nil, repeated == nil else { return }
+            if !context.contains(dot) {
+                missing = dot
+            } else if !seen.insert(dot).inserted {
+                repeated = dot
             }
-            guard seen.insert(dot).inserted else {
-                throw .invalidValue(reason: "dot \(dot) appears twice in one state", offset: start)
-            }
+        }
+        if let missing {
+            throw .invalidValue(reason: "dot \(missing) is held but missing from the causal context", offset: start)
+        }
+        if let repeated {
+            throw .invalidValue(reason: "dot \(repeated) appears twice in one state", offset: start)
         }
         return Self(store: store, context: context)
     }

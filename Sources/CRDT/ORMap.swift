@@ -51,7 +51,7 @@ public struct ORMap<Key: Hashable & Sendable, Value: CausalCRDT>: CausalCRDT {
     ) throws(Failure) -> ORMap {
         var value = Value(store: store.entries[key] ?? Value.Store(), context: context)
         let valueDelta = try mutate(&value)
-        if value.store.isBottom { store.storage.removeValue(forKey: key) } else { store.storage[key] = value.store }
+        store.setValue(value.store, forKey: key)
         context = value.context
         let deltaStore = valueDelta.store.isBottom ? DotMap<Key, Value.Store>() : DotMap([key: valueDelta.store])
         return ORMap(store: deltaStore, context: valueDelta.context)
@@ -60,7 +60,7 @@ public struct ORMap<Key: Hashable & Sendable, Value: CausalCRDT>: CausalCRDT {
     /// Removes `key` as far as this replica has seen it and returns the delta.
     @discardableResult
     public mutating func remove(_ key: Key) -> ORMap {
-        guard let removed = store.storage.removeValue(forKey: key) else { return ORMap() }
+        guard let removed = store.removeValue(forKey: key) else { return ORMap() }
         return ORMap(store: DotMap(), context: CausalContext(dots: removed.dots))
     }
 

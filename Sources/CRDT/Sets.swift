@@ -96,7 +96,7 @@ public struct AWSet<Element: Hashable & Sendable>: CausalCRDT {
         let dot = context.nextDot(for: replica)
         var deltaContext = CausalContext(dots: store.entries[element]?.elements ?? [])
         deltaContext.insert(dot)
-        store.storage[element] = DotSet([dot])
+        store.setValue(DotSet([dot]), forKey: element)
         context.insert(dot)
         return AWSet(store: DotMap([element: DotSet([dot])]), context: deltaContext)
     }
@@ -104,7 +104,7 @@ public struct AWSet<Element: Hashable & Sendable>: CausalCRDT {
     /// Removes `element` as far as this replica has seen it and returns the delta.
     @discardableResult
     public mutating func remove(_ element: Element) -> AWSet {
-        guard let removed = store.storage.removeValue(forKey: element) else { return AWSet() }
+        guard let removed = store.removeValue(forKey: element) else { return AWSet() }
         return AWSet(store: DotMap(), context: CausalContext(dots: removed.elements))
     }
 
