@@ -193,5 +193,18 @@ measureApply("set add delta into a 200-element set") { setTarget.join(setDelta) 
 var hashTarget = hash
 measureApply("hash field delta into a 50-field hash") { hashTarget.join(hashDelta) }
 blackHole((counterTarget, setTarget, hashTarget))
+
+// Local mutations, as the daemon performs them for a client command (the delta is returned).
+var setMember: UInt64 = 0
+measureApply("mutate: SADD into a 200-element set (add + delta)") {
+    setMember &+= 1
+    blackHole(setTarget.add(Array("member-\(setMember & 1023)".utf8), replica: me))
+}
+measureApply("mutate: HSET into a 50-field hash (update + delta)") {
+    blackHole(hashTarget.update(Array("field-7".utf8)) { $0.assign(Array(repeating: 0x62, count: 32), clock: &clock) })
+}
+measureApply("mutate: INCRBY on a 6-replica counter (add + delta)") {
+    blackHole(try! counterTarget.add(1, replica: me))
+}
 print("\nApplying a delta (join into a state; ns per operation):\n")
 printTable(header: ["operation", "median", "best"], rows: applyRows)
