@@ -87,11 +87,16 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         return result
     }
 
-    /// Number of dots held (summing the vector's prefixes and the cloud).
+    /// Number of dots held (summing the vector's prefixes and the cloud), saturating at
+    /// `UInt64.max`: a forged context must not wrap around and look small.
     public var dotCount: UInt64 {
-        var total: UInt64 = 0
-        for counter in versionVector.values { total &+= counter }
-        return total &+ UInt64(cloud.count)
+        var total = UInt64(cloud.count)
+        for counter in versionVector.values {
+            let (sum, overflow) = total.addingReportingOverflow(counter)
+            if overflow { return .max }
+            total = sum
+        }
+        return total
     }
 
     /// Restores the canonical form after arbitrary cloud insertions.
