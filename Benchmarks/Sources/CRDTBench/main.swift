@@ -190,9 +190,13 @@ var counterTarget = counter
 measureApply("counter delta into a 6-replica counter") { counterTarget.join(counterDelta) }
 var setTarget = set
 measureApply("set add delta into a 200-element set") { setTarget.join(setDelta) }
+// The same delta into a set 50 times larger: the join's cost follows the delta, not the state.
+var largeSet = AWSet<[UInt8]>()
+for index in 0..<10_000 { _ = largeSet.add(Array("member-\(index)".utf8), replica: ReplicaID(UInt64(index % 5) &* 0x9E37_79B9_7F4A_7C15)) }
+measureApply("set add delta into a 10,000-element set") { largeSet.join(setDelta) }
 var hashTarget = hash
 measureApply("hash field delta into a 50-field hash") { hashTarget.join(hashDelta) }
-blackHole((counterTarget, setTarget, hashTarget))
+blackHole((counterTarget, setTarget, hashTarget, largeSet))
 
 // Local mutations, as the daemon performs them for a client command (the delta is returned).
 var setMember: UInt64 = 0
