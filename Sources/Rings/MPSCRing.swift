@@ -115,14 +115,17 @@ public final class MPSCRing<Element> {
 
     /// Offers one element without waiting. Any thread.
     ///
+    /// - Parameter wakingConsumer: whether to ring ``consumerDoorbell`` after the push (the default). A
+    ///   producer that pushes several elements in a row may pass `false` and call ``wakeConsumer()`` once
+    ///   after the last: ringing costs a full memory fence, which waits for the producer's earlier stores.
     /// - Returns: ``PushResult/pushed`` if the ring took it; otherwise the element comes back with the reason.
     @inlinable
-    public func tryPush(_ element: consuming Element) -> PushResult<Element> {
+    public func tryPush(_ element: consuming Element, wakingConsumer: Bool = true) -> PushResult<Element> {
         guard let (index, count) = claim(1) else { return .closed(element) }
         if count == 0 { return .full(element) }
         (slots + (index & mask)).initialize(to: element)
         sequences[index & mask].store(index, ordering: .releasing)
-        consumerDoorbell?.ring()
+        if wakingConsumer { consumerDoorbell?.ring() }
         return .pushed
     }
 
@@ -146,6 +149,12 @@ public final class MPSCRing<Element> {
         consumerDoorbell?.ring()
         elements.removeFirst(count)
         return .pushed(count)
+    }
+
+    /// Rings ``consumerDoorbell``: call after pushes made with `wakingConsumer: false`. Any thread.
+    @inlinable
+    public func wakeConsumer() {
+        consumerDoorbell?.ring()
     }
 
     // MARK: Consumer

@@ -105,9 +105,12 @@ public final class SPSCRing<Element> {
 
     /// Offers one element without waiting. Producer only.
     ///
+    /// - Parameter wakingConsumer: whether to ring ``consumerDoorbell`` after the push (the default). A
+    ///   producer that pushes several elements in a row may pass `false` and call ``wakeConsumer()`` once
+    ///   after the last: ringing costs a full memory fence, which waits for the producer's earlier stores.
     /// - Returns: ``PushResult/pushed`` if the ring took it; otherwise the element comes back with the reason.
     @inlinable
-    public func tryPush(_ element: consuming Element) -> PushResult<Element> {
+    public func tryPush(_ element: consuming Element, wakingConsumer: Bool = true) -> PushResult<Element> {
         enterRole(producerBusy, "pushed")
         defer { leaveRole(producerBusy) }
         if closedCell.pointee.load(ordering: .relaxed) != 0 { return .closed(element) }
@@ -120,7 +123,7 @@ public final class SPSCRing<Element> {
         }
         (slots + (index & mask)).initialize(to: element)
         tail.pointee.store(index &+ 1, ordering: .releasing)
-        consumerDoorbell?.ring()
+        if wakingConsumer { consumerDoorbell?.ring() }
         return .pushed
     }
 
@@ -156,17 +159,20 @@ public final class SPSCRing<Element> {
 
     /// Offers one element, waiting on ``producerDoorbell`` while the ring is full. Producer only.
     ///
+    /// Before it waits it always wakes the consumer, so a full ring is never left with a sleeping consumer
+    /// even when `wakingConsumer` is `false`.
     /// - Returns: ``PushResult/pushed`` or ``PushResult/closed(_:)``; never `full`.
     /// - Precondition: the ring was created with a parking `producerDoorbell`.
-    public func push(_ element: consuming Element) -> PushResult<Element> {
+    public func push(_ element: consuming Element, wakingConsumer: Bool = true) -> PushResult<Element> {
         guard let doorbell = producerDoorbell else {
             preconditionFailure("SPSCRing.push(_:) waits for space and needs a producerDoorbell; use tryPush(_:)")
         }
         var pending = element
         while true {
-            switch tryPush(pending) {
+            switch tryPush(pending, wakingConsumer: wakingConsumer) {
             case .full(let back):
                 pending = back
+                wakeConsumer()
                 doorbell.wait(until: { self.hasSpaceOrIsClosed })
             case let result:
                 return result
@@ -178,6 +184,12 @@ public final class SPSCRing<Element> {
     public var hasSpaceOrIsClosed: Bool {
         isClosed
             || tail.pointee.load(ordering: .relaxed) &- head.pointee.load(ordering: .acquiring) < capacity
+    }
+
+    /// Rings ``consumerDoorbell``: call after pushes made with `wakingConsumer: false`. Any thread.
+    @inlinable
+    public func wakeConsumer() {
+        consumerDoorbell?.ring()
     }
 
     // MARK: Consumer

@@ -259,13 +259,16 @@ struct ThreadedTests {
         #expect(ring.tryPop().element == 1, "what was accepted before the close is still delivered")
     }
 
-    @Test("blocking push and pop on both sides: order kept, nobody stuck", arguments: [1, 3, 64])
-    func parkingBothSides(requested: Int) throws {
+    @Test("blocking push and pop on both sides: order kept, nobody stuck",
+          arguments: [1, 3, 64], [true, false])
+    func parkingBothSides(requested: Int, wakingEveryPush: Bool) throws {
         let items = scaled(requested <= 3 ? 40_000 : 200_000)
         let ring = try SPSCRing<Int>(
             minimumCapacity: requested, consumerDoorbell: .parking(), producerDoorbell: .parking())
+        // Without a wake per push the consumer is woken only when push(_:) finds the ring full and by the
+        // close: this proves push(_:) wakes the consumer before it blocks.
         let producer = TestThread {
-            for item in 0..<items where !ring.push(item).wasPushed { return }
+            for item in 0..<items where !ring.push(item, wakingConsumer: wakingEveryPush).wasPushed { return }
             ring.close()
         }
         var check = OrderCheck(producers: 1)
@@ -296,6 +299,30 @@ struct ThreadedTests {
         doorbell.willDrain()
         ring.close()
         do { let count = signals.load(ordering: .relaxed); #expect(count == 3, "close schedules an idle consumer so it sees closed") }
+    }
+
+    @Test("quiet pushes signal nothing until wakeConsumer()", arguments: RingKind.allCases)
+    func quietPushes(kind: RingKind) throws {
+        let signals = Atomic<Int>(0)
+        let doorbell = Doorbell.signalling { signals.wrappingAdd(1, ordering: .relaxed) }
+        let push: (Int) -> Bool
+        let wake: () -> Void
+        switch kind {
+        case .spsc:
+            let ring = try SPSCRing<Int>(minimumCapacity: 8, consumerDoorbell: doorbell)
+            push = { ring.tryPush($0, wakingConsumer: false).wasPushed }
+            wake = { ring.wakeConsumer() }
+        case .mpsc:
+            let ring = try MPSCRing<Int>(minimumCapacity: 8, consumerDoorbell: doorbell)
+            push = { ring.tryPush($0, wakingConsumer: false).wasPushed }
+            wake = { ring.wakeConsumer() }
+        }
+        for item in 0..<5 { #expect(push(item)) }
+        let beforeWake = signals.load(ordering: .relaxed)
+        #expect(beforeWake == 0)
+        wake()
+        let afterWake = signals.load(ordering: .relaxed)
+        #expect(afterWake == 1)
     }
 
     @Test("no lost wake-ups: an event-loop consumer woken only by signals gets every item",

@@ -1,6 +1,7 @@
 // RingBench: hands integers from producer threads to a consumer thread through each candidate, side by side
 // in one run, and reports the median throughput of several runs with ratios to the C11 reference ring and to
-// a Mutex-protected Deque. Run: swift run -c release --package-path Benchmarks RingBench [runs] [millions]
+// a Mutex-protected Deque.
+// Run: swift run -c release --package-path Benchmarks RingBench [runs] [millions of items] [name filter]
 import BenchSupport
 import CRingReference
 import Dispatch
@@ -20,11 +21,25 @@ let ringItems = (arguments.count > 2 ? Int(arguments[2]) ?? 20 : 20) * 1_000_000
 // The hand-offs that allocate or lock per item are 10 to 100 times slower; fewer items keep the run short.
 let slowItems = ringItems / 10
 let capacity = 1024
+let nameFilter = arguments.count > 3 ? arguments[3] : nil
 
 /// One measured run: elapsed nanoseconds and the sum of the items the consumer received.
 struct Run {
     var nanoseconds: UInt64
     var checksum: UInt64
+}
+
+/// Busy-waiting with the C reference's policy: give the core away after 1024 failed checks.
+struct Backoff {
+    var spins = 0
+    @inline(__always)
+    mutating func failed() {
+        spins &+= 1
+        if spins == 1024 {
+            sched_yield()
+            spins = 0
+        }
+    }
 }
 
 func expectedSum(_ items: Int) -> UInt64 { UInt64(items) * UInt64(items - 1) / 2 }
@@ -46,25 +61,32 @@ func spsc(items: Int, layout: RingLayout, drain: Bool) -> Run {
     let ring = try! SPSCRing<Int>(minimumCapacity: capacity, layout: layout)
     let start = monotonicNanoseconds()
     let producer = BenchThread {
+        var backoff = Backoff()
         for item in 0..<items {
             var pending = item
             while true {
                 guard case .full(let back) = ring.tryPush(pending) else { break }
                 pending = back
+                backoff.failed()
             }
         }
     }
     var sum: UInt64 = 0
     var received = 0
+    var backoff = Backoff()
     if drain {
         while received < items {
-            received &+= ring.drain(max: .max) { sum &+= UInt64($0) }
+            let taken = ring.drain(max: .max) { sum &+= UInt64($0) }
+            if taken == 0 { backoff.failed() }
+            received &+= taken
         }
     } else {
         while received < items {
             if case .element(let item) = ring.tryPop() {
                 sum &+= UInt64(item)
                 received &+= 1
+            } else {
+                backoff.failed()
             }
         }
     }
@@ -72,12 +94,21 @@ func spsc(items: Int, layout: RingLayout, drain: Bool) -> Run {
     return Run(nanoseconds: monotonicNanoseconds() - start, checksum: sum)
 }
 
-func spscParking(items: Int) -> Run {
+/// Blocking push and pop through parking doorbells; the producer wakes the consumer after every push, or
+/// after every `wakeEvery` pushes (and always before it blocks on a full ring).
+func spscParking(items: Int, wakeEvery: Int) -> Run {
     let ring = try! SPSCRing<Int>(
         minimumCapacity: capacity, consumerDoorbell: .parking(), producerDoorbell: .parking())
     let start = monotonicNanoseconds()
     let producer = BenchThread {
-        for item in 0..<items { _ = ring.push(item) }
+        if wakeEvery == 1 {
+            for item in 0..<items { _ = ring.push(item) }
+        } else {
+            for item in 0..<items {
+                _ = ring.push(item, wakingConsumer: false)
+                if item % wakeEvery == wakeEvery - 1 { ring.wakeConsumer() }
+            }
+        }
         ring.close()
     }
     var sum: UInt64 = 0
@@ -92,24 +123,43 @@ func spscParking(items: Int) -> Run {
     return Run(nanoseconds: monotonicNanoseconds() - start, checksum: sum)
 }
 
-func mpsc(items: Int, producers: Int, layout: RingLayout) -> Run {
+/// Producers push one item at a time (`batch == 1`) or `batch` items per `tryPush(contentsOf:)`.
+func mpsc(items: Int, producers: Int, layout: RingLayout, batch: Int = 1) -> Run {
     let ring = try! MPSCRing<Int>(minimumCapacity: capacity, layout: layout)
     let start = monotonicNanoseconds()
     let threads = (0..<producers).map { producer in
         BenchThread {
-            for item in producerRange(producer, of: producers, items: items) {
-                var pending = item
-                while true {
-                    guard case .full(let back) = ring.tryPush(pending) else { break }
-                    pending = back
+            var backoff = Backoff()
+            if batch == 1 {
+                for item in producerRange(producer, of: producers, items: items) {
+                    var pending = item
+                    while true {
+                        guard case .full(let back) = ring.tryPush(pending) else { break }
+                        pending = back
+                        backoff.failed()
+                    }
+                }
+            } else {
+                var pending: [Int] = []
+                pending.reserveCapacity(batch)
+                var range = producerRange(producer, of: producers, items: items).makeIterator()
+                var more = true
+                while more || !pending.isEmpty {
+                    while more && pending.count < batch {
+                        if let item = range.next() { pending.append(item) } else { more = false }
+                    }
+                    if case .pushed(0) = ring.tryPush(contentsOf: &pending) { backoff.failed() }
                 }
             }
         }
     }
     var sum: UInt64 = 0
     var received = 0
+    var backoff = Backoff()
     while received < items {
-        received &+= ring.drain(max: .max) { sum &+= UInt64($0) }
+        let taken = ring.drain(max: .max) { sum &+= UInt64($0) }
+        if taken == 0 { backoff.failed() }
+        received &+= taken
     }
     for thread in threads { thread.join() }
     return Run(nanoseconds: monotonicNanoseconds() - start, checksum: sum)
@@ -124,20 +174,24 @@ func mutexDeque(items: Int) -> Run {
     let shared = LockedDeque()
     let start = monotonicNanoseconds()
     let producer = BenchThread {
+        var backoff = Backoff()
         for item in 0..<items {
             while !shared.queue.withLock({ queue in
                 guard queue.count < capacity else { return false }
                 queue.append(item)
                 return true
-            }) {}
+            }) { backoff.failed() }
         }
     }
     var sum: UInt64 = 0
     var received = 0
+    var backoff = Backoff()
     while received < items {
         if let item = shared.queue.withLock({ $0.popFirst() }) {
             sum &+= UInt64(item)
             received &+= 1
+        } else {
+            backoff.failed()
         }
     }
     producer.join()
@@ -192,20 +246,33 @@ struct Candidate {
     let run: (Int) -> Run
 }
 
-let candidates: [Candidate] = [
+let allCandidates: [Candidate] = [
     Candidate(name: "C11 SPSC reference", items: ringItems) { cReference(items: $0) },
     Candidate(name: "SPSCRing padded, tryPop") { spsc(items: $0, layout: .padded, drain: false) },
     Candidate(name: "SPSCRing unpadded, tryPop") { spsc(items: $0, layout: .unpadded, drain: false) },
     Candidate(name: "SPSCRing padded, drain") { spsc(items: $0, layout: .padded, drain: true) },
     Candidate(name: "SPSCRing unpadded, drain") { spsc(items: $0, layout: .unpadded, drain: true) },
-    Candidate(name: "SPSCRing + parking doorbells") { spscParking(items: $0) },
+    Candidate(name: "SPSCRing + parking doorbells, wake per item") { spscParking(items: $0, wakeEvery: 1) },
+    Candidate(name: "SPSCRing + parking doorbells, wake per 64") { spscParking(items: $0, wakeEvery: 64) },
     Candidate(name: "MPSCRing padded, 1 producer") { mpsc(items: $0, producers: 1, layout: .padded) },
     Candidate(name: "MPSCRing unpadded, 1 producer") { mpsc(items: $0, producers: 1, layout: .unpadded) },
+    Candidate(name: "MPSCRing padded, 1 producer, batches of 32") {
+        mpsc(items: $0, producers: 1, layout: .padded, batch: 32)
+    },
     Candidate(name: "MPSCRing padded, 2 producers") { mpsc(items: $0, producers: 2, layout: .padded) },
+    Candidate(name: "MPSCRing padded, 2 producers, batches of 32") {
+        mpsc(items: $0, producers: 2, layout: .padded, batch: 32)
+    },
     Candidate(name: "Mutex<Deque>", items: slowItems) { mutexDeque(items: $0) },
     Candidate(name: "DispatchQueue.async per item", items: slowItems) { dispatchHandOff(items: $0) },
     Candidate(name: "AsyncStream (unbounded)", items: slowItems) { asyncStream(items: $0) },
 ]
+
+// The C reference and Mutex<Deque> always run: the ratios are relative to them.
+let candidates = allCandidates.filter { candidate in
+    guard let nameFilter else { return true }
+    return candidate.name.contains(nameFilter) || candidate.name.hasPrefix("C11") || candidate.name == "Mutex<Deque>"
+}
 
 extension Candidate {
     init(name: String, _ run: @escaping (Int) -> Run) {
