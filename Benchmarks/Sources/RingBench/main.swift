@@ -283,7 +283,7 @@ extension Candidate {
 print("RingBench: \(runs) runs per candidate, capacity \(capacity), Int items, medians; "
     + "\(ringItems) items per run for rings, \(slowItems) for the others")
 var medianRate: [String: Double] = [:]
-var rows: [(name: String, items: Int, nsPerItem: Double, rate: Double)] = []
+var rows: [(name: String, items: Int, nsPerItem: Double, rate: Double, spread: String)] = []
 // Interleave the candidates run by run, so a burst of load from elsewhere hits all of them alike.
 var samples: [String: [Double]] = [:]
 for _ in 0..<runs {
@@ -296,13 +296,6 @@ for _ in 0..<runs {
         samples[candidate.name, default: []].append(Double(run.nanoseconds) / Double(candidate.items))
     }
 }
-for candidate in candidates {
-    let nsPerItem = median(samples[candidate.name]!)
-    rows.append((candidate.name, candidate.items, nsPerItem, 1e9 / nsPerItem))
-    medianRate[candidate.name] = 1e9 / nsPerItem
-}
-let reference = medianRate["C11 SPSC reference"]!
-let mutexRate = medianRate["Mutex<Deque>"]!
 func format(_ value: Double, _ digits: Int) -> String {
     var text = String(Int((value * pow(10, Double(digits))).rounded()))
     if digits > 0 {
@@ -311,9 +304,19 @@ func format(_ value: Double, _ digits: Int) -> String {
     }
     return text
 }
+for candidate in candidates {
+    let sample = samples[candidate.name]!
+    let nsPerItem = median(sample)
+    let spread = format(sample.min()!, 1) + "–" + format(sample.max()!, 1)
+    rows.append((candidate.name, candidate.items, nsPerItem, 1e9 / nsPerItem, spread))
+    medianRate[candidate.name] = 1e9 / nsPerItem
+}
+let reference = medianRate["C11 SPSC reference"]!
+let mutexRate = medianRate["Mutex<Deque>"]!
 printTable(
-    header: ["hand-off", "items/run", "ns/item", "M items/s", "vs C reference", "vs Mutex<Deque>"],
+    header: ["hand-off", "items/run", "ns/item (median)", "min–max ns/item", "M items/s", "vs C reference",
+             "vs Mutex<Deque>"],
     rows: rows.map { row in
-        [row.name, "\(row.items)", format(row.nsPerItem, 2), format(row.rate / 1e6, 1),
+        [row.name, "\(row.items)", format(row.nsPerItem, 2), row.spread, format(row.rate / 1e6, 1),
          format(row.rate / reference, 2) + "x", format(row.rate / mutexRate, 1) + "x"]
     })
