@@ -180,6 +180,7 @@ public final class MPSCRing<Element> {
     ///
     /// - Returns: ``PopResult/element(_:)`` or ``PopResult/closed``; never `empty`.
     /// - Precondition: the ring was created with a parking `consumerDoorbell`.
+    @inlinable
     public func pop() -> PopResult<Element> {
         guard let doorbell = consumerDoorbell else {
             preconditionFailure("MPSCRing.pop() waits for elements and needs a consumerDoorbell; use tryPop()")
@@ -230,6 +231,7 @@ public final class MPSCRing<Element> {
     public var isFinished: Bool { finishedState(at: head.pointee.load(ordering: .relaxed)) }
 
     /// Whether a pop would not report empty right now, or the ring is closed. For a waiting consumer.
+    @inlinable
     public var hasElementsOrIsClosed: Bool {
         let index = head.pointee.load(ordering: .relaxed)
         return isClosed || sequences[index & mask].load(ordering: .acquiring) == index

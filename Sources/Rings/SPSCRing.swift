@@ -165,6 +165,7 @@ public final class SPSCRing<Element> {
     /// even when `wakingConsumer` is `false`.
     /// - Returns: ``PushResult/pushed`` or ``PushResult/closed(_:)``; never `full`.
     /// - Precondition: the ring was created with a parking `producerDoorbell`.
+    @inlinable
     public func push(_ element: consuming Element, wakingConsumer: Bool = true) -> PushResult<Element> {
         guard let doorbell = producerDoorbell else {
             preconditionFailure("SPSCRing.push(_:) waits for space and needs a producerDoorbell; use tryPush(_:)")
@@ -183,6 +184,7 @@ public final class SPSCRing<Element> {
     }
 
     /// Whether a push would not report full right now. For a waiting producer's condition.
+    @inlinable
     public var hasSpaceOrIsClosed: Bool {
         isClosed
             || tail.pointee.load(ordering: .relaxed) &- head.pointee.load(ordering: .acquiring) < capacity
@@ -215,6 +217,7 @@ public final class SPSCRing<Element> {
     ///
     /// - Returns: ``PopResult/element(_:)`` or ``PopResult/closed``; never `empty`.
     /// - Precondition: the ring was created with a parking `consumerDoorbell`.
+    @inlinable
     public func pop() -> PopResult<Element> {
         guard let doorbell = consumerDoorbell else {
             preconditionFailure("SPSCRing.pop() waits for elements and needs a consumerDoorbell; use tryPop()")
@@ -273,6 +276,7 @@ public final class SPSCRing<Element> {
     }
 
     /// Whether a pop would not report empty right now. For a waiting consumer's condition.
+    @inlinable
     public var hasElementsOrIsClosed: Bool {
         isClosed || tail.pointee.load(ordering: .acquiring) != head.pointee.load(ordering: .relaxed)
     }
