@@ -7,8 +7,8 @@ import Synchronization
 /// invalidate the line the other side is reading (false sharing).
 @_spi(Benchmarks)
 public enum RingLayout: Sendable {
-    /// Each group on its own 128-byte block (two cache lines, because the adjacent-line prefetcher of
-    /// x86 processors pulls lines in pairs). The default.
+    /// Each group on its own 128-byte block (two cache lines, because the adjacent-line prefetchers of many
+    /// x86 processors pull lines in pairs). The default.
     case padded
     /// Every counter packed into one cache line. Exists only so that benchmarks can measure what the
     /// padding is worth.
