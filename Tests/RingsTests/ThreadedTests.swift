@@ -325,6 +325,38 @@ struct ThreadedTests {
         #expect(afterWake == 1)
     }
 
+    @Test("fan-in: two SPSC rings share one signalling doorbell and one consumer")
+    func fanInSharedDoorbell() throws {
+        let producers = 2
+        let perProducer = scaled(100_000)
+        let wakeups = DispatchSemaphore(value: 0)
+        let doorbell = Doorbell.signalling { wakeups.signal() }
+        let rings = try (0..<producers).map { _ in try SPSCRing<Int>(minimumCapacity: 16, consumerDoorbell: doorbell) }
+        let threads = (0..<producers).map { producer in
+            TestThread {
+                var sequence = 0
+                while sequence < perProducer {
+                    if rings[producer].tryPush(producer << 32 | sequence).wasPushed { sequence += 1 } else { sched_yield() }
+                }
+                rings[producer].close()
+            }
+        }
+        var check = OrderCheck(producers: producers)
+        var lostWakeup = false
+        while !rings.allSatisfy(\.isFinished) {
+            guard wakeups.wait(timeout: .now() + 10) == .success else {
+                lostWakeup = true
+                break
+            }
+            doorbell.willDrain()
+            for ring in rings { ring.drain(max: .max) { check.record($0) } }
+        }
+        #expect(!lostWakeup, "no signal for 10 s with \(check.received) items received")
+        for thread in threads { #expect(thread.join()) }
+        #expect(check.problems.isEmpty, "\(check.problems)")
+        #expect(check.next == Array(repeating: perProducer, count: producers))
+    }
+
     @Test("no lost wake-ups: an event-loop consumer woken only by signals gets every item",
           arguments: [1, 4, 1024])
     func signallingStress(requested: Int) throws {

@@ -165,6 +165,38 @@ func mpsc(items: Int, producers: Int, layout: RingLayout, batch: Int = 1) -> Run
     return Run(nanoseconds: monotonicNanoseconds() - start, checksum: sum)
 }
 
+/// The fan-in alternative to an MPSC ring for a fixed set of producers: one SPSC ring per producer, one
+/// consumer draining them all.
+func spscFanIn(items: Int, producers: Int) -> Run {
+    let rings = (0..<producers).map { _ in try! SPSCRing<Int>(minimumCapacity: capacity) }
+    let start = monotonicNanoseconds()
+    let threads = (0..<producers).map { producer in
+        BenchThread {
+            let ring = rings[producer]
+            var backoff = Backoff()
+            for item in producerRange(producer, of: producers, items: items) {
+                var pending = item
+                while true {
+                    guard case .full(let back) = ring.tryPush(pending) else { break }
+                    pending = back
+                    backoff.failed()
+                }
+            }
+        }
+    }
+    var sum: UInt64 = 0
+    var received = 0
+    var backoff = Backoff()
+    while received < items {
+        var taken = 0
+        for ring in rings { taken &+= ring.drain(max: .max) { sum &+= UInt64($0) } }
+        if taken == 0 { backoff.failed() }
+        received &+= taken
+    }
+    for thread in threads { thread.join() }
+    return Run(nanoseconds: monotonicNanoseconds() - start, checksum: sum)
+}
+
 /// The obvious alternative: a bounded Deque behind a Mutex, one lock per item on each side.
 final class LockedDeque: Sendable {
     let queue = Mutex(Deque<Int>(minimumCapacity: capacity))
@@ -263,6 +295,7 @@ let allCandidates: [Candidate] = [
     Candidate(name: "MPSCRing padded, 2 producers, batches of 32") {
         mpsc(items: $0, producers: 2, layout: .padded, batch: 32)
     },
+    Candidate(name: "2 SPSCRings fan-in, 2 producers") { spscFanIn(items: $0, producers: 2) },
     Candidate(name: "Mutex<Deque>", items: slowItems) { mutexDeque(items: $0) },
     Candidate(name: "DispatchQueue.async per item", items: slowItems) { dispatchHandOff(items: $0) },
     Candidate(name: "AsyncStream (unbounded)", items: slowItems) { asyncStream(items: $0) },
