@@ -43,7 +43,8 @@ public final class MPSCRing<Element> {
     let cells: AtomicCells
     let sequenceCells: AtomicCells
 
-    /// Rung after every push (once per batch) and on close; the consumer waits on it or is signalled by it.
+    /// Rung after every push (once per batch; not when the producer asks it not to be) and on close; the
+    /// consumer waits on it or is signalled by it.
     public let consumerDoorbell: Doorbell?
 
     /// Creates a ring that holds at least `minimumCapacity` elements.

@@ -13,11 +13,12 @@ import Synchronization
 /// their index once per batch.
 ///
 /// ## Roles
-/// At any moment at most one thread may act as producer (``tryPush(_:wakingConsumer:)``, ``tryPush(contentsOf:)``,
-/// ``push(_:wakingConsumer:)``) and at most one as consumer (``tryPop()``, ``pop()``, ``drain(max:_:)``,
-/// ``popAll(into:max:)``, ``isFinished``). A role may move to another thread if the hand-over itself is
-/// synchronized (a lock, a join, another ring). Debug builds trap when two threads act in the same role at
-/// once. ``close()``, ``isClosed``, ``count`` and ``capacity`` may be used from any thread.
+/// At any moment at most one thread may act as producer (``tryPush(_:wakingConsumer:)``,
+/// ``tryPush(contentsOf:)``, ``push(_:wakingConsumer:)``, ``hasSpaceOrIsClosed``) and at most one as consumer
+/// (``tryPop()``, ``pop()``, ``drain(max:_:)``, ``popAll(into:max:)``, ``isFinished``,
+/// ``hasElementsOrIsClosed``). A role may move to another thread if the hand-over itself is synchronized (a
+/// lock, a join, another ring). Debug builds trap when two threads push or pop at once. ``close()``,
+/// ``wakeConsumer()``, ``isClosed``, ``count`` and ``capacity`` may be used from any thread.
 ///
 /// ## Closing
 /// ``close()`` makes later pushes return ``PushResult/closed(_:)``, rings both doorbells so blocked parties
@@ -46,7 +47,7 @@ public final class SPSCRing<Element> {
     @usableFromInline let consumerBusy: UnsafeMutablePointer<Atomic<Int>>
     let cells: AtomicCells
 
-    /// Rung after every push and on close; the consumer waits on it.
+    /// Rung after every push (unless the producer asks it not to be) and on close; the consumer waits on it.
     public let consumerDoorbell: Doorbell?
     /// Rung after every pop or drain that frees space and on close; a blocked producer waits on it.
     /// (``push(_:wakingConsumer:)`` needs a parking one.)
@@ -57,9 +58,9 @@ public final class SPSCRing<Element> {
     /// - Parameters:
     ///   - minimumCapacity: rounded up to a power of two; 1 through ``RingError/maximumCapacity``.
     ///   - consumerDoorbell: rung when elements arrive or the ring closes. Needed by ``pop()``.
-    ///   - producerDoorbell: rung after every pop or drain that frees space, and on close. ``push(_:wakingConsumer:)``
-    ///     needs a parking one; an event-loop producer may pass a signalling one to learn that space freed
-    ///     up. Without it the consumer pays nothing to announce space.
+    ///   - producerDoorbell: rung after every pop or drain that frees space, and on close.
+    ///     ``push(_:wakingConsumer:)`` needs a parking one; an event-loop producer may pass a signalling one
+    ///     to learn that space freed up. Without it the consumer pays nothing to announce space.
     /// - Throws: ``RingError`` when the capacity is out of range.
     public convenience init(
         minimumCapacity: Int, consumerDoorbell: Doorbell? = nil, producerDoorbell: Doorbell? = nil

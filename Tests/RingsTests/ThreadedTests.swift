@@ -285,20 +285,21 @@ struct ThreadedTests {
         let signals = Atomic<Int>(0)
         let doorbell = Doorbell.signalling { signals.wrappingAdd(1, ordering: .relaxed) }
         let ring = try MPSCRing<Int>(minimumCapacity: 64, consumerDoorbell: doorbell)
+        func signalCount() -> Int { signals.load(ordering: .relaxed) }
         for item in 0..<10 { #expect(ring.tryPush(item).wasPushed) }
-        do { let count = signals.load(ordering: .relaxed); #expect(count == 1, "ten pushes to an idle consumer: one signal") }
+        #expect(signalCount() == 1, "ten pushes to an idle consumer: one signal")
 
         doorbell.willDrain()
         #expect(ring.drain(max: .max) { _ in } == 10)
-        do { let count = signals.load(ordering: .relaxed); #expect(count == 1, "draining signals nothing") }
+        #expect(signalCount() == 1, "draining signals nothing")
         var batch = [1, 2, 3]
         #expect(ring.tryPush(contentsOf: &batch) == .pushed(3))
         #expect(ring.tryPush(4).wasPushed)
-        do { let count = signals.load(ordering: .relaxed); #expect(count == 2, "after willDrain the next push signals once more") }
+        #expect(signalCount() == 2, "after willDrain the next push signals once more")
 
         doorbell.willDrain()
         ring.close()
-        do { let count = signals.load(ordering: .relaxed); #expect(count == 3, "close schedules an idle consumer so it sees closed") }
+        #expect(signalCount() == 3, "close schedules an idle consumer so it sees closed")
     }
 
     @Test("quiet pushes signal nothing until wakeConsumer()", arguments: RingKind.allCases)
@@ -331,12 +332,18 @@ struct ThreadedTests {
         let perProducer = scaled(100_000)
         let wakeups = DispatchSemaphore(value: 0)
         let doorbell = Doorbell.signalling { wakeups.signal() }
-        let rings = try (0..<producers).map { _ in try SPSCRing<Int>(minimumCapacity: 16, consumerDoorbell: doorbell) }
+        let rings = try (0..<producers).map { _ in
+            try SPSCRing<Int>(minimumCapacity: 16, consumerDoorbell: doorbell)
+        }
         let threads = (0..<producers).map { producer in
             TestThread {
                 var sequence = 0
                 while sequence < perProducer {
-                    if rings[producer].tryPush(producer << 32 | sequence).wasPushed { sequence += 1 } else { sched_yield() }
+                    if rings[producer].tryPush(producer << 32 | sequence).wasPushed {
+                        sequence += 1
+                    } else {
+                        sched_yield()
+                    }
                 }
                 rings[producer].close()
             }
@@ -396,6 +403,7 @@ struct ThreadedTests {
         #expect(closer.join())
         #expect(check.problems.isEmpty, "\(check.problems)")
         #expect(check.received == producers * perProducer)
-        do { let count = signals.load(ordering: .relaxed); #expect(count <= producers * perProducer + 1) }
+        let signalCount = signals.load(ordering: .relaxed)
+        #expect(signalCount <= producers * perProducer + 1, "at most one signal per push, plus the close")
     }
 }
