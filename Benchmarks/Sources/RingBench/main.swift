@@ -313,11 +313,9 @@ extension Candidate {
     }
 }
 
-print("RingBench: \(runs) runs per candidate, capacity \(capacity), Int items, medians; "
+print("RingBench: \(runs) runs per candidate, capacity \(capacity), Int items; "
     + "\(ringItems) items per run for rings, \(slowItems) for the others")
-var medianRate: [String: Double] = [:]
-var rows: [(name: String, items: Int, nsPerItem: Double, rate: Double, spread: String)] = []
-// Interleave the candidates run by run, so a burst of load from elsewhere hits all of them alike.
+// Interleave the candidates run by run, so a burst of load from elsewhere hits neighbours alike.
 var samples: [String: [Double]] = [:]
 for _ in 0..<runs {
     for candidate in candidates {
@@ -329,6 +327,7 @@ for _ in 0..<runs {
         samples[candidate.name, default: []].append(Double(run.nanoseconds) / Double(candidate.items))
     }
 }
+
 func format(_ value: Double, _ digits: Int) -> String {
     var text = String(Int((value * pow(10, Double(digits))).rounded()))
     if digits > 0 {
@@ -337,19 +336,31 @@ func format(_ value: Double, _ digits: Int) -> String {
     }
     return text
 }
-for candidate in candidates {
-    let sample = samples[candidate.name]!
-    let nsPerItem = median(sample)
-    let spread = format(sample.min()!, 1) + "–" + format(sample.max()!, 1)
-    rows.append((candidate.name, candidate.items, nsPerItem, 1e9 / nsPerItem, spread))
-    medianRate[candidate.name] = 1e9 / nsPerItem
+
+/// How many times faster `candidate` is than `baseline`: the ratio of their medians, and the median of the
+/// ratios within each round (each round runs every candidate once, close together in time, so the second
+/// is less affected by load from elsewhere that comes and goes).
+@MainActor
+func speedup(_ candidate: String, over baseline: String, digits: Int) -> String {
+    let mine = samples[candidate]!
+    let theirs = samples[baseline]!
+    let ofMedians = median(theirs) / median(mine)
+    let perRound = median(zip(theirs, mine).map { $0 / $1 })
+    return format(ofMedians, digits) + "x (" + format(perRound, digits) + "x)"
 }
-let reference = medianRate["C11 SPSC reference"]!
-let mutexRate = medianRate["Mutex<Deque>"]!
+
+let reference = "C11 SPSC reference"
+let mutexDequeName = "Mutex<Deque>"
 printTable(
-    header: ["hand-off", "items/run", "ns/item (median)", "min–max ns/item", "M items/s", "vs C reference",
-             "vs Mutex<Deque>"],
-    rows: rows.map { row in
-        [row.name, "\(row.items)", format(row.nsPerItem, 2), row.spread, format(row.rate / 1e6, 1),
-         format(row.rate / reference, 2) + "x", format(row.rate / mutexRate, 1) + "x"]
+    header: ["hand-off", "items/run", "ns/item (median)", "min–max ns/item", "M items/s",
+             "vs C reference (per round)", "vs Mutex<Deque> (per round)"],
+    rows: candidates.map { candidate in
+        let sample = samples[candidate.name]!
+        let nsPerItem = median(sample)
+        return [
+            candidate.name, "\(candidate.items)", format(nsPerItem, 2),
+            format(sample.min()!, 1) + "–" + format(sample.max()!, 1), format(1e3 / nsPerItem, 1),
+            speedup(candidate.name, over: reference, digits: 2),
+            speedup(candidate.name, over: mutexDequeName, digits: 1),
+        ]
     })
