@@ -77,12 +77,14 @@ public struct BinaryWriter: Sendable {
     @usableFromInline var storage: [UInt8]
 
     /// An empty writer with room for `capacity` bytes.
+    @inlinable
     public init(capacity: Int = 64) {
         storage = []
         storage.reserveCapacity(capacity)
     }
 
     /// Forgets the bytes written, keeping the allocated capacity for reuse.
+    @inlinable
     public mutating func removeAll() { storage.removeAll(keepingCapacity: true) }
 
     /// Appends one byte.
@@ -135,14 +137,16 @@ public struct BinaryReader: Sendable {
     @usableFromInline var position: Int
     /// The limits enforced.
     public let limits: DecodingLimits
-    @usableFromInline var depth: Int = 0
+    @usableFromInline var depth: Int
 
     /// A reader over `bytes`; throws if the input exceeds `limits.maxBytes`.
+    @inlinable
     public init(_ bytes: [UInt8], limits: DecodingLimits = .default) throws(CRDTDecodingError) {
         guard bytes.count <= limits.maxBytes else { throw .inputTooLarge(size: bytes.count, limit: limits.maxBytes) }
         self.bytes = bytes
         self.position = 0
         self.limits = limits
+        self.depth = 0
     }
 
     /// Bytes not yet read.
@@ -160,6 +164,16 @@ public struct BinaryReader: Sendable {
     /// Reads a minimal unsigned LEB128 varint of at most 64 bits.
     @inlinable
     public mutating func readVarint() throws(CRDTDecodingError) -> UInt64 {
+        // Most varints (counts, small counters) are one byte.
+        if position < bytes.count, bytes[position] < 0x80 {
+            defer { position += 1 }
+            return UInt64(bytes[position])
+        }
+        return try readMultiByteVarint()
+    }
+
+    @usableFromInline
+    mutating func readMultiByteVarint() throws(CRDTDecodingError) -> UInt64 {
         let start = position
         var result: UInt64 = 0
         var shift: UInt64 = 0
@@ -189,14 +203,14 @@ public struct BinaryReader: Sendable {
     @inlinable
     public mutating func readFixed64() throws(CRDTDecodingError) -> UInt64 {
         guard remaining >= 8 else { throw .truncated(offset: position) }
-        var value: UInt64 = 0
-        for index in 0..<8 { value |= UInt64(bytes[position + index]) << (8 * UInt64(index)) }
+        let value = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: position, as: UInt64.self) }
         position += 8
-        return value
+        return UInt64(littleEndian: value)
     }
 
     /// Reads a collection's element count, checking it against ``DecodingLimits/maxElements`` and
     /// against the remaining input, given that each element takes at least `minimumElementSize` bytes.
+    @inlinable
     public mutating func readCount(minimumElementSize: Int = 1) throws(CRDTDecodingError) -> Int {
         let start = position
         let count = try readVarint()
@@ -210,12 +224,14 @@ public struct BinaryReader: Sendable {
     }
 
     /// Reads a varint length and that many bytes.
+    @inlinable
     public mutating func readLengthPrefixed() throws(CRDTDecodingError) -> [UInt8] {
         let range = try readLengthPrefixedRange()
         return Array(bytes[range])
     }
 
     /// Reads a varint length and returns the range of the bytes it covers in the input.
+    @inlinable
     public mutating func readLengthPrefixedRange() throws(CRDTDecodingError) -> Range<Int> {
         let start = position
         let length = try readVarint()
@@ -228,10 +244,12 @@ public struct BinaryReader: Sendable {
     }
 
     /// The input bytes in `range`, for comparing encoded keys without copying.
+    @inlinable
     public func slice(_ range: Range<Int>) -> ArraySlice<UInt8> { bytes[range] }
 
     /// Runs `body` one nesting level deeper, failing with ``CRDTDecodingError/tooDeep(limit:offset:)``
     /// past ``DecodingLimits/maxDepth``.
+    @inlinable
     public mutating func nested<T>(_ body: (inout BinaryReader) throws(CRDTDecodingError) -> T) throws(CRDTDecodingError) -> T {
         guard depth < limits.maxDepth else { throw .tooDeep(limit: limits.maxDepth, offset: position) }
         depth += 1
@@ -240,6 +258,7 @@ public struct BinaryReader: Sendable {
     }
 
     /// Throws ``CRDTDecodingError/trailingBytes(count:)`` unless every byte was read.
+    @inlinable
     public func finish() throws(CRDTDecodingError) {
         guard remaining == 0 else { throw .trailingBytes(count: remaining) }
     }
@@ -265,6 +284,7 @@ public let crdtFormatVersion: UInt8 = 1
 
 extension SerializableCRDT {
     /// The self-describing encoding: version, type tag, body.
+    @inlinable
     public func serializedBytes() -> [UInt8] {
         var writer = BinaryWriter()
         writer.write(byte: crdtFormatVersion)
@@ -275,6 +295,7 @@ extension SerializableCRDT {
 
     /// Decodes bytes produced by ``serializedBytes()``, rejecting other versions, other types,
     /// malformed input and trailing bytes.
+    @inlinable
     public init(serializedBytes bytes: [UInt8], limits: DecodingLimits = .default) throws(CRDTDecodingError) {
         var reader = try BinaryReader(bytes, limits: limits)
         let version = try reader.readByte()

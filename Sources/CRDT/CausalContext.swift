@@ -29,11 +29,13 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// True when the context holds no dot.
+    @inlinable
     public var isEmpty: Bool { versionVector.isEmpty && cloud.isEmpty }
 
     /// Whether `dot` has been seen.
+    @inlinable
     public func contains(_ dot: Dot) -> Bool {
-        dot.counter <= versionVector[dot.replica, default: 0] || cloud.contains(dot)
+        dot.counter <= versionVector[dot.replica, default: 0] || (!cloud.isEmpty && cloud.contains(dot))
     }
 
     /// The greatest counter of `replica` in this context (covered or in the cloud).
@@ -52,10 +54,11 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
 
     /// Adds one dot and re-compacts.
     public mutating func insert(_ dot: Dot) {
-        guard !contains(dot) else { return }
-        if dot.counter == versionVector[dot.replica, default: 0] + 1 {
+        let top = versionVector[dot.replica, default: 0]
+        if dot.counter <= top { return }
+        if dot.counter == top + 1 {
             versionVector[dot.replica] = dot.counter
-            absorbCloud(of: dot.replica)
+            absorbSuccessors(of: dot.replica)
         } else {
             cloud.insert(dot)
         }
@@ -63,11 +66,18 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
 
     /// Adds every dot of `other` (set union) and re-compacts.
     public mutating func formUnion(_ other: CausalContext) {
+        var touched: [ReplicaID] = []
         for (replica, counter) in other.versionVector where counter > versionVector[replica, default: 0] {
             versionVector[replica] = counter
+            if !cloud.isEmpty { touched.append(replica) }
         }
-        cloud.formUnion(other.cloud)
-        compact()
+        for dot in other.cloud where !contains(dot) {
+            cloud.insert(dot)
+            touched.append(dot.replica)
+        }
+        guard !touched.isEmpty else { return }
+        if touched.count > 1 { touched = Array(Set(touched)) }
+        for replica in touched { absorbCloud(of: replica) }
     }
 
     /// The union of two contexts.
@@ -77,36 +87,39 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         return result
     }
 
-    /// Number of dots held (summing the vector's prefixes and the cloud).
+    /// Number of dots held (summing the vector's prefixes and the cloud), saturating at
+    /// `UInt64.max`: a forged context must not wrap around and look small.
     public var dotCount: UInt64 {
-        var total: UInt64 = 0
-        for counter in versionVector.values { total &+= counter }
-        return total &+ UInt64(cloud.count)
+        var total = UInt64(cloud.count)
+        for counter in versionVector.values {
+            let (sum, overflow) = total.addingReportingOverflow(counter)
+            if overflow { return .max }
+            total = sum
+        }
+        return total
     }
 
-    /// Moves every cloud dot that the vector covers or that extends it into the vector.
+    /// Restores the canonical form after arbitrary cloud insertions.
     mutating func compact() {
         guard !cloud.isEmpty else { return }
-        var touched = Set<ReplicaID>()
-        for dot in cloud { touched.insert(dot.replica) }
-        for replica in touched { absorbCloud(of: replica) }
+        for replica in Set(cloud.map(\.replica)) { absorbCloud(of: replica) }
     }
 
+    /// Drops `replica`'s cloud dots the vector covers, then absorbs those that extend it.
     private mutating func absorbCloud(of replica: ReplicaID) {
         guard !cloud.isEmpty else { return }
+        let top = versionVector[replica, default: 0]
+        if cloud.contains(where: { $0.replica == replica && $0.counter <= top }) {
+            cloud = cloud.filter { $0.replica != replica || $0.counter > top }
+        }
+        absorbSuccessors(of: replica)
+    }
+
+    /// Moves cloud dots that directly extend the vector's prefix into it.
+    private mutating func absorbSuccessors(of replica: ReplicaID) {
+        guard !cloud.isEmpty else { return }
         var top = versionVector[replica, default: 0]
-        var remaining = cloud.filter { $0.replica == replica }.map(\.counter).sorted()[...]
-        guard !remaining.isEmpty else { return }
-        while let first = remaining.first, first <= top &+ 1, top < .max {
-            remaining.removeFirst()
-            cloud.remove(Dot(replica: replica, counter: first))
-            top = max(top, first)
-        }
-        // Dots at or below the prefix that the loop did not reach (duplicates of covered ones).
-        while let first = remaining.first, first <= top {
-            remaining.removeFirst()
-            cloud.remove(Dot(replica: replica, counter: first))
-        }
+        while top < .max, cloud.remove(Dot(replica: replica, counter: top + 1)) != nil { top += 1 }
         if top > 0 { versionVector[replica] = top }
     }
 
@@ -117,4 +130,40 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         let vv = versionVector.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }
         return "⟨[\(vv.joined(separator: ", "))] + \(sortedCloud)⟩"
     }
+
+    /// A read-only view of a context tuned for many `contains` calls: a small version vector is
+    /// searched linearly instead of hashed, which is what applying a delta (whose context names a
+    /// few replicas) to a large state needs.
+    public struct Probe: Sendable {
+        @usableFromInline let context: CausalContext
+        @usableFromInline let replicas: [ReplicaID]
+        @usableFromInline let tops: [UInt64]
+        @usableFromInline let isSmall: Bool
+        @usableFromInline let hasCloud: Bool
+
+        /// A probe over `context`.
+        @inlinable
+        public init(_ context: CausalContext) {
+            self.context = context
+            isSmall = context.versionVector.count <= 8
+            replicas = isSmall ? Array(context.versionVector.keys) : []
+            tops = isSmall ? Array(context.versionVector.values) : []
+            hasCloud = !context.cloud.isEmpty
+        }
+
+        /// Whether the context has seen `dot`.
+        @inlinable
+        public func contains(_ dot: Dot) -> Bool {
+            if isSmall {
+                for index in replicas.indices where replicas[index] == dot.replica {
+                    if dot.counter <= tops[index] { return true }
+                    break
+                }
+            } else if dot.counter <= context.versionVector[dot.replica, default: 0] {
+                return true
+            }
+            return hasCloud && context.cloud.contains(dot)
+        }
+    }
 }
+

@@ -108,14 +108,46 @@ public struct ResettableCounter: DeltaCRDT, Hashable {
         var isZero: Bool { self == Contribution() }
     }
 
-    /// Contributions by replica; all-zero contributions are absent.
-    public internal(set) var contributions: [ReplicaID: Contribution]
+    /// One replica's contribution, as stored: sorted by replica.
+    public struct Entry: Hashable, Sendable {
+        /// The contributing replica.
+        public let replica: ReplicaID
+        /// What it contributed.
+        public internal(set) var contribution: Contribution
+    }
 
-    public init() { contributions = [:] }
-    init(contributions: [ReplicaID: Contribution]) { self.contributions = contributions }
+    /// Contributions sorted by replica id; all-zero contributions are absent. A sorted array rather
+    /// than a dictionary: replica counts are small, and it encodes, decodes and joins without
+    /// hashing or re-sorting.
+    public private(set) var entries: [Entry]
+
+    public init() { entries = [] }
+    init(entries: [Entry]) { self.entries = entries }
+
+    /// Contributions by replica.
+    public var contributions: [ReplicaID: Contribution] {
+        Dictionary(uniqueKeysWithValues: entries.map { ($0.replica, $0.contribution) })
+    }
+
+    /// The contribution of `replica` (all zeros if it never contributed).
+    public func contribution(of replica: ReplicaID) -> Contribution {
+        let (index, found) = position(of: replica)
+        return found ? entries[index].contribution : Contribution()
+    }
 
     /// The counter's value: everything added and not cancelled by an observed reset.
-    public var value: Int64 { contributions.values.reduce(0) { $0 &+ $1.live } }
+    public var value: Int64 { entries.reduce(0) { $0 &+ $1.contribution.live } }
+
+    /// Binary search: the index of `replica`, or where it would be inserted.
+    private func position(of replica: ReplicaID) -> (index: Int, found: Bool) {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].replica < replica { low = middle + 1 } else { high = middle }
+        }
+        return (low, low < entries.count && entries[low].replica == replica)
+    }
 
     /// Adds `amount` (negative to subtract) on behalf of `replica` and returns the delta.
     /// Throws ``CRDTMutationError/overflow(operation:)`` if the value would leave `Int64`'s range.
@@ -124,7 +156,8 @@ public struct ResettableCounter: DeltaCRDT, Hashable {
         guard !value.addingReportingOverflow(amount).overflow else {
             throw .overflow(operation: "adding \(amount)")
         }
-        var mine = contributions[replica] ?? Contribution()
+        let (index, found) = position(of: replica)
+        var mine = found ? entries[index].contribution : Contribution()
         var delta = Contribution()
         if amount >= 0 {
             let (sum, overflow) = mine.increments.addingReportingOverflow(amount.magnitude)
@@ -138,25 +171,48 @@ public struct ResettableCounter: DeltaCRDT, Hashable {
             delta.decrements = sum
         }
         if amount == 0 { return ResettableCounter() }
-        contributions[replica] = mine
-        return ResettableCounter(contributions: [replica: delta])
+        if found { entries[index].contribution = mine } else { entries.insert(Entry(replica: replica, contribution: mine), at: index) }
+        return ResettableCounter(entries: [Entry(replica: replica, contribution: delta)])
     }
 
     /// Cancels every contribution this replica has seen (an observed reset) and returns the delta.
     /// Increments made concurrently elsewhere survive it.
     @discardableResult
     public mutating func reset() -> ResettableCounter {
-        for (replica, var contribution) in contributions {
-            contribution.resetIncrements = contribution.increments
-            contribution.resetDecrements = contribution.decrements
-            contributions[replica] = contribution
+        for index in entries.indices {
+            entries[index].contribution.resetIncrements = entries[index].contribution.increments
+            entries[index].contribution.resetDecrements = entries[index].contribution.decrements
         }
         return self
     }
 
     public mutating func join(_ other: ResettableCounter) {
-        for (replica, theirs) in other.contributions {
-            contributions[replica, default: Contribution()].join(theirs)
+        // A delta usually names one replica: update it in place.
+        if other.entries.count == 1 {
+            let theirs = other.entries[0]
+            let (index, found) = position(of: theirs.replica)
+            if found { entries[index].contribution.join(theirs.contribution) } else { entries.insert(theirs, at: index) }
+            return
         }
+        var merged: [Entry] = []
+        merged.reserveCapacity(entries.count + other.entries.count)
+        var mine = 0
+        var theirs = 0
+        while mine < entries.count || theirs < other.entries.count {
+            if theirs == other.entries.count || (mine < entries.count && entries[mine].replica < other.entries[theirs].replica) {
+                merged.append(entries[mine])
+                mine += 1
+            } else if mine == entries.count || other.entries[theirs].replica < entries[mine].replica {
+                merged.append(other.entries[theirs])
+                theirs += 1
+            } else {
+                var entry = entries[mine]
+                entry.contribution.join(other.entries[theirs].contribution)
+                merged.append(entry)
+                mine += 1
+                theirs += 1
+            }
+        }
+        entries = merged
     }
 }

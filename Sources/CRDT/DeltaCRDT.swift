@@ -38,10 +38,17 @@ public protocol CausalCRDT: DeltaCRDT {
 }
 
 extension CausalCRDT {
+    @inlinable
     public init() { self.init(store: Store(), context: CausalContext()) }
 
+    @inlinable
     public mutating func join(_ other: Self) {
-        let store = Store.join(self.store, self.context, other.store, other.context)
-        self = Self(store: store, context: self.context.union(other.context))
+        // Move the parts out of `self` first so they are uniquely referenced and mutate in place.
+        var store = self.store
+        var context = self.context
+        self = Self(store: Store(), context: CausalContext())
+        store.join(other.store, context: context, otherContext: other.context)
+        context.formUnion(other.context)
+        self = Self(store: store, context: context)
     }
 }

@@ -5,11 +5,16 @@ public protocol DotStore: Sendable, Equatable {
     init()
     /// True when the store holds no dot.
     var isBottom: Bool { get }
-    /// Inserts every dot held by the store into `dots`.
+    /// Appends every dot held by the store to `dots`.
     func collectDots(into dots: inout [Dot])
-    /// The causal join of `(lhs, lhsContext)` and `(rhs, rhsContext)`: keeps a dot that both hold,
-    /// or that one side holds and the other has not seen.
-    static func join(_ lhs: Self, _ lhsContext: CausalContext, _ rhs: Self, _ rhsContext: CausalContext) -> Self
+    /// Calls `body` with every dot held by the store, without allocating.
+    func forEachDot(_ body: (Dot) -> Void)
+    /// Whether the probed context has seen at least one of the dots held.
+    func containsAnyDot(in context: CausalContext.Probe) -> Bool
+    /// The causal join, in place: keeps a dot that both sides hold, or that one side holds and the
+    /// other has not seen (`context` is this store's causal context, `otherContext` the other's).
+    /// Runs in time proportional to the entries of both stores, without copying unchanged entries.
+    mutating func join(_ other: Self, context: CausalContext, otherContext: CausalContext)
 }
 
 extension DotStore {
@@ -19,25 +24,48 @@ extension DotStore {
         collectDots(into: &result)
         return result
     }
+
+    /// The causal join of `(lhs, lhsContext)` and `(rhs, rhsContext)`.
+    public static func joined(_ lhs: Self, _ lhsContext: CausalContext, _ rhs: Self, _ rhsContext: CausalContext) -> Self {
+        var result = lhs
+        result.join(rhs, context: lhsContext, otherContext: rhsContext)
+        return result
+    }
 }
 
 /// A set of dots: the store of enable-wins flags and of each element of an add-wins set.
 public struct DotSet: DotStore, Hashable {
     /// The dots held.
-    public internal(set) var elements: Set<Dot>
+    @inlinable public var elements: Set<Dot> { storage }
+    @usableFromInline var storage: Set<Dot>
 
-    public init() { elements = [] }
-    init(_ elements: Set<Dot>) { self.elements = elements }
+    @inlinable public init() { storage = [] }
+    @inlinable init(_ elements: Set<Dot>) { storage = elements }
 
-    public var isBottom: Bool { elements.isEmpty }
+    @inlinable public var isBottom: Bool { storage.isEmpty }
 
-    public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: elements) }
+    public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: storage) }
 
-    public static func join(_ lhs: DotSet, _ lhsContext: CausalContext, _ rhs: DotSet, _ rhsContext: CausalContext) -> DotSet {
-        var result = lhs.elements.intersection(rhs.elements)
-        for dot in lhs.elements where !rhsContext.contains(dot) { result.insert(dot) }
-        for dot in rhs.elements where !lhsContext.contains(dot) { result.insert(dot) }
-        return DotSet(result)
+    @inlinable
+    public func forEachDot(_ body: (Dot) -> Void) { for dot in storage { body(dot) } }
+
+    @inlinable
+    public func containsAnyDot(in context: CausalContext.Probe) -> Bool {
+        for dot in storage where context.contains(dot) { return true }
+        return false
+    }
+
+    @inlinable
+    public mutating func join(_ other: DotSet, context: CausalContext, otherContext: CausalContext) {
+        let otherElements = other.storage
+        // Drop what the other side has seen and no longer holds (rebuilding only if something goes).
+        var dropsSome = false
+        for dot in storage where otherContext.contains(dot) && !otherElements.contains(dot) {
+            dropsSome = true
+            break
+        }
+        if dropsSome { storage = storage.filter { !otherContext.contains($0) || otherElements.contains($0) } }
+        for dot in otherElements where !context.contains(dot) { storage.insert(dot) }
     }
 }
 
@@ -45,53 +73,148 @@ public struct DotSet: DotStore, Hashable {
 /// A dot identifies one write, so two replicas holding the same dot hold the same value.
 public struct DotFun<Value: Sendable & Equatable>: DotStore {
     /// The values held, by the dot of the write that produced them.
-    public internal(set) var entries: [Dot: Value]
+    @inlinable public var entries: [Dot: Value] { storage }
+    @usableFromInline var storage: [Dot: Value]
 
-    public init() { entries = [:] }
-    init(_ entries: [Dot: Value]) { self.entries = entries }
+    @inlinable public init() { storage = [:] }
+    @inlinable init(_ entries: [Dot: Value]) { storage = entries }
 
-    public var isBottom: Bool { entries.isEmpty }
+    @inlinable public var isBottom: Bool { storage.isEmpty }
 
-    public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: entries.keys) }
+    public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: storage.keys) }
 
-    public static func join(_ lhs: DotFun, _ lhsContext: CausalContext, _ rhs: DotFun, _ rhsContext: CausalContext) -> DotFun {
-        var result: [Dot: Value] = [:]
-        for (dot, value) in lhs.entries where rhs.entries[dot] != nil || !rhsContext.contains(dot) {
-            result[dot] = value
+    @inlinable
+    public func forEachDot(_ body: (Dot) -> Void) { for dot in storage.keys { body(dot) } }
+
+    @inlinable
+    public func containsAnyDot(in context: CausalContext.Probe) -> Bool {
+        for dot in storage.keys where context.contains(dot) { return true }
+        return false
+    }
+
+    @inlinable
+    public mutating func join(_ other: DotFun, context: CausalContext, otherContext: CausalContext) {
+        let otherEntries = other.storage
+        var dropsSome = false
+        for dot in storage.keys where otherContext.contains(dot) && otherEntries[dot] == nil {
+            dropsSome = true
+            break
         }
-        for (dot, value) in rhs.entries where lhs.entries[dot] == nil && !lhsContext.contains(dot) {
-            result[dot] = value
-        }
-        return DotFun(result)
+        if dropsSome { storage = storage.filter { !otherContext.contains($0.key) || otherEntries[$0.key] != nil } }
+        for (dot, value) in otherEntries where !context.contains(dot) { storage[dot] = value }
     }
 }
 
 /// A map from keys to nested dot stores: the store of add-wins sets and observed-remove maps.
 /// A key is present exactly when its nested store is not bottom.
+///
+/// Besides the entries it keeps an index from every dot held (at any depth) to its key, so that
+/// joining a delta, whose context names a few dots, finds the keys those dots remove without
+/// scanning every key. The index is derived data: it is not encoded and not compared.
 public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     /// The nested stores; never holds a bottom store.
-    public internal(set) var entries: [Key: Value]
+    @inlinable public var entries: [Key: Value] { storage }
+    // Written only through `setValue` and `removeValue`, which keep `owners` in step.
+    @usableFromInline var storage: [Key: Value]
+    @usableFromInline var owners: [Dot: Key]
 
-    public init() { entries = [:] }
-    init(_ entries: [Key: Value]) { self.entries = entries }
-
-    public var isBottom: Bool { entries.isEmpty }
-
-    public func collectDots(into dots: inout [Dot]) {
-        for value in entries.values { value.collectDots(into: &dots) }
+    @inlinable public init() {
+        storage = [:]
+        owners = [:]
     }
 
-    public static func join(_ lhs: DotMap, _ lhsContext: CausalContext, _ rhs: DotMap, _ rhsContext: CausalContext) -> DotMap {
-        var result: [Key: Value] = [:]
+    @inlinable init(_ entries: [Key: Value]) {
+        storage = entries
+        owners = [:]
+        owners.reserveCapacity(entries.count)
+        for (key, value) in entries {
+            value.forEachDot { owners[$0] = key }
+        }
+    }
+
+    @inlinable public var isBottom: Bool { storage.isEmpty }
+
+    public static func == (lhs: DotMap, rhs: DotMap) -> Bool { lhs.storage == rhs.storage }
+
+    public func collectDots(into dots: inout [Dot]) {
+        for value in storage.values { value.collectDots(into: &dots) }
+    }
+
+    @inlinable
+    public func forEachDot(_ body: (Dot) -> Void) {
+        for value in storage.values { value.forEachDot(body) }
+    }
+
+    @inlinable
+    public func containsAnyDot(in context: CausalContext.Probe) -> Bool {
+        for value in storage.values where value.containsAnyDot(in: context) { return true }
+        return false
+    }
+
+    /// Sets (or, for `nil` or bottom, removes) the value at `key`, keeping the dot index in step.
+    @inlinable
+    mutating func setValue(_ value: Value?, forKey key: Key) {
+        _ = removeValue(forKey: key)
+        guard let value, !value.isBottom else { return }
+        value.forEachDot { owners[$0] = key }
+        storage[key] = value
+    }
+
+    /// Removes and returns the value at `key`, keeping the dot index in step.
+    @inlinable
+    mutating func removeValue(forKey key: Key) -> Value? {
+        guard let old = storage.removeValue(forKey: key) else { return nil }
+        old.forEachDot { owners.removeValue(forKey: $0) }
+        return old
+    }
+
+    /// Contexts with at most this many dots are enumerated against the dot index; larger ones
+    /// (full states) are checked key by key.
+    @usableFromInline static var enumerationLimit: UInt64 { 64 }
+
+    @inlinable
+    public mutating func join(_ other: DotMap, context: CausalContext, otherContext: CausalContext) {
         let empty = Value()
-        for (key, left) in lhs.entries {
-            let joined = Value.join(left, lhsContext, rhs.entries[key] ?? empty, rhsContext)
-            if !joined.isBottom { result[key] = joined }
+        // Keys only here lose the dots the other side has seen. A delta's context is small: its dots
+        // are looked up in the index. A full state's context is large: every key is probed instead
+        // (cheaply: the value's dots first, the key only if one is seen).
+        if !otherContext.isEmpty {
+            var affected: [Key] = []
+            let dotCount = otherContext.dotCount
+            if dotCount <= Self.enumerationLimit || dotCount < UInt64(storage.count) {
+                func consider(_ dot: Dot) {
+                    if let key = owners[dot], other.storage[key] == nil { affected.append(key) }
+                }
+                for (replica, top) in otherContext.versionVector {
+                    var counter: UInt64 = 1
+                    while counter <= top {
+                        consider(Dot(replica: replica, counter: counter))
+                        counter += 1
+                    }
+                }
+                for dot in otherContext.cloud { consider(dot) }
+            } else {
+                let probe = CausalContext.Probe(otherContext)
+                // Walking indices and reading the value first avoids retaining every key.
+                var index = storage.startIndex
+                while index != storage.endIndex {
+                    if storage.values[index].containsAnyDot(in: probe) {
+                        let key = storage.keys[index]
+                        if other.storage[key] == nil { affected.append(key) }
+                    }
+                    storage.formIndex(after: &index)
+                }
+            }
+            for key in affected {
+                guard var joined = removeValue(forKey: key) else { continue }  // already handled
+                joined.join(empty, context: context, otherContext: otherContext)
+                setValue(joined, forKey: key)
+            }
         }
-        for (key, right) in rhs.entries where lhs.entries[key] == nil {
-            let joined = Value.join(empty, lhsContext, right, rhsContext)
-            if !joined.isBottom { result[key] = joined }
+        for (key, theirs) in other.storage {
+            var joined = removeValue(forKey: key) ?? empty
+            joined.join(theirs, context: context, otherContext: otherContext)
+            setValue(joined, forKey: key)
         }
-        return DotMap(result)
     }
 }

@@ -5,17 +5,23 @@
 // MARK: Scalars
 
 extension UInt64: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.write(varint: self) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try reader.readVarint() }
 }
 
 extension Int64: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.write(zigzag: self) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try reader.readZigZag() }
 }
 
 extension Bool: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.write(byte: self ? 1 : 0) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         let start = reader.offset
         switch try reader.readByte() {
@@ -28,14 +34,18 @@ extension Bool: BinaryCodable {
 
 /// Byte strings (Redis keys and values) are length-prefixed.
 extension Array: BinaryCodable where Element == UInt8 {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.write(lengthPrefixed: self) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try reader.readLengthPrefixed() }
 }
 
 /// Strings are length-prefixed UTF-8; invalid UTF-8 is rejected rather than repaired, so decoding
 /// never yields a string that would re-encode differently.
 extension String: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.write(lengthPrefixed: Array(utf8)) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         let start = reader.offset
         let bytes = try reader.readLengthPrefixed()
@@ -47,6 +57,7 @@ extension String: BinaryCodable {
 }
 
 extension Optional: BinaryCodable where Wrapped: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         switch self {
         case .none: writer.write(byte: 0)
@@ -56,6 +67,7 @@ extension Optional: BinaryCodable where Wrapped: BinaryCodable {
         }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         let start = reader.offset
         switch try reader.readByte() {
@@ -68,16 +80,20 @@ extension Optional: BinaryCodable where Wrapped: BinaryCodable {
 
 /// Replica ids are random 64-bit numbers, so a fixed 8 bytes is shorter than a varint.
 extension ReplicaID: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { writer.write(fixed64: rawValue) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self.init(try reader.readFixed64()) }
 }
 
 extension Dot: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         replica.encode(to: &writer)
         writer.write(varint: counter)
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         let replica = try ReplicaID(from: &reader)
         let start = reader.offset
@@ -88,11 +104,13 @@ extension Dot: BinaryCodable {
 }
 
 extension LamportTimestamp: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         writer.write(varint: counter)
         replica.encode(to: &writer)
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         let counter = try reader.readVarint()
         self.init(counter: counter, replica: try ReplicaID(from: &reader))
@@ -100,11 +118,13 @@ extension LamportTimestamp: BinaryCodable {
 }
 
 extension Stamped: BinaryCodable where Value: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         timestamp.encode(to: &writer)
         value.encode(to: &writer)
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         let timestamp = try LamportTimestamp(from: &reader)
         self.init(timestamp: timestamp, value: try Value(from: &reader))
@@ -114,6 +134,7 @@ extension Stamped: BinaryCodable where Value: BinaryCodable {
 // MARK: Collection helpers
 
 /// Writes a count, then entries sorted by their keys' encoded bytes.
+@inlinable
 func encodeSortedByKeyBytes<Key: BinaryCodable, Value>(
     _ entries: [(key: Key, value: Value)], to writer: inout BinaryWriter,
     value encodeValue: (Value, inout BinaryWriter) -> Void
@@ -135,6 +156,7 @@ func encodeSortedByKeyBytes<Key: BinaryCodable, Value>(
 }
 
 /// Reads a count, then entries whose keys' encoded bytes strictly increase.
+@inlinable
 func decodeSortedByKeyBytes<Key: BinaryCodable>(
     from reader: inout BinaryReader, minimumElementSize: Int = 1,
     entry decodeEntry: (Key, inout BinaryReader) throws(CRDTDecodingError) -> Void
@@ -154,6 +176,7 @@ func decodeSortedByKeyBytes<Key: BinaryCodable>(
 }
 
 /// Writes a count, then the entries sorted by a `Comparable` key.
+@inlinable
 func encodeSorted<Key: BinaryCodable & Comparable, Value>(
     _ dictionary: [Key: Value], to writer: inout BinaryWriter,
     value encodeValue: (Value, inout BinaryWriter) -> Void
@@ -171,11 +194,13 @@ func encodeSorted<Key: BinaryCodable & Comparable, Value>(
 }
 
 /// Reads a count, then entries whose `Comparable` keys strictly increase.
+@inlinable
 func decodeSorted<Key: BinaryCodable & Comparable>(
-    from reader: inout BinaryReader, minimumElementSize: Int,
+    from reader: inout BinaryReader, minimumElementSize: Int, reserve: (Int) -> Void = { _ in },
     entry decodeEntry: (Key, inout BinaryReader) throws(CRDTDecodingError) -> Void
 ) throws(CRDTDecodingError) {
     let count = try reader.readCount(minimumElementSize: minimumElementSize)
+    reserve(count)
     var previous: Key? = nil
     for _ in 0..<count {
         let start = reader.offset
@@ -189,6 +214,7 @@ func decodeSorted<Key: BinaryCodable & Comparable>(
 }
 
 /// Reads a varint that must be positive (zero entries are left out of the canonical encoding).
+@inlinable
 func readPositive(_ reader: inout BinaryReader, _ what: String) throws(CRDTDecodingError) -> UInt64 {
     let start = reader.offset
     let value = try reader.readVarint()
@@ -232,11 +258,13 @@ extension CausalContext: BinaryCodable {
 // MARK: Dot stores
 
 extension DotSet: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         writer.write(varint: UInt64(elements.count))
         for dot in (elements.count == 1 ? Array(elements) : elements.sorted()) { dot.encode(to: &writer) }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         let count = try reader.readCount(minimumElementSize: 9)
         var elements = Set<Dot>(minimumCapacity: count)
@@ -253,10 +281,12 @@ extension DotSet: BinaryCodable {
 }
 
 extension DotFun: BinaryCodable where Value: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         encodeSorted(entries, to: &writer) { value, writer in value.encode(to: &writer) }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         var entries: [Dot: Value] = [:]
         try decodeSorted(from: &reader, minimumElementSize: 9) { (dot: Dot, reader: inout BinaryReader) throws(CRDTDecodingError) in
@@ -267,10 +297,12 @@ extension DotFun: BinaryCodable where Value: BinaryCodable {
 }
 
 extension DotMap: BinaryCodable where Key: BinaryCodable, Value: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         encodeSortedByKeyBytes(entries.map { ($0.key, $0.value) }, to: &writer) { value, writer in value.encode(to: &writer) }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         var entries: [Key: Value] = [:]
         try decodeSortedByKeyBytes(from: &reader, minimumElementSize: 2) { (key: Key, reader: inout BinaryReader) throws(CRDTDecodingError) in
@@ -286,6 +318,7 @@ extension DotMap: BinaryCodable where Key: BinaryCodable, Value: BinaryCodable {
 // MARK: Causal CRDTs
 
 extension CausalCRDT where Store: BinaryCodable {
+    @inlinable
     func encodeCausal(to writer: inout BinaryWriter) {
         store.encode(to: &writer)
         context.encode(to: &writer)
@@ -293,19 +326,27 @@ extension CausalCRDT where Store: BinaryCodable {
 
     /// Decodes a store and its context, and checks that the context holds every dot of the store
     /// and that no dot appears twice (a dot names exactly one event).
+    @inlinable
     static func decodeCausal(from reader: inout BinaryReader) throws(CRDTDecodingError) -> Self {
         let store = try Store(from: &reader)
         let start = reader.offset
         let context = try CausalContext(from: &reader)
-        let dots = store.dots
-        var seen = Set<Dot>(minimumCapacity: dots.count)
-        for dot in dots {
-            guard context.contains(dot) else {
-                throw .invalidValue(reason: "dot \(dot) is held but missing from the causal context", offset: start)
+        var seen = Set<Dot>()
+        var missing: Dot? = nil
+        var repeated: Dot? = nil
+        store.forEachDot { dot in
+            guard missing == nil, repeated == nil else { return }
+            if !context.contains(dot) {
+                missing = dot
+            } else if !seen.insert(dot).inserted {
+                repeated = dot
             }
-            guard seen.insert(dot).inserted else {
-                throw .invalidValue(reason: "dot \(dot) appears twice in one state", offset: start)
-            }
+        }
+        if let missing {
+            throw .invalidValue(reason: "dot \(missing) is held but missing from the causal context", offset: start)
+        }
+        if let repeated {
+            throw .invalidValue(reason: "dot \(repeated) appears twice in one state", offset: start)
         }
         return Self(store: store, context: context)
     }
@@ -313,31 +354,41 @@ extension CausalCRDT where Store: BinaryCodable {
 
 extension AWSet: BinaryCodable, SerializableCRDT where Element: BinaryCodable {
     public static var binaryTypeTag: UInt8 { 6 }
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
 }
 
 extension EWFlag: BinaryCodable, SerializableCRDT {
     public static var binaryTypeTag: UInt8 { 10 }
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
 }
 
 extension MVRegister: BinaryCodable, SerializableCRDT where Value: BinaryCodable {
     public static var binaryTypeTag: UInt8 { 8 }
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
 }
 
 extension CausalLWWRegister: BinaryCodable, SerializableCRDT where Value: BinaryCodable {
     public static var binaryTypeTag: UInt8 { 9 }
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
 }
 
 extension ORMap: BinaryCodable, SerializableCRDT where Key: BinaryCodable, Value.Store: BinaryCodable {
     public static var binaryTypeTag: UInt8 { 11 }
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
 }
 
@@ -352,7 +403,7 @@ extension GCounter: BinaryCodable, SerializableCRDT {
 
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         var counts: [ReplicaID: UInt64] = [:]
-        try decodeSorted(from: &reader, minimumElementSize: 9) { (replica: ReplicaID, reader: inout BinaryReader) throws(CRDTDecodingError) in
+        try decodeSorted(from: &reader, minimumElementSize: 9, reserve: { counts.reserveCapacity($0) }) { (replica: ReplicaID, reader: inout BinaryReader) throws(CRDTDecodingError) in
             counts[replica] = try readPositive(&reader, "a count")
         }
         self.init(counts: counts)
@@ -377,18 +428,26 @@ extension ResettableCounter: BinaryCodable, SerializableCRDT {
     public static var binaryTypeTag: UInt8 { 3 }
 
     public func encode(to writer: inout BinaryWriter) {
-        encodeSorted(contributions, to: &writer) { contribution, writer in
-            writer.write(varint: contribution.increments)
-            writer.write(varint: contribution.decrements)
-            writer.write(varint: contribution.resetIncrements)
-            writer.write(varint: contribution.resetDecrements)
+        writer.write(varint: UInt64(entries.count))
+        for entry in entries {
+            entry.replica.encode(to: &writer)
+            writer.write(varint: entry.contribution.increments)
+            writer.write(varint: entry.contribution.decrements)
+            writer.write(varint: entry.contribution.resetIncrements)
+            writer.write(varint: entry.contribution.resetDecrements)
         }
     }
 
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
-        var contributions: [ReplicaID: Contribution] = [:]
-        try decodeSorted(from: &reader, minimumElementSize: 12) { (replica: ReplicaID, reader: inout BinaryReader) throws(CRDTDecodingError) in
+        let count = try reader.readCount(minimumElementSize: 12)
+        var entries: [Entry] = []
+        entries.reserveCapacity(count)
+        for _ in 0..<count {
             let start = reader.offset
+            let replica = try ReplicaID(from: &reader)
+            if let previous = entries.last, !(previous.replica < replica) {
+                throw .notCanonical(reason: "replicas must be strictly increasing", offset: start)
+            }
             var contribution = Contribution()
             contribution.increments = try reader.readVarint()
             contribution.decrements = try reader.readVarint()
@@ -400,9 +459,9 @@ extension ResettableCounter: BinaryCodable, SerializableCRDT {
             guard contribution.resetIncrements <= contribution.increments,
                   contribution.resetDecrements <= contribution.decrements
             else { throw .invalidValue(reason: "a reset cannot observe more than was counted", offset: start) }
-            contributions[replica] = contribution
+            entries.append(Entry(replica: replica, contribution: contribution))
         }
-        self.init(contributions: contributions)
+        self.init(entries: entries)
     }
 }
 
@@ -442,10 +501,12 @@ extension BoundedCounter: BinaryCodable, SerializableCRDT {
 extension GSet: BinaryCodable, SerializableCRDT where Element: BinaryCodable {
     public static var binaryTypeTag: UInt8 { 4 }
 
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         encodeSortedByKeyBytes(elements.map { ($0, ()) }, to: &writer) { _, _ in }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         var elements = Set<Element>()
         try decodeSortedByKeyBytes(from: &reader) { (element: Element, _: inout BinaryReader) throws(CRDTDecodingError) in
@@ -458,11 +519,13 @@ extension GSet: BinaryCodable, SerializableCRDT where Element: BinaryCodable {
 extension TwoPhaseSet: BinaryCodable, SerializableCRDT where Element: BinaryCodable {
     public static var binaryTypeTag: UInt8 { 5 }
 
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         added.encode(to: &writer)
         removed.encode(to: &writer)
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         let added = try GSet<Element>(from: &reader)
         self.init(added: added, removed: try GSet<Element>(from: &reader))
@@ -472,11 +535,13 @@ extension TwoPhaseSet: BinaryCodable, SerializableCRDT where Element: BinaryCoda
 extension LWWRegister: BinaryCodable, SerializableCRDT where Value: BinaryCodable {
     public static var binaryTypeTag: UInt8 { 7 }
 
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         timestamp.encode(to: &writer)
         if timestamp != nil { value.encode(to: &writer) }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         guard let timestamp = try LamportTimestamp?(from: &reader) else {
             self.init()

@@ -15,55 +15,71 @@
 /// resurrect under concurrent removal, so the type system rules it out. Use ``CausalLWWRegister``,
 /// ``MVRegister``, ``AWSet``, ``EWFlag`` or a nested ``ORMap``.
 public struct ORMap<Key: Hashable & Sendable, Value: CausalCRDT>: CausalCRDT {
-    public internal(set) var store: DotMap<Key, Value.Store>
-    public internal(set) var context: CausalContext
+    @inlinable public var store: DotMap<Key, Value.Store> { _store }
+    @inlinable public var context: CausalContext { _context }
+    @usableFromInline var _store: DotMap<Key, Value.Store>
+    @usableFromInline var _context: CausalContext
 
+    @inlinable
     public init(store: DotMap<Key, Value.Store>, context: CausalContext) {
-        self.store = store
-        self.context = context
+        _store = store
+        _context = context
     }
 
     /// The value at `key` (seen through the map's context), or `nil` if the key is absent.
+    @inlinable
     public subscript(key: Key) -> Value? {
-        store.entries[key].map { Value(store: $0, context: context) }
+        _store.entries[key].map { Value(store: $0, context: _context) }
     }
 
     /// The present keys.
-    public var keys: Dictionary<Key, Value.Store>.Keys { store.entries.keys }
+    @inlinable
+    public var keys: Dictionary<Key, Value.Store>.Keys { _store.entries.keys }
+
+    /// Every present key with its value (in no particular order), e.g. for Redis `HGETALL`.
+    @inlinable
+    public var entries: [(key: Key, value: Value)] {
+        _store.entries.map { (key: $0.key, value: Value(store: $0.value, context: _context)) }
+    }
 
     /// Number of present keys.
-    public var count: Int { store.entries.count }
+    @inlinable
+    public var count: Int { _store.entries.count }
 
     /// True when no key is present.
-    public var isEmpty: Bool { store.entries.isEmpty }
+    @inlinable
+    public var isEmpty: Bool { _store.entries.isEmpty }
 
     /// Mutates the value at `key` (bottom if absent) with `mutate`, which must return the nested
     /// mutator's delta; returns the map's delta. For example
     /// `map.update(field) { $0.assign(bytes, clock: &clock) }`.
     @discardableResult
+    @inlinable
     public mutating func update<Failure: Error>(
         _ key: Key, _ mutate: (inout Value) throws(Failure) -> Value
     ) throws(Failure) -> ORMap {
-        var value = Value(store: store.entries[key] ?? Value.Store(), context: context)
+        var value = Value(store: _store.entries[key] ?? Value.Store(), context: _context)
         let valueDelta = try mutate(&value)
-        if value.store.isBottom { store.entries.removeValue(forKey: key) } else { store.entries[key] = value.store }
-        context = value.context
+        _store.setValue(value.store, forKey: key)
+        _context = value.context
         let deltaStore = valueDelta.store.isBottom ? DotMap<Key, Value.Store>() : DotMap([key: valueDelta.store])
         return ORMap(store: deltaStore, context: valueDelta.context)
     }
 
     /// Removes `key` as far as this replica has seen it and returns the delta.
     @discardableResult
+    @inlinable
     public mutating func remove(_ key: Key) -> ORMap {
-        guard let removed = store.entries.removeValue(forKey: key) else { return ORMap() }
+        guard let removed = _store.removeValue(forKey: key) else { return ORMap() }
         return ORMap(store: DotMap(), context: CausalContext(dots: removed.dots))
     }
 
     /// Removes every key this replica has seen and returns the delta.
     @discardableResult
+    @inlinable
     public mutating func removeAll() -> ORMap {
-        let delta = ORMap(store: DotMap(), context: CausalContext(dots: store.dots))
-        store = DotMap()
+        let delta = ORMap(store: DotMap(), context: CausalContext(dots: _store.dots))
+        _store = DotMap()
         return delta
     }
 }

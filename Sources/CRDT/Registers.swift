@@ -14,7 +14,7 @@ public struct LWWRegister<Value: Sendable & Equatable>: DeltaCRDT {
         value = nil
     }
 
-    init(timestamp: LamportTimestamp?, value: Value?) {
+    @usableFromInline init(timestamp: LamportTimestamp?, value: Value?) {
         self.timestamp = timestamp
         self.value = value
     }
@@ -48,35 +48,41 @@ extension LWWRegister: Hashable where Value: Hashable {}
 /// Deltas: `assign` ships its value under a fresh dot, with a context covering that dot and the
 /// dots it replaces; `clear` ships an empty store with the observed dots as context.
 public struct MVRegister<Value: Sendable & Equatable>: CausalCRDT {
-    public internal(set) var store: DotFun<Value>
-    public internal(set) var context: CausalContext
+    @inlinable public var store: DotFun<Value> { _store }
+    @inlinable public var context: CausalContext { _context }
+    @usableFromInline var _store: DotFun<Value>
+    @usableFromInline var _context: CausalContext
 
+    @inlinable
     public init(store: DotFun<Value>, context: CausalContext) {
-        self.store = store
-        self.context = context
+        _store = store
+        _context = context
     }
 
     /// The concurrent values, in dot order (so every replica lists them the same way).
+    @inlinable
     public var values: [Value] {
-        store.entries.sorted { $0.key < $1.key }.map(\.value)
+        _store.entries.sorted { $0.key < $1.key }.map(\.value)
     }
 
     /// Writes `value` on behalf of `replica` and returns the delta.
     @discardableResult
+    @inlinable
     public mutating func assign(_ value: Value, replica: ReplicaID) -> MVRegister {
-        let dot = context.nextDot(for: replica)
-        var deltaContext = CausalContext(dots: store.entries.keys)
+        let dot = _context.nextDot(for: replica)
+        var deltaContext = CausalContext(dots: _store.entries.keys)
         deltaContext.insert(dot)
-        store = DotFun([dot: value])
-        context.insert(dot)
-        return MVRegister(store: store, context: deltaContext)
+        _store = DotFun([dot: value])
+        _context.insert(dot)
+        return MVRegister(store: _store, context: deltaContext)
     }
 
     /// Removes every value seen and returns the delta; a concurrent write survives.
     @discardableResult
+    @inlinable
     public mutating func clear() -> MVRegister {
-        let delta = MVRegister(store: DotFun(), context: CausalContext(dots: store.entries.keys))
-        store = DotFun()
+        let delta = MVRegister(store: DotFun(), context: CausalContext(dots: _store.entries.keys))
+        _store = DotFun()
         return delta
     }
 }
@@ -104,41 +110,48 @@ extension Stamped: Hashable where Value: Hashable {}
 ///
 /// A local write observes every timestamp held first, so it is ordered after (and replaces) them.
 public struct CausalLWWRegister<Value: Sendable & Equatable>: CausalCRDT {
-    public internal(set) var store: DotFun<Stamped<Value>>
-    public internal(set) var context: CausalContext
+    @inlinable public var store: DotFun<Stamped<Value>> { _store }
+    @inlinable public var context: CausalContext { _context }
+    @usableFromInline var _store: DotFun<Stamped<Value>>
+    @usableFromInline var _context: CausalContext
 
+    @inlinable
     public init(store: DotFun<Stamped<Value>>, context: CausalContext) {
-        self.store = store
-        self.context = context
+        _store = store
+        _context = context
     }
 
     /// The winning write: the greatest timestamp among the concurrent writes held.
+    @inlinable
     public var winner: Stamped<Value>? {
-        store.entries.values.max { $0.timestamp < $1.timestamp }
+        _store.entries.values.max { $0.timestamp < $1.timestamp }
     }
 
     /// The current value, or `nil` when never written or removed.
+    @inlinable
     public var value: Value? { winner?.value }
 
     /// Writes `value` with a timestamp from `clock` (after observing every held timestamp) and a
     /// fresh dot of `clock.replica`. Returns the delta.
     @discardableResult
+    @inlinable
     public mutating func assign(_ value: Value, clock: inout LamportClock) -> CausalLWWRegister {
-        for stamped in store.entries.values { clock.observe(stamped.timestamp) }
+        for stamped in _store.entries.values { clock.observe(stamped.timestamp) }
         let stamped = Stamped(timestamp: clock.tick(), value: value)
-        let dot = context.nextDot(for: clock.replica)
-        var deltaContext = CausalContext(dots: store.entries.keys)
+        let dot = _context.nextDot(for: clock.replica)
+        var deltaContext = CausalContext(dots: _store.entries.keys)
         deltaContext.insert(dot)
-        store = DotFun([dot: stamped])
-        context.insert(dot)
-        return CausalLWWRegister(store: store, context: deltaContext)
+        _store = DotFun([dot: stamped])
+        _context.insert(dot)
+        return CausalLWWRegister(store: _store, context: deltaContext)
     }
 
     /// Removes every write seen and returns the delta; a concurrent write survives.
     @discardableResult
+    @inlinable
     public mutating func remove() -> CausalLWWRegister {
-        let delta = CausalLWWRegister(store: DotFun(), context: CausalContext(dots: store.entries.keys))
-        store = DotFun()
+        let delta = CausalLWWRegister(store: DotFun(), context: CausalContext(dots: _store.entries.keys))
+        _store = DotFun()
         return delta
     }
 }

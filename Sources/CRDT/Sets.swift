@@ -4,7 +4,7 @@ public struct GSet<Element: Hashable & Sendable>: DeltaCRDT, Hashable {
     public internal(set) var elements: Set<Element>
 
     public init() { elements = [] }
-    init(elements: Set<Element>) { self.elements = elements }
+    @usableFromInline init(elements: Set<Element>) { self.elements = elements }
 
     /// Whether `element` was ever added.
     public func contains(_ element: Element) -> Bool { elements.contains(element) }
@@ -35,7 +35,7 @@ public struct TwoPhaseSet<Element: Hashable & Sendable>: DeltaCRDT, Hashable {
         removed = GSet()
     }
 
-    init(added: GSet<Element>, removed: GSet<Element>) {
+    @usableFromInline init(added: GSet<Element>, removed: GSet<Element>) {
         self.added = added
         self.removed = removed
     }
@@ -73,46 +73,55 @@ public struct TwoPhaseSet<Element: Hashable & Sendable>: DeltaCRDT, Hashable {
 /// it supersedes; `remove` ships an empty store with the removed dots as context; `removeAll` ships
 /// every dot held as context.
 public struct AWSet<Element: Hashable & Sendable>: CausalCRDT {
-    public internal(set) var store: DotMap<Element, DotSet>
-    public internal(set) var context: CausalContext
+    @inlinable public var store: DotMap<Element, DotSet> { _store }
+    @inlinable public var context: CausalContext { _context }
+    @usableFromInline var _store: DotMap<Element, DotSet>
+    @usableFromInline var _context: CausalContext
 
+    @inlinable
     public init(store: DotMap<Element, DotSet>, context: CausalContext) {
-        self.store = store
-        self.context = context
+        _store = store
+        _context = context
     }
 
     /// Whether `element` is present.
-    public func contains(_ element: Element) -> Bool { store.entries[element] != nil }
+    @inlinable
+    public func contains(_ element: Element) -> Bool { _store.entries[element] != nil }
 
     /// The present elements.
-    public var elements: Set<Element> { Set(store.entries.keys) }
+    @inlinable
+    public var elements: Set<Element> { Set(_store.entries.keys) }
 
     /// Number of present elements.
-    public var count: Int { store.entries.count }
+    @inlinable
+    public var count: Int { _store.entries.count }
 
     /// Adds `element` on behalf of `replica` and returns the delta.
     @discardableResult
+    @inlinable
     public mutating func add(_ element: Element, replica: ReplicaID) -> AWSet {
-        let dot = context.nextDot(for: replica)
-        var deltaContext = CausalContext(dots: store.entries[element]?.elements ?? [])
+        let dot = _context.nextDot(for: replica)
+        var deltaContext = CausalContext(dots: _store.entries[element]?.elements ?? [])
         deltaContext.insert(dot)
-        store.entries[element] = DotSet([dot])
-        context.insert(dot)
+        _store.setValue(DotSet([dot]), forKey: element)
+        _context.insert(dot)
         return AWSet(store: DotMap([element: DotSet([dot])]), context: deltaContext)
     }
 
     /// Removes `element` as far as this replica has seen it and returns the delta.
     @discardableResult
+    @inlinable
     public mutating func remove(_ element: Element) -> AWSet {
-        guard let removed = store.entries.removeValue(forKey: element) else { return AWSet() }
+        guard let removed = _store.removeValue(forKey: element) else { return AWSet() }
         return AWSet(store: DotMap(), context: CausalContext(dots: removed.elements))
     }
 
     /// Removes every element this replica has seen and returns the delta.
     @discardableResult
+    @inlinable
     public mutating func removeAll() -> AWSet {
-        let delta = AWSet(store: DotMap(), context: CausalContext(dots: store.dots))
-        store = DotMap()
+        let delta = AWSet(store: DotMap(), context: CausalContext(dots: _store.dots))
+        _store = DotMap()
         return delta
     }
 }

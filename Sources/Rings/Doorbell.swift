@@ -28,7 +28,8 @@ import Darwin
 /// A ring given a doorbell rings it after every push (once per batch) and when it is closed, so a
 /// consumer waiting with `wait(until: { ring.hasElementsOrIsClosed })` wakes up for both.
 ///
-/// A parking doorbell serves one waiting thread at a time; a signalling doorbell any number of producers.
+/// A parking doorbell serves one waiting thread at a time (debug builds trap on a second); a signalling
+/// doorbell any number of producers.
 public final class Doorbell: Sendable {
     @usableFromInline
     enum Strategy: Sendable {
@@ -44,7 +45,8 @@ public final class Doorbell: Sendable {
     @usableFromInline
     let state = Atomic<Int>(0)
 
-    /// Detects a second thread waiting on a parking doorbell, which the protocol does not support.
+    /// Detects (in debug builds) a second thread waiting on a parking doorbell, which the protocol does not
+    /// support.
     let waiters = Atomic<Int>(0)
 
     /// A doorbell for a consumer thread that spins `spinCount` checks of its condition, yields the processor
@@ -99,10 +101,13 @@ public final class Doorbell: Sendable {
         guard case .parking(let spinCount, let semaphore) = strategy else {
             preconditionFailure("Doorbell.wait(until:) needs a parking doorbell; an event loop uses willDrain()")
         }
+        #if DEBUG
+        // Two locked instructions per wait: worth it only while testing.
         precondition(
             waiters.wrappingAdd(1, ordering: .relaxed).oldValue == 0,
             "two threads waited on one parking Doorbell at once; give each waiting thread its own doorbell")
         defer { waiters.wrappingSubtract(1, ordering: .relaxed) }
+        #endif
 
         for _ in 0..<spinCount where isReady() { return }
         for _ in 0..<4 {

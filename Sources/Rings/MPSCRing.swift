@@ -43,7 +43,8 @@ public final class MPSCRing<Element> {
     let cells: AtomicCells
     let sequenceCells: AtomicCells
 
-    /// Rung after every push (once per batch) and on close; the consumer waits on it or is signalled by it.
+    /// Rung after every push (once per batch; not when the producer asks it not to be) and on close; the
+    /// consumer waits on it or is signalled by it.
     public let consumerDoorbell: Doorbell?
 
     /// Creates a ring that holds at least `minimumCapacity` elements.
@@ -115,14 +116,17 @@ public final class MPSCRing<Element> {
 
     /// Offers one element without waiting. Any thread.
     ///
+    /// - Parameter wakingConsumer: whether to ring ``consumerDoorbell`` after the push (the default). A
+    ///   producer that pushes several elements in a row may pass `false` and call ``wakeConsumer()`` once
+    ///   after the last: ringing costs a full memory fence, which waits for the producer's earlier stores.
     /// - Returns: ``PushResult/pushed`` if the ring took it; otherwise the element comes back with the reason.
     @inlinable
-    public func tryPush(_ element: consuming Element) -> PushResult<Element> {
+    public func tryPush(_ element: consuming Element, wakingConsumer: Bool = true) -> PushResult<Element> {
         guard let (index, count) = claim(1) else { return .closed(element) }
         if count == 0 { return .full(element) }
         (slots + (index & mask)).initialize(to: element)
         sequences[index & mask].store(index, ordering: .releasing)
-        consumerDoorbell?.ring()
+        if wakingConsumer { consumerDoorbell?.ring() }
         return .pushed
     }
 
@@ -148,6 +152,12 @@ public final class MPSCRing<Element> {
         return .pushed(count)
     }
 
+    /// Rings ``consumerDoorbell``: call after pushes made with `wakingConsumer: false`. Any thread.
+    @inlinable
+    public func wakeConsumer() {
+        consumerDoorbell?.ring()
+    }
+
     // MARK: Consumer
 
     /// Takes the oldest published element without waiting. Consumer only.
@@ -171,6 +181,7 @@ public final class MPSCRing<Element> {
     ///
     /// - Returns: ``PopResult/element(_:)`` or ``PopResult/closed``; never `empty`.
     /// - Precondition: the ring was created with a parking `consumerDoorbell`.
+    @inlinable
     public func pop() -> PopResult<Element> {
         guard let doorbell = consumerDoorbell else {
             preconditionFailure("MPSCRing.pop() waits for elements and needs a consumerDoorbell; use tryPop()")
@@ -221,6 +232,7 @@ public final class MPSCRing<Element> {
     public var isFinished: Bool { finishedState(at: head.pointee.load(ordering: .relaxed)) }
 
     /// Whether a pop would not report empty right now, or the ring is closed. For a waiting consumer.
+    @inlinable
     public var hasElementsOrIsClosed: Bool {
         let index = head.pointee.load(ordering: .relaxed)
         return isClosed || sequences[index & mask].load(ordering: .acquiring) == index

@@ -13,11 +13,12 @@ import Synchronization
 /// their index once per batch.
 ///
 /// ## Roles
-/// At any moment at most one thread may act as producer (``tryPush(_:)``, ``tryPush(contentsOf:)``,
-/// ``push(_:)``) and at most one as consumer (``tryPop()``, ``pop()``, ``drain(max:_:)``,
-/// ``popAll(into:max:)``, ``isFinished``). A role may move to another thread if the hand-over itself is
-/// synchronized (a lock, a join, another ring). Debug builds trap when two threads act in the same role at
-/// once. ``close()``, ``isClosed``, ``count`` and ``capacity`` may be used from any thread.
+/// At any moment at most one thread may act as producer (``tryPush(_:wakingConsumer:)``,
+/// ``tryPush(contentsOf:)``, ``push(_:wakingConsumer:)``, ``hasSpaceOrIsClosed``) and at most one as consumer
+/// (``tryPop()``, ``pop()``, ``drain(max:_:)``, ``popAll(into:max:)``, ``isFinished``,
+/// ``hasElementsOrIsClosed``). A role may move to another thread if the hand-over itself is synchronized (a
+/// lock, a join, another ring). Debug builds trap when two threads push or pop at once. ``close()``,
+/// ``wakeConsumer()``, ``isClosed``, ``count`` and ``capacity`` may be used from any thread.
 ///
 /// ## Closing
 /// ``close()`` makes later pushes return ``PushResult/closed(_:)``, rings both doorbells so blocked parties
@@ -46,9 +47,10 @@ public final class SPSCRing<Element> {
     @usableFromInline let consumerBusy: UnsafeMutablePointer<Atomic<Int>>
     let cells: AtomicCells
 
-    /// Rung after every push and on close; the consumer waits on it.
+    /// Rung after every push (unless the producer asks it not to be) and on close; the consumer waits on it.
     public let consumerDoorbell: Doorbell?
     /// Rung after every pop or drain that frees space and on close; a blocked producer waits on it.
+    /// (``push(_:wakingConsumer:)`` needs a parking one.)
     public let producerDoorbell: Doorbell?
 
     /// Creates a ring that holds at least `minimumCapacity` elements.
@@ -56,8 +58,9 @@ public final class SPSCRing<Element> {
     /// - Parameters:
     ///   - minimumCapacity: rounded up to a power of two; 1 through ``RingError/maximumCapacity``.
     ///   - consumerDoorbell: rung when elements arrive or the ring closes. Needed by ``pop()``.
-    ///   - producerDoorbell: a parking doorbell rung when space frees up or the ring closes. Needed by
-    ///     ``push(_:)``. Without it the consumer pays nothing to announce space.
+    ///   - producerDoorbell: rung after every pop or drain that frees space, and on close.
+    ///     ``push(_:wakingConsumer:)`` needs a parking one; an event-loop producer may pass a signalling one
+    ///     to learn that space freed up. Without it the consumer pays nothing to announce space.
     /// - Throws: ``RingError`` when the capacity is out of range.
     public convenience init(
         minimumCapacity: Int, consumerDoorbell: Doorbell? = nil, producerDoorbell: Doorbell? = nil
@@ -105,9 +108,12 @@ public final class SPSCRing<Element> {
 
     /// Offers one element without waiting. Producer only.
     ///
+    /// - Parameter wakingConsumer: whether to ring ``consumerDoorbell`` after the push (the default). A
+    ///   producer that pushes several elements in a row may pass `false` and call ``wakeConsumer()`` once
+    ///   after the last: ringing costs a full memory fence, which waits for the producer's earlier stores.
     /// - Returns: ``PushResult/pushed`` if the ring took it; otherwise the element comes back with the reason.
     @inlinable
-    public func tryPush(_ element: consuming Element) -> PushResult<Element> {
+    public func tryPush(_ element: consuming Element, wakingConsumer: Bool = true) -> PushResult<Element> {
         enterRole(producerBusy, "pushed")
         defer { leaveRole(producerBusy) }
         if closedCell.pointee.load(ordering: .relaxed) != 0 { return .closed(element) }
@@ -120,7 +126,7 @@ public final class SPSCRing<Element> {
         }
         (slots + (index & mask)).initialize(to: element)
         tail.pointee.store(index &+ 1, ordering: .releasing)
-        consumerDoorbell?.ring()
+        if wakingConsumer { consumerDoorbell?.ring() }
         return .pushed
     }
 
@@ -156,17 +162,21 @@ public final class SPSCRing<Element> {
 
     /// Offers one element, waiting on ``producerDoorbell`` while the ring is full. Producer only.
     ///
+    /// Before it waits it always wakes the consumer, so a full ring is never left with a sleeping consumer
+    /// even when `wakingConsumer` is `false`.
     /// - Returns: ``PushResult/pushed`` or ``PushResult/closed(_:)``; never `full`.
     /// - Precondition: the ring was created with a parking `producerDoorbell`.
-    public func push(_ element: consuming Element) -> PushResult<Element> {
+    @inlinable
+    public func push(_ element: consuming Element, wakingConsumer: Bool = true) -> PushResult<Element> {
         guard let doorbell = producerDoorbell else {
             preconditionFailure("SPSCRing.push(_:) waits for space and needs a producerDoorbell; use tryPush(_:)")
         }
         var pending = element
         while true {
-            switch tryPush(pending) {
+            switch tryPush(pending, wakingConsumer: wakingConsumer) {
             case .full(let back):
                 pending = back
+                wakeConsumer()
                 doorbell.wait(until: { self.hasSpaceOrIsClosed })
             case let result:
                 return result
@@ -175,9 +185,16 @@ public final class SPSCRing<Element> {
     }
 
     /// Whether a push would not report full right now. For a waiting producer's condition.
+    @inlinable
     public var hasSpaceOrIsClosed: Bool {
         isClosed
             || tail.pointee.load(ordering: .relaxed) &- head.pointee.load(ordering: .acquiring) < capacity
+    }
+
+    /// Rings ``consumerDoorbell``: call after pushes made with `wakingConsumer: false`. Any thread.
+    @inlinable
+    public func wakeConsumer() {
+        consumerDoorbell?.ring()
     }
 
     // MARK: Consumer
@@ -201,6 +218,7 @@ public final class SPSCRing<Element> {
     ///
     /// - Returns: ``PopResult/element(_:)`` or ``PopResult/closed``; never `empty`.
     /// - Precondition: the ring was created with a parking `consumerDoorbell`.
+    @inlinable
     public func pop() -> PopResult<Element> {
         guard let doorbell = consumerDoorbell else {
             preconditionFailure("SPSCRing.pop() waits for elements and needs a consumerDoorbell; use tryPop()")
@@ -259,6 +277,7 @@ public final class SPSCRing<Element> {
     }
 
     /// Whether a pop would not report empty right now. For a waiting consumer's condition.
+    @inlinable
     public var hasElementsOrIsClosed: Bool {
         isClosed || tail.pointee.load(ordering: .acquiring) != head.pointee.load(ordering: .relaxed)
     }

@@ -40,6 +40,31 @@ struct LogicalTimeTests {
         #expect(context.nextDot(for: ReplicaID(4)) == Dot(replica: ReplicaID(4), counter: 1))
     }
 
+    @Test func dotCountSaturatesInsteadOfWrapping() throws {
+        // A forged context whose vector sums past 2^64 must not look small (joins enumerate small
+        // contexts dot by dot).
+        var writer = BinaryWriter()
+        writer.write(varint: 2)
+        ReplicaID(1).encode(to: &writer)
+        writer.write(varint: 1 << 63)
+        ReplicaID(2).encode(to: &writer)
+        writer.write(varint: 1 << 63)
+        writer.write(varint: 0)
+        var reader = try BinaryReader(writer.bytes)
+        let context = try CausalContext(from: &reader)
+        #expect(context.dotCount == .max)
+
+        var flag = EWFlag()
+        flag.enable(replica: ReplicaID(3))
+        let forged = EWFlag(store: DotSet(), context: context)
+        var map = ORMap<UInt64, EWFlag>()
+        map.update(1) { $0.enable(replica: ReplicaID(3)) }
+        map.join(ORMap(store: DotMap(), context: context))  // must finish promptly
+        #expect(map.count == 1)
+        flag.join(forged)
+        #expect(flag.isEnabled)
+    }
+
     @Test func nextDotSkipsPastCloudDots() {
         let r = ReplicaID(3)
         let context = CausalContext(dots: [Dot(replica: r, counter: 9)])

@@ -209,6 +209,46 @@ struct TrapTests {
         replicaB.join(clear)
         #expect(replicaA.keys.sorted() == ["g"])
         #expect(replicaA["g"]?.value == "w")
+        #expect(replicaA.entries.map { "\($0.key)=\($0.value.value ?? "")" } == ["g=w"])
+        #expect(replicaA == replicaB)
+    }
+
+    @Test func concurrentEnableWinsOverDisable() {
+        var replicaA = EWFlag()
+        var replicaB = EWFlag()
+        replicaB.join(replicaA.enable(replica: a))
+        let disable = replicaA.disable()
+        let enable = replicaB.enable(replica: b)
+        replicaA.join(enable)
+        replicaB.join(disable)
+        #expect(replicaA.isEnabled && replicaB.isEnabled)
+        #expect(replicaA == replicaB)
+        // A disable that saw the enable does win.
+        replicaA.join(replicaB.disable())
+        #expect(!replicaA.isEnabled)
+    }
+
+    @Test func concurrentMultiValueWritesAreAllKeptUntilOverwritten() {
+        var replicaA = MVRegister<String>()
+        var replicaB = MVRegister<String>()
+        let writeA = replicaA.assign("a", replica: a)
+        let writeB = replicaB.assign("b", replica: b)
+        replicaA.join(writeB)
+        replicaB.join(writeA)
+        #expect(Set(replicaA.values) == ["a", "b"] && replicaA.values == replicaB.values)
+        replicaB.join(replicaA.assign("c", replica: a))
+        #expect(replicaA.values == ["c"] && replicaB.values == ["c"])
+    }
+
+    @Test func twoPhaseSetRemoveIsForever() {
+        var replicaA = TwoPhaseSet<String>()
+        var replicaB = TwoPhaseSet<String>()
+        replicaB.join(replicaA.add("x"))
+        let remove = replicaB.remove("x")
+        let reAdd = replicaA.add("x")
+        replicaA.join(remove)
+        replicaB.join(reAdd)
+        #expect(!replicaA.contains("x") && !replicaB.contains("x"), "remove wins and is permanent")
         #expect(replicaA == replicaB)
     }
 

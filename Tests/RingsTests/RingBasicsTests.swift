@@ -163,7 +163,9 @@ struct LifetimeTests {
     func message(_ id: Int, _ counter: LifeCounter) -> Message {
         id.isMultiple(of: 2)
             ? .command(id: id, arguments: [Tracked(id, counter), Tracked(-id, counter)])
-            : .frame(id: id, bytes: Array(repeating: UInt8(truncatingIfNeeded: id), count: id % 7), owner: Tracked(id, counter))
+            : .frame(
+                id: id, bytes: Array(repeating: UInt8(truncatingIfNeeded: id), count: id % 7),
+                owner: Tracked(id, counter))
     }
 
     @Test("elements pass through intact and each is destroyed exactly once", arguments: RingKind.allCases)

@@ -107,7 +107,7 @@ func scaled(_ count: Int) -> Int { Swift.max(1, Int(Double(count) * stressScale)
 protocol TestRing<Element>: AnyObject {
     associatedtype Element
     var capacity: Int { get }
-    func tryPush(_ element: consuming Element) -> PushResult<Element>
+    func tryPush(_ element: consuming Element, wakingConsumer: Bool) -> PushResult<Element>
     func tryPush(contentsOf elements: inout [Element]) -> BatchPushResult
     func tryPop() -> PopResult<Element>
     func drain(max: Int, _ body: (consuming Element) throws -> Void) rethrows -> Int
@@ -116,6 +116,10 @@ protocol TestRing<Element>: AnyObject {
     var isClosed: Bool { get }
     var isFinished: Bool { get }
     var count: Int { get }
+}
+
+extension TestRing {
+    func tryPush(_ element: consuming Element) -> PushResult<Element> { tryPush(element, wakingConsumer: true) }
 }
 
 extension SPSCRing: TestRing {}

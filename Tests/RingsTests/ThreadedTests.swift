@@ -259,13 +259,16 @@ struct ThreadedTests {
         #expect(ring.tryPop().element == 1, "what was accepted before the close is still delivered")
     }
 
-    @Test("blocking push and pop on both sides: order kept, nobody stuck", arguments: [1, 3, 64])
-    func parkingBothSides(requested: Int) throws {
+    @Test("blocking push and pop on both sides: order kept, nobody stuck",
+          arguments: [1, 3, 64], [true, false])
+    func parkingBothSides(requested: Int, wakingEveryPush: Bool) throws {
         let items = scaled(requested <= 3 ? 40_000 : 200_000)
         let ring = try SPSCRing<Int>(
             minimumCapacity: requested, consumerDoorbell: .parking(), producerDoorbell: .parking())
+        // Without a wake per push the consumer is woken only when push(_:) finds the ring full and by the
+        // close: this proves push(_:) wakes the consumer before it blocks.
         let producer = TestThread {
-            for item in 0..<items where !ring.push(item).wasPushed { return }
+            for item in 0..<items where !ring.push(item, wakingConsumer: wakingEveryPush).wasPushed { return }
             ring.close()
         }
         var check = OrderCheck(producers: 1)
@@ -282,20 +285,83 @@ struct ThreadedTests {
         let signals = Atomic<Int>(0)
         let doorbell = Doorbell.signalling { signals.wrappingAdd(1, ordering: .relaxed) }
         let ring = try MPSCRing<Int>(minimumCapacity: 64, consumerDoorbell: doorbell)
+        func signalCount() -> Int { signals.load(ordering: .relaxed) }
         for item in 0..<10 { #expect(ring.tryPush(item).wasPushed) }
-        do { let count = signals.load(ordering: .relaxed); #expect(count == 1, "ten pushes to an idle consumer: one signal") }
+        #expect(signalCount() == 1, "ten pushes to an idle consumer: one signal")
 
         doorbell.willDrain()
         #expect(ring.drain(max: .max) { _ in } == 10)
-        do { let count = signals.load(ordering: .relaxed); #expect(count == 1, "draining signals nothing") }
+        #expect(signalCount() == 1, "draining signals nothing")
         var batch = [1, 2, 3]
         #expect(ring.tryPush(contentsOf: &batch) == .pushed(3))
         #expect(ring.tryPush(4).wasPushed)
-        do { let count = signals.load(ordering: .relaxed); #expect(count == 2, "after willDrain the next push signals once more") }
+        #expect(signalCount() == 2, "after willDrain the next push signals once more")
 
         doorbell.willDrain()
         ring.close()
-        do { let count = signals.load(ordering: .relaxed); #expect(count == 3, "close schedules an idle consumer so it sees closed") }
+        #expect(signalCount() == 3, "close schedules an idle consumer so it sees closed")
+    }
+
+    @Test("quiet pushes signal nothing until wakeConsumer()", arguments: RingKind.allCases)
+    func quietPushes(kind: RingKind) throws {
+        let signals = Atomic<Int>(0)
+        let doorbell = Doorbell.signalling { signals.wrappingAdd(1, ordering: .relaxed) }
+        let push: (Int) -> Bool
+        let wake: () -> Void
+        switch kind {
+        case .spsc:
+            let ring = try SPSCRing<Int>(minimumCapacity: 8, consumerDoorbell: doorbell)
+            push = { ring.tryPush($0, wakingConsumer: false).wasPushed }
+            wake = { ring.wakeConsumer() }
+        case .mpsc:
+            let ring = try MPSCRing<Int>(minimumCapacity: 8, consumerDoorbell: doorbell)
+            push = { ring.tryPush($0, wakingConsumer: false).wasPushed }
+            wake = { ring.wakeConsumer() }
+        }
+        for item in 0..<5 { #expect(push(item)) }
+        let beforeWake = signals.load(ordering: .relaxed)
+        #expect(beforeWake == 0)
+        wake()
+        let afterWake = signals.load(ordering: .relaxed)
+        #expect(afterWake == 1)
+    }
+
+    @Test("fan-in: two SPSC rings share one signalling doorbell and one consumer")
+    func fanInSharedDoorbell() throws {
+        let producers = 2
+        let perProducer = scaled(100_000)
+        let wakeups = DispatchSemaphore(value: 0)
+        let doorbell = Doorbell.signalling { wakeups.signal() }
+        let rings = try (0..<producers).map { _ in
+            try SPSCRing<Int>(minimumCapacity: 16, consumerDoorbell: doorbell)
+        }
+        let threads = (0..<producers).map { producer in
+            TestThread {
+                var sequence = 0
+                while sequence < perProducer {
+                    if rings[producer].tryPush(producer << 32 | sequence).wasPushed {
+                        sequence += 1
+                    } else {
+                        sched_yield()
+                    }
+                }
+                rings[producer].close()
+            }
+        }
+        var check = OrderCheck(producers: producers)
+        var lostWakeup = false
+        while !rings.allSatisfy(\.isFinished) {
+            guard wakeups.wait(timeout: .now() + 10) == .success else {
+                lostWakeup = true
+                break
+            }
+            doorbell.willDrain()
+            for ring in rings { ring.drain(max: .max) { check.record($0) } }
+        }
+        #expect(!lostWakeup, "no signal for 10 s with \(check.received) items received")
+        for thread in threads { #expect(thread.join()) }
+        #expect(check.problems.isEmpty, "\(check.problems)")
+        #expect(check.next == Array(repeating: perProducer, count: producers))
     }
 
     @Test("no lost wake-ups: an event-loop consumer woken only by signals gets every item",
@@ -337,6 +403,7 @@ struct ThreadedTests {
         #expect(closer.join())
         #expect(check.problems.isEmpty, "\(check.problems)")
         #expect(check.received == producers * perProducer)
-        do { let count = signals.load(ordering: .relaxed); #expect(count <= producers * perProducer + 1) }
+        let signalCount = signals.load(ordering: .relaxed)
+        #expect(signalCount <= producers * perProducer + 1, "at most one signal per push, plus the close")
     }
 }

@@ -1,6 +1,7 @@
 #include "cring.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -23,12 +24,18 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+// Same policy as RingBench's Swift loops: spin, and give the core away after 1024 failed checks, so a
+// run survives the other side being descheduled on a busy 2-core machine.
+#define CRING_SPINS_BEFORE_YIELD 1024
+
 static void *producer(void *argument) {
     cring *ring = argument;
     for (uint64_t item = 0; item < ring->items; item++) {
         uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_relaxed);
+        unsigned spins = 0;
         while (tail - ring->producers_head == ring->capacity) {
             ring->producers_head = atomic_load_explicit(&ring->head, memory_order_acquire);
+            if (++spins == CRING_SPINS_BEFORE_YIELD) { sched_yield(); spins = 0; }
         }
         ring->slots[tail & ring->mask] = item;
         atomic_store_explicit(&ring->tail, tail + 1, memory_order_release);
@@ -62,8 +69,10 @@ cring_result cring_spsc_run(uint64_t items, uint32_t capacity) {
     uint64_t sum = 0;
     for (uint64_t received = 0; received < items; received++) {
         uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
+        unsigned spins = 0;
         while (head == ring->consumers_tail) {
             ring->consumers_tail = atomic_load_explicit(&ring->tail, memory_order_acquire);
+            if (++spins == CRING_SPINS_BEFORE_YIELD) { sched_yield(); spins = 0; }
         }
         sum += ring->slots[head & ring->mask];
         atomic_store_explicit(&ring->head, head + 1, memory_order_release);

@@ -1,6 +1,7 @@
 // RingBench: hands integers from producer threads to a consumer thread through each candidate, side by side
 // in one run, and reports the median throughput of several runs with ratios to the C11 reference ring and to
-// a Mutex-protected Deque. Run: swift run -c release --package-path Benchmarks RingBench [runs] [millions]
+// a Mutex-protected Deque.
+// Run: swift run -c release --package-path Benchmarks RingBench [runs] [millions of items] [name filter]
 import BenchSupport
 import CRingReference
 import Dispatch
@@ -20,11 +21,25 @@ let ringItems = (arguments.count > 2 ? Int(arguments[2]) ?? 20 : 20) * 1_000_000
 // The hand-offs that allocate or lock per item are 10 to 100 times slower; fewer items keep the run short.
 let slowItems = ringItems / 10
 let capacity = 1024
+let nameFilter = arguments.count > 3 ? arguments[3] : nil
 
 /// One measured run: elapsed nanoseconds and the sum of the items the consumer received.
 struct Run {
     var nanoseconds: UInt64
     var checksum: UInt64
+}
+
+/// Busy-waiting with the C reference's policy: give the core away after 1024 failed checks.
+struct Backoff {
+    var spins = 0
+    @inline(__always)
+    mutating func failed() {
+        spins &+= 1
+        if spins == 1024 {
+            sched_yield()
+            spins = 0
+        }
+    }
 }
 
 func expectedSum(_ items: Int) -> UInt64 { UInt64(items) * UInt64(items - 1) / 2 }
@@ -46,25 +61,32 @@ func spsc(items: Int, layout: RingLayout, drain: Bool) -> Run {
     let ring = try! SPSCRing<Int>(minimumCapacity: capacity, layout: layout)
     let start = monotonicNanoseconds()
     let producer = BenchThread {
+        var backoff = Backoff()
         for item in 0..<items {
             var pending = item
             while true {
                 guard case .full(let back) = ring.tryPush(pending) else { break }
                 pending = back
+                backoff.failed()
             }
         }
     }
     var sum: UInt64 = 0
     var received = 0
+    var backoff = Backoff()
     if drain {
         while received < items {
-            received &+= ring.drain(max: .max) { sum &+= UInt64($0) }
+            let taken = ring.drain(max: .max) { sum &+= UInt64($0) }
+            if taken == 0 { backoff.failed() }
+            received &+= taken
         }
     } else {
         while received < items {
             if case .element(let item) = ring.tryPop() {
                 sum &+= UInt64(item)
                 received &+= 1
+            } else {
+                backoff.failed()
             }
         }
     }
@@ -72,12 +94,21 @@ func spsc(items: Int, layout: RingLayout, drain: Bool) -> Run {
     return Run(nanoseconds: monotonicNanoseconds() - start, checksum: sum)
 }
 
-func spscParking(items: Int) -> Run {
+/// Blocking push and pop through parking doorbells; the producer wakes the consumer after every push, or
+/// after every `wakeEvery` pushes (and always before it blocks on a full ring).
+func spscParking(items: Int, wakeEvery: Int) -> Run {
     let ring = try! SPSCRing<Int>(
         minimumCapacity: capacity, consumerDoorbell: .parking(), producerDoorbell: .parking())
     let start = monotonicNanoseconds()
     let producer = BenchThread {
-        for item in 0..<items { _ = ring.push(item) }
+        if wakeEvery == 1 {
+            for item in 0..<items { _ = ring.push(item) }
+        } else {
+            for item in 0..<items {
+                _ = ring.push(item, wakingConsumer: false)
+                if item % wakeEvery == wakeEvery - 1 { ring.wakeConsumer() }
+            }
+        }
         ring.close()
     }
     var sum: UInt64 = 0
@@ -92,24 +123,75 @@ func spscParking(items: Int) -> Run {
     return Run(nanoseconds: monotonicNanoseconds() - start, checksum: sum)
 }
 
-func mpsc(items: Int, producers: Int, layout: RingLayout) -> Run {
+/// Producers push one item at a time (`batch == 1`) or `batch` items per `tryPush(contentsOf:)`.
+func mpsc(items: Int, producers: Int, layout: RingLayout, batch: Int = 1) -> Run {
     let ring = try! MPSCRing<Int>(minimumCapacity: capacity, layout: layout)
     let start = monotonicNanoseconds()
     let threads = (0..<producers).map { producer in
         BenchThread {
-            for item in producerRange(producer, of: producers, items: items) {
-                var pending = item
-                while true {
-                    guard case .full(let back) = ring.tryPush(pending) else { break }
-                    pending = back
+            var backoff = Backoff()
+            if batch == 1 {
+                for item in producerRange(producer, of: producers, items: items) {
+                    var pending = item
+                    while true {
+                        guard case .full(let back) = ring.tryPush(pending) else { break }
+                        pending = back
+                        backoff.failed()
+                    }
+                }
+            } else {
+                var pending: [Int] = []
+                pending.reserveCapacity(batch)
+                var range = producerRange(producer, of: producers, items: items).makeIterator()
+                var more = true
+                while more || !pending.isEmpty {
+                    while more && pending.count < batch {
+                        if let item = range.next() { pending.append(item) } else { more = false }
+                    }
+                    if case .pushed(0) = ring.tryPush(contentsOf: &pending) { backoff.failed() }
                 }
             }
         }
     }
     var sum: UInt64 = 0
     var received = 0
+    var backoff = Backoff()
     while received < items {
-        received &+= ring.drain(max: .max) { sum &+= UInt64($0) }
+        let taken = ring.drain(max: .max) { sum &+= UInt64($0) }
+        if taken == 0 { backoff.failed() }
+        received &+= taken
+    }
+    for thread in threads { thread.join() }
+    return Run(nanoseconds: monotonicNanoseconds() - start, checksum: sum)
+}
+
+/// The fan-in alternative to an MPSC ring for a fixed set of producers: one SPSC ring per producer, one
+/// consumer draining them all.
+func spscFanIn(items: Int, producers: Int) -> Run {
+    let rings = (0..<producers).map { _ in try! SPSCRing<Int>(minimumCapacity: capacity) }
+    let start = monotonicNanoseconds()
+    let threads = (0..<producers).map { producer in
+        BenchThread {
+            let ring = rings[producer]
+            var backoff = Backoff()
+            for item in producerRange(producer, of: producers, items: items) {
+                var pending = item
+                while true {
+                    guard case .full(let back) = ring.tryPush(pending) else { break }
+                    pending = back
+                    backoff.failed()
+                }
+            }
+        }
+    }
+    var sum: UInt64 = 0
+    var received = 0
+    var backoff = Backoff()
+    while received < items {
+        var taken = 0
+        for ring in rings { taken &+= ring.drain(max: .max) { sum &+= UInt64($0) } }
+        if taken == 0 { backoff.failed() }
+        received &+= taken
     }
     for thread in threads { thread.join() }
     return Run(nanoseconds: monotonicNanoseconds() - start, checksum: sum)
@@ -124,20 +206,24 @@ func mutexDeque(items: Int) -> Run {
     let shared = LockedDeque()
     let start = monotonicNanoseconds()
     let producer = BenchThread {
+        var backoff = Backoff()
         for item in 0..<items {
             while !shared.queue.withLock({ queue in
                 guard queue.count < capacity else { return false }
                 queue.append(item)
                 return true
-            }) {}
+            }) { backoff.failed() }
         }
     }
     var sum: UInt64 = 0
     var received = 0
+    var backoff = Backoff()
     while received < items {
         if let item = shared.queue.withLock({ $0.popFirst() }) {
             sum &+= UInt64(item)
             received &+= 1
+        } else {
+            backoff.failed()
         }
     }
     producer.join()
@@ -192,20 +278,34 @@ struct Candidate {
     let run: (Int) -> Run
 }
 
-let candidates: [Candidate] = [
+let allCandidates: [Candidate] = [
     Candidate(name: "C11 SPSC reference", items: ringItems) { cReference(items: $0) },
     Candidate(name: "SPSCRing padded, tryPop") { spsc(items: $0, layout: .padded, drain: false) },
     Candidate(name: "SPSCRing unpadded, tryPop") { spsc(items: $0, layout: .unpadded, drain: false) },
     Candidate(name: "SPSCRing padded, drain") { spsc(items: $0, layout: .padded, drain: true) },
     Candidate(name: "SPSCRing unpadded, drain") { spsc(items: $0, layout: .unpadded, drain: true) },
-    Candidate(name: "SPSCRing + parking doorbells") { spscParking(items: $0) },
+    Candidate(name: "SPSCRing + parking doorbells, wake per item") { spscParking(items: $0, wakeEvery: 1) },
+    Candidate(name: "SPSCRing + parking doorbells, wake per 64") { spscParking(items: $0, wakeEvery: 64) },
     Candidate(name: "MPSCRing padded, 1 producer") { mpsc(items: $0, producers: 1, layout: .padded) },
     Candidate(name: "MPSCRing unpadded, 1 producer") { mpsc(items: $0, producers: 1, layout: .unpadded) },
+    Candidate(name: "MPSCRing padded, 1 producer, batches of 32") {
+        mpsc(items: $0, producers: 1, layout: .padded, batch: 32)
+    },
     Candidate(name: "MPSCRing padded, 2 producers") { mpsc(items: $0, producers: 2, layout: .padded) },
+    Candidate(name: "MPSCRing padded, 2 producers, batches of 32") {
+        mpsc(items: $0, producers: 2, layout: .padded, batch: 32)
+    },
+    Candidate(name: "2 SPSCRings fan-in, 2 producers") { spscFanIn(items: $0, producers: 2) },
     Candidate(name: "Mutex<Deque>", items: slowItems) { mutexDeque(items: $0) },
     Candidate(name: "DispatchQueue.async per item", items: slowItems) { dispatchHandOff(items: $0) },
     Candidate(name: "AsyncStream (unbounded)", items: slowItems) { asyncStream(items: $0) },
 ]
+
+// The C reference and Mutex<Deque> always run: the ratios are relative to them.
+let candidates = allCandidates.filter { candidate in
+    guard let nameFilter else { return true }
+    return candidate.name.contains(nameFilter) || candidate.name.hasPrefix("C11") || candidate.name == "Mutex<Deque>"
+}
 
 extension Candidate {
     init(name: String, _ run: @escaping (Int) -> Run) {
@@ -213,11 +313,9 @@ extension Candidate {
     }
 }
 
-print("RingBench: \(runs) runs per candidate, capacity \(capacity), Int items, medians; "
+print("RingBench: \(runs) runs per candidate, capacity \(capacity), Int items; "
     + "\(ringItems) items per run for rings, \(slowItems) for the others")
-var medianRate: [String: Double] = [:]
-var rows: [(name: String, items: Int, nsPerItem: Double, rate: Double)] = []
-// Interleave the candidates run by run, so a burst of load from elsewhere hits all of them alike.
+// Interleave the candidates run by run, so a burst of load from elsewhere hits neighbours alike.
 var samples: [String: [Double]] = [:]
 for _ in 0..<runs {
     for candidate in candidates {
@@ -229,13 +327,7 @@ for _ in 0..<runs {
         samples[candidate.name, default: []].append(Double(run.nanoseconds) / Double(candidate.items))
     }
 }
-for candidate in candidates {
-    let nsPerItem = median(samples[candidate.name]!)
-    rows.append((candidate.name, candidate.items, nsPerItem, 1e9 / nsPerItem))
-    medianRate[candidate.name] = 1e9 / nsPerItem
-}
-let reference = medianRate["C11 SPSC reference"]!
-let mutexRate = medianRate["Mutex<Deque>"]!
+
 func format(_ value: Double, _ digits: Int) -> String {
     var text = String(Int((value * pow(10, Double(digits))).rounded()))
     if digits > 0 {
@@ -244,9 +336,31 @@ func format(_ value: Double, _ digits: Int) -> String {
     }
     return text
 }
+
+/// How many times faster `candidate` is than `baseline`: the ratio of their medians, and the median of the
+/// ratios within each round (each round runs every candidate once, close together in time, so the second
+/// is less affected by load from elsewhere that comes and goes).
+@MainActor
+func speedup(_ candidate: String, over baseline: String, digits: Int) -> String {
+    let mine = samples[candidate]!
+    let theirs = samples[baseline]!
+    let ofMedians = median(theirs) / median(mine)
+    let perRound = median(zip(theirs, mine).map { $0 / $1 })
+    return format(ofMedians, digits) + "x (" + format(perRound, digits) + "x)"
+}
+
+let reference = "C11 SPSC reference"
+let mutexDequeName = "Mutex<Deque>"
 printTable(
-    header: ["hand-off", "items/run", "ns/item", "M items/s", "vs C reference", "vs Mutex<Deque>"],
-    rows: rows.map { row in
-        [row.name, "\(row.items)", format(row.nsPerItem, 2), format(row.rate / 1e6, 1),
-         format(row.rate / reference, 2) + "x", format(row.rate / mutexRate, 1) + "x"]
+    header: ["hand-off", "items/run", "ns/item (median)", "min–max ns/item", "M items/s",
+             "vs C reference (per round)", "vs Mutex<Deque> (per round)"],
+    rows: candidates.map { candidate in
+        let sample = samples[candidate.name]!
+        let nsPerItem = median(sample)
+        return [
+            candidate.name, "\(candidate.items)", format(nsPerItem, 2),
+            format(sample.min()!, 1) + "–" + format(sample.max()!, 1), format(1e3 / nsPerItem, 1),
+            speedup(candidate.name, over: reference, digits: 2),
+            speedup(candidate.name, over: mutexDequeName, digits: 1),
+        ]
     })
