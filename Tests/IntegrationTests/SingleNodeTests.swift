@@ -181,3 +181,55 @@ final class ManagedFlag: Sendable {
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }
 }
+
+/// Limits from the config file: each answers an error, disconnects only the offender, and is documented.
+@Suite(.serialized) struct LimitTests {
+    func configFile(_ yaml: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("crdtd-\(UUID().uuidString).yaml").path
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func clientsOverTheLimitAreRefusedWithAnError() throws {
+        let config = try configFile("limits:\n  max_clients: 2\n")
+        let node = DaemonProcess(extraArguments: ["--insecure", "--config", config])
+        try node.start()
+        defer { node.stop() }
+        let first = try node.connect()
+        let second = try node.connect()
+        #expect(try first.send(["PING"]) == .simpleString("PONG"))
+        #expect(try second.send(["PING"]) == .simpleString("PONG"))
+        let refused = try rawExchange(port: node.clientPort, send: Array("PING\r\n".utf8))
+        #expect(refused.hasPrefix("-ERR max number of clients reached"), "got \(refused)")
+        #expect(try first.send(["PING"]) == .simpleString("PONG"), "admitted clients are unaffected")
+    }
+
+    @Test func oversizedArgumentsAndTooManyArgumentsDisconnectOnlyTheOffender() throws {
+        let config = try configFile("limits:\n  max_bulk_bytes: 1000\n  max_arguments: 10\n")
+        let node = DaemonProcess(extraArguments: ["--insecure", "--config", config])
+        try node.start()
+        defer { node.stop() }
+        let bystander = try node.connect()
+        #expect(try bystander.send(["SET", "k", "v"]) == .simpleString("OK"))
+        let big = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n" + String(repeating: "x", count: 2000) + "\r\n"
+        #expect(try rawExchange(port: node.clientPort, send: Array(big.utf8)).hasPrefix("-ERR Protocol error"))
+        let many = "*20\r\n" + String(repeating: "$1\r\na\r\n", count: 20)
+        #expect(try rawExchange(port: node.clientPort, send: Array(many.utf8)).hasPrefix("-ERR Protocol error"))
+        #expect(try bystander.send(["GET", "k"]) == .bulk("v"), "the value was not overwritten and others are unaffected")
+    }
+
+    @Test func unknownConfigSettingsAndMissingKeysAreRefusedAtStart() throws {
+        let typo = try configFile("gossip_intervall_ms: 100\n")
+        let node = DaemonProcess(extraArguments: ["--insecure", "--config", typo])
+        try node.start(waitUntilServing: false)
+        let exited = eventually(timeout: .seconds(10)) { node.process?.isRunning == false }
+        #expect(exited)
+        #expect(node.process?.terminationStatus != 0)
+        #expect(node.log.contains("unknown setting 'gossip_intervall_ms'"), "log: \(node.log)")
+
+        let noKey = DaemonProcess(extraArguments: [])
+        try noKey.start(waitUntilServing: false)
+        #expect(eventually(timeout: .seconds(10)) { noKey.process?.isRunning == false })
+        #expect(noKey.log.contains("--insecure"), "the refusal says how to proceed: \(noKey.log)")
+    }
+}
