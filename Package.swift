@@ -64,12 +64,14 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "CRDTTests", dependencies: ["CRDT"]),
+        // Helpers shared by the test targets (a seeded generator).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "CRDTTests", dependencies: ["TestSupport", "CRDT"]),
         .testTarget(name: "RingsTests", dependencies: ["Rings"]),
-        .testTarget(name: "RESPTests", dependencies: ["RESP", "RESPClient"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "CSQLite"]),
-        .testTarget(name: "TransportTests", dependencies: ["Transport"]),
-        .testTarget(name: "WireTests", dependencies: ["Wire", "CRDT"]),
+        .testTarget(name: "RESPTests", dependencies: ["TestSupport", "RESP", "RESPClient"]),
+        .testTarget(name: "StoreTests", dependencies: ["TestSupport", "Store", "CSQLite"]),
+        .testTarget(name: "TransportTests", dependencies: ["TestSupport", "Transport"]),
+        .testTarget(name: "WireTests", dependencies: ["TestSupport", "Wire", "CRDT"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CRDT", "RESP", "Wire"]),
         // Start the real crdtd binary; depend on it so it is built before these tests run.
         .testTarget(name: "IntegrationTests", dependencies: ["RESP", "RESPClient", "crdtd"]),

@@ -1,4 +1,5 @@
 @testable import CRDT
+import TestSupport
 import Testing
 
 /// The dot-to-key index of `DotMap` is derived data that the join relies on; after any sequence of

@@ -1,3 +1,4 @@
+import TestSupport
 import CRDT
 import Testing
 #if canImport(Glibc)

@@ -1,22 +1,7 @@
 import CRDT
 import Testing
+import TestSupport
 
-/// SplitMix64: a tiny, fast, seedable generator, so every randomised test replays from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func chance(_ probability: Double) -> Bool { Double.random(in: 0..<1, using: &self) < probability }
-    mutating func below(_ bound: Int) -> Int { Int.random(in: 0..<bound, using: &self) }
-}
 
 /// The seeds every property test runs with. Replay a failure by putting its printed seed here.
 let propertySeeds: [UInt64] = [1, 0xC0FFEE, 0xDEAD_BEEF_2026]

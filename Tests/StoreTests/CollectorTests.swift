@@ -1,5 +1,6 @@
 import Testing
 @testable import Store
+import TestSupport
 
 /// Superseded deltas stay in the log until the collector deletes them; none of that may change what
 /// load() returns.
@@ -110,15 +111,3 @@ import Testing
     }
 }
 
-/// A seedable generator so the randomised test can be replayed from its printed seed.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 @testable import Transport
 
@@ -10,7 +11,7 @@ import Testing
         let connections = 100
         try await withLoop { serverLoop in
             let server = try await serverLoop.submit {
-                var generator = SeededGenerator(seed: seed)
+                var generator = SplitMix64(seed: seed)
                 let server = try TCPServer(loop: serverLoop, address: localhost, maxConnections: 64,
                                            maxPendingWriteBytes: 512 * 1024) { connection in
                     connection.lingerTimeout = .milliseconds(50)
@@ -48,7 +49,7 @@ import Testing
             let ended = Recorder<Int>()
             try await withLoop { clientLoop in
                 try await clientLoop.submit {
-                    var generator = SeededGenerator(seed: seed ^ 0x5EED)
+                    var generator = SplitMix64(seed: seed ^ 0x5EED)
                     let target = try SocketAddress(host: "127.0.0.1", port: port)
                     for index in 0..<connections {
                         let chunks = Int.random(in: 1...30, using: &generator)

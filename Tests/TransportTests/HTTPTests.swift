@@ -1,3 +1,4 @@
+import TestSupport
 import Glibc
 import Testing
 @testable import Transport
@@ -141,7 +142,7 @@ func parseResponse(_ text: String) -> (status: String, headers: [String: String]
 @Suite struct MetricsHTTPFuzzTests {
     @Test func randomBytesNeverCrashTheServerAndGetAnErrorOrNothing() async throws {
         let seed = UInt64.random(in: 0...UInt64.max)
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         try await withLoop { loop in
             let server = try await startMetricsServer(on: loop)
             let port = try await loop.submit { server.value.localAddress.port }

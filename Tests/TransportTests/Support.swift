@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import Testing
 @testable import Transport
+import TestSupport
 
 /// Thread-safe list of events recorded by loop callbacks and awaited by the test.
 final class Recorder<Event: Sendable>: Sendable {
@@ -153,15 +154,3 @@ func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     for thread in threads { pthread_join(thread, nil) }
 }
 
-/// SplitMix64: a small seeded generator so randomised tests can be replayed from the printed seed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

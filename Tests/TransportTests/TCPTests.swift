@@ -1,3 +1,4 @@
+import TestSupport
 import Glibc
 import Synchronization
 import Testing
@@ -38,7 +39,7 @@ func startEchoServer(on loop: EventLoop, maxConnections: Int = TCPServer.default
             try await withLoop { clientLoop in
                 let results = Recorder<(Int, Bool, String)>()
                 try await clientLoop.submit {
-                    var generator = SeededGenerator(seed: seed)
+                    var generator = SplitMix64(seed: seed)
                     let target = try SocketAddress(host: "127.0.0.1", port: port)
                     for index in 0..<connections {
                         let payload = (0..<bytesPerConnection).map { _ in UInt8.random(in: 0...255, using: &generator) }

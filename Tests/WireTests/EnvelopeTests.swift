@@ -1,5 +1,6 @@
 import Testing
 @testable import Wire
+import TestSupport
 
 private func key(_ byte: UInt8, _ count: Int = 32) -> [UInt8] { [UInt8](repeating: byte, count: count) }
 
@@ -115,18 +116,6 @@ private func key(_ byte: UInt8, _ count: Int = 32) -> [UInt8] { [UInt8](repeatin
     }
 }
 
-/// A tiny seeded generator so failures replay exactly.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 extension Array where Element == UInt8 {
     func contains(subsequence: [UInt8]) -> Bool {
