@@ -74,6 +74,9 @@ public struct Configuration: Sendable, Equatable {
             throw .invalid("gossip_interval_ms \(gossipIntervalMilliseconds) must be between 10 and 60000")
         }
         guard fanout >= 1 && fanout <= 64 else { throw .invalid("fanout \(fanout) must be between 1 and 64") }
+        guard limits.maxBulkBytes <= 60 << 20 else {
+            throw .invalid("max_bulk_bytes \(limits.maxBulkBytes) is over 60 MiB: a key's state must fit the 64 MiB that peers accept")
+        }
         guard limits.maxClients >= 1, limits.maxRequestBytes >= 1024, limits.maxBulkBytes >= 1,
               limits.maxArguments >= 1, limits.maxPendingReplyBytes >= 1024 else {
             throw .invalid("limits must be positive (max_request_bytes and max_pending_reply_bytes at least 1024)")

@@ -195,9 +195,11 @@ final class Frontend: @unchecked Sendable {
     /// Moves a client's parsed requests into the engine ring; if it is full, stops reading from that
     /// client until there is room (backpressure on the one client that is ahead, not on the others).
     private func forwardBacklog(of id: UInt64, _ session: ClientSession) {
+        // Connection events waiting for room go first, so a session never sees its commands before it exists.
+        retryControl()
         var index = 0
         let now = DispatchTime.now().uptimeNanoseconds
-        while index < session.backlog.count {
+        while index < session.backlog.count && pendingControl.isEmpty {
             let request = session.backlog[index]
             let name = String(decoding: request.first?.prefix(32) ?? [], as: UTF8.self).lowercased()
             guard case .pushed = toEngine.tryPush(.input(.clientCommand(ClientID(id), request))) else {

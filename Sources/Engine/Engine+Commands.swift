@@ -184,7 +184,8 @@ extension Engine {
 
         // MARK: Keyspace
         case .del(let keys):
-            if keys.contains(where: { keyspace[$0]?.visibleType == .boundedCounter }) {
+            // Any bounded-counter state, even shadowed by another type, makes the key undeletable.
+            if keys.contains(where: { keyspace[$0].map { $0.bounded != BoundedCounter() } ?? false }) {
                 return .error("ERR DEL of a bounded counter is refused: its rights are spread over replicas and cannot be revoked without coordination")
             }
             var deleted = 0

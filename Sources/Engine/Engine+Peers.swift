@@ -11,6 +11,11 @@ extension MetaKey {
 }
 
 extension Engine {
+    /// Membership updates applied from one message; the rest are ignored (a sender gossips at most 8).
+    static let maxUpdatesPerMessage = 64
+    /// Large states assembled from chunks at once (one per peer at most).
+    static let maxConcurrentAssemblies = 4
+
     // MARK: Recording local and received deltas
 
     /// A delta joined into `key` (local, or received and new to us): buffer it for peers and push it soon.
@@ -131,8 +136,9 @@ extension Engine {
     mutating func syncRound(into output: inout EngineOutput) {
         let targets = replicator!.targets
         guard !targets.isEmpty else { return }
-        let preferred = targets.first { replicator!.needsSync.contains($0.nodeID) }
-        guard let member = preferred ?? targets.randomElement(using: &replicator!.random) else { return }
+        let lagging = targets.filter { replicator!.needsSync.contains($0.nodeID) }
+        let pool = lagging.isEmpty ? targets : lagging
+        guard let member = pool.randomElement(using: &replicator!.random) else { return }
         replicator!.needsSync.remove(member.nodeID)
         digests.refresh(keyspace)
         send(.syncRoot(digests.root), to: member.endpoint, recipient: member.nodeID, into: &output)
@@ -175,11 +181,11 @@ extension Engine {
 
         switch message {
         case .ping(let sequence, let updates):
-            for update in updates { replicator!.membership.apply(update, now: now) }
+            for update in updates.prefix(Self.maxUpdatesPerMessage) { replicator!.membership.apply(update, now: now) }
             let piggyback = replicator!.membership.piggyback(to: header.nodeID)
             send(.ack(sequence: sequence, updates: piggyback), to: sender, recipient: header.nodeID, into: &output)
         case .ack(let sequence, let updates):
-            for update in updates { replicator!.membership.apply(update, now: now) }
+            for update in updates.prefix(Self.maxUpdatesPerMessage) { replicator!.membership.apply(update, now: now) }
             if let forward = replicator!.membership.acknowledged(sequence) { perform(forward, into: &output) }
         case .pingRequest(let sequence, let target):
             let action = replicator!.membership.relayProbe(for: sender, sequence: sequence, target: target, now: now)
@@ -190,10 +196,12 @@ extension Engine {
             receiveDeltas(from: from, to: to, entries: entries, header: header, into: &output)
         case .deltaAck(let through):
             guard let member = replicator!.membership.member(header.nodeID) else { break }
+            // Taken as it is, even when lower: a peer restored from a backup (or that lost its last commits) has
+            // less than it once acknowledged, and resending from its mark costs only bytes. A stale ack that
+            // arrives late does the same, once.
             let clamped = min(through, replicator!.nextSequence)
-            let current = replicator!.acknowledged(by: member)
-            if clamped > current {
-                replicator!.acknowledged[header.nodeID] = PeerProgress(replica: header.replica, sequence: clamped)
+            if clamped != replicator!.acknowledged(by: member) || replicator!.acknowledged[header.nodeID]?.replica != member.replica {
+                replicator!.acknowledged[header.nodeID] = PeerProgress(replica: member.replica, sequence: clamped)
             }
         case .syncRoot(let root):
             digests.refresh(keyspace)
@@ -210,8 +218,9 @@ extension Engine {
             for bucket in ours.indices where ours[bucket] != theirs[bucket] {
                 sendKeyDigests(bucket: bucket, to: sender, recipient: header.nodeID, into: &output)
             }
-        case .syncKeys(let bucket, let theirs):
-            compareKeys(bucket: Int(bucket), theirs: theirs, peer: sender, recipient: header.nodeID, into: &output)
+        case .syncKeys(let bucket, let after, let through, let theirs):
+            compareKeys(bucket: Int(bucket), after: after, through: through, theirs: theirs, peer: sender,
+                        recipient: header.nodeID, into: &output)
         case .requestStates(let keys):
             sendStates(keys, to: sender, recipient: header.nodeID, into: &output)
         case .states(let entries):
@@ -219,6 +228,14 @@ extension Engine {
         case .stateChunk(let key, let total, let offset, let bytes):
             receiveChunk(key: key, total: total, offset: offset, bytes: bytes, from: header.nodeID, into: &output)
         }
+        gossipRefutationIfNeeded()
+    }
+
+    /// After learning of a rumour against us, gossip our own alive update (our real address and identity).
+    mutating func gossipRefutationIfNeeded() {
+        guard replicator!.membership.refutationPending else { return }
+        let update = replicator!.membership.selfUpdate(endpoint: replicator!.settings.endpoint, replica: configuration.replica)
+        replicator!.membership.enqueueSelf(update)
     }
 
     mutating func receiveDeltas(from: UInt64, to: UInt64, entries: [KeyedBytes], header: PeerHeader,
@@ -268,48 +285,60 @@ extension Engine {
         }
     }
 
+    /// Lists one bucket's keys and digests, in key order, split into frames that each name the key range
+    /// they cover, so the peer never mistakes "not in this frame" for "absent".
     mutating func sendKeyDigests(bucket: Int, to peer: PeerEndpoint, recipient: String, into output: inout EngineOutput) {
         let keys = digests.keys(inBucket: bucket)
         let budget = replicator!.settings.maxFrameBytes / 2
         var batch: [KeyDigest] = []
         var size = 0
+        var after: Bytes?
         for (key, digest) in keys {
             if !batch.isEmpty && size + key.count + 20 > budget {
-                send(.syncKeys(bucket: UInt32(bucket), keys: batch), to: peer, recipient: recipient, into: &output)
+                let through = batch.last!.key
+                send(.syncKeys(bucket: UInt32(bucket), after: after, through: through, keys: batch), to: peer,
+                     recipient: recipient, into: &output)
+                after = through
                 batch.removeAll(keepingCapacity: true)
                 size = 0
             }
             batch.append(KeyDigest(key: key, digest: digest))
             size += key.count + 20
         }
-        // An empty bucket is still sent, so the peer learns we lack its keys.
-        send(.syncKeys(bucket: UInt32(bucket), keys: batch), to: peer, recipient: recipient, into: &output)
+        // The last frame is open-ended; an empty bucket is still sent, so the peer learns we lack its keys.
+        send(.syncKeys(bucket: UInt32(bucket), after: after, through: nil, keys: batch), to: peer, recipient: recipient,
+             into: &output)
     }
 
-    /// The peer listed one bucket's keys: ask for the states we lack or differ on, send ours where it lacks
-    /// or differs. Both sides join, so one exchange repairs both directions.
-    mutating func compareKeys(bucket: Int, theirs: [KeyDigest], peer: PeerEndpoint, recipient: String,
-                              into output: inout EngineOutput) {
+    /// The peer listed one bucket's keys in `(after, through]`: ask for the states we lack or differ on,
+    /// send ours (within that range) where it lacks or differs. Both sides join, so one exchange repairs
+    /// both directions.
+    mutating func compareKeys(bucket: Int, after: Bytes?, through: Bytes?, theirs: [KeyDigest], peer: PeerEndpoint,
+                              recipient: String, into output: inout EngineOutput) {
         digests.refresh(keyspace)
-        let ours = digests.keys(inBucket: bucket)
+        func inRange(_ key: Bytes) -> Bool {
+            if let after, !after.lexicographicallyPrecedes(key) { return false }
+            if let through, through.lexicographicallyPrecedes(key) { return false }
+            return true
+        }
+        let ours = digests.keys(inBucket: bucket).filter { inRange($0.key) }
         var ourDigests: [Bytes: Digest128] = [:]
         for (key, digest) in ours { ourDigests[key] = digest }
         var wanted: [Bytes] = []
         var theirKeys = Set<Bytes>()
-        for entry in theirs where digests.bucket(of: entry.key) == bucket {
+        for entry in theirs where digests.bucket(of: entry.key) == bucket && inRange(entry.key) {
             theirKeys.insert(entry.key)
             if ourDigests[entry.key] != entry.digest { wanted.append(entry.key) }
         }
-        if !wanted.isEmpty {
-            var start = 0
-            while start < wanted.count {
-                let end = min(wanted.count, start + 512)
-                send(.requestStates(keys: Array(wanted[start..<end])), to: peer, recipient: recipient, into: &output)
-                start = end
-            }
+        var start = 0
+        while start < wanted.count {
+            let end = min(wanted.count, start + 512)
+            send(.requestStates(keys: Array(wanted[start..<end])), to: peer, recipient: recipient, into: &output)
+            start = end
         }
         // Keys they lack entirely, or where digests differ (they asked, or will ask; sending now saves a trip).
-        let push = ours.map(\.key).filter { !theirKeys.contains($0) || wanted.contains($0) }
+        let wantedSet = Set(wanted)
+        let push = ours.map(\.key).filter { !theirKeys.contains($0) || wantedSet.contains($0) }
         sendStates(push, to: peer, recipient: recipient, into: &output)
     }
 
@@ -362,6 +391,12 @@ extension Engine {
             return
         }
         if offset == 0 {
+            // One assembly per known member, and few at once: a peer cannot reserve memory under made-up names.
+            guard replicator!.membership.member(node) != nil,
+                  replicator!.assemblies[node] != nil || replicator!.assemblies.count < Self.maxConcurrentAssemblies else {
+                replicator!.stats.rejected["chunk_refused", default: 0] += 1
+                return
+            }
             replicator!.assemblies[node] = Replicator.Assembly(key: key, total: Int(total), bytes: [])
             replicator!.assemblies[node]!.bytes.reserveCapacity(Int(total))
         }
@@ -414,6 +449,9 @@ extension Engine {
     public mutating func leave(into output: inout EngineOutput) {
         guard replicator != nil else { return }
         replicator!.membership.leave()
+        // The raised incarnation is committed before the leave frames are released: a restart resumes above
+        // it, so peers see the node come back instead of keeping it `left`.
+        persistReplicationProgress(into: &output)
         for member in replicator!.targets {
             send(.leave, to: member.endpoint, recipient: member.nodeID, into: &output)
         }

@@ -12,8 +12,9 @@ public struct EngineConfiguration: Sendable {
     /// A key's appended deltas are folded into a snapshot once they outweigh the last snapshot (and this
     /// floor): storage stays within about twice the state while each write still costs O(delta), amortised.
     public var snapshotFloorBytes: Int = 4096
-    /// Limits on decoding anything that came from a peer or the database.
-    public var decodingLimits = DecodingLimits()
+    /// Limits on decoding what peers send. A peer's state may be as large as
+    /// `ReplicationSettings.maxObjectBytes`; element counts are bounded by the bytes that hold them.
+    public var decodingLimits = DecodingLimits(maxBytes: 64 << 20, maxElements: .max, maxDepth: 8)
     /// Peers, gossip and repair; `nil` runs a single node that never talks to peers.
     public var replication: ReplicationSettings?
     /// Extra `INFO` fields the shell knows and the engine does not (process id, ports, commit latency),
@@ -71,6 +72,7 @@ public struct Engine {
     /// The Lamport value persisted: the clock may run up to it before it must be persisted again.
     var clockReservation: UInt64 = 0
     static let clockLease: UInt64 = 10_000
+    static let storedLimits = DecodingLimits(maxBytes: .max, maxElements: .max, maxDepth: 8)
     /// Whether the last input asked the node to stop.
     public internal(set) var shutdownRequested = false
 
@@ -89,11 +91,12 @@ public struct Engine {
         for object in recovery.objects {
             var state = KeyObject()
             do {
+                // This node wrote its own database: no size limit (a value accepted from a client must load).
                 if let snapshot = object.snapshot {
-                    state = try KeyObject(serialized: snapshot, limits: configuration.decodingLimits)
+                    state = try KeyObject(serialized: snapshot, limits: Self.storedLimits)
                 }
                 for delta in object.deltas {
-                    state.join(try KeyObject(serialized: delta, limits: configuration.decodingLimits))
+                    state.join(try KeyObject(serialized: delta, limits: Self.storedLimits))
                 }
             } catch {
                 throw RecoveryError(description:
@@ -152,7 +155,8 @@ public struct Engine {
         if clock.counter > clockReservation {
             // Persist a bound ahead of the clock instead of every tick: a restart resumes from the bound,
             // so its timestamps still exceed every one issued before, at one small write per `clockLease` events.
-            clockReservation = clock.counter + Self.clockLease
+            let (bound, overflow) = clock.counter.addingReportingOverflow(Self.clockLease)
+            clockReservation = overflow ? .max : bound
             output.records.append(.meta(name: MetaKey.lamport, value: Self.encodeCounter(clockReservation)))
         }
     }

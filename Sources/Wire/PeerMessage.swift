@@ -92,7 +92,9 @@ public enum PeerMessage: Sendable, Equatable {
     // Digest-driven repair: roots, then bucket digests, then per-key digests, then states.
     case syncRoot(Digest128)
     case syncBuckets([Digest128])
-    case syncKeys(bucket: UInt32, keys: [KeyDigest])
+    /// One bucket's keys in `(after, through]` (nil: unbounded), so a bucket can span several frames and a
+    /// receiver pushes only its own keys within the range each frame covers.
+    case syncKeys(bucket: UInt32, after: [UInt8]?, through: [UInt8]?, keys: [KeyDigest])
     case requestStates(keys: [[UInt8]])
     case states([KeyedBytes])
     /// A piece of one large state, so that no single message carries a huge object.
@@ -168,8 +170,10 @@ public enum PeerCodec {
         case .syncBuckets(let digests):
             w.write(varint: UInt64(digests.count))
             for digest in digests { write(digest, to: &w) }
-        case .syncKeys(let bucket, let keys):
+        case .syncKeys(let bucket, let after, let through, let keys):
             w.write(varint: UInt64(bucket))
+            writeOptional(after, to: &w)
+            writeOptional(through, to: &w)
             w.write(varint: UInt64(keys.count))
             for entry in keys {
                 w.write(lengthPrefixed: entry.key)
@@ -200,7 +204,7 @@ public enum PeerCodec {
             }
             let header = PeerHeader(
                 nodeID: nodeID, replica: ReplicaID(try r.readVarint()), endpoint: try readEndpoint(&r),
-                incarnation: try r.readVarint(), lamport: try r.readVarint())
+                incarnation: try readCounter(&r), lamport: try readCounter(&r))
             let message: PeerMessage
             switch tag {
             case 1, 2:
@@ -230,10 +234,12 @@ public enum PeerCodec {
             case 22:
                 let bucket = try r.readVarint()
                 guard bucket <= UInt64(UInt32.max) else { throw FrameRejection.malformed }
+                let after = try readOptional(&r)
+                let through = try readOptional(&r)
                 let count = try r.readCount(minimumElementSize: 17)
                 var keys: [KeyDigest] = []
                 for _ in 0..<count { keys.append(KeyDigest(key: try r.readLengthPrefixed(), digest: try readDigest(&r))) }
-                message = .syncKeys(bucket: UInt32(bucket), keys: keys)
+                message = .syncKeys(bucket: UInt32(bucket), after: after, through: through, keys: keys)
             case 23:
                 let count = try r.readCount(minimumElementSize: 1)
                 var keys: [[UInt8]] = []
@@ -258,6 +264,16 @@ public enum PeerCodec {
         } catch {
             throw .malformed
         }
+    }
+
+    /// Logical counters (Lamport values, incarnations) a peer may send: far above anything real, far
+    /// enough below 2^64 that adding to them can never overflow (a forged 2^64-1 must not trap a receiver).
+    public static let maximumCounter: UInt64 = 1 << 62
+
+    private static func readCounter(_ r: inout BinaryReader) throws -> UInt64 {
+        let value = try r.readVarint()
+        guard value <= maximumCounter else { throw FrameRejection.malformed }
+        return value
     }
 
     private static func write(_ endpoint: PeerEndpoint, to w: inout BinaryWriter) {
@@ -289,7 +305,7 @@ public enum PeerCodec {
         }
         let replica = ReplicaID(try r.readVarint())
         let endpoint = try readEndpoint(&r)
-        let incarnation = try r.readVarint()
+        let incarnation = try readCounter(&r)
         guard let state = MemberState(rawValue: try r.readByte()) else { throw FrameRejection.malformed }
         return MemberUpdate(nodeID: nodeID, replica: replica, endpoint: endpoint, incarnation: incarnation, state: state)
     }
@@ -308,6 +324,20 @@ public enum PeerCodec {
         entries.reserveCapacity(count)
         for _ in 0..<count { entries.append(KeyedBytes(key: try r.readLengthPrefixed(), bytes: try r.readLengthPrefixed())) }
         return entries
+    }
+
+    private static func writeOptional(_ bytes: [UInt8]?, to w: inout BinaryWriter) {
+        guard let bytes else { return w.write(byte: 0) }
+        w.write(byte: 1)
+        w.write(lengthPrefixed: bytes)
+    }
+
+    private static func readOptional(_ r: inout BinaryReader) throws -> [UInt8]? {
+        switch try r.readByte() {
+        case 0: return nil
+        case 1: return try r.readLengthPrefixed()
+        default: throw FrameRejection.malformed
+        }
     }
 
     private static func write(_ digest: Digest128, to w: inout BinaryWriter) {

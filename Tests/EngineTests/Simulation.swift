@@ -38,7 +38,8 @@ struct Simulation {
     var framesSent = 0
     var bytesSent = 0
 
-    init(nodes count: Int, seed: UInt64, encrypted: Bool = false) throws {
+    init(nodes count: Int, seed: UInt64, encrypted: Bool = false,
+         configure: (inout ReplicationSettings) -> Void = { _ in }) throws {
         random = SplitMix64(seed: seed)
         endpoints = (0..<count).map { PeerEndpoint(host: "10.0.0.\($0 + 1)", port: 7946) }
         let keyring = encrypted ? try Keyring(keys: [[UInt8](repeating: 42, count: 32)]) : nil
@@ -54,6 +55,7 @@ struct Simulation {
             settings.suspicionTimeoutMilliseconds = 1500
             settings.deadProbeIntervalMilliseconds = 600
             settings.deltaBufferBytes = 64 << 10
+            configure(&settings)
             configuration.replication = settings
             configuration.allowFaultInjection = true
             nodes.append(Node(engine: try Engine(configuration: configuration), configuration: configuration))
@@ -135,6 +137,24 @@ struct Simulation {
     mutating func crash(_ i: Int) {
         nodes[i].engine = nil
         inFlight.removeAll { $0.to == i }
+    }
+
+    /// Stops node `i` gracefully: it tells its peers it leaves, and what that produced is persisted and sent.
+    mutating func leave(_ i: Int) {
+        var output = EngineOutput()
+        nodes[i].engine!.leave(into: &output)
+        _ = apply(output, at: i)
+        nodes[i].engine = nil
+    }
+
+    /// Replaces node `i` by a node of the same name with a new identity and an empty disk.
+    mutating func rebuild(_ i: Int, replica: UInt64) throws {
+        crash(i)
+        let old = nodes[i].configuration
+        var configuration = EngineConfiguration(nodeID: old.nodeID, replica: ReplicaID(replica))
+        configuration.replication = old.replication
+        configuration.allowFaultInjection = old.allowFaultInjection
+        nodes[i] = Node(engine: try Engine(configuration: configuration), configuration: configuration)
     }
 
     /// Restarts node `i` from what it persisted.

@@ -48,6 +48,8 @@ struct Membership {
     private var lastDeadProbeAt: UInt64 = 0
     /// Set when this node's incarnation changed and must be persisted.
     var incarnationChanged = false
+    /// Set once this node said it leaves: only then is a rumour that it left true.
+    private(set) var leaving = false
 
     init(selfID: String, incarnation: UInt64) {
         self.selfID = selfID
@@ -73,12 +75,21 @@ struct Membership {
     /// at equal incarnations dead/left beat suspect, which beats alive.
     mutating func apply(_ update: MemberUpdate, now: UInt64, direct: Bool = false) {
         if update.nodeID == selfID {
-            // A rumour that we are suspect or dead: refute it with a newer incarnation.
-            if update.state != .alive && update.state != .left && update.incarnation >= incarnation {
+            // A rumour that we are suspect, dead, or gone (an older life of ours left): refute it with a newer
+            // incarnation. Incarnations from the wire are at most 2^62, so this cannot overflow.
+            if update.state != .alive && !(update.state == .left && leaving) && update.incarnation >= incarnation {
                 incarnation = update.incarnation + 1
                 incarnationChanged = true
-                enqueue(selfUpdate(endpoint: update.endpoint, replica: update.replica))
+                refutationPending = true
             }
+            return
+        }
+        if direct, let current = members[update.nodeID], current.replica != update.replica {
+            // The same name with a new identity (a rebuilt node): a new member, whatever the incarnations say.
+            let fresh = Member(nodeID: update.nodeID, replica: update.replica, endpoint: update.endpoint,
+                               incarnation: max(update.incarnation, current.incarnation), state: .alive, stateSince: now)
+            members[update.nodeID] = fresh
+            enqueue(fresh.update)
             return
         }
         guard let current = members[update.nodeID] else {
@@ -99,7 +110,7 @@ struct Membership {
         member.incarnation = update.incarnation
         member.endpoint = update.endpoint
         member.replica = update.replica
-        if member.state != update.state { member.stateSince = now }
+        if member.state != update.state || update.incarnation != current.incarnation { member.stateSince = now }
         member.state = update.state
         members[update.nodeID] = member
         enqueue(update)
@@ -231,6 +242,16 @@ struct Membership {
     mutating func leave() {
         incarnation += 1
         incarnationChanged = true
+        leaving = true
+    }
+
+    /// Set when a refutation must be gossiped; the engine adds our own alive update (with our real
+    /// endpoint and replica) to the gossip queue.
+    var refutationPending = false
+
+    mutating func enqueueSelf(_ update: MemberUpdate) {
+        refutationPending = false
+        enqueue(update)
     }
 
     private mutating func takeSequence() -> UInt64 {
