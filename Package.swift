@@ -67,7 +67,7 @@ let package = Package(
         // Helpers shared by the test targets (a seeded generator).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CRDTTests", dependencies: ["TestSupport", "CRDT"]),
-        .testTarget(name: "RingsTests", dependencies: ["Rings"]),
+        .testTarget(name: "RingsTests", dependencies: ["TestSupport", "Rings"]),
         .testTarget(name: "RESPTests", dependencies: ["TestSupport", "RESP", "RESPClient"]),
         .testTarget(name: "StoreTests", dependencies: ["TestSupport", "Store", "CSQLite"]),
         .testTarget(name: "TransportTests", dependencies: ["TestSupport", "Transport"]),

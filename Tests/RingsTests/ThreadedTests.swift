@@ -1,3 +1,4 @@
+import TestSupport
 import Dispatch
 import Rings
 import Synchronization
@@ -71,7 +72,7 @@ struct ThreadedTests {
         let ring = try SPSCRing<Int>(minimumCapacity: requested)
         let capacity = ring.capacity
         let producer = TestThread {
-            var random = SeededRandom(seed: seed)
+            var random = SplitMix64(seed: seed)
             var next = 0
             var batch: [Int] = []
             while next < items || !batch.isEmpty {
@@ -84,7 +85,7 @@ struct ThreadedTests {
             }
             ring.close()
         }
-        var random = SeededRandom(seed: seed ^ 0xC0FFEE)
+        var random = SplitMix64(seed: seed ^ 0xC0FFEE)
         var check = OrderCheck(producers: 1)
         while !ring.isFinished {
             let taken: Int
@@ -146,7 +147,7 @@ struct ThreadedTests {
             let capacity = ring.capacity
             let threads = (0..<producers).map { producer in
                 TestThread {
-                    var random = SeededRandom(seed: seed &+ UInt64(producer))
+                    var random = SplitMix64(seed: seed &+ UInt64(producer))
                     var sequence = 0
                     var batch: [Message] = []
                     while sequence < perProducer || !batch.isEmpty {
