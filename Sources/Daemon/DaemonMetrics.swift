@@ -14,8 +14,27 @@ final class DaemonMetrics: Sendable {
     let commitLatency = Metrics.Timer(label: "crdtd_commit_duration_seconds", preferredDisplayUnit: .seconds)
     let commits = Counter(label: "crdtd_commits_total")
 
+    /// Each command name's counters and timer, made once: a swift-metrics constructor goes through the
+    /// factory (name validation, a locked registry lookup), too costly to run per reply.
+    private let commandMetrics: [String: CommandMetrics]
+
+    struct CommandMetrics: Sendable {
+        let ok: CoreMetrics.Counter
+        let error: CoreMetrics.Counter
+        let duration: Metrics.Timer
+
+        init(_ name: String) {
+            ok = Counter(label: "crdtd_commands_total", dimensions: [("command", name), ("outcome", "ok")])
+            error = Counter(label: "crdtd_commands_total", dimensions: [("command", name), ("outcome", "error")])
+            duration = Metrics.Timer(label: "crdtd_command_duration_seconds", dimensions: [("command", name)])
+        }
+    }
+
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
+        var commandMetrics: [String: CommandMetrics] = [:]
+        for name in CommandNames.known.union(["unknown"]) { commandMetrics[name] = CommandMetrics(name) }
+        self.commandMetrics = commandMetrics
     }
 
     /// Bootstraps swift-metrics with a Prometheus factory on a registry of our own. Once per process.
@@ -33,11 +52,11 @@ final class DaemonMetrics: Sendable {
     }
 
     /// A client command finished: counted by name and outcome, timed from parse to reply.
+    /// `name` is one of `CommandNames.known` or "unknown" (see `CommandNames.canonical`).
     func command(_ name: String, failed: Bool, nanoseconds: UInt64) {
-        let outcome = failed ? "error" : "ok"
-        Counter(label: "crdtd_commands_total", dimensions: [("command", name), ("outcome", outcome)]).increment()
-        Metrics.Timer(label: "crdtd_command_duration_seconds", dimensions: [("command", name)])
-            .recordNanoseconds(Int64(clamping: nanoseconds))
+        guard let metrics = commandMetrics[name] ?? commandMetrics["unknown"] else { return }
+        (failed ? metrics.error : metrics.ok).increment()
+        metrics.duration.recordNanoseconds(Int64(clamping: nanoseconds))
     }
 
     func ringFull(_ ring: String) {

@@ -35,6 +35,11 @@ final class Frontend: @unchecked Sendable {
     private var waker: LoopWaker?
 
     private var clients: [UInt64: ClientSession] = [:]
+    /// Clients with replies in `coalescedReplies`, in the order their first reply of this drain arrived.
+    private var clientsWithReplies: [UInt64] = []
+    /// A client's coalesced replies are written once they reach this size, so one drain never holds
+    /// more than this per client on top of what the transport's pending-write budget allows.
+    static let maxCoalescedReplyBytes = 64 << 10
     /// Clients whose parsed requests did not fit in the engine ring; retried every millisecond.
     private var stalled: [UInt64] = []
     private var peerStreams: [PeerEndpoint: PeerStream] = [:]
@@ -53,6 +58,10 @@ final class Frontend: @unchecked Sendable {
         var inFlight: [(name: String, started: UInt64)] = []
         var inFlightHead = 0
         var closing = false
+        /// Replies released during the current inbox drain, written with one write at its end (or
+        /// sooner, past `maxCoalescedReplyBytes`): one system call and one TCP segment per client per
+        /// drain instead of one per reply.
+        var coalescedReplies: [UInt8] = []
         /// The client shut down its sending side: close once every reply it is owed was written.
         var inputEnded = false
 
@@ -311,13 +320,37 @@ final class Frontend: @unchecked Sendable {
             case .effects(let effects):
                 for effect in effects { perform(effect) }
             case .writerFinished:
+                flushCoalescedReplies()
                 finishShutdown()
             case .fatal(let reason):
+                flushCoalescedReplies()
                 logger.critical("\(reason); stopping without acknowledging it. Restart recovers every committed write.")
                 exitCode = 1
                 beginShutdown()
                 finishShutdown()
             }
+        }
+        flushCoalescedReplies()
+    }
+
+    private func flushCoalescedReplies() {
+        for id in clientsWithReplies {
+            if let session = clients[id] { flushReplies(of: session) }
+        }
+        clientsWithReplies.removeAll(keepingCapacity: true)
+    }
+
+    private func flushReplies(of session: ClientSession) {
+        guard !session.coalescedReplies.isEmpty else { return }
+        defer { session.coalescedReplies.removeAll(keepingCapacity: session.coalescedReplies.count <= Self.maxCoalescedReplyBytes) }
+        do {
+            try session.connection.write(session.coalescedReplies)
+            if session.inputEnded && !session.owesReplies { session.connection.closeAfterFlush() }
+        } catch {
+            // The client is not reading its replies: over the pending-reply limit, it is disconnected.
+            logger.warning("disconnecting a client over its pending-reply limit", metadata: ["client": "\(session.connection.id)"])
+            session.closing = true
+            session.connection.close()
         }
     }
 
@@ -335,17 +368,12 @@ final class Frontend: @unchecked Sendable {
                 let elapsed = DispatchTime.now().uptimeNanoseconds &- request.started
                 metrics.command(CommandNames.canonical(request.name), failed: bytes.first == UInt8(ascii: "-"), nanoseconds: elapsed)
             }
-            do {
-                try session.connection.write(bytes)
-                if session.inputEnded && !session.owesReplies { session.connection.closeAfterFlush() }
-            } catch {
-                // The client is not reading its replies: over the pending-reply limit, it is disconnected.
-                logger.warning("disconnecting a client over its pending-reply limit", metadata: ["client": "\(client)"])
-                session.closing = true
-                session.connection.close()
-            }
+            if session.coalescedReplies.isEmpty { clientsWithReplies.append(client.rawValue) }
+            session.coalescedReplies.append(contentsOf: bytes)
+            if session.coalescedReplies.count >= Self.maxCoalescedReplyBytes { flushReplies(of: session) }
         case .closeClient(let client):
             guard let session = clients[client.rawValue] else { return }
+            flushReplies(of: session)
             session.closing = true
             session.connection.stopReading()
             session.connection.closeAfterFlush()

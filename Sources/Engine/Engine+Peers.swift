@@ -276,6 +276,7 @@ extension Engine {
             if existed { keyspace[key] = object }
             return
         }
+        countTypeChange(from: before.visibleType, to: object.visibleType)
         keyspace[key] = object
         persist(delta: delta, bytes: bytes, of: key, object: object, into: &output)
         if rebroadcast {

@@ -64,6 +64,9 @@ public struct Engine {
     /// This node's Lamport clock: ticks on every local write, advances past every timestamp observed.
     public internal(set) var clock: LamportClock
     var keyspace: [Bytes: KeyObject] = [:]
+    /// Live keys by the type they show, kept up to date on every write so that the metrics never walk
+    /// the keyspace (a walk of 100k keys stalled the engine thread for ~60 ms once a second).
+    var typeCounts: [KeyType: Int] = [:]
     var compaction: [Bytes: CompactionState] = [:]
     var sessions: [ClientID: Session] = [:]
     var stats = EngineStats()
@@ -103,6 +106,8 @@ public struct Engine {
                     "the stored state of key '\(String(decoding: object.key.prefix(80), as: UTF8.self))' does not decode (\(error)); "
                     + "the database is corrupt or from another build. Restore it from a backup or a peer; crdtd does not reset data.")
             }
+            if let old = keyspace[object.key]?.visibleType { typeCounts[old, default: 0] -= 1 }
+            if let new = state.visibleType { typeCounts[new, default: 0] += 1 }
             keyspace[object.key] = state
             digests.invalidate(object.key)
             compaction[object.key] = CompactionState(
@@ -193,24 +198,28 @@ public struct Engine {
         _ key: Bytes, into output: inout EngineOutput,
         _ body: (inout KeyObject, inout Mutation) throws(Failure) -> KeyObject
     ) throws(Failure) {
-        // Moved out of the dictionary, not copied: a copy would make the mutation copy the whole object.
-        let existed = keyspace[key] != nil
-        var object = keyspace.removeValue(forKey: key) ?? KeyObject()
+        // Mutated in place through `Dictionary.Values`' modify accessor: one hash lookup, and neither a copy
+        // of the object nor a delete and re-insert (which cost ~12% of the engine thread under SET -P 16).
         var mutation = Mutation(replica: configuration.replica, clock: clock)
         let delta: KeyObject
-        do {
-            delta = try body(&object, &mutation)
-        } catch {
-            if existed { keyspace[key] = object }
-            throw error
-        }
-        guard delta != KeyObject() else {
-            if existed { keyspace[key] = object }
-            return
+        let object: KeyObject
+        let typeBefore: KeyType?
+        if let index = keyspace.index(forKey: key) {
+            typeBefore = keyspace.values[index].visibleType
+            delta = try body(&keyspace.values[index], &mutation)
+            guard delta != KeyObject() else { return }
+            object = keyspace.values[index]
+        } else {
+            var created = KeyObject()
+            typeBefore = nil
+            delta = try body(&created, &mutation)
+            guard delta != KeyObject() else { return }
+            keyspace[key] = created
+            object = created
         }
         clock = mutation.clock
         if clock.counter == mutation.startCounter { _ = clock.tick() }
-        keyspace[key] = object
+        countTypeChange(from: typeBefore, to: object.visibleType)
         let bytes = delta.serialized()
         persist(delta: delta, bytes: bytes, of: key, object: object, into: &output)
         disseminate(bytes, of: key)
@@ -287,12 +296,17 @@ struct EngineStats {
 }
 
 extension Engine {
-    /// Live keys by the type they show, for the metrics. O(keys): call it about once a second, not per command.
+    /// Live keys by the type they show, for the metrics. O(types): the counts are kept on every write.
     public var keysByType: [String: Int] {
         var counts: [String: Int] = [:]
-        for object in keyspace.values {
-            if let type = object.visibleType { counts[type.rawValue, default: 0] += 1 }
-        }
+        for (type, count) in typeCounts where count > 0 { counts[type.rawValue] = count }
         return counts
+    }
+
+    /// Keeps `typeCounts` in step with one key's change of visible type.
+    mutating func countTypeChange(from old: KeyType?, to new: KeyType?) {
+        guard old != new else { return }
+        if let old { typeCounts[old, default: 0] -= 1 }
+        if let new { typeCounts[new, default: 0] += 1 }
     }
 }

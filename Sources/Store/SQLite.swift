@@ -4,8 +4,9 @@ internal import CSQLite
 /// Corruption codes become ``StoreError/Code/corrupt`` wherever they surface.
 @discardableResult
 func check(_ status: Int32, _ database: OpaquePointer?, _ what: @autoclosure () -> String,
-           accept: Set<Int32> = [SQLITE_OK]) throws(StoreError) -> Int32 {
-    if accept.contains(status) { return status }
+           accept: Int32 = SQLITE_OK, orAccept alternative: Int32? = nil) throws(StoreError) -> Int32 {
+    // Two plain values, not a Set: this runs for every bind and step, and a Set literal allocates.
+    if status == accept || status == alternative { return status }
     let extended = database.map { sqlite3_extended_errcode($0) } ?? status
     let detail = database.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(status))
     let code: StoreError.Code = switch status & 0xFF {
@@ -59,12 +60,12 @@ final class Statement {
     /// Runs a statement that returns no rows.
     func run() throws(StoreError) {
         defer { sqlite3_reset(handle) }
-        try check(sqlite3_step(handle), database, "running \(sql)", accept: [SQLITE_DONE])
+        try check(sqlite3_step(handle), database, "running \(sql)", accept: SQLITE_DONE)
     }
 
     /// Steps once: true if a row is available.
     func step() throws(StoreError) -> Bool {
-        try check(sqlite3_step(handle), database, "running \(sql)", accept: [SQLITE_ROW, SQLITE_DONE]) == SQLITE_ROW
+        try check(sqlite3_step(handle), database, "running \(sql)", accept: SQLITE_ROW, orAccept: SQLITE_DONE) == SQLITE_ROW
     }
 
     func reset() {

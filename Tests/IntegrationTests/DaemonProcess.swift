@@ -59,7 +59,16 @@ final class DaemonProcess {
     func waitUntilServing(timeout: Duration = .seconds(30)) throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let reply = try? connect(timeout: .milliseconds(500)).send(["PING"]), reply == .simpleString("PONG") { return }
+            if let probe = try? connect(timeout: .milliseconds(500)) {
+                let reply = try? probe.send(["PING"])
+                probe.close()
+                // The server sees the close asynchronously: give it a moment so the probe does not count
+                // against a small max_clients.
+                if reply == .simpleString("PONG") {
+                    Thread.sleep(forTimeInterval: 0.1)
+                    return
+                }
+            }
             guard process?.isRunning == true else {
                 throw TestFailure("crdtd exited during start (status \(process?.terminationStatus ?? -1)): \(log)")
             }
