@@ -21,8 +21,8 @@ passes="normal full"
 tests="ping_mbulk set get incr sadd"
 pipelines="1 16"
 clients=50
-requests_p1=20000
-requests_p16=100000
+requests_p1=50000
+requests_p16=200000
 keyspace=100000
 out=""
 # One redis-benchmark run may not take longer than this (a wedged server must not hang the script).
