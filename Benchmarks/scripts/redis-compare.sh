@@ -215,5 +215,6 @@ cell() { awk -F, -v a="$1" -v s="$2" -v t="$3" -v p="$4" -v c="$5" 'NR > 1 && $1
     echo
     echo "Median of $rounds interleaved runs per cell; $clients clients; -n $requests_p1 (-P 1) / $requests_p16 (other -P);" \
         "-r $keyspace; $(nproc) cores shared by both servers and redis-benchmark; ${elapsed} s."
-    echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'); crdtd $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo '?'); raw runs: $raw"
+    if [ -n "${CRDTD_BIN:-}" ]; then crdtd_label="$CRDTD_BIN"; else crdtd_label="$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo '?')"; fi
+    echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'); crdtd $crdtd_label; raw runs: $raw"
 } | tee "$out/table.md"
