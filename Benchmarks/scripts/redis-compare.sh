@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
         --requests-p16) requests_p16=$2; shift ;;
         --keyspace) keyspace=$2; shift ;;
         --out) out=$2; shift ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "redis-compare: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
