@@ -8,7 +8,7 @@
 #            [--requests-p1 N] [--requests-p16 N] [--keyspace N]
 set -euo pipefail
 
-[ $# -ge 2 ] || { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 bin_a=$1; bin_b=$2; shift 2
 rounds=3
 durability=normal
