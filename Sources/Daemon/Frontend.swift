@@ -456,13 +456,7 @@ final class Frontend: @unchecked Sendable {
 /// Command names as metric labels: known names as they are, anything else as "unknown", so a client
 /// cannot create unbounded label values.
 enum CommandNames {
-    static let known: Set<String> = [
-        "ping", "echo", "hello", "client", "command", "config", "quit", "shutdown", "info", "select",
-        "incr", "incrby", "decr", "decrby", "get", "set", "sadd", "srem", "smembers", "sismember", "scard",
-        "hset", "hmset", "hget", "hdel", "hgetall", "hlen", "del", "unlink", "exists", "type", "keys", "scan", "dbsize",
-        "crdt.bincrby", "crdt.bdecrby", "crdt.bget", "crdt.brights", "crdt.btransfer", "crdt.digest", "crdt.clock",
-        "crdt.peers", "crdt.partition", "crdt.heal",
-    ]
+    static let known = Engine.commandNames
 
     static func canonical(_ name: String) -> String { known.contains(name) ? name : "unknown" }
 }

@@ -66,6 +66,9 @@ extension Engine {
         }
     }
 
+    /// Every command name the engine knows, lower-cased (aliases included): bounded metric labels.
+    public static let commandNames: Set<String> = Set(commandTable.map(\.name)).union(["hmset", "unlink"])
+
     struct CommandEntry {
         var name: String
         var arity: Int
