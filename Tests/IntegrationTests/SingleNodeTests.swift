@@ -195,9 +195,18 @@ final class ManagedFlag: Sendable {
         let node = DaemonProcess(extraArguments: ["--insecure", "--config", config])
         try node.start()
         defer { node.stop() }
-        let first = try node.connect()
-        let second = try node.connect()
-        #expect(try first.send(["PING"]) == .simpleString("PONG"))
+        // Admitted one at a time, retried: the start-up probe's close reaches the server asynchronously.
+        func admitted() -> RESPConnection? {
+            var admitted: RESPConnection?
+            _ = eventually(timeout: .seconds(10)) {
+                guard let c = try? node.connect(), (try? c.send(["PING"])) == .simpleString("PONG") else { return false }
+                admitted = c
+                return true
+            }
+            return admitted
+        }
+        let first = try #require(admitted())
+        let second = try #require(admitted())
         #expect(try second.send(["PING"]) == .simpleString("PONG"))
         let refused = try rawExchange(port: node.clientPort, send: Array("PING\r\n".utf8))
         #expect(refused.hasPrefix("-ERR max number of clients reached"), "got \(refused)")
