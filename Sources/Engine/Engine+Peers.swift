@@ -18,8 +18,9 @@ extension Engine {
 
     // MARK: Recording local and received deltas
 
-    /// A delta joined into `key` (local, or received and new to us): buffer it for peers and push it soon.
-    mutating func disseminate(_ delta: Bytes, of key: Bytes) {
+    /// A delta joined into `key` (local, or received from `source` and new to us): buffer it for peers and
+    /// push it soon.
+    mutating func disseminate(_ delta: Bytes, of key: Bytes, from source: String? = nil) {
         digests.invalidate(key)
         guard replicator != nil else { return }
         // A delta too large for one frame is not buffered; peers get the key by digest repair instead.
@@ -32,6 +33,7 @@ extension Engine {
         replicator!.progressChanged = true
         if replicator!.buffer.append(sequence: entry.sequence, delta: entry.delta) { replicator!.stats.bufferDrops += 1 }
         replicator!.pendingEager.append(entry)
+        if let source { replicator!.pendingSources.insert(source) }
     }
 
     /// Pushes the deltas produced since the last flush to `fanout` random peers. The daemon calls this once
@@ -40,8 +42,12 @@ extension Engine {
         guard replicator != nil, !replicator!.pendingEager.isEmpty else { return }
         let entries = replicator!.pendingEager
         replicator!.pendingEager.removeAll(keepingCapacity: true)
+        let sources = replicator!.pendingSources
+        replicator!.pendingSources.removeAll(keepingCapacity: true)
         var targets = replicator!.targets
         targets.shuffle(using: &replicator!.random)
+        // Peers the deltas came from already hold them: push to the others first.
+        targets.sort { !sources.contains($0.nodeID) && sources.contains($1.nodeID) }
         for member in targets.prefix(replicator!.settings.fanout) {
             sendDeltas(entries[...], claimingFrom: entries[0].sequence, to: member, into: &output)
         }
@@ -251,7 +257,7 @@ extension Engine {
             decoded.append((entry.key, delta, entry.bytes))
         }
         for (key, delta, bytes) in decoded {
-            join(delta, bytes: bytes, into: key, rebroadcast: true, output: &output)
+            join(delta, bytes: bytes, into: key, rebroadcast: header.nodeID, output: &output)
         }
         replicator!.stats.deltasApplied += UInt64(decoded.count)
         // Advance the gap-free mark only when this interval starts within what we hold: a later interval
@@ -266,8 +272,9 @@ extension Engine {
         send(.deltaAck(receivedThrough: progress!.sequence), to: header.endpoint, recipient: header.nodeID, into: &output)
     }
 
-    /// Joins a delta or state from a peer into `key`; persists and (optionally) passes it on if it was new.
-    mutating func join(_ delta: KeyObject, bytes: Bytes, into key: Bytes, rebroadcast: Bool, output: inout EngineOutput) {
+    /// Joins a delta or state from a peer into `key`; persists it and, if it was new and `rebroadcast`
+    /// names the peer it came from, passes it on.
+    mutating func join(_ delta: KeyObject, bytes: Bytes, into key: Bytes, rebroadcast source: String?, output: inout EngineOutput) {
         let existed = keyspace[key] != nil
         var object = keyspace.removeValue(forKey: key) ?? KeyObject()
         let before = object
@@ -279,8 +286,8 @@ extension Engine {
         countTypeChange(from: before.visibleType, to: object.visibleType)
         keyspace[key] = object
         persist(delta: delta, bytes: bytes, of: key, object: object, into: &output)
-        if rebroadcast {
-            disseminate(bytes, of: key)
+        if let source {
+            disseminate(bytes, of: key, from: source)
         } else {
             digests.invalidate(key)
         }
@@ -380,7 +387,7 @@ extension Engine {
                 continue
             }
             replicator!.stats.statesApplied += 1
-            join(state, bytes: entry.bytes, into: entry.key, rebroadcast: false, output: &output)
+            join(state, bytes: entry.bytes, into: entry.key, rebroadcast: nil, output: &output)
         }
     }
 

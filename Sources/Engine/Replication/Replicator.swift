@@ -22,6 +22,8 @@ struct Replicator {
     var received: [String: PeerProgress] = [:]
     /// Deltas buffered since the last flush: pushed at once to a few random peers.
     var pendingEager: [DeltaBuffer.Entry] = []
+    /// Peers that sent us deltas of the pending batch: they have them, so others are pushed to first.
+    var pendingSources: Set<String> = []
     /// Peers that may lack something the buffer no longer holds: compare digests with them first.
     var needsSync: Set<String> = []
     /// Nodes whose traffic is dropped here (`CRDT.PARTITION`).
