@@ -207,10 +207,8 @@ extension Engine {
             return .simpleString(keyspace[key]?.visibleType?.rawValue ?? "none")
         case .keys(let pattern):
             let glob = GlobPattern(pattern)
-            let matching = keyspace.compactMap { key, object in
-                object.visibleType != nil && glob.matches(key) ? key : nil
-            }
-            return .array(matching.sorted { $0.lexicographicallyPrecedes($1) }.map { .bulkString($0) })
+            let matching = orderedKeys().filter { keyspace[$0]?.visibleType != nil && glob.matches($0) }
+            return .array(matching.map { .bulkString($0) })
         case .scan(let cursor, let match, let count, let type):
             return scan(cursor: cursor, match: match, count: count, type: type)
         case .dbSize:
@@ -280,10 +278,18 @@ extension Engine {
         return digests.root
     }
 
-    /// `SCAN`: keys in a stable order (sorted), the cursor being the position reached.
-    func scan(cursor: UInt64, match: Bytes?, count: Int, type: String?) -> RESPReply {
+    /// Every key in byte order (cached until a key is created).
+    mutating func orderedKeys() -> [Bytes] {
+        if let keyOrder { return keyOrder }
+        let sorted = keyspace.keys.sorted { $0.lexicographicallyPrecedes($1) }
+        keyOrder = sorted
+        return sorted
+    }
+
+    /// `SCAN`: keys in byte order, the cursor being the position reached (see `keyOrder`).
+    mutating func scan(cursor: UInt64, match: Bytes?, count: Int, type: String?) -> RESPReply {
         let glob = match.map(GlobPattern.init)
-        let all = keyspace.keys.sorted { $0.lexicographicallyPrecedes($1) }
+        let all = orderedKeys()
         let start = Int(min(cursor, UInt64(all.count)))
         let end = min(all.count, start + count)
         let page = all[start..<end].filter { key in

@@ -285,6 +285,7 @@ extension Engine {
         }
         countTypeChange(from: before.visibleType, to: object.visibleType)
         keyspace[key] = object
+        if !existed { keyOrder = nil }
         persist(delta: delta, bytes: bytes, of: key, object: object, into: &output)
         if let source {
             disseminate(bytes, of: key, from: source)

@@ -68,6 +68,10 @@ public struct Engine {
     /// the keyspace (a walk of 100k keys stalled the engine thread for ~60 ms once a second).
     var typeCounts: [KeyType: Int] = [:]
     var compaction: [Bytes: CompactionState] = [:]
+    /// Every key in byte order, for SCAN and KEYS; rebuilt only after a key was created. Keys are never
+    /// removed (a deleted key keeps its tombstone), so a SCAN cursor, an index into this order, only ever
+    /// sees keys move later: a key present for the whole iteration is returned at least once.
+    var keyOrder: [Bytes]?
     var sessions: [ClientID: Session] = [:]
     var stats = EngineStats()
     var digests: DigestIndex
@@ -215,6 +219,7 @@ public struct Engine {
             delta = try body(&created, &mutation)
             guard delta != KeyObject() else { return }
             keyspace[key] = created
+            keyOrder = nil
             object = created
         }
         clock = mutation.clock

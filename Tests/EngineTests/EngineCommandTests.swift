@@ -147,6 +147,28 @@ extension RESPReply {
         #expect(Set(seen).count == 57)
     }
 
+    @Test func scanReturnsEveryKeyPresentThroughoutEvenWhileKeysAreCreated() throws {
+        var h = try Harness()
+        for i in 0..<100 { h.run("SET", "k\(i)", "v") }
+        var seen = Set<RESPReply>()
+        var cursor = "0"
+        var page = 0
+        repeat {
+            guard case .array(let parts) = h.run("SCAN", cursor, "COUNT", "9"), case .bulkString(let next) = parts[0],
+                  case .array(let keys) = parts[1] else {
+                Issue.record("malformed SCAN reply")
+                return
+            }
+            seen.formUnion(keys)
+            cursor = String(decoding: next, as: UTF8.self)
+            // Keys created between pages, sorting before and after the cursor.
+            h.run("SET", "a-new-\(page)", "v")
+            h.run("SET", "z-new-\(page)", "v")
+            page += 1
+        } while cursor != "0" && page < 200
+        for i in 0..<100 { #expect(seen.contains(.bulk("k\(i)")), "k\(i) was skipped") }
+    }
+
     @Test func connectionCommands() throws {
         var h = try Harness()
         #expect(h.run("PING") == .simpleString("PONG"))
