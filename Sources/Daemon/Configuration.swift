@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 import Yams
 
 /// Everything a crdtd process needs to start. Built from defaults, then a YAML file, then command-line flags.
@@ -60,8 +61,10 @@ public struct Configuration: Sendable, Equatable {
         }
         for (name, address) in [("client_addr", clientAddr), ("peer_addr", peerAddr)] + seeds.map({ ("seed", $0) })
             + (metricsAddr.map { [("metrics_addr", $0)] } ?? []) {
-            guard HostPort(address) != nil else {
-                throw .invalid("\(name) '\(address)' is not HOST:PORT (for example 127.0.0.1:6379 or [::1]:6379)")
+            do {
+                _ = try SocketAddress(parsing: address)
+            } catch {
+                throw .invalid("\(name): \(error.message)")
             }
         }
         if clusterKeyFile == nil && !insecure {
@@ -95,37 +98,6 @@ public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
         case .invalid(let message): return "invalid configuration: \(message)"
         }
     }
-}
-
-/// `HOST:PORT` or `[IPv6]:PORT`.
-public struct HostPort: Sendable, Equatable, Hashable, CustomStringConvertible {
-    public var host: String
-    public var port: UInt16
-
-    public init(host: String, port: UInt16) {
-        self.host = host
-        self.port = port
-    }
-
-    public init?(_ text: String) {
-        let hostPart: Substring
-        let portPart: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
-            hostPart = text[text.index(after: text.startIndex)..<close]
-            portPart = text[text.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { return nil }
-            hostPart = text[..<colon]
-            portPart = text[text.index(after: colon)...]
-            if hostPart.contains(":") { return nil }
-        }
-        guard !hostPart.isEmpty, let port = UInt16(portPart) else { return nil }
-        self.host = String(hostPart)
-        self.port = port
-    }
-
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
 extension Configuration {

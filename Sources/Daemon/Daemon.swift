@@ -123,8 +123,12 @@ public enum Daemon {
     }
 
     static func endpoint(_ text: String) throws(ConfigurationError) -> PeerEndpoint {
-        guard let parsed = HostPort(text) else { throw .invalid("'\(text)' is not HOST:PORT") }
-        return PeerEndpoint(host: parsed.host, port: parsed.port)
+        do {
+            let address = try SocketAddress(parsing: text)
+            return PeerEndpoint(host: address.host, port: address.port)
+        } catch {
+            throw .invalid(error.message)
+        }
     }
 
     static func makeEnvelope(_ configuration: Configuration, logger: Logger) throws -> Envelope {
