@@ -72,6 +72,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["TestSupport", "Store", "CSQLite"]),
         .testTarget(name: "TransportTests", dependencies: ["TestSupport", "Transport"]),
         .testTarget(name: "WireTests", dependencies: ["TestSupport", "Wire", "CRDT"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CRDT", "RESP", "Wire"]),
         // Start the real crdtd binary; depend on it so it is built before these tests run.
         .testTarget(name: "IntegrationTests", dependencies: ["RESP", "RESPClient", "crdtd"]),
