@@ -36,10 +36,13 @@ extension Engine {
         if let source { replicator!.pendingSources.insert(source) }
     }
 
-    /// Pushes the deltas produced since the last flush to `fanout` random peers. The daemon calls this once
-    /// per batch of inputs, so one frame carries every delta of the batch.
+    /// Ends a batch of inputs: records the replication progress they made (once per batch, not per input:
+    /// it rides in the same commit as the batch's deltas, before any of its frames leave) and pushes the
+    /// deltas produced to `fanout` random peers, one frame carrying every delta of the batch.
     public mutating func flush(into output: inout EngineOutput) {
-        guard replicator != nil, !replicator!.pendingEager.isEmpty else { return }
+        guard replicator != nil else { return }
+        persistReplicationProgress(into: &output)
+        guard !replicator!.pendingEager.isEmpty else { return }
         let entries = replicator!.pendingEager
         replicator!.pendingEager.removeAll(keepingCapacity: true)
         let sources = replicator!.pendingSources

@@ -140,7 +140,7 @@ public struct Engine {
     }
 
     /// Processes one input, appending what it produced to `output`. Several inputs may share one output:
-    /// the shell group-commits them together.
+    /// the shell group-commits them together, and calls `flush(into:)` once at the end of the batch.
     public mutating func handle(_ input: EngineInput, into output: inout EngineOutput) {
         switch input {
         case .clientConnected(let client, let address):
@@ -160,7 +160,6 @@ public struct Engine {
             stats.lastTick = now
             replicationTick(now: now, into: &output)
         }
-        persistReplicationProgress(into: &output)
         if clock.counter > clockReservation {
             // Persist a bound ahead of the clock instead of every tick: a restart resumes from the bound,
             // so its timestamps still exceed every one issued before, at one small write per `clockLease` events.
@@ -184,6 +183,7 @@ public struct Engine {
     public mutating func handle(_ input: EngineInput) -> EngineOutput {
         var output = EngineOutput()
         handle(input, into: &output)
+        flush(into: &output)
         return output
     }
 
