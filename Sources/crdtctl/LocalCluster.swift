@@ -37,15 +37,12 @@ struct LocalCluster: Codable {
         try encoder.encode(self).write(to: URL(fileURLWithPath: Self.path(in: baseDir)))
     }
 
-    func node(_ name: String) throws -> Node {
-        guard let node = nodes.first(where: { $0.name == name }) else {
-            throw ClusterError("no node '\(name)' in this cluster (nodes: \(nodes.map(\.name).joined(separator: ", ")))")
-        }
-        return node
-    }
+    func node(_ name: String) throws -> Node { nodes[try index(of: name)] }
 
     func index(of name: String) throws -> Int {
-        guard let index = nodes.firstIndex(where: { $0.name == name }) else { _ = try node(name); return 0 }
+        guard let index = nodes.firstIndex(where: { $0.name == name }) else {
+            throw ClusterError("no node '\(name)' in this cluster (nodes: \(nodes.map(\.name).joined(separator: ", ")))")
+        }
         return index
     }
 
