@@ -116,6 +116,12 @@ extension Engine {
             let acked = replicator!.acknowledged(by: member)
             lowest = min(lowest, acked)
             guard acked < next else { continue }
+            if next - acked > replicator!.settings.maxReplayDeltas {
+                replicator!.needsSync.insert(member.nodeID)
+                replicator!.stats.replaysSkipped += 1
+                send(.deltas(from: acked, to: next, entries: []), to: member.endpoint, recipient: member.nodeID, into: &output)
+                continue
+            }
             if let first = replicator!.buffer.firstSequence, acked < first {
                 replicator!.needsSync.insert(member.nodeID)
             } else if replicator!.buffer.firstSequence == nil {
