@@ -116,7 +116,7 @@ extension Engine {
             let acked = replicator!.acknowledged(by: member)
             lowest = min(lowest, acked)
             guard acked < next else { continue }
-            if next - acked > replicator!.settings.maxReplayDeltas {
+            if replicator!.buffer.bytes(from: acked) > replicator!.settings.maxReplayBytes {
                 replicator!.needsSync.insert(member.nodeID)
                 replicator!.stats.replaysSkipped += 1
                 send(.deltas(from: acked, to: next, entries: []), to: member.endpoint, recipient: member.nodeID, into: &output)
@@ -325,9 +325,22 @@ extension Engine {
         for (key, digest) in ours { ourDigests[key] = digest }
         var wanted: [Bytes] = []
         var theirKeys = Set<Bytes>()
+        var deferred = Set<Bytes>()
         for entry in theirs where keyspace.bucket(of: entry.key) == bucket && inRange(entry.key) {
             theirKeys.insert(entry.key)
-            if ourDigests[entry.key] != entry.digest { wanted.append(entry.key) }
+            guard let mine = ourDigests[entry.key] else {
+                wanted.append(entry.key)
+                continue
+            }
+            guard mine != entry.digest else {
+                replicator!.repairDeferrals[recipient]?[entry.key] = nil
+                continue
+            }
+            if deferRepair(of: entry.key, ours: mine, theirs: entry.digest, peer: recipient) {
+                deferred.insert(entry.key)
+            } else {
+                wanted.append(entry.key)
+            }
         }
         var start = 0
         while start < wanted.count {
@@ -339,6 +352,38 @@ extension Engine {
         let wantedSet = Set(wanted)
         let push = ours.map(\.key).filter { !theirKeys.contains($0) || wantedSet.contains($0) }
         sendStates(push, to: peer, recipient: recipient, into: &output)
+        replicator!.stats.repairsDeferred += UInt64(deferred.count)
+    }
+
+    /// Objects at least this large (members plus fields) are transferred whole by repair only once
+    /// their difference holds still; smaller ones are cheaper to send than to track.
+    static let deferrableObjectSize = 256
+    /// A large key that keeps changing is still repaired after this many comparisons.
+    static let maxRepairDeferrals = 4
+
+    /// Whether to hold back the whole-state transfer of a large key whose digests differ. Under
+    /// continuous writes two replicas are rarely equal at the instant they compare, because deltas are
+    /// in flight; shipping a hot set of 100 k members every round is the storm this avoids. A key whose
+    /// two digests are unchanged since the last comparison really differs and is repaired now; one in
+    /// flux waits for its deltas, at most `maxRepairDeferrals` comparisons.
+    mutating func deferRepair(of key: Bytes, ours: Digest128, theirs: Digest128, peer: String) -> Bool {
+        guard let object = keyspace[key], object.set.count + object.hash.count >= Self.deferrableObjectSize else { return false }
+        var deferrals = replicator!.repairDeferrals[peer] ?? [:]
+        defer { replicator!.repairDeferrals[peer] = deferrals }
+        guard var entry = deferrals[key] else {
+            if deferrals.count < Replicator.maxDeferralsPerPeer {
+                deferrals[key] = Replicator.Deferral(ours: ours, theirs: theirs, rounds: 1)
+                return true
+            }
+            return false
+        }
+        if entry.ours == ours && entry.theirs == theirs || entry.rounds >= Self.maxRepairDeferrals {
+            deferrals[key] = nil
+            return false
+        }
+        entry = Replicator.Deferral(ours: ours, theirs: theirs, rounds: entry.rounds + 1)
+        deferrals[key] = entry
+        return true
     }
 
     mutating func sendStates(_ keys: [Bytes], to peer: PeerEndpoint, recipient: String, into output: inout EngineOutput) {
@@ -389,26 +434,31 @@ extension Engine {
             replicator!.assemblies[node] = nil
             return
         }
-        if offset == 0 {
+        let size = Int(total)
+        guard !bytes.isEmpty, offset <= total, UInt64(bytes.count) <= total - offset else {
+            replicator!.stats.rejected[FrameRejection.malformed.rawValue, default: 0] += 1
+            return
+        }
+        // Chunks are placed by offset, so they may arrive in any order and more than once (the network
+        // reorders, and a repair round may resend): the state is complete when every byte arrived.
+        var assembly: Replicator.Assembly
+        if let current = replicator!.assemblies[node], current.key == key, current.total == size {
+            assembly = current
+        } else {
             // One assembly per known member, and few at once: a peer cannot reserve memory under made-up names.
             guard replicator!.membership.member(node) != nil,
                   replicator!.assemblies[node] != nil || replicator!.assemblies.count < Self.maxConcurrentAssemblies else {
                 replicator!.stats.rejected["chunk_refused", default: 0] += 1
                 return
             }
-            replicator!.assemblies[node] = Replicator.Assembly(key: key, total: Int(total), bytes: [])
-            replicator!.assemblies[node]!.bytes.reserveCapacity(Int(total))
+            assembly = Replicator.Assembly(key: key, total: size, bytes: Bytes(repeating: 0, count: size))
         }
-        guard var assembly = replicator!.assemblies[node], assembly.key == key, assembly.total == Int(total),
-              assembly.bytes.count == Int(offset) else {
-            // Out of order or interleaved: drop it; the next repair round sends the object again.
-            replicator!.stats.rejected["chunk_out_of_order", default: 0] += 1
-            replicator!.assemblies[node] = nil
-            return
+        replicator!.assemblies[node] = nil  // Owned locally while copying, so the copy does not duplicate it.
+        if assembly.offsets.insert(offset).inserted {
+            assembly.bytes.replaceSubrange(Int(offset)..<Int(offset) + bytes.count, with: bytes)
+            assembly.received += bytes.count
         }
-        replicator!.assemblies[node] = nil  // Owned locally while appending, so the append does not copy.
-        assembly.bytes.append(contentsOf: bytes)
-        if assembly.bytes.count == assembly.total {
+        if assembly.received >= assembly.total {
             applyStates([KeyedBytes(key: key, bytes: assembly.bytes)], into: &output)
         } else {
             replicator!.assemblies[node] = assembly

@@ -6,12 +6,17 @@ struct DeltaBuffer {
     struct Entry {
         var sequence: UInt64
         var delta: KeyedBytes
+        /// Bytes appended to the buffer before this entry, over its whole life: the bytes between two
+        /// sequences are a subtraction, so a lagging peer's backlog is measured in O(1).
+        var offset: Int = 0
     }
 
     /// Oldest first; sequences are consecutive.
     private(set) var entries: [Entry] = []
     private var head = 0
     private(set) var bytes = 0
+    /// Bytes ever appended.
+    private var appended = 0
     let capacityBytes: Int
 
     init(capacityBytes: Int) { self.capacityBytes = capacityBytes }
@@ -22,8 +27,9 @@ struct DeltaBuffer {
     /// Appends a delta; drops the oldest ones when over budget. Returns whether anything was dropped.
     @discardableResult
     mutating func append(sequence: UInt64, delta: KeyedBytes) -> Bool {
-        entries.append(Entry(sequence: sequence, delta: delta))
+        entries.append(Entry(sequence: sequence, delta: delta, offset: appended))
         bytes += delta.key.count + delta.bytes.count
+        appended += delta.key.count + delta.bytes.count
         var dropped = false
         while bytes > capacityBytes && head < entries.count - 1 {
             dropOldest()
@@ -35,6 +41,13 @@ struct DeltaBuffer {
     /// Forgets every delta below `sequence` (all live peers have them).
     mutating func collect(below sequence: UInt64) {
         while head < entries.count && entries[head].sequence < sequence { dropOldest() }
+    }
+
+    /// Bytes of the deltas held with sequence at or above `sequence`. O(1).
+    func bytes(from sequence: UInt64) -> Int {
+        guard let first = firstSequence else { return 0 }
+        let start = head + Int(max(sequence, first) - first)
+        return start < entries.count ? appended - entries[start].offset : 0
     }
 
     /// Deltas with sequence at or above `from`, oldest first.

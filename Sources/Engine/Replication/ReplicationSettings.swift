@@ -40,10 +40,10 @@ public struct ReplicationSettings: Sendable {
     public var deltaBufferBytes = 8 << 20
     /// Bytes of deltas sent to one peer in one gossip round.
     public var maxDeltaBytesPerRound = 256 << 10
-    /// A peer more than this many deltas behind (restarted, healed after a long partition) is not
-    /// replayed the backlog: it is told to skip it and repaired by digest comparison, whose cost follows
-    /// the keys that differ, not the history that made them differ.
-    public var maxReplayDeltas: UInt64 = 16_384
+    /// A peer more than this many bytes of deltas behind (restarted, healed after a long partition) is
+    /// not replayed the backlog: it is told to skip it and repaired by digest comparison, whose cost
+    /// follows the keys that differ, not the history that made them differ.
+    public var maxReplayBytes = 1 << 20
     /// Keys are hashed into this many buckets for digest comparison.
     public var digestBuckets = 64
     /// Times each membership update is piggybacked before it is dropped from the gossip queue.

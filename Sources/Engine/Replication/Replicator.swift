@@ -36,11 +36,24 @@ struct Replicator {
     var assemblies: [String: Assembly] = [:]
     var progressChanged = false
     var stats = ReplicationStats()
+    /// Per peer, large keys whose repair is held back while their difference is in flux (see
+    /// `Engine.deferRepair`), with the digests last compared.
+    var repairDeferrals: [String: [Bytes: Deferral]] = [:]
+    static let maxDeferralsPerPeer = 1024
+
+    struct Deferral {
+        var ours: Digest128
+        var theirs: Digest128
+        var rounds: Int
+    }
 
     struct Assembly {
         var key: Bytes
         var total: Int
         var bytes: Bytes
+        /// Offsets of the chunks placed so far, and how many bytes they hold.
+        var offsets: Set<UInt64> = []
+        var received = 0
     }
 
     init(settings: ReplicationSettings, incarnation: UInt64, nextSequence: UInt64, selfID: String) {
@@ -73,7 +86,9 @@ public struct ReplicationStats: Sendable, Equatable {
     public var deltasApplied: UInt64 = 0
     public var statesApplied: UInt64 = 0
     public var bufferDrops: UInt64 = 0
-    /// Peers told to skip a backlog longer than `maxReplayDeltas` and repaired by digests instead.
+    /// Peers told to skip a backlog larger than `maxReplayBytes` and repaired by digests instead.
     public var replaysSkipped: UInt64 = 0
+    /// Whole-state transfers of large keys held back because their difference was still changing.
+    public var repairsDeferred: UInt64 = 0
     public init() {}
 }
