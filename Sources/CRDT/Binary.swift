@@ -247,6 +247,22 @@ public struct BinaryReader: Sendable {
     @inlinable
     public func slice(_ range: Range<Int>) -> ArraySlice<UInt8> { bytes[range] }
 
+    /// Whether the input bytes in `first` sort strictly before those in `second` (both already read),
+    /// compared in place: decoding a large map compares every key with the one before it.
+    @inlinable
+    func bytes(in first: Range<Int>, precede second: Range<Int>) -> Bool {
+        bytes.withUnsafeBufferPointer { buffer in
+            var index = 0
+            let common = min(first.count, second.count)
+            while index < common {
+                let left = buffer[first.lowerBound + index], right = buffer[second.lowerBound + index]
+                if left != right { return left < right }
+                index += 1
+            }
+            return first.count < second.count
+        }
+    }
+
     /// Runs `body` one nesting level deeper, failing with ``CRDTDecodingError/tooDeep(limit:offset:)``
     /// past ``DecodingLimits/maxDepth``.
     @inlinable

@@ -9,6 +9,9 @@ public protocol DotStore: Sendable, Equatable {
     func collectDots(into dots: inout [Dot])
     /// Calls `body` with every dot held by the store, without allocating.
     func forEachDot(_ body: (Dot) -> Void)
+    /// How many distinct dots the store holds, when it knows without looking at every dot (its shape
+    /// rules repeats out, or an index it keeps counts them); nil when it cannot tell that way.
+    var distinctDotCount: Int? { get }
     /// Whether the probed context has seen at least one of the dots held.
     func containsAnyDot(in context: CausalContext.Probe) -> Bool
     /// The causal join, in place: keeps a dot that both sides hold, or that one side holds and the
@@ -36,6 +39,20 @@ extension DotStore {
         return result
     }
 
+    /// Stores that cannot tell are checked dot by dot (``firstRepeatedDot()``).
+    @inlinable public var distinctDotCount: Int? { nil }
+
+    /// A dot held twice, if any: a decoded state must hold each dot once (a dot names one event).
+    @inlinable
+    public func firstRepeatedDot() -> Dot? {
+        var seen = Set<Dot>()
+        var repeated: Dot? = nil
+        forEachDot { dot in
+            if repeated == nil, !seen.insert(dot).inserted { repeated = dot }
+        }
+        return repeated
+    }
+
     /// The causal join of `(lhs, lhsContext)` and `(rhs, rhsContext)`.
     public static func joined(_ lhs: Self, _ lhsContext: CausalContext, _ rhs: Self, _ rhsContext: CausalContext) -> Self {
         var result = lhs
@@ -54,6 +71,9 @@ public struct DotSet: DotStore, Hashable {
     @inlinable init(_ elements: Set<Dot>) { storage = elements }
 
     @inlinable public var isBottom: Bool { storage.isEmpty }
+
+    /// A set holds each of its dots once.
+    @inlinable public var distinctDotCount: Int? { storage.count }
 
     public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: storage) }
 
@@ -91,6 +111,9 @@ public struct DotFun<Value: Sendable & Equatable>: DotStore {
     @inlinable init(_ entries: [Dot: Value]) { storage = entries }
 
     @inlinable public var isBottom: Bool { storage.isEmpty }
+
+    /// Dictionary keys are distinct.
+    @inlinable public var distinctDotCount: Int? { storage.count }
 
     public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: storage.keys) }
 
@@ -138,6 +161,12 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
         _dotDigest = DotDigest()
     }
 
+    /// Entries and the index built alongside them (by the decoder, in the same pass).
+    @inlinable init(entries: [Key: Value], owners: [Dot: Key]) {
+        storage = entries
+        self.owners = owners
+    }
+
     @inlinable init(_ entries: [Key: Value]) {
         storage = entries
         owners = [:]
@@ -158,6 +187,9 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     @inlinable public var isBottom: Bool { storage.isEmpty }
 
     public static func == (lhs: DotMap, rhs: DotMap) -> Bool { lhs.storage == rhs.storage }
+
+    /// The dot index has one entry per distinct dot.
+    @inlinable public var distinctDotCount: Int? { owners.count }
 
     public func collectDots(into dots: inout [Dot]) {
         for value in storage.values { value.collectDots(into: &dots) }

@@ -155,19 +155,21 @@ func encodeSortedByKeyBytes<Key: BinaryCodable, Value>(
     }
 }
 
-/// Reads a count, then entries whose keys' encoded bytes strictly increase.
+/// Reads a count, then entries whose keys' encoded bytes strictly increase. `reserve` gets the count
+/// first, so that a large map is allocated once instead of rehashed as it grows.
 @inlinable
 func decodeSortedByKeyBytes<Key: BinaryCodable>(
-    from reader: inout BinaryReader, minimumElementSize: Int = 1,
+    from reader: inout BinaryReader, minimumElementSize: Int = 1, reserve: (Int) -> Void = { _ in },
     entry decodeEntry: (Key, inout BinaryReader) throws(CRDTDecodingError) -> Void
 ) throws(CRDTDecodingError) {
     let count = try reader.readCount(minimumElementSize: minimumElementSize)
+    reserve(count)
     var previous: Range<Int>? = nil
     for _ in 0..<count {
         let start = reader.offset
         let key = try Key(from: &reader)
         let range = start..<reader.offset
-        if let previous, !reader.slice(previous).lexicographicallyPrecedes(reader.slice(range)) {
+        if let previous, !reader.bytes(in: previous, precede: range) {
             throw .notCanonical(reason: "keys must be sorted by their encoding, without repeats", offset: start)
         }
         previous = range
@@ -305,13 +307,18 @@ extension DotMap: BinaryCodable where Key: BinaryCodable, Value: BinaryCodable {
     @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         var entries: [Key: Value] = [:]
-        try decodeSortedByKeyBytes(from: &reader, minimumElementSize: 2) { (key: Key, reader: inout BinaryReader) throws(CRDTDecodingError) in
+        var owners: [Dot: Key] = [:]
+        try decodeSortedByKeyBytes(from: &reader, minimumElementSize: 2, reserve: {
+            entries.reserveCapacity($0)
+            owners.reserveCapacity($0)
+        }) { (key: Key, reader: inout BinaryReader) throws(CRDTDecodingError) in
             let start = reader.offset
             let value = try reader.nested { (inner: inout BinaryReader) throws(CRDTDecodingError) in try Value(from: &inner) }
             guard !value.isBottom else { throw .invalidValue(reason: "a map entry cannot hold an empty value", offset: start) }
             entries[key] = value
+            value.forEachDot { owners[$0] = key }
         }
-        self.init(entries)
+        self.init(entries: entries, owners: owners)
     }
 }
 
@@ -331,21 +338,18 @@ extension CausalCRDT where Store: BinaryCodable {
         let store = try Store(from: &reader)
         let start = reader.offset
         let context = try CausalContext(from: &reader)
-        var seen = Set<Dot>()
+        let probe = CausalContext.Probe(context)
         var missing: Dot? = nil
-        var repeated: Dot? = nil
+        var count = 0
         store.forEachDot { dot in
-            guard missing == nil, repeated == nil else { return }
-            if !context.contains(dot) {
-                missing = dot
-            } else if !seen.insert(dot).inserted {
-                repeated = dot
-            }
+            count += 1
+            if missing == nil, !probe.contains(dot) { missing = dot }
         }
         if let missing {
             throw .invalidValue(reason: "dot \(missing) is held but missing from the causal context", offset: start)
         }
-        if let repeated {
+        // A store that counts its distinct dots (DotMap's index) spares a second set of every dot.
+        if store.distinctDotCount != count, let repeated = store.firstRepeatedDot() {
             throw .invalidValue(reason: "dot \(repeated) appears twice in one state", offset: start)
         }
         return Self(store: store, context: context)

@@ -88,6 +88,9 @@ final class Statement {
 
     func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
 
+    /// The rowid the last successful INSERT on this connection assigned.
+    var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(database) }
+
     /// Rows changed by the last statement run on this connection.
     var changes: Int { Int(sqlite3_changes(database)) }
 }

@@ -7,10 +7,10 @@ public import Logging
 /// Writes cost O(size of the change): a ``StoreRecord/delta(key:bytes:)`` appends one row to a single
 /// append-only log (sequential pages, no per-key index to update: an index on the key made random
 /// inserts, and commits, ten times slower); the engine now and then writes a
-/// ``StoreRecord/snapshot(key:bytes:)``, which replaces the key's snapshot and marks its older deltas
-/// as superseded. Superseded deltas are skipped by ``load()`` and deleted by an incremental
-/// collector that each commit runs over a bounded slice of the log once superseded rows outnumber
-/// live ones, so the file stays within about twice the live data and no commit pays for a full scan.
+/// ``StoreRecord/snapshot(key:bytes:)``, which replaces the key's snapshot and supersedes its older
+/// deltas. The store knows, in memory, the sequence numbers of every key's deltas, so superseded deltas
+/// are deleted by rowid range, a bounded number per commit once they outnumber live ones: no commit
+/// scans the log or reads a snapshot it does not write, whatever the size of the other keys' objects.
 /// Each ``commit(_:)`` is one transaction, so the daemon group-commits everything that arrived while
 /// the previous commit ran.
 ///
@@ -43,6 +43,30 @@ public final class Store {
             """,
             "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
         ]),
+        // Version 1 kept through_seq after the snapshot's bytes, so reading it walked the blob's chain of
+        // overflow pages: megabytes of page reads per delta the collector looked at (docs/storage.md).
+        // Version 2 puts the small columns first, in a rowid table (SQLite keeps large rows out of
+        // WITHOUT ROWID b-trees best), and has no tombstones: a removed key's rows are deleted at once.
+        Migration(description: "snapshot bookkeeping before the bytes; superseded deltas and tombstones dropped", statements: [
+            // Read each old row's through_seq once, past its blob, into a table of small rows...
+            "CREATE TABLE migration_through (key BLOB PRIMARY KEY, through_seq INTEGER NOT NULL) WITHOUT ROWID",
+            "INSERT INTO migration_through(key, through_seq) SELECT key, through_seq FROM snapshots",
+            // ...so that deleting every superseded delta, tombstoned keys' included, looks up small rows.
+            """
+            DELETE FROM deltas
+            WHERE seq <= coalesce((SELECT through_seq FROM migration_through WHERE migration_through.key = deltas.key), 0)
+            """,
+            """
+            CREATE TABLE snapshots_v2 (
+                key BLOB PRIMARY KEY,
+                through_seq INTEGER NOT NULL,
+                bytes BLOB NOT NULL)
+            """,
+            "INSERT INTO snapshots_v2(key, through_seq, bytes) SELECT key, through_seq, bytes FROM snapshots WHERE bytes IS NOT NULL",
+            "DROP TABLE snapshots",
+            "DROP TABLE migration_through",
+            "ALTER TABLE snapshots_v2 RENAME TO snapshots",
+        ]),
     ]
 
     /// One schema step.
@@ -58,19 +82,29 @@ public final class Store {
     private let logger: Logger
     private var database: OpaquePointer?
     private var statements: Statements?
-    private var collector = Collector()
+    private(set) var collector = Collector()
 
     private struct Statements {
         let begin, commit, rollback: Statement
-        let appendDelta, putSnapshot, putTombstone, putMeta: Statement
+        let appendDelta, putSnapshot, removeSnapshot, deleteDeltas, putMeta: Statement
         let loadSnapshots, loadDeltas, loadMeta: Statement
-        let lastSequence, collectRange, dropTombstones: Statement
 
         var all: [Statement] {
-            [begin, commit, rollback, appendDelta, putSnapshot, putTombstone, putMeta,
-             loadSnapshots, loadDeltas, loadMeta, lastSequence, collectRange, dropTombstones]
+            [begin, commit, rollback, appendDelta, putSnapshot, removeSnapshot, deleteDeltas, putMeta,
+             loadSnapshots, loadDeltas, loadMeta]
+        }
+
+        /// The statements a commit runs, by name: none of them may scan a table (`StoreQueryPlanTests`).
+        var commitPath: [(String, Statement)] {
+            [("appendDelta", appendDelta), ("putSnapshot", putSnapshot), ("removeSnapshot", removeSnapshot),
+             ("deleteDeltas", deleteDeltas), ("putMeta", putMeta)]
         }
     }
+
+    /// Superseded deltas a due commit deletes at least, whatever its size: enough to keep ahead of the
+    /// log (a commit deletes at least four times the deltas it appends), few enough to stay a few
+    /// milliseconds.
+    static let collectionFloor = 1024
 
     /// Opens or creates the database at `path`, verifies it belongs to crdtd, is intact
     /// (``StoreOptions/verifyOnOpen``) and is not from a newer version, then migrates it forward.
@@ -120,38 +154,34 @@ public final class Store {
     public func load() throws(StoreError) -> RecoveredState {
         let statements = try open()
         var state = RecoveredState()
+        var collector = Collector()
         var coveredThrough: [[UInt8]: Int64] = [:]
         let loadSnapshots = statements.loadSnapshots
         defer { loadSnapshots.reset() }
         while try loadSnapshots.step() {
             let key = loadSnapshots.blob(0)
-            coveredThrough[key] = loadSnapshots.int(2)
-            if !loadSnapshots.isNull(1) {
-                state.keys[key] = RecoveredKey(snapshot: loadSnapshots.blob(1))
-            }
+            coveredThrough[key] = loadSnapshots.int(1)
+            state.keys[key] = RecoveredKey(snapshot: loadSnapshots.blob(2))
         }
-        var live: [[UInt8]: Int] = [:]
-        var superseded = 0
         let loadDeltas = statements.loadDeltas
         defer { loadDeltas.reset() }
-        // One sequential pass over the log, in append order.
+        // One sequential pass over the log, in append order; a superseded row's bytes are not read.
         while try loadDeltas.step() {
             let key = loadDeltas.blob(0)
-            if let through = coveredThrough[key], loadDeltas.int(2) <= through {
-                superseded += 1
+            let sequence = loadDeltas.int(1)
+            if let through = coveredThrough[key], sequence <= through {
+                collector.loadedSuperseded(sequence, key: key)
                 continue
             }
-            state.keys[key, default: RecoveredKey()].deltas.append(loadDeltas.blob(1))
-            live[key, default: 0] += 1
+            collector.appended(sequence, key: key)
+            state.keys[key, default: RecoveredKey()].deltas.append(loadDeltas.blob(2))
         }
         let loadMeta = statements.loadMeta
         defer { loadMeta.reset() }
         while try loadMeta.step() {
             state.meta[loadMeta.text(0)] = loadMeta.blob(1)
         }
-        collector.liveDeltas = live
-        collector.liveTotal = live.values.reduce(0, +)
-        collector.supersededTotal = superseded
+        self.collector = collector
         return state
     }
 
@@ -159,125 +189,121 @@ public final class Store {
     /// none is. Returns once the transaction is as durable as ``StoreOptions/synchronous`` promises.
     public func commit(_ records: [StoreRecord]) throws(StoreError) {
         let statements = try open()
+        // Chosen from the state before the batch, and accounted for before the batch's own records.
+        let collection = collector.isDue(threshold: options.collectorThreshold)
+            ? collector.nextCollection(max(4 * records.count, Self.collectionFloor))
+            : Collector.Collection()
+        var sequences: [Int64] = []
         try statements.begin.run()
-        var collected = 0
         do throws(StoreError) {
+            try delete(collection.ranges, statements)
             for record in records {
                 switch record {
                 case .delta(let key, let bytes):
                     try statements.appendDelta.bind(1, key)
                     try statements.appendDelta.bind(2, bytes)
                     try statements.appendDelta.run()
+                    sequences.append(statements.appendDelta.lastInsertedRowID)
                 case .snapshot(let key, let bytes):
                     try statements.putSnapshot.bind(1, key)
                     try statements.putSnapshot.bind(2, bytes)
                     try statements.putSnapshot.run()
                 case .remove(let key):
-                    try statements.putTombstone.bind(1, key)
-                    try statements.putTombstone.run()
+                    try statements.removeSnapshot.bind(1, key)
+                    try statements.removeSnapshot.run()
+                    // Every row of the key: those committed before, and those appended by this batch.
+                    var rows = collector.rows(of: key)
+                    var index = 0
+                    for case .delta(let deltaKey, _) in records {
+                        if deltaKey == key, index < sequences.count { rows.append(sequences[index]...sequences[index]) }
+                        index += 1
+                    }
+                    try delete(rows, statements)
                 case .meta(let name, let value):
                     try statements.putMeta.bind(1, name)
                     try statements.putMeta.bind(2, value)
                     try statements.putMeta.run()
                 }
             }
-            if collector.isDue(threshold: options.collectorThreshold) || collector.passLimit >= 0 {
-                collected = try collectStep(statements, rows: max(4 * records.count, 4096))
-            }
             try statements.commit.run()
         } catch {
             // Best effort: a failed COMMIT may already have rolled back, and the original error matters more.
             try? statements.rollback.run()
-            if collector.passLimit >= 0 { collector.passLimit = -1 }  // the step was rolled back: restart the pass
             throw error
         }
-        collector.account(records, collected: collected)
+        collector.collected(collection)
+        var next = sequences.makeIterator()
+        for record in records {
+            switch record {
+            case .delta(let key, _): collector.appended(next.next()!, key: key)
+            case .snapshot(let key, _): collector.snapshotWritten(key)
+            case .remove(let key): collector.removed(key)
+            case .meta: break
+            }
+        }
+        if !collection.ranges.isEmpty {
+            logger.trace("collected superseded deltas", metadata: ["deleted": "\(collection.rows)"])
+        }
     }
 
-    /// Deletes every superseded delta and obsolete tombstone now, in one transaction, and returns
-    /// how many rows it deleted. The daemon need not call it (commits collect incrementally); it
-    /// is for tests, tools and shutdown.
+    /// Deletes every superseded delta now, in one transaction, and returns how many rows it deleted.
+    /// The daemon need not call it (commits collect incrementally); it is for tests, tools and shutdown.
     @discardableResult
     public func compact() throws(StoreError) -> Int {
         let statements = try open()
+        let collection = collector.nextCollection(collector.supersededTotal)
         try statements.begin.run()
-        var deleted = 0
         do throws(StoreError) {
-            collector.passLimit = -1
-            deleted = try collectStep(statements, rows: Int.max / 4)
+            try delete(collection.ranges, statements)
             try statements.commit.run()
         } catch {
             try? statements.rollback.run()
-            collector.passLimit = -1
             throw error
         }
-        collector.account([], collected: deleted)
-        return deleted
+        collector.collected(collection)
+        return collection.rows
     }
 
-    /// Deletes superseded deltas in the next `rows` sequence numbers of the current collection pass,
-    /// starting a pass if none is under way. Returns the deltas deleted.
-    private func collectStep(_ statements: Statements, rows: Int) throws(StoreError) -> Int {
-        if collector.passLimit < 0 {
-            defer { statements.lastSequence.reset() }
-            _ = try statements.lastSequence.step()
-            collector.passLimit = statements.lastSequence.int(0)
-            collector.cursor = 0
+    /// Deletes the delta rows in `ranges`, one rowid range at a time.
+    private func delete(_ ranges: [ClosedRange<Int64>], _ statements: Statements) throws(StoreError) {
+        for range in ranges {
+            try statements.deleteDeltas.bind(1, range.lowerBound)
+            try statements.deleteDeltas.bind(2, range.upperBound)
+            try statements.deleteDeltas.run()
         }
-        let end = collector.cursor + Int64(rows)
-        try statements.collectRange.bind(1, collector.cursor)
-        try statements.collectRange.bind(2, end)
-        try statements.collectRange.run()
-        let deleted = statements.collectRange.changes
-        collector.cursor = end
-        if end > collector.passLimit {
-            // Every tombstone older than the pass has had all its deltas deleted by it.
-            try statements.dropTombstones.bind(1, collector.passLimit)
-            try statements.dropTombstones.run()
-            collector.passLimit = -1
-        }
-        logger.trace("collected superseded deltas", metadata: ["deleted": "\(deleted)", "cursor": "\(end)"])
-        return deleted
     }
 
-    /// Rows in `table` (superseded deltas and tombstones included); for tests.
+    /// `EXPLAIN QUERY PLAN` of every statement a commit may run, by name; for tests.
+    func commitQueryPlans() throws(StoreError) -> [String: [String]] {
+        let statements = try open()
+        var plans: [String: [String]] = [:]
+        for (name, statement) in statements.commitPath {
+            let explain = try Statement(database!, "EXPLAIN QUERY PLAN " + statement.sql)
+            defer { explain.finalize() }
+            var details: [String] = []
+            while try explain.step() { details.append(explain.text(3)) }
+            plans[name] = details
+        }
+        return plans
+    }
+
+    /// Pages this connection fetched from its cache or from the file since the last call: how much of
+    /// the database a piece of work touched, counted deterministically; for tests.
+    func pagesFetchedSinceLastCall() -> Int {
+        guard let database else { return 0 }
+        var total = 0
+        for counter in [SQLITE_DBSTATUS_CACHE_HIT, SQLITE_DBSTATUS_CACHE_MISS] {
+            var current: Int32 = 0, highest: Int32 = 0
+            sqlite3_db_status(database, counter, &current, &highest, 1)
+            total += Int(current)
+        }
+        return total
+    }
+
+    /// Rows in `table` (superseded deltas included); for tests.
     func rowCount(_ table: String) -> Int? {
         guard database != nil, let rows = try? query("SELECT count(*) FROM \(table)") else { return nil }
         return rows.first.flatMap { Int($0) }
-    }
-
-    /// Bookkeeping that decides when superseded deltas are worth collecting. Exact after ``load()``.
-    struct Collector {
-        var liveDeltas: [[UInt8]: Int] = [:]
-        var liveTotal = 0
-        var supersededTotal = 0
-        /// The last sequence number of the pass under way, or -1 when no pass is under way.
-        var passLimit: Int64 = -1
-        /// The next sequence number the pass examines.
-        var cursor: Int64 = 0
-
-        /// Collect once superseded rows reach the threshold and outnumber live ones: the file then
-        /// stays within about twice the live data, and each delta is deleted O(1) times.
-        func isDue(threshold: Int) -> Bool {
-            supersededTotal >= max(threshold, liveTotal)
-        }
-
-        mutating func account(_ records: [StoreRecord], collected: Int) {
-            for record in records {
-                switch record {
-                case .delta(let key, _):
-                    liveDeltas[key, default: 0] += 1
-                    liveTotal += 1
-                case .snapshot(let key, _), .remove(let key):
-                    let superseded = liveDeltas.removeValue(forKey: key) ?? 0
-                    liveTotal -= superseded
-                    supersededTotal += superseded
-                case .meta:
-                    break
-                }
-            }
-            supersededTotal = max(0, supersededTotal - collected)
-        }
     }
 
     /// Finalizes the statements and closes the database, checkpointing the write-ahead log.
@@ -315,29 +341,21 @@ public final class Store {
             commit: Statement(database, "COMMIT"),
             rollback: Statement(database, "ROLLBACK"),
             appendDelta: Statement(database, "INSERT INTO deltas(key, bytes) VALUES (?1, ?2)"),
+            // through_seq: the last sequence number ever assigned, so every delta of the key so far is covered.
             putSnapshot: Statement(database, """
-                INSERT INTO snapshots(key, bytes, through_seq)
-                VALUES (?1, ?2, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deltas'), 0))
-                ON CONFLICT(key) DO UPDATE SET bytes = excluded.bytes, through_seq = excluded.through_seq
+                INSERT INTO snapshots(key, through_seq, bytes)
+                VALUES (?1, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deltas'), 0), ?2)
+                ON CONFLICT(key) DO UPDATE SET through_seq = excluded.through_seq, bytes = excluded.bytes
                 """),
-            putTombstone: Statement(database, """
-                INSERT INTO snapshots(key, bytes, through_seq)
-                VALUES (?1, NULL, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deltas'), 0))
-                ON CONFLICT(key) DO UPDATE SET bytes = NULL, through_seq = excluded.through_seq
-                """),
+            removeSnapshot: Statement(database, "DELETE FROM snapshots WHERE key = ?1"),
+            deleteDeltas: Statement(database, "DELETE FROM deltas WHERE seq BETWEEN ?1 AND ?2"),
             putMeta: Statement(database, """
                 INSERT INTO meta(name, value) VALUES (?1, ?2)
                 ON CONFLICT(name) DO UPDATE SET value = excluded.value
                 """),
-            loadSnapshots: Statement(database, "SELECT key, bytes, through_seq FROM snapshots"),
-            loadDeltas: Statement(database, "SELECT key, bytes, seq FROM deltas ORDER BY seq"),
-            loadMeta: Statement(database, "SELECT name, value FROM meta"),
-            lastSequence: Statement(database, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deltas'), 0)"),
-            collectRange: Statement(database, """
-                DELETE FROM deltas WHERE seq >= ?1 AND seq < ?2
-                AND seq <= coalesce((SELECT through_seq FROM snapshots WHERE snapshots.key = deltas.key), 0)
-                """),
-            dropTombstones: Statement(database, "DELETE FROM snapshots WHERE bytes IS NULL AND through_seq < ?1"))
+            loadSnapshots: Statement(database, "SELECT key, through_seq, bytes FROM snapshots"),
+            loadDeltas: Statement(database, "SELECT key, seq, bytes FROM deltas ORDER BY seq"),
+            loadMeta: Statement(database, "SELECT name, value FROM meta"))
     }
 
     /// Runs SQL with no parameters, returning the first column of each row as text.

@@ -42,7 +42,7 @@ public enum StoreRecord: Sendable, Hashable {
     /// Replaces `key`'s snapshot and drops every delta appended to `key` before it, so that loading
     /// yields this snapshot followed by the deltas appended after it.
     case snapshot(key: [UInt8], bytes: [UInt8])
-    /// Forgets `key`: its snapshot and all its deltas.
+    /// Forgets `key`: deletes its snapshot and all its deltas at once, in O(the key's stored rows).
     case remove(key: [UInt8])
     /// Sets a named value (node id, Lamport clock, ...), replacing any earlier value.
     case meta(name: String, value: [UInt8])

@@ -146,6 +146,41 @@ struct EncodingTests {
         #expect(throws: CRDTDecodingError.self) { try CausalContext(from: &reader) }
     }
 
+    /// The decoder checks repeated dots by the dot index's count (DotMap), no longer by a set of
+    /// every dot: a dot under two members must still be refused, and a dot the context lacks too.
+    @Test func repeatedAndUncoveredDotsAreRejected() throws {
+        let replica = ReplicaID(1)
+        func setBytes(members: [String], dots: [UInt64], contextTop: UInt64) -> [UInt8] {
+            var writer = BinaryWriter()
+            writer.write(byte: crdtFormatVersion)
+            writer.write(byte: AWSet<[UInt8]>.binaryTypeTag)
+            writer.write(varint: UInt64(members.count))
+            for (member, counter) in zip(members, dots) {
+                writer.write(lengthPrefixed: Array(member.utf8))
+                writer.write(varint: 1)
+                replica.encode(to: &writer)
+                writer.write(varint: counter)
+            }
+            writer.write(varint: 1)
+            replica.encode(to: &writer)
+            writer.write(varint: contextTop)
+            writer.write(varint: 0)
+            return writer.bytes
+        }
+        #expect(try AWSet<[UInt8]>(serializedBytes: setBytes(members: ["a", "b"], dots: [1, 2], contextTop: 2)).count == 2)
+        func reason(_ bytes: [UInt8]) -> String? {
+            do {
+                _ = try AWSet<[UInt8]>(serializedBytes: bytes)
+                return nil
+            } catch {
+                guard case .invalidValue(let reason, _) = error else { return "\(error)" }
+                return reason
+            }
+        }
+        #expect(reason(setBytes(members: ["a", "b"], dots: [1, 1], contextTop: 2))?.contains("appears twice") == true)
+        #expect(reason(setBytes(members: ["a", "b"], dots: [1, 3], contextTop: 2))?.contains("missing from the causal context") == true)
+    }
+
     @Test func byteStringsAndStringsAreValidated() throws {
         var set = AWSet<String>()
         set.add("héllo", replica: ReplicaID(1))

@@ -55,22 +55,44 @@ import TestSupport
         #expect(try openStore(path).load().keys[k] == RecoveredKey(snapshot: [12], deltas: [[3]]))
     }
 
-    @Test func tombstonesHideOldDeltasAndAreDroppedOnceUseless() throws {
+    @Test func removeDeletesEveryRowOfTheKeyAtOnce() throws {
         let directory = TemporaryDirectory()
         let path = directory.file("node.db")
         let store = try openStore(path)
         _ = try store.load()
-        try store.commit([.delta(key: k, bytes: [1]), .snapshot(key: other, bytes: [5]), .delta(key: k, bytes: [2])])
+        try store.commit([.delta(key: k, bytes: [1]), .snapshot(key: other, bytes: [5]), .delta(key: k, bytes: [2]),
+                          .delta(key: other, bytes: [6]), .snapshot(key: k, bytes: [7]), .delta(key: k, bytes: [8])])
         try store.commit([.remove(key: k), .remove(key: other)])
         #expect(try store.load().keys.isEmpty)
-        try store.commit([.delta(key: k, bytes: [3])])
-        #expect(try store.load().keys == [k: RecoveredKey(deltas: [[3]])])
-        try store.compact()
-        #expect(store.rowCount("deltas") == 1)
+        #expect(store.rowCount("deltas") == 0)
         #expect(store.rowCount("snapshots") == 0)
-        #expect(try store.load().keys == [k: RecoveredKey(deltas: [[3]])])
+        // Within a batch: the deltas appended before the remove go with it, those after stay.
+        try store.commit([.delta(key: k, bytes: [3]), .remove(key: k), .delta(key: k, bytes: [4])])
+        #expect(try store.load().keys == [k: RecoveredKey(deltas: [[4]])])
+        #expect(store.rowCount("deltas") == 1)
+        #expect(try store.compact() == 0)
         store.close()
-        #expect(try openStore(path).load().keys == [k: RecoveredKey(deltas: [[3]])])
+        #expect(try openStore(path).load().keys == [k: RecoveredKey(deltas: [[4]])])
+    }
+
+    @Test func collectionDeletesRunsOfConsecutiveDeltasAcrossCommits() throws {
+        let directory = TemporaryDirectory()
+        let store = try openStore(directory.file("node.db"), StoreOptions(synchronous: .normal, collectorThreshold: 10))
+        _ = try store.load()
+        // 3,000 deltas of k, interleaved with other's every tenth: runs of nine, then a snapshot of k.
+        for round in 0..<3 {
+            try store.commit((0..<1000).map { $0 % 10 == 9 ? .delta(key: other, bytes: [UInt8(round)]) : .delta(key: k, bytes: [UInt8($0 % 9)]) })
+        }
+        try store.commit([.snapshot(key: k, bytes: [1])])
+        #expect(store.rowCount("deltas") == 3000)
+        // 2,700 superseded: a one-record commit deletes the floor (1,024 rows), the next ones the rest.
+        try store.commit([.delta(key: other, bytes: [9])])
+        #expect(store.rowCount("deltas") == 3001 - Store.collectionFloor)
+        try store.commit([.delta(key: other, bytes: [9])])
+        try store.commit([.delta(key: other, bytes: [9])])
+        #expect(store.rowCount("deltas") == 303)
+        #expect(try store.load().keys == [k: RecoveredKey(snapshot: [1]), other: RecoveredKey(deltas: (0..<3).flatMap { round in
+            Array(repeating: [UInt8(round)], count: 100) } + [[9], [9], [9]])])
     }
 
     @Test func randomHistoriesLoadLikeAModel() throws {

@@ -9,7 +9,7 @@ import Testing
         let path = directory.file("node.db")
         writeFile(path, [])
         let store = try openStore(path)
-        #expect(store.pragma("user_version") == "1")
+        #expect(store.pragma("user_version") == String(Store.schemaVersion))
         try store.commit([.delta(key: [1], bytes: [2])])
         #expect(try store.load().keys.count == 1)
     }
@@ -73,7 +73,7 @@ import Testing
         #expect(contents(path) == damaged)
     }
 
-    static let version2 = Store.Migration(description: "a note column on meta", statements: [
+    static let futureVersion = Store.Migration(description: "a note column on meta", statements: [
         "ALTER TABLE meta ADD COLUMN note TEXT",
         "UPDATE meta SET note = 'migrated'",
     ])
@@ -87,13 +87,13 @@ import Testing
         }
         do {
             let store = try Store(path: path, options: StoreOptions(), logger: Logger(label: "test"),
-                                  migrations: Store.migrations + [Self.version2])
-            #expect(store.pragma("user_version") == "2")
+                                  migrations: Store.migrations + [Self.futureVersion])
+            #expect(store.pragma("user_version") == String(Store.schemaVersion + 1))
             #expect(store.pragma("application_id") == String(Store.applicationID))
             #expect(try store.load() == RecoveredState(keys: [[1]: RecoveredKey(deltas: [[2]])], meta: ["id": [3]]))
         }
         rawSQL(path, "SELECT note FROM meta")
-        // This build knows only version 1: the migrated file is now from its future.
+        // This build knows only its own versions: the migrated file is now from its future.
         #expect(storeError { _ = try openStore(path) }?.code == .newerSchema)
     }
 
@@ -112,7 +112,44 @@ import Testing
         }
         #expect(error?.code == .migrationFailed)
         let store = try openStore(path)
-        #expect(store.pragma("user_version") == "1")
+        #expect(store.pragma("user_version") == String(Store.schemaVersion))
         #expect(try store.load().keys == [[1]: RecoveredKey(deltas: [[2]])])
+    }
+
+    /// A version-1 file (snapshots with through_seq after the bytes, tombstones, superseded deltas not
+    /// yet collected) migrates to version 2 with the same recovered state, its dead rows dropped.
+    @Test func migratesAVersionOneStoreWithTombstonesAndSupersededDeltas() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("node.db")
+        do {
+            let store = try Store(path: path, options: StoreOptions(synchronous: .normal), logger: Logger(label: "test"),
+                                  migrations: Array(Store.migrations.prefix(1)))
+            #expect(store.pragma("user_version") == "1")
+        }
+        // What version 1 wrote: k's first two deltas are superseded by its snapshot, gone's by a tombstone.
+        rawSQL(path, """
+            INSERT INTO deltas(key, bytes) VALUES (x'6b', x'01'), (x'676f6e65', x'02'), (x'6b', x'03');
+            INSERT INTO snapshots(key, bytes, through_seq) VALUES (x'6b', x'0c', 3), (x'676f6e65', NULL, 3);
+            INSERT INTO deltas(key, bytes) VALUES (x'6b', x'04'), (x'6f74686572', x'05'), (x'676f6e65', x'06');
+            INSERT INTO meta(name, value) VALUES ('id', x'07');
+            """)
+        let store = try openStore(path)
+        #expect(store.pragma("user_version") == "2")
+        #expect(try store.load() == RecoveredState(keys: [
+            bytes("k"): RecoveredKey(snapshot: [12], deltas: [[4]]),
+            bytes("other"): RecoveredKey(deltas: [[5]]),
+            bytes("gone"): RecoveredKey(deltas: [[6]]),
+        ], meta: ["id": [7]]))
+        #expect(store.rowCount("deltas") == 3)
+        #expect(store.rowCount("snapshots") == 1)
+        #expect(store.rowCount("sqlite_schema WHERE name = 'migration_through'") == 0)
+        // Sequence numbers keep counting from where version 1 stopped.
+        try store.commit([.delta(key: bytes("k"), bytes: [8]), .snapshot(key: bytes("other"), bytes: [9])])
+        store.close()
+        #expect(try openStore(path).load().keys == [
+            bytes("k"): RecoveredKey(snapshot: [12], deltas: [[4], [8]]),
+            bytes("other"): RecoveredKey(snapshot: [9]),
+            bytes("gone"): RecoveredKey(deltas: [[6]]),
+        ])
     }
 }
