@@ -162,9 +162,11 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     }
 
     /// Entries and the index built alongside them (by the decoder, in the same pass).
-    @inlinable init(entries: [Key: Value], owners: [Dot: Key]) {
+    /// A map whose dot index and dot digest the caller built (the decoder, in the same pass).
+    @inlinable init(entries: [Key: Value], owners: [Dot: Key], dotDigest: DotDigest) {
         storage = entries
         self.owners = owners
+        _dotDigest = dotDigest
     }
 
     @inlinable init(_ entries: [Key: Value]) {

@@ -308,6 +308,7 @@ extension DotMap: BinaryCodable where Key: BinaryCodable, Value: BinaryCodable {
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         var entries: [Key: Value] = [:]
         var owners: [Dot: Key] = [:]
+        var digest = DotDigest()
         try decodeSortedByKeyBytes(from: &reader, minimumElementSize: 2, reserve: {
             entries.reserveCapacity($0)
             owners.reserveCapacity($0)
@@ -316,9 +317,12 @@ extension DotMap: BinaryCodable where Key: BinaryCodable, Value: BinaryCodable {
             let value = try reader.nested { (inner: inout BinaryReader) throws(CRDTDecodingError) in try Value(from: &inner) }
             guard !value.isBottom else { throw .invalidValue(reason: "a map entry cannot hold an empty value", offset: start) }
             entries[key] = value
-            value.forEachDot { owners[$0] = key }
+            value.forEachDot {
+                owners[$0] = key
+                digest.insert($0)
+            }
         }
-        self.init(entries: entries, owners: owners)
+        self.init(entries: entries, owners: owners, dotDigest: digest)
     }
 }
 
