@@ -214,7 +214,7 @@ extension CRDTCTL {
             var unhealed = cluster.heal(timeout: .seconds(2))
             while true {
                 if !unhealed.isEmpty { unhealed = cluster.heal(unhealed.map(\.node), timeout: .seconds(2)) }
-                let digests = cluster.digests(timeout: .seconds(2))
+                let digests = cluster.digests(timeout: .seconds(5))
                 let elapsed = Double(monotonic() - start) / 1e9
                 let answered = digests.compactMap { $0 }
                 samples.append(.init(at: elapsed, distinct: Set(answered).count, answered: answered.count))

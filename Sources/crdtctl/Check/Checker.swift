@@ -232,7 +232,10 @@ struct Checker {
         }
         func whereIs(_ element: String) -> String {
             let on = zip(readable, present).filter { $0.1.contains(element) }.map(\.0.node)
-            return on.isEmpty ? "absent everywhere" : "present on \(on.joined(separator: ","))"
+            let off = readable.map(\.node).filter { !on.contains($0) }
+            if on.isEmpty { return "absent everywhere" }
+            if off.isEmpty { return "present everywhere" }
+            return "present on \(on.joined(separator: ",")), absent on \(off.joined(separator: ","))"
         }
 
         for (element, add) in adds {
@@ -306,7 +309,7 @@ struct Checker {
             values[final.node] = value
             if !possible.contains(value) { reasons.append("\(final.node) holds '\(value)', which no client wrote (or whose write failed)") }
         }
-        if Set(values.values).count > 1 { reasons.append("nodes disagree: \(values.sorted { $0.key < $1.key })") }
+        if Set(values.values).count > 1 { reasons.append("the nodes disagree") }
         return RegisterResult(key: key, written: writes.count, values: values, valid: reasons.isEmpty,
                               reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "))
     }
