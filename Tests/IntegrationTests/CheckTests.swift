@@ -131,8 +131,8 @@ import Glibc
         #expect(run.throughput >= 300, "acknowledged operations per second: \(run.throughput)")
         let sizes = run.set["finalSize"] as? [String: Int] ?? [:]
         #expect(sizes.count == 5 && sizes.values.allSatisfy { $0 > 10_000 }, "the hot set grew past 10 k members: \(sizes)")
-        let converged = try #require(run.convergenceSeconds, "the digests never agreed: \(run.text)")
-        #expect(converged <= 5, "digests agreed \(converged) s after the final heal")
+        let converged = run.convergenceSeconds ?? .infinity
+        #expect(converged <= 5, "digests agreed \(converged) s after the final heal (infinity: never)")
     }
 
     // MARK: Helpers

@@ -351,9 +351,10 @@ struct Checker {
             return Stats.Row(kind: kind, ok: ops.count { $0.outcome == .ok }, failed: ops.count { $0.outcome == .failed },
                              indeterminate: ops.count { $0.outcome == .indeterminate }, latencyMilliseconds: percentiles)
         }
-        let total = row("all", operations)
+        let load = operations.filter { $0.client >= 0 }  // without the preload
+        let total = row("all", load)
         return Stats(duration: duration, throughput: duration > 0 ? Double(total.ok) / duration : 0, total: total,
-                     byKind: OperationKind.allCases.map { kind in row(kind.rawValue, operations.filter { $0.kind == kind }) })
+                     byKind: OperationKind.allCases.map { kind in row(kind.rawValue, load.filter { $0.kind == kind }) })
     }
 }
 

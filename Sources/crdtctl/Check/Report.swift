@@ -79,7 +79,9 @@ func writeReport(_ content: ReportContent, text: String, logs: [String], to dire
 
 /// One self-contained page: inline CSS and SVG, no scripts or fonts fetched. A short inline script only
 /// marks the body with how many charts laid out, so a headless browser test can tell they rendered.
-func renderHTML(_ content: ReportContent, text: String) -> String {
+func renderHTML(_ full: ReportContent, text: String) -> String {
+    var content = full
+    content.operations.removeAll { $0.client < 0 }  // the preload happened before the run's clock started
     let verdict = content.verdict
     let span = max(content.healedAt + (verdict.convergence.seconds ?? verdict.convergence.timeout), content.loadEnded, 1)
     var html = """
