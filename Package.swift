@@ -74,6 +74,8 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["TestSupport", "Wire", "CRDT"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CRDT", "RESP", "Wire"]),
+        // crdtctl's pure parts (the check harness' checker) without processes.
+        .testTarget(name: "CrdtctlTests", dependencies: ["crdtctl"]),
         // Start the real crdtd and crdtctl binaries; depend on them so they are built before these tests run.
         .testTarget(name: "IntegrationTests", dependencies: ["RESP", "RESPClient", "crdtd", "crdtctl"]),
     ],

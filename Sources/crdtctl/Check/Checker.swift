@@ -273,11 +273,10 @@ struct Checker {
                 example("divergent", "\(element): add indeterminate, \(whereIs(element))")
             }
         }
-        for (node, members) in zip(readable, present) {
-            for element in members where adds[element] == nil {
-                result.unexpected += 1
-                example("unexpected", "\(element): never added, present on \(node.node)")
-            }
+        let neverAdded = present.reduce(into: Set<String>()) { $0.formUnion($1) }.filter { adds[$0] == nil }
+        for element in neverAdded.sorted() {
+            result.unexpected += 1
+            example("unexpected", "\(element): never added, \(whereIs(element))")
         }
         result.examples = ["lost", "resurrected", "unexpected", "divergent"].flatMap { examples[$0] ?? [] }
 
