@@ -56,8 +56,30 @@ import Glibc
         return Run(status: process.terminationStatus, output: printed, report: report, verdict: verdict)
     }
 
-    /// A base port for a local cluster: clients base+1.., peers base+101.., metrics base+201...
-    func basePort() -> String { String(Int.random(in: 40...54) * 1000) }
+    /// A base port for a local cluster (clients base+1.., peers base+101.., metrics base+201..) whose ports
+    /// are free now, below the kernel's ephemeral range (32768 up), where outgoing connections could take them.
+    func basePort(nodes: Int = 5) -> String {
+        for base in (20...26).map({ $0 * 1000 + 500 }).shuffled() {
+            let ports = (1...nodes).flatMap { [base + $0, base + 100 + $0, base + 200 + $0] }
+            if ports.allSatisfy(isFree) { return String(base) }
+        }
+        return "20500"
+    }
+
+    /// Whether `port` on 127.0.0.1 can be bound for TCP and UDP (the peer port uses both).
+    func isFree(_ port: Int) -> Bool {
+        [Int32(SOCK_STREAM.rawValue), Int32(SOCK_DGRAM.rawValue)].allSatisfy { type in
+            let fd = socket(AF_INET, type, 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            } == 0
+        }
+    }
 
     static let allFaults: Set<String> = [
         "partition isolate", "partition minority", "partition majority", "partition ring", "partition bridge", "kill", "pause",
@@ -65,7 +87,7 @@ import Glibc
 
     @Test func passesOnAHealthyClusterUnderEveryFaultAndTheReportRendersInABrowser() throws {
         let run = try check([
-            "--nodes", "3", "--base-port", basePort(), "--dir", NSTemporaryDirectory() + "crdtd-check-\(UUID().uuidString)",
+            "--nodes", "3", "--base-port", basePort(nodes: 3), "--dir", NSTemporaryDirectory() + "crdtd-check-\(UUID().uuidString)",
             "--rate", "60", "--duration", "14", "--fault-duration", "1", "--fault-gap", "0.5", "--converge-timeout", "20",
         ])
         #expect(run.status == 0, "check must pass on a healthy cluster:\n\(run.output)")

@@ -13,7 +13,8 @@ import Glibc
     }
 
     let dir = NSTemporaryDirectory() + "crdtctl-test-\(UUID().uuidString)"
-    let basePort = Int.random(in: 55...60) * 1000
+    /// Below the kernel's ephemeral ports (32768 up), where outgoing connections could take a node's port.
+    let basePort = Int.random(in: 20...31) * 1000 + 700
 
     /// Runs `crdtctl ARGS` through /bin/sh from another folder, with only the build folder added to the PATH:
     /// crdtctl must find crdtd on its own.

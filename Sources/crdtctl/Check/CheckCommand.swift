@@ -30,7 +30,7 @@ extension CRDTCTL {
         @Option(name: .customLong("addr"), help: ArgumentHelp("A node to test instead of a local cluster (repeat for each node).", valueName: "host:port"))
         var addresses: [String] = []
         @Option(help: "Directory of the local cluster (removed and recreated).") var dir = "/tmp/crdtd-check"
-        @Option(help: "Base port of the local cluster (clients base+1.., peers base+101.., metrics base+201..).") var basePort = 37_000
+        @Option(help: "Base port of the local cluster (clients base+1.., peers base+101.., metrics base+201..).") var basePort = 28_000
         @Option(help: "Operations per second, in total over all clients.") var rate = 300.0
         @Option(help: "Seconds of load.") var duration = 30.0
         @Option(help: "Clients per node.") var clientsPerNode = 2
