@@ -207,10 +207,16 @@ func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool) throws
         return .init(name: name, clientPort: basePort + n, peerPort: basePort + 100 + n, metricsPort: basePort + 200 + n,
                      dataDir: nodeDir, logFile: nodeDir + ".log", pid: 0)
     }, keyFile: keyFile)
-    for i in cluster.nodes.indices { try cluster.launch(i, seeds: [0]) }
-    try cluster.save()
-    for i in cluster.nodes.indices { try cluster.waitUntilServing(i) }
-    try waitForMembership(cluster, timeout: .seconds(30))
+    do {
+        for i in cluster.nodes.indices { try cluster.launch(i, seeds: [0]) }
+        try cluster.save()
+        for i in cluster.nodes.indices { try cluster.waitUntilServing(i) }
+        try waitForMembership(cluster, timeout: .seconds(30))
+    } catch {
+        // A cluster that did not fully start is stopped, not left half running.
+        for i in cluster.nodes.indices { cluster.stop(i) }
+        throw error
+    }
     return cluster
 }
 

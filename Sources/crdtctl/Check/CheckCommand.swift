@@ -181,7 +181,7 @@ extension CRDTCTL {
             let checker = Checker(keys: keys, nodeNames: names, operations: operations, finals: finals, convergence: convergence,
                                   faults: faultWindows, duration: loadEnded)
             var verdict = checker.verdict()
-            let missing = Set(faultList.map(\.description)).subtracting(verdict.faultsInjected.keys)
+            let missing = Set(faultList.map(\.verdictName)).subtracting(verdict.faultsInjected.keys)
             if !missing.isEmpty {
                 say("   note: the run was too short to inject \(missing.sorted().joined(separator: ", "))")
             }
