@@ -74,8 +74,10 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["TestSupport", "Wire", "CRDT"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CRDT", "RESP", "Wire"]),
-        // Start the real crdtd binary; depend on it so it is built before these tests run.
-        .testTarget(name: "IntegrationTests", dependencies: ["RESP", "RESPClient", "crdtd"]),
+        // crdtctl's pure parts (the check harness' checker) without processes.
+        .testTarget(name: "CrdtctlTests", dependencies: ["crdtctl"]),
+        // Start the real crdtd and crdtctl binaries; depend on them so they are built before these tests run.
+        .testTarget(name: "IntegrationTests", dependencies: ["RESP", "RESPClient", "crdtd", "crdtctl"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -11,7 +11,8 @@ struct CRDTCTL: ParsableCommand {
         abstract: "Start local crdtd clusters, inject partitions and crashes, and verify that replicas converge.",
         subcommands: [
             Demo.self, Cluster.self, Partition.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
-            Verify.self, Run.self, Bench.self, Check.self,
+            Status.self, Verify.self, Run.self, Bench.self, Check.self,
+            Counter.self, SetCommand.self, Register.self, Hash.self, Keys.self, TypeCommand.self, Del.self,
         ])
 }
 
@@ -26,7 +27,7 @@ struct ClusterOptions: ParsableArguments {
 extension CRDTCTL {
     struct Cluster: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Start, stop or show a local cluster.", subcommands: [Start.self, Stop.self, Status.self])
+            abstract: "Start, stop or show a local cluster.", subcommands: [Start.self, Stop.self, CRDTCTL.Status.self])
 
         struct Start: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Start N crdtd nodes on 127.0.0.1.")
@@ -57,36 +58,46 @@ extension CRDTCTL {
                 print("stopped \(cluster.nodes.count) nodes")
             }
         }
-
-        struct Status: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Show each node's process, digest and peers.")
-            @OptionGroup var options: ClusterOptions
-            func run() throws {
-                let cluster = try options.load()
-                let digests = cluster.digests()
-                for (i, node) in cluster.nodes.enumerated() {
-                    let state = cluster.isRunning(node.pid) ? "running" : "down"
-                    print("\(node.name) pid \(node.pid) \(state) digest \(digests[i] ?? "-")")
-                    if let peers = try? cluster.command(i, ["CRDT.PEERS"]) { print("  peers \(peers.text)") }
-                }
-            }
-        }
     }
 
     struct Partition: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Cut the cluster: isolate, minority, majority, ring or bridge (both sides keep accepting writes).")
+            abstract: "Cut the cluster by shape (isolate, minority, majority, ring, bridge) or into named groups; both sides keep accepting writes.",
+            discussion: "crdtctl partition majority  |  crdtctl partition ring  |  crdtctl partition n1,n2 n3,n4,n5 (every node in one group; each group hears only itself)")
         @OptionGroup var options: ClusterOptions
-        @Argument(help: "isolate | minority | majority | ring | bridge") var shape: String
+        @Argument(help: "A shape (isolate | minority | majority | ring | bridge), or two or more comma-separated groups of node names.")
+        var spec: [String]
         @Option(help: "The node isolated (isolate) or where the minority starts (minority).") var victim: String?
 
         func run() throws {
-            guard let shape = PartitionShape(rawValue: shape) else {
-                throw ValidationError("unknown shape '\(shape)': use \(PartitionShape.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
             let cluster = try options.load()
-            let victimIndex = try victim.map(cluster.index(of:)) ?? 0
-            try partition(cluster, shape: shape, victim: victimIndex)
+            if spec.count == 1, !spec[0].contains(",") {
+                guard let shape = PartitionShape(rawValue: spec[0]) else {
+                    throw ValidationError("unknown shape '\(spec[0])': use \(PartitionShape.allCases.map(\.rawValue).joined(separator: ", ")), "
+                        + "or groups such as `n1,n2 n3,n4,n5`")
+                }
+                let victimIndex = try victim.map(cluster.index(of:)) ?? 0
+                try partition(cluster, shape: shape, victim: victimIndex)
+            } else {
+                try partition(cluster, blocked: try blockedPeers(groups: spec, in: cluster))
+            }
+        }
+
+        /// Each node blocks every node outside its group. Every node must be in exactly one group.
+        func blockedPeers(groups spec: [String], in cluster: LocalCluster) throws -> [[Int]] {
+            let groups = try spec.map { group in try group.split(separator: ",").map { try cluster.index(of: String($0)) } }
+            var groupOf = [Int?](repeating: nil, count: cluster.nodes.count)
+            for (g, members) in groups.enumerated() {
+                for member in members {
+                    if groupOf[member] != nil { throw ValidationError("\(cluster.nodes[member].name) is in two groups") }
+                    groupOf[member] = g
+                }
+            }
+            let missing = cluster.nodes.indices.filter { groupOf[$0] == nil }.map { cluster.nodes[$0].name }
+            guard missing.isEmpty else {
+                throw ValidationError("every node must be in a group; missing: \(missing.joined(separator: ", "))")
+            }
+            return cluster.nodes.indices.map { a in cluster.nodes.indices.filter { b in groupOf[a] != groupOf[b] } }
         }
     }
 
@@ -196,10 +207,16 @@ func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool) throws
         return .init(name: name, clientPort: basePort + n, peerPort: basePort + 100 + n, metricsPort: basePort + 200 + n,
                      dataDir: nodeDir, logFile: nodeDir + ".log", pid: 0)
     }, keyFile: keyFile)
-    for i in cluster.nodes.indices { try cluster.launch(i, seeds: [0]) }
-    try cluster.save()
-    for i in cluster.nodes.indices { try cluster.waitUntilServing(i) }
-    try waitForMembership(cluster, timeout: .seconds(30))
+    do {
+        for i in cluster.nodes.indices { try cluster.launch(i, seeds: [0]) }
+        try cluster.save()
+        for i in cluster.nodes.indices { try cluster.waitUntilServing(i) }
+        try waitForMembership(cluster, timeout: .seconds(30))
+    } catch {
+        // A cluster that did not fully start is stopped, not left half running.
+        for i in cluster.nodes.indices { cluster.stop(i) }
+        throw error
+    }
     return cluster
 }
 
@@ -219,7 +236,11 @@ func waitForMembership(_ cluster: LocalCluster, timeout: Duration) throws {
 }
 
 func partition(_ cluster: LocalCluster, shape: PartitionShape, victim: Int, quiet: Bool = false) throws {
-    let blocked = shape.blockedPeers(nodes: cluster.nodes.count, victim: victim)
+    try partition(cluster, blocked: shape.blockedPeers(nodes: cluster.nodes.count, victim: victim), quiet: quiet)
+}
+
+/// Lifts any earlier cut, then makes node `i` block `blocked[i]`.
+func partition(_ cluster: LocalCluster, blocked: [[Int]], quiet: Bool = false) throws {
     for (i, peers) in blocked.enumerated() {
         _ = try cluster.command(i, ["CRDT.HEAL"])
         guard !peers.isEmpty else { continue }

@@ -48,10 +48,19 @@ struct LocalCluster: Codable {
 
     // MARK: Processes
 
-    /// The crdtd binary: beside this crdtctl, else on the PATH.
-    static func daemonPath() -> String {
-        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("crdtd").path
-        return FileManager.default.isExecutableFile(atPath: here) ? here : "crdtd"
+    /// The crdtd binary: beside this crdtctl (found through /proc/self/exe, so it works however crdtctl was
+    /// invoked: by path, or by name from the PATH), else the first `crdtd` on the PATH.
+    static func daemonPath() throws -> String {
+        let fm = FileManager.default
+        if let me = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            let beside = ((me as NSString).deletingLastPathComponent as NSString).appendingPathComponent("crdtd")
+            if fm.isExecutableFile(atPath: beside) { return beside }
+        }
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") where !directory.isEmpty {
+            let candidate = (String(directory) as NSString).appendingPathComponent("crdtd")
+            if fm.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw ClusterError("cannot find crdtd: it is neither beside crdtctl nor on the PATH; build it with `swift build --product crdtd`")
     }
 
     /// Starts (or restarts) node `i` as a background process writing to its log file.
@@ -61,8 +70,9 @@ struct LocalCluster: Codable {
         _ = FileManager.default.createFile(atPath: node.logFile, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: node.logFile))
         log.seekToEndOfFile()
+        let daemon = try Self.daemonPath()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.daemonPath())
+        process.executableURL = URL(fileURLWithPath: daemon)
         var arguments = [
             "--node-id", node.name, "--data-dir", node.dataDir,
             "--client-addr", "127.0.0.1:\(node.clientPort)", "--peer-addr", "127.0.0.1:\(node.peerPort)",
@@ -78,7 +88,7 @@ struct LocalCluster: Codable {
         do {
             try process.run()
         } catch {
-            throw ClusterError("cannot start \(Self.daemonPath()): \(error.localizedDescription); build it with `swift build`")
+            throw ClusterError("cannot start \(daemon): \(error.localizedDescription); build it with `swift build --product crdtd`")
         }
         node.pid = process.processIdentifier
         nodes[i] = node

@@ -168,11 +168,13 @@ final class CheckCluster: Sendable {
 
     // MARK: Convergence
 
-    /// Each node's `CRDT.DIGEST`, or nil for one that does not answer within `timeout`.
-    func digests(timeout: Duration = .seconds(2)) -> [String?] {
-        nodes.indices.map { i in
-            guard case .bulkString(let hex)? = try? command(i, ["CRDT.DIGEST"], timeout: timeout) else { return nil }
-            return String(decoding: hex, as: UTF8.self)
+    /// Each node's `CRDT.DIGEST`, or nil for one that does not answer within `timeout`; asked all at once.
+    func digests(timeout: Duration = .seconds(5)) -> [String?] {
+        let digests = Mutex([String?](repeating: nil, count: nodes.count))
+        DispatchQueue.concurrentPerform(iterations: nodes.count) { i in
+            guard case .bulkString(let hex)? = try? command(i, ["CRDT.DIGEST"], timeout: timeout) else { return }
+            digests.withLock { $0[i] = String(decoding: hex, as: UTF8.self) }
         }
+        return digests.withLock { $0 }
     }
 }

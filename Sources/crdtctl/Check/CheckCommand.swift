@@ -30,7 +30,7 @@ extension CRDTCTL {
         @Option(name: .customLong("addr"), help: ArgumentHelp("A node to test instead of a local cluster (repeat for each node).", valueName: "host:port"))
         var addresses: [String] = []
         @Option(help: "Directory of the local cluster (removed and recreated).") var dir = "/tmp/crdtd-check"
-        @Option(help: "Base port of the local cluster (clients base+1.., peers base+101.., metrics base+201..).") var basePort = 37_000
+        @Option(help: "Base port of the local cluster (clients base+1.., peers base+101.., metrics base+201..).") var basePort = 28_000
         @Option(help: "Operations per second, in total over all clients.") var rate = 300.0
         @Option(help: "Seconds of load.") var duration = 30.0
         @Option(help: "Clients per node.") var clientsPerNode = 2
@@ -40,6 +40,8 @@ extension CRDTCTL {
         @Option(help: "Seconds each fault lasts.") var faultDuration = 3.0
         @Option(help: "Seconds between one fault's end and the next one's start.") var faultGap = 2.0
         @Option(help: "Seconds to wait after the final heal for every digest to agree.") var convergeTimeout = 30.0
+        @Option(help: "Members added to the hot set before the load starts (batches of 1,000 on the first node), to test big sets.")
+        var preload = 0
         @Option(help: "Directory for the report: history.jsonl, verdict.json, verdict.txt, logs/, index.html.") var report: String?
         @Option(help: "Seed for the operation mix and the fault schedule (default: random, printed).") var seed: UInt64?
         @Flag(help: "Leave the local cluster running at the end.") var keep = false
@@ -105,6 +107,7 @@ extension CRDTCTL {
 
             let names = cluster.nodes.map(\.name)
             let keys = CheckKeys(runID: String(seed, radix: 36))
+            let preloaded = try preloadSet(cluster, keys: keys)
             let clock = RunClock()
             let clientCount = cluster.nodes.count * clientsPerNode
             let faultList = Fault.all(of: families)
@@ -173,12 +176,12 @@ extension CRDTCTL {
             say(convergence.converged ? "   agreed after \(format(convergence.seconds ?? 0)) s" : "   no agreement")
 
             let finals = cluster.nodes.indices.map { finalRead(cluster, $0, keys: keys) }
-            let operations = histories.withLock { $0.flatMap { $0 } }.sorted { $0.invoke < $1.invoke }
+            let operations = preloaded + histories.withLock { $0.flatMap { $0 } }.sorted { $0.invoke < $1.invoke }
             let faultWindows = windows.withLock { $0 }
             let checker = Checker(keys: keys, nodeNames: names, operations: operations, finals: finals, convergence: convergence,
                                   faults: faultWindows, duration: loadEnded)
             var verdict = checker.verdict()
-            let missing = Set(faultList.map(\.description)).subtracting(verdict.faultsInjected.keys)
+            let missing = Set(faultList.map(\.verdictName)).subtracting(verdict.faultsInjected.keys)
             if !missing.isEmpty {
                 say("   note: the run was too short to inject \(missing.sorted().joined(separator: ", "))")
             }
@@ -197,12 +200,40 @@ extension CRDTCTL {
             return verdict
         }
 
+        /// Adds `--preload` members (`p-<n>`) to the hot set through the first node, each recorded as an
+        /// acknowledged add of client -1 at time 0, so the checker expects every one of them at the end.
+        func preloadSet(_ cluster: CheckCluster, keys: CheckKeys) throws -> [Operation] {
+            guard preload > 0 else { return [] }
+            say("== preloading \(preload) members into \(keys.hotSet) through \(cluster.nodes[0].name)")
+            var operations: [Operation] = []
+            operations.reserveCapacity(preload)
+            do {
+                let connection = try RESPConnection(host: cluster.nodes[0].host, port: cluster.nodes[0].port, timeout: .seconds(60))
+                defer { connection.close() }
+                for start in stride(from: 0, to: preload, by: 1000) {
+                    let members = (start..<min(preload, start + 1000)).map { "p-\($0)" }
+                    let reply = try connection.send(["SADD", keys.hotSet] + members)
+                    guard reply == .integer(Int64(members.count)) else {
+                        throw ClusterError("preloading the hot set: SADD of \(members.count) new members answered \(reply.text)")
+                    }
+                    operations += members.map {
+                        Operation(client: -1, node: 0, kind: .sadd, key: keys.hotSet, argument: $0, invoke: 0, complete: 0,
+                                  outcome: .ok, reply: "(integer) 1")
+                    }
+                }
+            } catch let error as RESPClientError {
+                throw ClusterError("preloading the hot set through \(cluster.nodes[0].name): \(error.message)")
+            }
+            return operations
+        }
+
         func settingsSummary(seed: UInt64) -> [String: String] {
             [
                 "nodes": addresses.isEmpty ? String(nodes) : addresses.joined(separator: " "),
                 "rate": String(rate), "duration": String(duration), "clients per node": String(clientsPerNode),
                 "timeout": String(timeout), "faults": faults ?? "default", "fault duration": String(faultDuration),
                 "fault gap": String(faultGap), "converge timeout": String(convergeTimeout), "seed": String(seed),
+                "preload": String(preload),
             ]
         }
 
@@ -214,7 +245,7 @@ extension CRDTCTL {
             var unhealed = cluster.heal(timeout: .seconds(2))
             while true {
                 if !unhealed.isEmpty { unhealed = cluster.heal(unhealed.map(\.node), timeout: .seconds(2)) }
-                let digests = cluster.digests(timeout: .seconds(2))
+                let digests = cluster.digests(timeout: .seconds(5))
                 let elapsed = Double(monotonic() - start) / 1e9
                 let answered = digests.compactMap { $0 }
                 samples.append(.init(at: elapsed, distinct: Set(answered).count, answered: answered.count))

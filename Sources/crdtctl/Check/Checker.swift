@@ -232,7 +232,10 @@ struct Checker {
         }
         func whereIs(_ element: String) -> String {
             let on = zip(readable, present).filter { $0.1.contains(element) }.map(\.0.node)
-            return on.isEmpty ? "absent everywhere" : "present on \(on.joined(separator: ","))"
+            let off = readable.map(\.node).filter { !on.contains($0) }
+            if on.isEmpty { return "absent everywhere" }
+            if off.isEmpty { return "present everywhere" }
+            return "present on \(on.joined(separator: ",")), absent on \(off.joined(separator: ","))"
         }
 
         for (element, add) in adds {
@@ -270,11 +273,10 @@ struct Checker {
                 example("divergent", "\(element): add indeterminate, \(whereIs(element))")
             }
         }
-        for (node, members) in zip(readable, present) {
-            for element in members where adds[element] == nil {
-                result.unexpected += 1
-                example("unexpected", "\(element): never added, present on \(node.node)")
-            }
+        let neverAdded = present.reduce(into: Set<String>()) { $0.formUnion($1) }.filter { adds[$0] == nil }
+        for element in neverAdded.sorted() {
+            result.unexpected += 1
+            example("unexpected", "\(element): never added, \(whereIs(element))")
         }
         result.examples = ["lost", "resurrected", "unexpected", "divergent"].flatMap { examples[$0] ?? [] }
 
@@ -306,7 +308,7 @@ struct Checker {
             values[final.node] = value
             if !possible.contains(value) { reasons.append("\(final.node) holds '\(value)', which no client wrote (or whose write failed)") }
         }
-        if Set(values.values).count > 1 { reasons.append("nodes disagree: \(values.sorted { $0.key < $1.key })") }
+        if Set(values.values).count > 1 { reasons.append("the nodes disagree") }
         return RegisterResult(key: key, written: writes.count, values: values, valid: reasons.isEmpty,
                               reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "))
     }
@@ -348,9 +350,10 @@ struct Checker {
             return Stats.Row(kind: kind, ok: ops.count { $0.outcome == .ok }, failed: ops.count { $0.outcome == .failed },
                              indeterminate: ops.count { $0.outcome == .indeterminate }, latencyMilliseconds: percentiles)
         }
-        let total = row("all", operations)
+        let load = operations.filter { $0.client >= 0 }  // without the preload
+        let total = row("all", load)
         return Stats(duration: duration, throughput: duration > 0 ? Double(total.ok) / duration : 0, total: total,
-                     byKind: OperationKind.allCases.map { kind in row(kind.rawValue, operations.filter { $0.kind == kind }) })
+                     byKind: OperationKind.allCases.map { kind in row(kind.rawValue, load.filter { $0.kind == kind }) })
     }
 }
 

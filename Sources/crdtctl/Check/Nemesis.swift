@@ -30,6 +30,15 @@ enum Fault: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The name the verdict counts it under (`faultsInjected`).
+    var verdictName: String {
+        switch self {
+        case .partition(let shape): "partition \(shape.rawValue)"
+        case .kill: "kill"
+        case .pause: "pause"
+        }
+    }
+
     /// Every fault of the chosen families: each partition shape counts as its own fault.
     static func all(of families: [FaultFamily]) -> [Fault] {
         families.flatMap { family -> [Fault] in

@@ -79,7 +79,9 @@ func writeReport(_ content: ReportContent, text: String, logs: [String], to dire
 
 /// One self-contained page: inline CSS and SVG, no scripts or fonts fetched. A short inline script only
 /// marks the body with how many charts laid out, so a headless browser test can tell they rendered.
-func renderHTML(_ content: ReportContent, text: String) -> String {
+func renderHTML(_ full: ReportContent, text: String) -> String {
+    var content = full
+    content.operations.removeAll { $0.client < 0 }  // the preload happened before the run's clock started
     let verdict = content.verdict
     let span = max(content.healedAt + (verdict.convergence.seconds ?? verdict.convergence.timeout), content.loadEnded, 1)
     var html = """
@@ -89,7 +91,7 @@ func renderHTML(_ content: ReportContent, text: String) -> String {
         body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; max-width: 1100px; }
         h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; }
         .valid { color: #1a7f37; } .invalid { color: #c62828; }
-        pre { background: #f6f8fa; padding: 10px; overflow-x: auto; font-size: 12px; }
+        pre { background: #f6f8fa; padding: 10px; white-space: pre-wrap; font-size: 12px; }
         table { border-collapse: collapse; font-size: 13px; } td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
         th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
         svg.chart { display: block; margin: 8px 0; background: #fff; border: 1px solid #e4e4e4; }

@@ -1,0 +1,284 @@
+import ArgumentParser
+import Foundation
+import RESP
+import RESPClient
+
+/// Which node a data command talks to: a node of a local cluster by name, or any node by address.
+struct NodeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Directory of the local cluster that --node names a node of.", valueName: "dir"))
+    var dir = "./cluster"
+    @Option(help: ArgumentHelp("A node of the local cluster, by name (default: its first node).", valueName: "name"))
+    var node: String?
+    @Option(name: .customLong("addr"), help: ArgumentHelp("Any crdtd node, instead of a local cluster's.", valueName: "host:port"))
+    var address: String?
+
+    func validate() throws {
+        if node != nil && address != nil { throw ValidationError("give --node or --addr, not both") }
+    }
+
+    /// Sends one command and returns its reply. An unreachable node exits 2, an error reply exits 1, each
+    /// with a message naming the node.
+    func send(_ arguments: [String]) throws -> RESPReply {
+        let (host, port, name) = try target()
+        let reply: RESPReply
+        do {
+            let connection = try RESPConnection(host: host, port: port, timeout: .seconds(5))
+            defer { connection.close() }
+            reply = try connection.send(arguments)
+        } catch {
+            let place = name == "\(host):\(port)" ? name : "\(name) (\(host):\(port))"
+            FileHandle.standardError.write(Data("crdtctl: cannot reach \(place): \(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
+        if case .error(let message) = reply {
+            FileHandle.standardError.write(Data("crdtctl: \(name) refused \(arguments[0]): \(message)\n".utf8))
+            throw ExitCode(1)
+        }
+        return reply
+    }
+
+    func target() throws -> (host: String, port: Int, name: String) {
+        if let address {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+                throw ValidationError("--addr '\(address)' is not HOST:PORT")
+            }
+            return (String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port, address)
+        }
+        let cluster = try LocalCluster.load(from: dir)
+        guard let first = cluster.nodes.first else { throw ClusterError("the cluster in \(dir) has no nodes") }
+        let chosen = try node.map(cluster.node) ?? first
+        return ("127.0.0.1", chosen.clientPort, chosen.name)
+    }
+}
+
+/// `--json` for read commands.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print JSON.") var json = false
+}
+
+extension RESPReply {
+    var integer: Int64? { if case .integer(let value) = self { value } else { nil } }
+    var string: String? { if case .bulkString(let bytes) = self { String(decoding: bytes, as: UTF8.self) } else { nil } }
+    var strings: [String] {
+        switch self {
+        case .array(let items), .set(let items): items.map(\.text)
+        default: []
+        }
+    }
+}
+
+/// Prints `value` as JSON when asked, else as text.
+func emit<T: Encodable>(_ value: T, json: Bool, text: String) throws {
+    if json {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    } else {
+        print(text)
+    }
+}
+
+struct KeyValue<Value: Encodable>: Encodable {
+    var key: String
+    var value: Value
+}
+
+extension CRDTCTL {
+    struct Counter: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A PN-counter: incr, decr, get.", subcommands: [Incr.self, Decr.self, Get.self])
+
+        struct Incr: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Add to a counter; prints the node's new value.")
+            @OptionGroup var target: NodeOptions
+            @Argument var key: String
+            @Argument(help: "The amount (default 1).") var by: Int64 = 1
+            func run() throws { print(try target.send(["INCRBY", key, String(by)]).integer.map(String.init) ?? "") }
+        }
+
+        struct Decr: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Subtract from a counter; prints the node's new value.")
+            @OptionGroup var target: NodeOptions
+            @Argument var key: String
+            @Argument(help: "The amount (default 1).") var by: Int64 = 1
+            func run() throws { print(try target.send(["DECRBY", key, String(by)]).integer.map(String.init) ?? "") }
+        }
+
+        struct Get: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "A counter's value on the node (0 when absent).")
+            @OptionGroup var target: NodeOptions
+            @OptionGroup var output: OutputOptions
+            @Argument var key: String
+            func run() throws {
+                let value = Int64(try target.send(["GET", key]).string ?? "0") ?? 0
+                try emit(KeyValue(key: key, value: value), json: output.json, text: String(value))
+            }
+        }
+    }
+
+    struct SetCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set",
+            abstract: "An add-wins set: add, rm, members, contains, card.",
+            subcommands: [Add.self, Rm.self, Members.self, Contains.self, Card.self])
+
+        struct Add: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Add members; prints how many were new.")
+            @OptionGroup var target: NodeOptions
+            @Argument var key: String
+            @Argument var members: [String]
+            func run() throws { print(try target.send(["SADD", key] + members).integer.map(String.init) ?? "") }
+        }
+
+        struct Rm: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Remove members; prints how many were present.")
+            @OptionGroup var target: NodeOptions
+            @Argument var key: String
+            @Argument var members: [String]
+            func run() throws { print(try target.send(["SREM", key] + members).integer.map(String.init) ?? "") }
+        }
+
+        struct Members: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Every member, sorted, one per line.")
+            @OptionGroup var target: NodeOptions
+            @OptionGroup var output: OutputOptions
+            @Argument var key: String
+            func run() throws {
+                let members = try target.send(["SMEMBERS", key]).strings.sorted()
+                try emit(KeyValue(key: key, value: members), json: output.json, text: members.joined(separator: "\n"))
+            }
+        }
+
+        struct Contains: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Whether the set holds a member: prints true or false.")
+            @OptionGroup var target: NodeOptions
+            @OptionGroup var output: OutputOptions
+            @Argument var key: String
+            @Argument var member: String
+            func run() throws {
+                let present = try target.send(["SISMEMBER", key, member]).integer == 1
+                try emit(KeyValue(key: key, value: present), json: output.json, text: String(present))
+            }
+        }
+
+        struct Card: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "How many members the set has.")
+            @OptionGroup var target: NodeOptions
+            @OptionGroup var output: OutputOptions
+            @Argument var key: String
+            func run() throws {
+                let count = try target.send(["SCARD", key]).integer ?? 0
+                try emit(KeyValue(key: key, value: count), json: output.json, text: String(count))
+            }
+        }
+    }
+
+    struct Register: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A last-writer-wins register: set, get.", subcommands: [SetValue.self, Get.self])
+
+        struct SetValue: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "set", abstract: "Write a value.")
+            @OptionGroup var target: NodeOptions
+            @Argument var key: String
+            @Argument var value: String
+            func run() throws { print(try target.send(["SET", key, value]).text) }
+        }
+
+        struct Get: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Read the value; prints (nil) when absent.")
+            @OptionGroup var target: NodeOptions
+            @OptionGroup var output: OutputOptions
+            @Argument var key: String
+            func run() throws {
+                let value = try target.send(["GET", key]).string
+                try emit(KeyValue(key: key, value: value), json: output.json, text: value ?? "(nil)")
+            }
+        }
+    }
+
+    struct Hash: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A map of registers: set, get, del, all.", subcommands: [SetFields.self, Get.self, Del.self, All.self])
+
+        struct SetFields: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "set", abstract: "Write fields: hash set KEY FIELD VALUE [FIELD VALUE ...]; prints how many were new.")
+            @OptionGroup var target: NodeOptions
+            @Argument var key: String
+            @Argument var fieldsAndValues: [String]
+            func validate() throws {
+                guard !fieldsAndValues.isEmpty, fieldsAndValues.count % 2 == 0 else {
+                    throw ValidationError("give FIELD VALUE pairs")
+                }
+            }
+            func run() throws { print(try target.send(["HSET", key] + fieldsAndValues).integer.map(String.init) ?? "") }
+        }
+
+        struct Get: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "One field's value; (nil) when absent.")
+            @OptionGroup var target: NodeOptions
+            @OptionGroup var output: OutputOptions
+            @Argument var key: String
+            @Argument var field: String
+            func run() throws {
+                let value = try target.send(["HGET", key, field]).string
+                try emit(KeyValue(key: field, value: value), json: output.json, text: value ?? "(nil)")
+            }
+        }
+
+        struct Del: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Remove fields; prints how many were present.")
+            @OptionGroup var target: NodeOptions
+            @Argument var key: String
+            @Argument var fields: [String]
+            func run() throws { print(try target.send(["HDEL", key] + fields).integer.map(String.init) ?? "") }
+        }
+
+        struct All: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Every field and value, sorted by field, aligned.")
+            @OptionGroup var target: NodeOptions
+            @OptionGroup var output: OutputOptions
+            @Argument var key: String
+            func run() throws {
+                let reply = try target.send(["HGETALL", key])
+                var fields: [String: String] = [:]
+                if case .map(let entries) = reply {
+                    for entry in entries { fields[entry.key.text] = entry.value.text }
+                } else {
+                    let flat = reply.strings
+                    for i in stride(from: 0, to: flat.count - 1, by: 2) { fields[flat[i]] = flat[i + 1] }
+                }
+                let rows = fields.sorted { $0.key < $1.key }.map { [$0.key, $0.value] }
+                try emit(fields, json: output.json, text: rows.isEmpty ? "" : alignedTable(["FIELD", "VALUE"], rows))
+            }
+        }
+    }
+
+    struct Keys: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Keys matching a glob pattern (default *), one per line.")
+        @OptionGroup var target: NodeOptions
+        @OptionGroup var output: OutputOptions
+        @Argument var pattern = "*"
+        func run() throws {
+            let keys = try target.send(["KEYS", pattern]).strings.sorted()
+            try emit(keys, json: output.json, text: keys.joined(separator: "\n"))
+        }
+    }
+
+    struct TypeCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "type", abstract: "A key's type (none when absent).")
+        @OptionGroup var target: NodeOptions
+        @OptionGroup var output: OutputOptions
+        @Argument var key: String
+        func run() throws {
+            let type = try target.send(["TYPE", key]).text
+            try emit(KeyValue(key: key, value: type), json: output.json, text: type)
+        }
+    }
+
+    struct Del: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete keys; prints how many existed.")
+        @OptionGroup var target: NodeOptions
+        @Argument var keys: [String]
+        func run() throws { print(try target.send(["DEL"] + keys).integer.map(String.init) ?? "") }
+    }
+}

@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import RESP
+
+/// One row of `crdtctl status`.
+struct NodeStatus: Codable {
+    var node: String
+    var address: String
+    var pid: Int32
+    /// running, paused (SIGSTOP), down, or not answering.
+    var state: String
+    var lamportClock: Int64?
+    var keys: Int64?
+    var peersAlive: Int?
+    var peersSuspect: Int?
+    var peersDead: Int?
+    /// Peers this node blocks through an injected partition.
+    var partitionedFrom: [String]?
+    var digest: String?
+}
+
+extension LocalCluster {
+    /// Asks every node for its clock, key count, peers and digest (2 s per question).
+    func status() -> [NodeStatus] {
+        nodes.indices.map { i in
+            let node = nodes[i]
+            var row = NodeStatus(node: node.name, address: "127.0.0.1:\(node.clientPort)", pid: node.pid, state: "down")
+            guard isRunning(node.pid) else { return row }
+            if isPaused(node.pid) {
+                row.state = "paused"
+                return row
+            }
+            guard case .integer(let clock)? = try? command(i, ["CRDT.CLOCK"], timeout: .seconds(2)) else {
+                row.state = "not answering"
+                return row
+            }
+            row.state = "running"
+            row.lamportClock = clock
+            if case .integer(let keys)? = try? command(i, ["DBSIZE"], timeout: .seconds(2)) { row.keys = keys }
+            if let peers = try? command(i, ["CRDT.PEERS"], timeout: .seconds(2)) {
+                let members = peerFields(peers)
+                let states = members.map { $0["state"] ?? "" }
+                row.peersAlive = states.count { $0.hasPrefix("alive") }
+                row.peersSuspect = states.count { $0.hasPrefix("suspect") }
+                row.peersDead = states.count { $0.hasPrefix("dead") }
+                row.partitionedFrom = members.filter { ($0["state"] ?? "").contains("partitioned") }.compactMap { $0["node"] }
+            }
+            if case .bulkString(let digest)? = try? command(i, ["CRDT.DIGEST"], timeout: .seconds(2)) {
+                row.digest = String(decoding: digest, as: UTF8.self)
+            }
+            return row
+        }
+    }
+
+    func isPaused(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+            return false
+        }
+        return stat[stat.index(close, offsetBy: 2)...].hasPrefix("T")
+    }
+}
+
+/// CRDT.PEERS as one dictionary per member: RESP3 maps, or the flat field/value arrays RESP2 shows them as.
+func peerFields(_ reply: RESPReply) -> [[String: String]] {
+    guard case .array(let members) = reply else { return [] }
+    return members.map { member in
+        var fields: [String: String] = [:]
+        switch member {
+        case .map(let entries):
+            for entry in entries { fields[entry.key.text] = entry.value.text }
+        case .array(let flat):
+            for pair in stride(from: 0, to: flat.count - 1, by: 2) { fields[flat[pair].text] = flat[pair + 1].text }
+        default:
+            break
+        }
+        return fields
+    }
+}
+
+/// Rows of columns, each padded to its widest cell.
+func alignedTable(_ header: [String], _ rows: [[String]]) -> String {
+    let all = [header] + rows
+    let widths = header.indices.map { c in all.map { $0[c].count }.max() ?? 0 }
+    return all.map { row in
+        row.enumerated().map { c, cell in c == row.count - 1 ? cell : cell.padding(toLength: widths[c], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ")
+    }.joined(separator: "\n")
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+extension CRDTCTL {
+    /// `crdtctl status` (also `crdtctl cluster status`): one aligned row per node, or JSON.
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show each node: process, state, Lamport clock, keys, peers alive/suspect/dead, partitions, digest.")
+        @OptionGroup var options: ClusterOptions
+        @Flag(help: "Print JSON instead of a table.") var json = false
+
+        func run() throws {
+            let rows = try options.load().status()
+            if json { return try printJSON(rows) }
+            func text<T>(_ value: T?) -> String { value.map { "\($0)" } ?? "-" }
+            print(alignedTable(
+                ["NODE", "ADDRESS", "PID", "STATE", "CLOCK", "KEYS", "PEERS A/S/D", "PARTITIONED FROM", "DIGEST"],
+                rows.map { row in
+                    [row.node, row.address, String(row.pid), row.state, text(row.lamportClock), text(row.keys),
+                     row.peersAlive == nil ? "-" : "\(row.peersAlive!)/\(row.peersSuspect!)/\(row.peersDead!)",
+                     row.partitionedFrom.map { $0.isEmpty ? "-" : $0.joined(separator: ",") } ?? "-",
+                     row.digest.map { String($0.prefix(16)) } ?? "-"]
+                }))
+        }
+    }
+}
