@@ -52,6 +52,9 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            // PBKDF2 for client password hashes.
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         .executableTarget(name: "crdtd", dependencies: [
             "Daemon",

@@ -18,6 +18,11 @@ public struct Configuration: Sendable, Equatable {
     public var metricsAddr: String? = nil
     /// Keyring file: one base64 key (16, 24 or 32 bytes) per line; the first line encrypts.
     public var clusterKeyFile: String? = nil
+    /// Passwords of the `default` client user, one per line (any line is accepted, for rotation). With
+    /// this or `users`, clients must `AUTH` before anything else.
+    public var clientPasswordFile: String? = nil
+    /// Named client users with stretched password hashes, optionally read-only.
+    public var users: [ClientUser] = []
     /// Run without peer authentication (loudly logged). Refused unless asked for explicitly.
     public var insecure: Bool = false
     /// Names the cluster; bound into every frame so that two clusters on one network never mix.
@@ -66,6 +71,19 @@ public struct Configuration: Sendable, Equatable {
             } catch {
                 throw .invalid("\(name): \(error.message)")
             }
+        }
+        var names = Set<String>()
+        for user in users {
+            guard !user.name.isEmpty, user.name.utf8.count <= 64, !user.name.contains(where: { $0.isWhitespace }) else {
+                throw .invalid("users: name '\(user.name)' must be 1 to 64 bytes without spaces")
+            }
+            guard names.insert(user.name).inserted else { throw .invalid("users: '\(user.name)' is listed twice") }
+            guard !user.passwordHashes.isEmpty else {
+                throw .invalid("users: '\(user.name)' has no password_hash (make one with `crdtd hash-password`)")
+            }
+        }
+        if clientPasswordFile != nil && names.contains(ClientAuthentication.defaultUser) {
+            throw .invalid("users: 'default' is also given by client_password_file; keep one of the two")
         }
         if clusterKeyFile == nil && !insecure {
             throw .invalid("no cluster key: pass --cluster-key-file FILE (see config/cluster.key.example) or --insecure for a test cluster")
@@ -148,6 +166,8 @@ extension Configuration {
         case "peer_addr": peerAddr = try string()
         case "metrics_addr": metricsAddr = try string()
         case "cluster_key_file": clusterKeyFile = try string()
+        case "client_password_file": clientPasswordFile = try string()
+        case "users": users = try Self.parseUsers(value, source: source)
         case "cluster_label": clusterLabel = try string()
         case "insecure": insecure = try bool()
         case "allow_fault_injection": allowFaultInjection = try bool()
@@ -181,5 +201,39 @@ extension Configuration {
         default:
             throw .invalid("\(source): unknown setting '\(key)'")
         }
+    }
+
+    /// `users:` is a list of `{name, password_hash | password_hashes, read_only}`.
+    private static func parseUsers(_ value: Node, source: String) throws(ConfigurationError) -> [ClientUser] {
+        let shape = "\(source): users must be a list of {name, password_hash, read_only}"
+        guard let items = value.sequence else { throw .invalid(shape) }
+        var users: [ClientUser] = []
+        for item in items {
+            guard let mapping = item.mapping else { throw .invalid(shape) }
+            var user = ClientUser(name: "", passwordHashes: [])
+            for (k, v) in mapping {
+                switch k.string {
+                case "name":
+                    guard let name = v.string else { throw .invalid("\(source): users.name must be a string") }
+                    user.name = name
+                case "password_hash":
+                    guard let text = v.string else { throw .invalid("\(source): users.password_hash must be a string") }
+                    user.passwordHashes.append(try PasswordHash(parsing: text))
+                case "password_hashes":
+                    guard let list = v.sequence else { throw .invalid("\(source): users.password_hashes must be a list") }
+                    for entry in list {
+                        guard let text = entry.string else { throw .invalid("\(source): users.password_hashes must be strings") }
+                        user.passwordHashes.append(try PasswordHash(parsing: text))
+                    }
+                case "read_only":
+                    guard let flag = v.bool else { throw .invalid("\(source): users.read_only must be true or false") }
+                    user.readOnly = flag
+                default:
+                    throw .invalid("\(source): unknown setting users.\(k.string ?? "?")")
+                }
+            }
+            users.append(user)
+        }
+        return users
     }
 }

@@ -37,6 +37,12 @@ public enum Daemon {
     static func runThrowing(_ configuration: Configuration, logger: Logger) throws -> Int32 {
         try configuration.validate()
         let envelope = try makeEnvelope(configuration, logger: logger)
+        let authentication = ClientAuthentication(
+            users: configuration.users,
+            defaultPasswords: try configuration.clientPasswordFile.map(ClientAuthentication.readPasswordFile) ?? [])
+        if !authentication.isRequired {
+            logger.notice("clients are not authenticated: anyone who reaches \(configuration.clientAddr) can read and write (set client_password_file or users)")
+        }
 
         try FileManager.default.createDirectory(atPath: configuration.dataDir, withIntermediateDirectories: true)
         let databasePath = (configuration.dataDir as NSString).appendingPathComponent("crdtd.db")
@@ -77,7 +83,7 @@ public enum Daemon {
         let loop = try EventLoop(logger: logger)
         let finished = DispatchSemaphore(value: 0)
         let exitCode = Mutex<Int32>(0)
-        let frontend = Frontend(loop: loop, configuration: configuration, toEngine: toEngine, inbox: inbox,
+        let frontend = Frontend(loop: loop, configuration: configuration, authentication: authentication, toEngine: toEngine, inbox: inbox,
                                 metrics: metrics, logger: logger) { code in
             exitCode.withLock { $0 = code }
             finished.signal()

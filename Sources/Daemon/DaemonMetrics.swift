@@ -13,6 +13,8 @@ final class DaemonMetrics: Sendable {
     let commitBatchRecords = Recorder(label: "crdtd_commit_batch_records")
     let commitLatency = Metrics.Timer(label: "crdtd_commit_duration_seconds", preferredDisplayUnit: .seconds)
     let commits = Counter(label: "crdtd_commits_total")
+    /// `AUTH` or `HELLO AUTH` attempts with a wrong user or password.
+    let authFailures = Counter(label: "crdtd_auth_failures_total")
 
     /// Each command name's counters and timer, made once: a swift-metrics constructor goes through the
     /// factory (name validation, a locked registry lookup), too costly to run per reply.

@@ -47,17 +47,28 @@ final class Frontend: @unchecked Sendable {
     private var shuttingDown = false
     private var pendingControl: [EngineMessage] = []
     private var exitCode: Int32 = 0
+    let authentication: ClientAuthentication
+    /// Stretched password checks run here, one at a time, never on the loop.
+    private let authQueue = DispatchQueue(label: "crdtd-auth", qos: .utility)
+    private var authFailures = AuthFailureLog()
 
     /// A client connection and its protocol state.
     final class ClientSession {
         let connection: TCPConnection
         var parser: RESPRequestParser
-        /// Requests parsed but not yet in the engine ring (the ring was full).
+        /// Requests parsed but not yet in the engine ring (the ring was full, or an `AUTH` is being checked).
         var backlog: [[Bytes]] = []
-        /// Per request in flight: its name and when it was parsed, to time and count it when its reply leaves.
-        var inFlight: [(name: String, started: UInt64)] = []
-        var inFlightHead = 0
+        /// Replies owed, in request order, with each request's name and parse time for the metrics.
+        var replies = ReplyQueue()
+        var identity: ClientIdentity
+        /// The engine knows this client (`clientConnected` was sent): only once it authenticated, so that
+        /// an unauthenticated client costs the engine nothing.
+        var announced = false
+        /// The request at the head of `backlog` is an `AUTH` whose stretched check runs off the loop.
+        var verifying = false
         var closing = false
+        /// Close once every reply owed was written (`QUIT`, or the engine's close after a protocol error).
+        var closeWhenAnswered = false
         /// Replies released during the current inbox drain, written with one write at its end (or
         /// sooner, past `maxCoalescedReplyBytes`): one system call and one TCP segment per client per
         /// drain instead of one per reply.
@@ -65,11 +76,12 @@ final class Frontend: @unchecked Sendable {
         /// The client shut down its sending side: close once every reply it is owed was written.
         var inputEnded = false
 
-        var owesReplies: Bool { inFlightHead < inFlight.count || !backlog.isEmpty }
+        var owesReplies: Bool { !replies.isEmpty || !backlog.isEmpty }
 
-        init(connection: TCPConnection, limits: RESPLimits) {
+        init(connection: TCPConnection, limits: RESPLimits, identity: ClientIdentity) {
             self.connection = connection
             self.parser = RESPRequestParser(limits: limits)
+            self.identity = identity
         }
     }
 
@@ -85,9 +97,11 @@ final class Frontend: @unchecked Sendable {
     /// recover anything dropped through acknowledgements and digest repair).
     static let maxPendingPeerBytes = 8 << 20
 
-    init(loop: EventLoop, configuration: Configuration, toEngine: SPSCRing<EngineMessage>, inbox: MPSCRing<LoopMessage>,
+    init(loop: EventLoop, configuration: Configuration, authentication: ClientAuthentication,
+         toEngine: SPSCRing<EngineMessage>, inbox: MPSCRing<LoopMessage>,
          metrics: DaemonMetrics, logger: Logger, onFinished: @escaping @Sendable (Int32) -> Void) {
         self.loop = loop
+        self.authentication = authentication
         self.configuration = configuration
         self.toEngine = toEngine
         self.inbox = inbox
@@ -160,7 +174,9 @@ final class Frontend: @unchecked Sendable {
     // MARK: Clients
 
     private func accept(client connection: TCPConnection) {
-        let session = ClientSession(connection: connection, limits: requestLimits)
+        let identity: ClientIdentity = authentication.isRequired
+            ? .anonymous : .user(name: ClientAuthentication.defaultUser, readOnly: false)
+        let session = ClientSession(connection: connection, limits: requestLimits, identity: identity)
         let id = connection.id
         clients[id] = session
         metrics.connectedClients.record(clients.count)
@@ -171,17 +187,25 @@ final class Frontend: @unchecked Sendable {
             if !session.owesReplies { connection.closeAfterFlush() }
         }
         connection.onClose = { [unowned self] connection, _ in
+            let announced = clients[connection.id]?.announced ?? false
             clients[connection.id] = nil
             metrics.connectedClients.record(clients.count)
-            submit(.input(.clientDisconnected(ClientID(connection.id))), dropIfFull: false)
+            if announced { submit(.input(.clientDisconnected(ClientID(connection.id))), dropIfFull: false) }
         }
-        let address = connection.peerAddress.map { "\($0)" } ?? "?"
-        submit(.input(.clientConnected(ClientID(id), address: address)), dropIfFull: false)
+        if !authentication.isRequired { announce(session) }
         do {
             try connection.startReading()
         } catch {
             connection.close()
         }
+    }
+
+    /// Tells the engine about a client it may now hear from.
+    private func announce(_ session: ClientSession) {
+        guard !session.announced else { return }
+        session.announced = true
+        let address = session.connection.peerAddress.map { "\($0)" } ?? "?"
+        submit(.input(.clientConnected(ClientID(session.connection.id), address: address)), dropIfFull: false)
     }
 
     private func read(client id: UInt64, _ bytes: UnsafeRawBufferPointer) {
@@ -192,39 +216,146 @@ final class Frontend: @unchecked Sendable {
                 session.backlog.append(request)
             }
         } catch {
-            // The stream cannot be resynchronised: answer in order (through the engine) and disconnect.
+            // The stream cannot be resynchronised: answer in order and disconnect. A client the engine
+            // knows is answered through it (after its earlier replies); another one by the shell.
             session.closing = true
             session.connection.stopReading()
-            submit(.input(.clientProtocolError(ClientID(id), message: "ERR Protocol error: \(error)")), dropIfFull: false)
+            let message = "ERR Protocol error: \(error)"
+            if session.announced {
+                submit(.input(.clientProtocolError(ClientID(id), message: message)), dropIfFull: false)
+            } else {
+                session.backlog.removeAll()
+                let line = message.map { $0 == "\r" || $0 == "\n" ? " " : $0 }
+                session.replies.answer(name: "unknown", started: DispatchTime.now().uptimeNanoseconds,
+                                       reply: Array("-\(String(line))\r\n".utf8))
+                session.closeWhenAnswered = true
+                release(session)
+            }
             return
         }
         forwardBacklog(of: id, session)
     }
 
-    /// Moves a client's parsed requests into the engine ring; if it is full, stops reading from that
-    /// client until there is room (backpressure on the one client that is ahead, not on the others).
+    /// Moves a client's parsed requests into the engine ring, or answers them in the shell (see
+    /// `ClientGate`); if the ring is full, stops reading from that client until there is room
+    /// (backpressure on the one client that is ahead, not on the others).
     private func forwardBacklog(of id: UInt64, _ session: ClientSession) {
         // Connection events waiting for room go first, so a session never sees its commands before it exists.
         retryControl()
         var index = 0
         let now = DispatchTime.now().uptimeNanoseconds
-        while index < session.backlog.count && pendingControl.isEmpty {
+        forwarding: while index < session.backlog.count && pendingControl.isEmpty && !session.verifying {
             let request = session.backlog[index]
             let name = String(decoding: request.first?.prefix(32) ?? [], as: UTF8.self).lowercased()
-            guard case .pushed = toEngine.tryPush(.input(.clientCommand(ClientID(id), request))) else {
-                metrics.ringFull("loop_to_engine")
-                break
+            switch ClientGate.decide(request, name: name, identity: session.identity, authRequired: authentication.isRequired) {
+            case .forward:
+                guard case .pushed = toEngine.tryPush(.input(.clientCommand(ClientID(id), request))) else {
+                    metrics.ringFull("loop_to_engine")
+                    break forwarding
+                }
+                session.replies.expectEngine(name: name, started: now)
+            case .answer(let reply, let close):
+                session.replies.answer(name: name, started: now, reply: Array(reply.utf8))
+                if close {
+                    session.closeWhenAnswered = true
+                    session.closing = true
+                    session.connection.stopReading()
+                    index = session.backlog.count
+                    break forwarding
+                }
+            case .authenticate(let user, let password, let then):
+                if let outcome = authentication.quickCheck(user: user, password: password) {
+                    if let next = authenticated(session, user: user, outcome: outcome, then: then, started: now) {
+                        // The HELLO without its AUTH part goes to the engine like any request.
+                        session.backlog[index] = next
+                        continue forwarding
+                    }
+                } else {
+                    session.verifying = true
+                    verifySlowly(id, session, user: user, password: password)
+                    break forwarding
+                }
             }
-            session.inFlight.append((name, now))
             index += 1
         }
-        session.backlog.removeFirst(index)
+        session.backlog.removeFirst(min(index, session.backlog.count))
+        release(session)
+        // Replies the shell gave leave now; the engine's leave at the end of an inbox drain.
+        flushReplies(of: session)
+        if session.closing { return }
         if session.backlog.isEmpty {
-            if !session.closing { try? session.connection.startReading() }
+            try? session.connection.startReading()
         } else {
             session.connection.stopReading()
+            // An AUTH being checked resumes the session itself; only a full ring needs the retry timer.
+            guard !session.verifying else { return }
             if !stalled.contains(id) { stalled.append(id) }
             scheduleRetry()
+        }
+    }
+
+    /// Applies an authentication outcome: the session's identity, the reply, the log and the metric.
+    /// Returns the request to forward next (a `HELLO` without its `AUTH` part) when there is one.
+    private func authenticated(_ session: ClientSession, user: String, outcome: ClientAuthentication.Outcome,
+                               then next: [Bytes]?, started: UInt64) -> [Bytes]? {
+        let name = next == nil ? "auth" : "hello"
+        switch outcome {
+        case .accepted(let readOnly):
+            session.identity = .user(name: user, readOnly: readOnly)
+            announce(session)
+            if let next { return next }
+            session.replies.answer(name: name, started: started, reply: Array(ClientGate.ok.utf8))
+        case .rejected:
+            metrics.authFailures.increment()
+            let address = session.connection.peerAddress.map { "\($0)" } ?? "?"
+            if let line = authFailures.failed(user: user, from: address, now: loop.now) { logger.warning("\(line)") }
+            session.replies.answer(name: name, started: started, reply: Array(ClientGate.wrongPass.utf8))
+        }
+        return nil
+    }
+
+    /// Runs a stretched password check on the authentication queue, then resumes the session on the loop.
+    /// The session reads nothing meanwhile, so the requests behind the `AUTH` wait for its outcome.
+    private func verifySlowly(_ id: UInt64, _ session: ClientSession, user: String, password: [UInt8]) {
+        let authentication = self.authentication
+        let started = DispatchTime.now().uptimeNanoseconds
+        let token = ObjectIdentifier(session)
+        authQueue.async { [self] in
+            let outcome = authentication.check(user: user, password: password)
+            try? loop.execute { [self] in
+                guard let session = clients[id], ObjectIdentifier(session) == token, session.verifying, !session.backlog.isEmpty else { return }
+                session.verifying = false
+                let request = session.backlog[0]
+                let then = request.first.map { String(decoding: $0.prefix(8), as: UTF8.self).lowercased() } == "hello"
+                    ? ClientGate.helloCredentials(request)?.2 : nil
+                if let next = authenticated(session, user: user, outcome: outcome, then: then, started: started) {
+                    session.backlog[0] = next
+                } else {
+                    session.backlog.removeFirst()
+                }
+                forwardBacklog(of: id, session)
+            }
+        }
+    }
+
+    /// Moves every reply that is next in order into the client's coalesced output.
+    private func release(_ session: ClientSession) {
+        let id = session.connection.id
+        let now = DispatchTime.now().uptimeNanoseconds
+        while let entry = session.replies.popReady() {
+            guard let bytes = entry.reply else { continue }
+            if let name = entry.name {
+                metrics.command(CommandNames.canonical(name), failed: bytes.first == UInt8(ascii: "-"), nanoseconds: now &- entry.started)
+            }
+            if session.coalescedReplies.isEmpty { clientsWithReplies.append(id) }
+            session.coalescedReplies.append(contentsOf: bytes)
+            if session.coalescedReplies.count >= Self.maxCoalescedReplyBytes { flushReplies(of: session) }
+        }
+        if session.closeWhenAnswered && session.replies.isEmpty {
+            flushReplies(of: session)
+            session.closing = true
+            session.connection.stopReading()
+            session.connection.closeAfterFlush()
         }
     }
 
@@ -358,25 +489,12 @@ final class Frontend: @unchecked Sendable {
         switch effect {
         case .reply(let client, let bytes):
             guard let session = clients[client.rawValue] else { return }
-            if session.inFlightHead < session.inFlight.count {
-                let request = session.inFlight[session.inFlightHead]
-                session.inFlightHead += 1
-                if session.inFlightHead > 64 && session.inFlightHead * 2 > session.inFlight.count {
-                    session.inFlight.removeFirst(session.inFlightHead)
-                    session.inFlightHead = 0
-                }
-                let elapsed = DispatchTime.now().uptimeNanoseconds &- request.started
-                metrics.command(CommandNames.canonical(request.name), failed: bytes.first == UInt8(ascii: "-"), nanoseconds: elapsed)
-            }
-            if session.coalescedReplies.isEmpty { clientsWithReplies.append(client.rawValue) }
-            session.coalescedReplies.append(contentsOf: bytes)
-            if session.coalescedReplies.count >= Self.maxCoalescedReplyBytes { flushReplies(of: session) }
+            session.replies.engineAnswered(bytes)
+            release(session)
         case .closeClient(let client):
             guard let session = clients[client.rawValue] else { return }
-            flushReplies(of: session)
-            session.closing = true
-            session.connection.stopReading()
-            session.connection.closeAfterFlush()
+            session.closeWhenAnswered = true
+            release(session)
         case .send(let frame, let endpoint, let channel):
             send(frame: frame, to: endpoint, via: channel)
         case .shutdown:
@@ -456,7 +574,7 @@ final class Frontend: @unchecked Sendable {
 /// Command names as metric labels: known names as they are, anything else as "unknown", so a client
 /// cannot create unbounded label values.
 enum CommandNames {
-    static let known = Engine.commandNames
+    static let known = Engine.commandNames.union(ClientGate.shellCommands)
 
     static func canonical(_ name: String) -> String { known.contains(name) ? name : "unknown" }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import RESP
+import RESPClient
 
 /// `crdtctl`: runs local crdtd clusters, injects faults, and verifies convergence.
 @main
@@ -11,7 +12,7 @@ struct CRDTCTL: ParsableCommand {
         abstract: "Start local crdtd clusters, inject partitions and crashes, and verify that replicas converge.",
         subcommands: [
             Demo.self, Cluster.self, Partition.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
-            Verify.self, Run.self, Bench.self,
+            Verify.self, Run.self, Bench.self, Ping.self,
         ])
 }
 
@@ -34,6 +35,7 @@ extension CRDTCTL {
             @Option(help: "Number of nodes.") var nodes = 3
             @Option(help: "Client ports are base+1..base+N; peer ports base+101..; metrics base+201...") var basePort = 7000
             @Flag(help: "Run without a cluster key (peer traffic unauthenticated).") var insecure = false
+            @Flag(help: "Require clients to AUTH with a random password, written to DIR/client.password.") var auth = false
 
             func validate() throws {
                 guard (1...64).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 64") }
@@ -41,9 +43,10 @@ extension CRDTCTL {
             }
 
             func run() throws {
-                let cluster = try startCluster(dir: options.dir, nodes: nodes, basePort: basePort, insecure: insecure)
+                let cluster = try startCluster(dir: options.dir, nodes: nodes, basePort: basePort, insecure: insecure, auth: auth)
+                let login = cluster.password.map { " -a \($0)" } ?? ""
                 for node in cluster.nodes {
-                    print("\(node.name)  redis-cli -p \(node.clientPort)   peer :\(node.peerPort)   metrics http://127.0.0.1:\(node.metricsPort)/metrics   pid \(node.pid)")
+                    print("\(node.name)  redis-cli -p \(node.clientPort)\(login)   peer :\(node.peerPort)   metrics http://127.0.0.1:\(node.metricsPort)/metrics   pid \(node.pid)")
                 }
             }
         }
@@ -171,11 +174,36 @@ extension CRDTCTL {
     }
 }
 
+extension CRDTCTL {
+    /// A health probe for any node (Kubernetes readiness, scripts): exit 0 when it answers PING.
+    struct Ping: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "PING a node, authenticating when given a password; exit 0 when it answers PONG.")
+        @Option(help: "Host name or address of the node.") var host = "127.0.0.1"
+        @Option(help: "Client port.") var port = 6379
+        @Option(help: "User for AUTH (default: the default user).") var user: String?
+        @Option(help: ArgumentHelp("File whose first line is the password.", valueName: "file")) var passwordFile: String?
+        @Option(help: "Seconds to wait for the answer.") var timeout = 2
+
+        func run() throws {
+            let password = try passwordFile.map { path in
+                let text = try String(contentsOfFile: path, encoding: .utf8)
+                return String(text.split(whereSeparator: \.isNewline).first ?? "")
+            }
+            let connection = try authenticatedConnection(host: host, port: port, user: user, password: password,
+                                                         timeout: .seconds(timeout))
+            let reply = try connection.send(["PING"])
+            guard reply == .simpleString("PONG") else { throw ClusterError("\(host):\(port) answered \(reply.text)") }
+            print("PONG")
+        }
+    }
+}
+
 // MARK: Shared steps
 
 /// Starts `nodes` fresh nodes in `dir` (removing an earlier cluster there) and waits until all serve and
 /// know each other.
-func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool) throws -> LocalCluster {
+func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: Bool = false) throws -> LocalCluster {
     if let old = try? LocalCluster.load(from: dir) {
         for i in old.nodes.indices { old.stop(i) }
     }
@@ -196,6 +224,12 @@ func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool) throws
         return .init(name: name, clientPort: basePort + n, peerPort: basePort + 100 + n, metricsPort: basePort + 200 + n,
                      dataDir: nodeDir, logFile: nodeDir + ".log", pid: 0)
     }, keyFile: keyFile)
+    if auth {
+        var generator = SystemRandomNumberGenerator()
+        let password = Data((0..<24).map { _ in UInt8.random(in: 0...255, using: &generator) }).base64EncodedString()
+        try (password + "\n").write(toFile: LocalCluster.passwordPath(in: dir), atomically: true, encoding: .utf8)
+        cluster.password = password
+    }
     for i in cluster.nodes.indices { try cluster.launch(i, seeds: [0]) }
     try cluster.save()
     for i in cluster.nodes.indices { try cluster.waitUntilServing(i) }
