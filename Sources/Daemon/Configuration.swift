@@ -12,7 +12,8 @@ public struct Configuration: Sendable, Equatable {
     public var clientAddr: String = "127.0.0.1:6379"
     /// Where peers connect (TCP) and send datagrams (UDP).
     public var peerAddr: String = "127.0.0.1:7946"
-    /// Peers to contact at start; membership spreads by gossip from there.
+    /// Peers to contact at start (`HOST:PORT`, HOST an IP address or a host name); membership spreads by
+    /// gossip from there.
     public var seeds: [String] = []
     /// Prometheus `/metrics` over HTTP; `nil` disables the endpoint.
     public var metricsAddr: String? = nil
@@ -64,12 +65,21 @@ public struct Configuration: Sendable, Equatable {
         if nodeID.utf8.count > 64 || nodeID.contains(where: { $0.isWhitespace }) {
             throw .invalid("node_id '\(nodeID)' must be at most 64 bytes without spaces")
         }
-        for (name, address) in [("client_addr", clientAddr), ("peer_addr", peerAddr)] + seeds.map({ ("seed", $0) })
+        // Listen addresses are IP addresses (the peer address is also what peers are told to send to);
+        // seeds may be host names, resolved on the loop once running.
+        for (name, address) in [("client_addr", clientAddr), ("peer_addr", peerAddr)]
             + (metricsAddr.map { [("metrics_addr", $0)] } ?? []) {
             do {
                 _ = try SocketAddress(parsing: address)
             } catch {
                 throw .invalid("\(name): \(error.message)")
+            }
+        }
+        for seed in seeds {
+            do {
+                _ = try HostAndPort(parsing: seed)
+            } catch {
+                throw .invalid("seed: \(error.message)")
             }
         }
         var names = Set<String>()

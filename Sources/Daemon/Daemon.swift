@@ -53,7 +53,7 @@ public enum Daemon {
         var engineConfiguration = EngineConfiguration(nodeID: configuration.nodeID, replica: replica)
         engineConfiguration.allowFaultInjection = configuration.allowFaultInjection
         var settings = ReplicationSettings(endpoint: try endpoint(configuration.peerAddr), envelope: envelope)
-        settings.seeds = try configuration.seeds.map(endpoint)
+        settings.seeds = try configuration.seeds.map { text throws(ConfigurationError) in try seed(text).endpoint }
         settings.fanout = configuration.fanout
         settings.gossipIntervalMilliseconds = UInt64(configuration.gossipIntervalMilliseconds)
         settings.syncIntervalMilliseconds = max(UInt64(configuration.gossipIntervalMilliseconds) * 5, 200)
@@ -134,6 +134,16 @@ public enum Daemon {
             return PeerEndpoint(host: address.host, port: address.port)
         } catch {
             throw .invalid(error.message)
+        }
+    }
+
+    /// A seed as the engine knows it (the host as written: a name stays a name) and as the shell routes it.
+    static func seed(_ text: String) throws(ConfigurationError) -> (endpoint: PeerEndpoint, address: HostAndPort) {
+        do {
+            let address = try HostAndPort(parsing: text)
+            return (PeerEndpoint(host: address.numeric?.host ?? address.host, port: address.port), address)
+        } catch {
+            throw .invalid("seed: \(error.message)")
         }
     }
 

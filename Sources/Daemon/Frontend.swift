@@ -43,6 +43,10 @@ final class Frontend: @unchecked Sendable {
     /// Clients whose parsed requests did not fit in the engine ring; retried every millisecond.
     private var stalled: [UInt64] = []
     private var peerStreams: [PeerEndpoint: PeerStream] = [:]
+    /// Seeds known by host name, by the endpoint the engine sends to; and what they resolve to.
+    private var namedSeeds: [PeerEndpoint: HostAndPort] = [:]
+    private var peerNames = PeerNames()
+    private var resolver: NameResolver?
     private var inboundPeers: [UInt64: (connection: TCPConnection, framer: StreamFramer)] = [:]
     private var shuttingDown = false
     private var pendingControl: [EngineMessage] = []
@@ -153,6 +157,11 @@ final class Frontend: @unchecked Sendable {
                 return metrics.render()
             }
         }
+        for text in configuration.seeds {
+            let seed = try Daemon.seed(text)
+            if seed.address.numeric == nil { namedSeeds[seed.endpoint] = seed.address }
+        }
+        if !namedSeeds.isEmpty { resolver = NameResolver(loop: loop) }
         ticker = try LoopTimer(loop: loop)
         try ticker?.schedule(after: .milliseconds(10), repeatEvery: .milliseconds(10)) { [unowned self] _ in
             guard !shuttingDown else { return }
@@ -400,9 +409,16 @@ final class Frontend: @unchecked Sendable {
     }
 
     private func send(frame: [UInt8], to endpoint: PeerEndpoint, via channel: FrameChannel) {
-        guard let address = try? SocketAddress(host: endpoint.host, port: endpoint.port) else {
-            logger.warning("cannot send to peer address \(endpoint): not an IP address")
-            return
+        let address: SocketAddress
+        if !namedSeeds.isEmpty, let name = namedSeeds[endpoint] {
+            guard let resolved = route(to: name, endpoint: endpoint) else { return }
+            address = resolved
+        } else {
+            guard let numeric = try? SocketAddress(host: endpoint.host, port: endpoint.port) else {
+                logger.warning("cannot send to peer address \(endpoint): not an IP address")
+                return
+            }
+            address = numeric
         }
         if channel == .datagram, let udp {
             try? udp.send(frame, to: address)
@@ -438,6 +454,36 @@ final class Frontend: @unchecked Sendable {
             }
         }
         if stream.connection == nil { peerStreams[endpoint] = nil }
+    }
+
+    /// Where a seed known by name is now, starting a lookup when one is due. Until its first answer
+    /// the frame is dropped: the engine keeps probing seeds it has not heard from.
+    private func route(to name: HostAndPort, endpoint: PeerEndpoint) -> SocketAddress? {
+        let route = peerNames.route(name, now: loop.now)
+        if route.lookUp, let resolver {
+            do {
+                try resolver.resolve(name.host, port: name.port) { [unowned self] result in
+                    resolved(name, endpoint: endpoint, result)
+                }
+            } catch {
+                resolved(name, endpoint: endpoint, .failure(error))
+            }
+        }
+        return route.address
+    }
+
+    private func resolved(_ name: HostAndPort, endpoint: PeerEndpoint, _ result: Result<[SocketAddress], TransportError>) {
+        switch result {
+        case .success(let addresses):
+            guard peerNames.resolved(name, to: addresses, now: loop.now) else { return }
+            logger.notice("seed \(name) resolves to \(addresses.map(\.description).joined(separator: ", "))")
+            // A stream still open to the old address is closed; the next frame connects to the new one.
+            peerStreams[endpoint]?.connection?.close()
+        case .failure(let error):
+            let retry = peerNames.failed(name, now: loop.now)
+            let kept = peerNames.entries[name]?.addresses.isEmpty == false ? " (still using its last addresses)" : ""
+            logger.warning("seed \(name) does not resolve: \(error.message); retrying in \(retry / 1000) s\(kept)")
+        }
     }
 
     // MARK: Effects from the writer
@@ -536,6 +582,7 @@ final class Frontend: @unchecked Sendable {
         for stream in peerStreams.values { stream.connection?.closeAfterFlush() }
         for entry in inboundPeers.values { entry.connection.close() }
         peerServer?.close()
+        resolver?.cancelAll()
         udp?.close()
         metricsServer?.close()
         ticker?.close()
