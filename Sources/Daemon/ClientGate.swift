@@ -19,6 +19,8 @@ enum ClientGate {
         /// Check the credentials; on success answer `+OK` (`AUTH`) or forward `then` (the `HELLO`
         /// without its `AUTH` part); on failure answer `-WRONGPASS`.
         case authenticate(user: String, password: [UInt8], then: [Bytes]?)
+        /// Write a backup named `name` into the backup directory (the reply comes once it is written).
+        case backup(name: String)
     }
 
     static let noAuth = "-NOAUTH Authentication required.\r\n"
@@ -31,7 +33,7 @@ enum ClientGate {
     static let ok = "+OK\r\n"
 
     /// Commands the shell answers itself, as metric labels.
-    static let shellCommands: Set<String> = ["auth"]
+    static let shellCommands: Set<String> = ["auth", "crdt.backup"]
 
     /// - Parameters:
     ///   - name: the command name, lower-cased (as the frontend computes it for the metrics).
@@ -62,10 +64,27 @@ enum ClientGate {
             break
         }
         guard case .user(_, let readOnly) = identity else { return .answer(noAuth, close: false) }
+        if name == "crdt.backup" {
+            if readOnly { return noPermission(name) }
+            guard request.count == 2 else { return .answer("-ERR wrong number of arguments for 'crdt.backup' command\r\n", close: false) }
+            guard let file = backupName(request[1]) else {
+                return .answer("-ERR backup name must be a plain file name (letters, digits, '.', '-', '_'), written into the backup directory\r\n",
+                               close: false)
+            }
+            return .backup(name: file)
+        }
         if readOnly, case .success(let command) = CommandParser.parse(request), refusedToReaders(command) {
             return noPermission(name)
         }
         return .forward
+    }
+
+    /// A backup is named, not given a path, so a client cannot make the daemon write anywhere else.
+    static func backupName(_ bytes: Bytes) -> String? {
+        guard !bytes.isEmpty, bytes.count <= 200, bytes.first != UInt8(ascii: "."),
+              bytes.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
+                  || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// What a read-only user may not run: writes, and commands that act on the node itself.

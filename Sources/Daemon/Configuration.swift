@@ -40,6 +40,16 @@ public struct Configuration: Sendable, Equatable {
     public var fanout: Int = 3
     /// Client-facing limits.
     public var limits = Limits()
+    /// Where `CRDT.BACKUP name` writes; `nil` means `<data_dir>/backups`.
+    public var backupDir: String? = nil
+    /// Start from this backup (`--restore`): only into an empty data directory, with a new replica identity.
+    public var restoreFrom: String? = nil
+
+    /// The node's SQLite database.
+    public var databasePath: String { (dataDir as NSString).appendingPathComponent("crdtd.db") }
+
+    /// The directory backups are written to.
+    public var resolvedBackupDir: String { backupDir ?? (dataDir as NSString).appendingPathComponent("backups") }
 
     /// Client-facing limits; every one answers a clear error when exceeded and disconnects the client.
     public struct Limits: Sendable, Equatable {
@@ -177,6 +187,7 @@ extension Configuration {
         case "metrics_addr": metricsAddr = try string()
         case "cluster_key_file": clusterKeyFile = try string()
         case "client_password_file": clientPasswordFile = try string()
+        case "backup_dir": backupDir = try string()
         case "users": users = try Self.parseUsers(value, source: source)
         case "cluster_label": clusterLabel = try string()
         case "insecure": insecure = try bool()

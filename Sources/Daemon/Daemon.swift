@@ -45,7 +45,11 @@ public enum Daemon {
         }
 
         try FileManager.default.createDirectory(atPath: configuration.dataDir, withIntermediateDirectories: true)
-        let databasePath = (configuration.dataDir as NSString).appendingPathComponent("crdtd.db")
+        let databasePath = configuration.databasePath
+        if let backup = configuration.restoreFrom {
+            try Store.restore(backup: backup, into: databasePath, forgetting: metaOfTheOldIdentity)
+            logger.notice("restored \(backup) into \(databasePath); this node takes a new replica identity and catches up from its peers")
+        }
         let store = try Store(path: databasePath, options: StoreOptions(synchronous: configuration.durability == "full" ? .full : .normal))
         let recovered = try store.load()
         let replica = try replicaIdentity(store: store, meta: recovered.meta, logger: logger)
@@ -164,6 +168,12 @@ public enum Daemon {
         }
         return try Envelope(label: configuration.clusterLabel, keyring: try Keyring.parse(text))
     }
+
+    /// Metadata a restored node must not reuse: its replica identity (a new one is drawn, so it never
+    /// reissues a dot its peers have seen), and its delta sequence and what peers acknowledged of it, which
+    /// count the old identity's deltas. The Lamport bound stays (the clock must not run backwards), and so
+    /// do the marks of what it had received from each peer, which match the data in the same backup.
+    static let metaOfTheOldIdentity = ["replica_id", "delta_seq", "acknowledged"]
 
     /// The node's replica identity: random at first start, persisted before anything else is written.
     static func replicaIdentity(store: Store, meta: [String: [UInt8]], logger: Logger) throws -> ReplicaID {

@@ -61,6 +61,11 @@ final class DaemonMetrics: Sendable {
         metrics.duration.recordNanoseconds(Int64(clamping: nanoseconds))
     }
 
+    /// A `CRDT.BACKUP` finished.
+    func backups(succeeded: Bool) {
+        Counter(label: "crdtd_backups_total", dimensions: [("outcome", succeeded ? "ok" : "failed")]).increment()
+    }
+
     func ringFull(_ ring: String) {
         Counter(label: "crdtd_ring_full_total", dimensions: [("ring", ring)]).increment()
     }

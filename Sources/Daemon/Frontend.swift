@@ -1,10 +1,12 @@
 import CoreMetrics
 import Dispatch
+import Foundation
 import Glibc
 import Engine
 import Logging
 import RESP
 import Rings
+import Store
 import Transport
 import Wire
 
@@ -55,6 +57,7 @@ final class Frontend: @unchecked Sendable {
     /// Stretched password checks run here, one at a time, never on the loop.
     private let authQueue = DispatchQueue(label: "crdtd-auth", qos: .utility)
     private var authFailures = AuthFailureLog()
+    private var backupRunning = false
 
     /// A client connection and its protocol state.
     final class ClientSession {
@@ -272,6 +275,9 @@ final class Frontend: @unchecked Sendable {
                     index = session.backlog.count
                     break forwarding
                 }
+            case .backup(let file):
+                let ticket = session.replies.reserve(name: name, started: now)
+                startBackup(named: file, for: id, ticket: ticket)
             case .authenticate(let user, let password, let then):
                 if let outcome = authentication.quickCheck(user: user, password: password) {
                     if let next = authenticated(session, user: user, outcome: outcome, then: then, started: now) {
@@ -345,6 +351,49 @@ final class Frontend: @unchecked Sendable {
                 forwardBacklog(of: id, session)
             }
         }
+    }
+
+    /// Writes a backup on a thread of its own (a read-only SQLite connection doing `VACUUM INTO`), so
+    /// neither the loop nor the engine nor the writer waits for it; the reply comes when it is on disk.
+    private func startBackup(named file: String, for id: UInt64, ticket: ReplyQueue.Ticket) {
+        guard !backupRunning else {
+            answerBackup(id, ticket, RESPReply.error("ERR a backup is already running; try again when it finishes"))
+            return
+        }
+        backupRunning = true
+        let directory = configuration.resolvedBackupDir
+        let database = configuration.databasePath
+        let destination = (directory as NSString).appendingPathComponent(file)
+        let logger = self.logger
+        let started = DispatchTime.now().uptimeNanoseconds
+        let thread = Thread { [self] in
+            let reply: RESPReply
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                let bytes = try Store.backup(databaseAt: database, to: destination)
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                logger.notice("backup written", metadata: ["path": "\(destination)", "bytes": "\(bytes)", "seconds": "\(seconds)"])
+                metrics.backups(succeeded: true)
+                reply = .bulkString(Array(destination.utf8))
+            } catch {
+                logger.error("backup failed", metadata: ["path": "\(destination)", "error": "\(error)"])
+                metrics.backups(succeeded: false)
+                reply = .error("ERR backup failed: \(error)".replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " "))
+            }
+            try? loop.execute { [self] in
+                backupRunning = false
+                answerBackup(id, ticket, reply)
+            }
+        }
+        thread.name = "crdtd-backup"
+        thread.start()
+    }
+
+    private func answerBackup(_ id: UInt64, _ ticket: ReplyQueue.Ticket, _ reply: RESPReply) {
+        guard let session = clients[id] else { return }
+        session.replies.fill(ticket, reply: reply.encoded(protocol: .resp2))
+        release(session)
+        flushReplies(of: session)
     }
 
     /// Moves every reply that is next in order into the client's coalesced output.

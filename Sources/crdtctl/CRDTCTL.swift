@@ -12,7 +12,7 @@ struct CRDTCTL: ParsableCommand {
         abstract: "Start local crdtd clusters, inject partitions and crashes, and verify that replicas converge.",
         subcommands: [
             Demo.self, Cluster.self, Partition.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
-            Verify.self, Run.self, Bench.self, Ping.self,
+            Verify.self, Run.self, Bench.self, Ping.self, Backup.self,
         ])
 }
 
@@ -195,6 +195,38 @@ extension CRDTCTL {
             let reply = try connection.send(["PING"])
             guard reply == .simpleString("PONG") else { throw ClusterError("\(host):\(port) answered \(reply.text)") }
             print("PONG")
+        }
+    }
+}
+
+extension CRDTCTL {
+    /// A consistent copy of one node's database, taken while it serves (CRDT.BACKUP), moved to FILE.
+    struct Backup: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Back up one node of a local cluster into FILE while it keeps serving.",
+            discussion: """
+                The node writes the copy into its backup directory (CRDT.BACKUP, a read-only SQLite connection \
+                doing VACUUM INTO on a thread of its own); crdtctl then moves it to FILE. Start a replacement \
+                node from it with `crdtd --restore FILE` in an empty data directory.
+                """)
+        @OptionGroup var options: ClusterOptions
+        @Option(help: "The node to back up.") var node: String
+        @Argument(help: "Where to put the backup (must not exist).") var file: String
+        @Option(help: "Seconds to wait for the copy.") var timeout = 600
+
+        func run() throws {
+            guard !FileManager.default.fileExists(atPath: file) else { throw ValidationError("\(file) exists; a backup never overwrites") }
+            let cluster = try options.load()
+            let name = "crdtctl-\(getpid())-\(UInt64(Date().timeIntervalSince1970 * 1000)).db"
+            let reply = try cluster.command(try cluster.index(of: node), ["CRDT.BACKUP", name], timeout: .seconds(timeout))
+            guard case .bulkString(let path) = reply else { throw ClusterError("\(node) refused the backup: \(reply.text)") }
+            let written = String(decoding: path, as: UTF8.self)
+            do {
+                try FileManager.default.moveItem(atPath: written, toPath: file)
+            } catch {
+                throw ClusterError("the backup is at \(written) but could not be moved to \(file): \(error.localizedDescription)")
+            }
+            print("backed up \(node) into \(file)")
         }
     }
 }

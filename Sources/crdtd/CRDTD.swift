@@ -85,6 +85,15 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Client passwords of the default user, one per line; clients must AUTH.", valueName: "file"))
     var clientPasswordFile: String?
 
+    @Option(name: .long, help: ArgumentHelp("Where CRDT.BACKUP writes. Default DATA_DIR/backups.", valueName: "dir"))
+    var backupDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("""
+        Start from this backup (from CRDT.BACKUP or crdtctl backup) in an empty data directory: the node takes \
+        a new replica identity and catches up from its peers.
+        """, valueName: "file"))
+    var restore: String?
+
     @Flag(name: .long, help: "Run without a cluster key: peer traffic unauthenticated and in clear (tests only).")
     var insecure = false
 
@@ -115,6 +124,8 @@ struct Serve: ParsableCommand {
         if let clusterKeyFile { configuration.clusterKeyFile = clusterKeyFile }
         if let clusterLabel { configuration.clusterLabel = clusterLabel }
         if let clientPasswordFile { configuration.clientPasswordFile = clientPasswordFile }
+        if let backupDir { configuration.backupDir = backupDir }
+        if let restore { configuration.restoreFrom = restore }
         if insecure { configuration.insecure = true }
         if allowFaultInjection { configuration.allowFaultInjection = true }
         if let logLevel { configuration.logLevel = logLevel }

@@ -133,6 +133,16 @@ import Testing
         }
         #expect(decide(args("SET", "k"), reader) == .forward, "a malformed command gets the engine's arity error, not NOPERM")
     }
+
+    @Test func backupsAreNamedNotPathsAndNotForReaders() {
+        #expect(decide(args("CRDT.BACKUP", "nightly-2026-12-01.db"), writer) == .backup(name: "nightly-2026-12-01.db"))
+        for bad in ["../x.db", "/etc/passwd", ".hidden", "a b", ""] {
+            #expect(decide(args("CRDT.BACKUP", bad), writer).isAnswer("-ERR backup name must be a plain file name"), "\(bad)")
+        }
+        #expect(decide(args("CRDT.BACKUP"), writer).isAnswer("-ERR wrong number of arguments"))
+        #expect(decide(args("CRDT.BACKUP", "x.db"), reader).isAnswer("-NOPERM"))
+        #expect(decide(args("CRDT.BACKUP", "x.db"), .anonymous) == .answer(ClientGate.noAuth, close: false))
+    }
 }
 
 @Suite struct ReplyQueueTests {
