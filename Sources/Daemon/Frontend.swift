@@ -49,6 +49,9 @@ final class Frontend: @unchecked Sendable {
     private var namedSeeds: [PeerEndpoint: HostAndPort] = [:]
     private var peerNames = PeerNames()
     private var resolver: NameResolver?
+    /// This node's peer address: a seed name that resolves to it is this node (every pod of a
+    /// StatefulSet lists the same seeds, itself included), and frames to it are not sent.
+    private var ownPeerAddress: SocketAddress?
     private var inboundPeers: [UInt64: (connection: TCPConnection, framer: StreamFramer)] = [:]
     private var shuttingDown = false
     private var pendingControl: [EngineMessage] = []
@@ -142,6 +145,7 @@ final class Frontend: @unchecked Sendable {
             connection.closeAfterFlush()
         }
         let peerAddress = try SocketAddress(parsing: configuration.peerAddr)
+        ownPeerAddress = peerAddress
         peerServer = try TCPServer(loop: loop, address: peerAddress, maxConnections: 1024) { [unowned self] connection in
             accept(peer: connection)
         }
@@ -460,7 +464,7 @@ final class Frontend: @unchecked Sendable {
     private func send(frame: [UInt8], to endpoint: PeerEndpoint, via channel: FrameChannel) {
         let address: SocketAddress
         if !namedSeeds.isEmpty, let name = namedSeeds[endpoint] {
-            guard let resolved = route(to: name, endpoint: endpoint) else { return }
+            guard let resolved = route(to: name, endpoint: endpoint), resolved != ownPeerAddress else { return }
             address = resolved
         } else {
             guard let numeric = try? SocketAddress(host: endpoint.host, port: endpoint.port) else {
