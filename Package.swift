@@ -79,6 +79,8 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CRDT", "RESP", "Wire"]),
         // Start the real crdtd binary; depend on it so it is built before these tests run.
         .testTarget(name: "IntegrationTests", dependencies: ["RESP", "RESPClient", "crdtd"]),
+        // The systemd unit and Kubernetes manifests in examples/deploy, checked against the binaries' flags.
+        .testTarget(name: "DeploymentTests", dependencies: ["crdtd", "crdtctl", .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]
 )
