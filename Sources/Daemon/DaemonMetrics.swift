@@ -95,6 +95,14 @@ final class DaemonMetrics: Sendable {
             Counter(label: "crdtd_peer_frames_total", dimensions: [("direction", "out"), ("type", type)])
                 .increment(by: Int64(clamping: count &- (previous.framesOut[type] ?? 0)))
         }
+        // Deltas joined from peers, whole states applied by repair, and deltas dropped from the buffer
+        // before every peer acknowledged them (a peer that far behind is repaired by digest instead).
+        Counter(label: "crdtd_peer_deltas_applied_total")
+            .increment(by: Int64(clamping: replication.deltasApplied &- previous.deltasApplied))
+        Counter(label: "crdtd_repair_states_applied_total")
+            .increment(by: Int64(clamping: replication.statesApplied &- previous.statesApplied))
+        Counter(label: "crdtd_delta_buffer_drops_total")
+            .increment(by: Int64(clamping: replication.bufferDrops &- previous.bufferDrops))
         for (reason, count) in replication.rejected {
             Counter(label: "crdtd_peer_frames_rejected_total", dimensions: [("reason", reason)])
                 .increment(by: Int64(clamping: count &- (previous.rejected[reason] ?? 0)))

@@ -85,6 +85,14 @@ import Testing
         #expect(try replicaID(replacement) != oldReplica)
         #expect(eventually(timeout: .seconds(20)) { all.isSubset(of: members(replacement)) },
                 "the restored node catches up on every acknowledged write: \(all.subtracting(members(replacement)).count) missing")
+        // It caught up through replication: deltas resent and states repaired show in its metrics.
+        #expect(eventually(timeout: .seconds(5)) {
+            let metrics = (try? rawExchange(port: replacement.metricsPort, send: Array("GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n".utf8))) ?? ""
+            return metrics.split(whereSeparator: \.isNewline).contains { line in
+                (line.hasPrefix("crdtd_peer_deltas_applied_total ") || line.hasPrefix("crdtd_repair_states_applied_total "))
+                    && (Double(line.split(separator: " ").last ?? "") ?? 0) > 0
+            }
+        }, "the catch-up is visible in crdtd_peer_deltas_applied_total or crdtd_repair_states_applied_total")
         // Its new writes are new dots, which n2 accepts.
         #expect(try replacement.run("SADD", "s", "after-restore") == .integer(1))
         #expect(try replacement.run("INCRBY", "c", "5") == .integer(5))
