@@ -151,7 +151,14 @@ extension Engine {
         let targets = replicator!.targets
         guard !targets.isEmpty else { return }
         let lagging = targets.filter { replicator!.needsSync.contains($0.nodeID) }
-        let pool = lagging.isEmpty ? targets : lagging
+        replicator!.syncRounds += 1
+        // Without a lagging peer, repair is a safety net: compare with a peer that has acknowledged every
+        // delta we sent. While deltas are in flight the digests differ anyway and the comparison would
+        // ship the states the deltas are already carrying. Every tenth round compares regardless, so a
+        // difference the deltas will never fix is found even under continuous writes.
+        let next = replicator!.nextSequence
+        let settled = targets.filter { replicator!.acknowledged(by: $0) >= next }
+        let pool = !lagging.isEmpty ? lagging : (replicator!.syncRounds % 10 == 0 ? targets : settled)
         guard let member = pool.randomElement(using: &replicator!.random) else { return }
         replicator!.needsSync.remove(member.nodeID)
         send(.syncRoot(keyspace.rootDigest()), to: member.endpoint, recipient: member.nodeID, into: &output)
