@@ -550,3 +550,85 @@ extension LWWRegister: BinaryCodable, SerializableCRDT where Value: BinaryCodabl
         self.init(timestamp: timestamp, value: try Value?(from: &reader))
     }
 }
+
+// MARK: Floats and counting registers
+
+/// Doubles are their IEEE 754 bit pattern in 8 little-endian bytes. NaN is refused (it is not equal
+/// to itself, so no state holding it could converge by `==`), and negative zero is written and read
+/// as zero, so values that compare equal encode equally.
+extension Double: BinaryCodable {
+    @inlinable
+    public func encode(to writer: inout BinaryWriter) { writer.write(fixed64: (self == 0 ? 0 : self).bitPattern) }
+
+    @inlinable
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        let value = Double(bitPattern: try reader.readFixed64())
+        guard !value.isNaN else { throw .invalidValue(reason: "a number cannot be NaN", offset: start) }
+        guard value != 0 || value.sign == .plus else { throw .notCanonical(reason: "negative zero is written as zero", offset: start) }
+        self = value
+    }
+}
+
+extension CountingEntry: BinaryCodable where Value: BinaryCodable {
+    @inlinable
+    public func encode(to writer: inout BinaryWriter) {
+        switch self {
+        case .write(let stamped, let floors):
+            writer.write(byte: 0)
+            stamped.encode(to: &writer)
+            encodeSorted(floors, to: &writer) { floor, writer in
+                writer.write(varint: floor.version)
+                floor.total.encode(to: &writer)
+            }
+        case .shard(let version, let total):
+            writer.write(byte: 1)
+            writer.write(varint: version)
+            total.encode(to: &writer)
+        }
+    }
+
+    @inlinable
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        switch try reader.readByte() {
+        case 0:
+            let stamped = try Stamped<Value>(from: &reader)
+            var floors: [Dot: CountingFloor<Amount>] = [:]
+            try decodeSorted(from: &reader, minimumElementSize: 11) { (dot: Dot, reader: inout BinaryReader) throws(CRDTDecodingError) in
+                let version = try readPositive(&reader, "a shard version")
+                floors[dot] = CountingFloor(version: version, total: try Amount(from: &reader))
+            }
+            self = .write(stamped, floors: floors)
+        case 1:
+            let version = try readPositive(&reader, "a shard version")
+            self = .shard(version: version, total: try Amount(from: &reader))
+        default:
+            throw .invalidValue(reason: "a counting register entry is a write (0) or a shard (1)", offset: start)
+        }
+    }
+}
+
+extension CountingStore: BinaryCodable where Value: BinaryCodable {
+    @inlinable
+    public func encode(to writer: inout BinaryWriter) {
+        encodeSorted(entries, to: &writer) { entry, writer in entry.encode(to: &writer) }
+    }
+
+    @inlinable
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        var entries: [Dot: Entry] = [:]
+        try decodeSorted(from: &reader, minimumElementSize: 11) { (dot: Dot, reader: inout BinaryReader) throws(CRDTDecodingError) in
+            entries[dot] = try Entry(from: &reader)
+        }
+        self.init(entries)
+    }
+}
+
+extension CountingRegister: BinaryCodable, SerializableCRDT where Value: BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 15 }
+    @inlinable
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    @inlinable
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}

@@ -114,4 +114,7 @@ struct FuzzTests {
     @Test func nestedORMaps() { _ = fuzzDecoder(Harnesses.nestedORMaps, seed: 23, count: fuzzInputsPerDecoder) }
     @Test func orMapOfFlags() { _ = fuzzDecoder(Harnesses.orMapOfFlags, seed: 24, count: fuzzInputsPerDecoder) }
     @Test func boundedCounter() { _ = fuzzDecoder(Harnesses.boundedCounter, seed: 25, count: fuzzInputsPerDecoder) }
+    @Test func countingRegister() { _ = fuzzDecoder(Harnesses.countingRegister, seed: 26, count: fuzzInputsPerDecoder) }
+    @Test func countingRegisterOfScores() { _ = fuzzDecoder(Harnesses.countingRegisterOfScores, seed: 27, count: fuzzInputsPerDecoder) }
+    @Test func orMapOfCountingRegisters() { _ = fuzzDecoder(Harnesses.orMapOfCountingRegisters, seed: 28, count: fuzzInputsPerDecoder) }
 }
