@@ -632,3 +632,86 @@ extension CountingRegister: BinaryCodable, SerializableCRDT where Value: BinaryC
     @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
 }
+
+// MARK: HyperLogLog
+
+/// A sparse sketch is `0`, a count and per register the gap from the previous index and the rank;
+/// a dense one is `1` and the 16,384 ranks packed 6 bits each (4 per 3 bytes, little-endian). The
+/// decoder accepts each form only where the sketch uses it (sparse up to `sparseLimit` non-zero
+/// registers), so a sketch has one encoding.
+extension HyperLogLog: BinaryCodable, SerializableCRDT {
+    public static var binaryTypeTag: UInt8 { 13 }
+
+    public func encode(to writer: inout BinaryWriter) {
+        switch registers {
+        case .sparse(let entries):
+            writer.write(byte: 0)
+            writer.write(varint: UInt64(entries.count))
+            var next = 0
+            for entry in entries {
+                writer.write(varint: UInt64(Int(entry.index) - next))
+                writer.write(byte: entry.rank)
+                next = Int(entry.index) + 1
+            }
+        case .dense(let ranks):
+            writer.write(byte: 1)
+            for group in stride(from: 0, to: ranks.count, by: 4) {
+                let packed = UInt32(ranks[group]) | UInt32(ranks[group + 1]) << 6 | UInt32(ranks[group + 2]) << 12 | UInt32(ranks[group + 3]) << 18
+                writer.write(byte: UInt8(truncatingIfNeeded: packed))
+                writer.write(byte: UInt8(truncatingIfNeeded: packed >> 8))
+                writer.write(byte: UInt8(truncatingIfNeeded: packed >> 16))
+            }
+        }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        switch try reader.readByte() {
+        case 0:
+            let countOffset = reader.offset
+            let count = try reader.readCount(minimumElementSize: 2)
+            guard count <= Self.sparseLimit else {
+                throw .notCanonical(reason: "a sketch with \(count) non-zero registers is written dense", offset: countOffset)
+            }
+            var entries: [SparseRegister] = []
+            entries.reserveCapacity(count)
+            var next: UInt64 = 0
+            for _ in 0..<count {
+                let entryOffset = reader.offset
+                let gap = try reader.readVarint()
+                guard gap < UInt64(Self.registerCount), next + gap < UInt64(Self.registerCount) else {
+                    throw .invalidValue(reason: "register index beyond \(Self.registerCount - 1)", offset: entryOffset)
+                }
+                let rank = try reader.readByte()
+                guard rank >= 1 && rank <= Self.maxRank else {
+                    throw .invalidValue(reason: "a sparse register's rank must be 1 to \(Self.maxRank)", offset: entryOffset)
+                }
+                entries.append(SparseRegister(index: UInt16(next + gap), rank: rank))
+                next += gap + 1
+            }
+            self.init(registers: .sparse(entries))
+        case 1:
+            guard reader.remaining >= Self.registerCount / 4 * 3 else { throw .truncated(offset: reader.offset) }
+            var ranks = [UInt8](repeating: 0, count: Self.registerCount)
+            var nonZero = 0
+            for group in stride(from: 0, to: Self.registerCount, by: 4) {
+                let groupOffset = reader.offset
+                let packed = UInt32(try reader.readByte()) | UInt32(try reader.readByte()) << 8 | UInt32(try reader.readByte()) << 16
+                for slot in 0..<4 {
+                    let rank = UInt8((packed >> (6 * UInt32(slot))) & 0x3F)
+                    guard rank <= Self.maxRank else {
+                        throw .invalidValue(reason: "a register's rank must be at most \(Self.maxRank)", offset: groupOffset)
+                    }
+                    ranks[group + slot] = rank
+                    if rank != 0 { nonZero += 1 }
+                }
+            }
+            guard nonZero > Self.sparseLimit else {
+                throw .notCanonical(reason: "a sketch with \(nonZero) non-zero registers is written sparse", offset: start)
+            }
+            self.init(registers: .dense(ranks))
+        default:
+            throw .invalidValue(reason: "a sketch is sparse (0) or dense (1)", offset: start)
+        }
+    }
+}

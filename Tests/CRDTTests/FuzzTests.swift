@@ -117,4 +117,5 @@ struct FuzzTests {
     @Test func countingRegister() { _ = fuzzDecoder(Harnesses.countingRegister, seed: 26, count: fuzzInputsPerDecoder) }
     @Test func countingRegisterOfScores() { _ = fuzzDecoder(Harnesses.countingRegisterOfScores, seed: 27, count: fuzzInputsPerDecoder) }
     @Test func orMapOfCountingRegisters() { _ = fuzzDecoder(Harnesses.orMapOfCountingRegisters, seed: 28, count: fuzzInputsPerDecoder) }
+    @Test func hyperLogLog() { _ = fuzzDecoder(Harnesses.hyperLogLog, seed: 29, count: fuzzInputsPerDecoder) }
 }

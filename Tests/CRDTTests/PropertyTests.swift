@@ -41,6 +41,8 @@ struct PropertyTests {
     @Test func countingRegisterOfScores() { runProperties(Harnesses.countingRegisterOfScores) }
 
     @Test func orMapOfCountingRegisters() { runProperties(Harnesses.orMapOfCountingRegisters) }
+
+    @Test func hyperLogLog() { runProperties(Harnesses.hyperLogLog) }
 }
 
 /// One random-operation generator per CRDT type (and per nesting the daemon relies on), shared by
@@ -215,6 +217,17 @@ extension Harnesses {
                     try register.increment(by: amount, replica: clock.replica)
                 }
             }
+        }
+    }
+}
+
+extension Harnesses {
+    static var hyperLogLog: CRDTHarness<HyperLogLog> {
+        CRDTHarness<HyperLogLog>(name: "HyperLogLog") { state, _, rng in
+            if rng.chance(0.3) {
+                return state.add(contentsOf: (0..<rng.below(6)).map { _ in bytes("e\(rng.below(2_000))") })
+            }
+            return state.add(bytes("e\(rng.below(2_000))"))
         }
     }
 }
