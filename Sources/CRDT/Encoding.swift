@@ -715,3 +715,36 @@ extension HyperLogLog: BinaryCodable, SerializableCRDT {
         }
     }
 }
+
+// MARK: Expiry
+
+extension Deadline: BinaryCodable {
+    @inlinable
+    public func encode(to writer: inout BinaryWriter) {
+        switch self {
+        case .at(let milliseconds):
+            writer.write(byte: 0)
+            writer.write(varint: milliseconds)
+        case .never:
+            writer.write(byte: 1)
+        }
+    }
+
+    @inlinable
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        switch try reader.readByte() {
+        case 0: self = .at(milliseconds: try reader.readVarint())
+        case 1: self = .never
+        default: throw .invalidValue(reason: "a deadline is an instant (0) or never (1)", offset: start)
+        }
+    }
+}
+
+extension ExpiryRegister: BinaryCodable, SerializableCRDT {
+    public static var binaryTypeTag: UInt8 { 14 }
+    @inlinable
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    @inlinable
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}

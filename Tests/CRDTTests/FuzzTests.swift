@@ -118,4 +118,5 @@ struct FuzzTests {
     @Test func countingRegisterOfScores() { _ = fuzzDecoder(Harnesses.countingRegisterOfScores, seed: 27, count: fuzzInputsPerDecoder) }
     @Test func orMapOfCountingRegisters() { _ = fuzzDecoder(Harnesses.orMapOfCountingRegisters, seed: 28, count: fuzzInputsPerDecoder) }
     @Test func hyperLogLog() { _ = fuzzDecoder(Harnesses.hyperLogLog, seed: 29, count: fuzzInputsPerDecoder) }
+    @Test func expiryRegister() { _ = fuzzDecoder(Harnesses.expiryRegister, seed: 30, count: fuzzInputsPerDecoder) }
 }

@@ -43,6 +43,8 @@ struct PropertyTests {
     @Test func orMapOfCountingRegisters() { runProperties(Harnesses.orMapOfCountingRegisters) }
 
     @Test func hyperLogLog() { runProperties(Harnesses.hyperLogLog) }
+
+    @Test func expiryRegister() { runProperties(Harnesses.expiryRegister) }
 }
 
 /// One random-operation generator per CRDT type (and per nesting the daemon relies on), shared by
@@ -228,6 +230,18 @@ extension Harnesses {
                 return state.add(contentsOf: (0..<rng.below(6)).map { _ in bytes("e\(rng.below(2_000))") })
             }
             return state.add(bytes("e\(rng.below(2_000))"))
+        }
+    }
+}
+
+extension Harnesses {
+    static var expiryRegister: CRDTHarness<ExpiryRegister> {
+        CRDTHarness<ExpiryRegister>(name: "ExpiryRegister") { state, clock, rng in
+            switch rng.below(10) {
+            case 0, 1: return state.clear()
+            case 2: return state.persist(replica: clock.replica)
+            default: return state.expire(atMilliseconds: 1_700_000_000_000 + UInt64(rng.below(100_000)), replica: clock.replica)
+            }
         }
     }
 }
