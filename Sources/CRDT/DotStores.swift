@@ -174,6 +174,17 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
 
     @inlinable
     public mutating func join(_ other: DotMap, context: CausalContext, otherContext: CausalContext) {
+        join(other, context: context, otherContext: otherContext, touched: { _ in })
+    }
+
+    /// The causal join, calling `touched` with every key whose value may have changed (a key the
+    /// other side's context removes from, or one the other side holds): how a type with an index over
+    /// the entries (a sorted set's scores, a list's positions) keeps it in step in time proportional
+    /// to the delta. A key may be reported more than once.
+    @inlinable
+    public mutating func join(
+        _ other: DotMap, context: CausalContext, otherContext: CausalContext, touched: (Key) -> Void
+    ) {
         let empty = Value()
         // Keys only here lose the dots the other side has seen. A delta's context is small: its dots
         // are looked up in the index. A full state's context is large: every key is probed instead
@@ -209,12 +220,14 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
                 guard var joined = removeValue(forKey: key) else { continue }  // already handled
                 joined.join(empty, context: context, otherContext: otherContext)
                 setValue(joined, forKey: key)
+                touched(key)
             }
         }
         for (key, theirs) in other.storage {
             var joined = removeValue(forKey: key) ?? empty
             joined.join(theirs, context: context, otherContext: otherContext)
             setValue(joined, forKey: key)
+            touched(key)
         }
     }
 }

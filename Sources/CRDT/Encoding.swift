@@ -748,3 +748,12 @@ extension ExpiryRegister: BinaryCodable, SerializableCRDT {
     @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
 }
+
+// MARK: Sorted sets
+
+/// The map and its context, as for ``ORMap``; the order index is rebuilt on decoding.
+extension SortedSet: BinaryCodable, SerializableCRDT {
+    public static var binaryTypeTag: UInt8 { 16 }
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}

@@ -119,4 +119,5 @@ struct FuzzTests {
     @Test func orMapOfCountingRegisters() { _ = fuzzDecoder(Harnesses.orMapOfCountingRegisters, seed: 28, count: fuzzInputsPerDecoder) }
     @Test func hyperLogLog() { _ = fuzzDecoder(Harnesses.hyperLogLog, seed: 29, count: fuzzInputsPerDecoder) }
     @Test func expiryRegister() { _ = fuzzDecoder(Harnesses.expiryRegister, seed: 30, count: fuzzInputsPerDecoder) }
+    @Test func sortedSet() { _ = fuzzDecoder(Harnesses.sortedSet, seed: 31, count: fuzzInputsPerDecoder) }
 }

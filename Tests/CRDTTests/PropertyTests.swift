@@ -45,6 +45,8 @@ struct PropertyTests {
     @Test func hyperLogLog() { runProperties(Harnesses.hyperLogLog) }
 
     @Test func expiryRegister() { runProperties(Harnesses.expiryRegister) }
+
+    @Test func sortedSet() { runProperties(Harnesses.sortedSet) }
 }
 
 /// One random-operation generator per CRDT type (and per nesting the daemon relies on), shared by
@@ -241,6 +243,20 @@ extension Harnesses {
             case 0, 1: return state.clear()
             case 2: return state.persist(replica: clock.replica)
             default: return state.expire(atMilliseconds: 1_700_000_000_000 + UInt64(rng.below(100_000)), replica: clock.replica)
+            }
+        }
+    }
+}
+
+extension Harnesses {
+    static var sortedSet: CRDTHarness<SortedSet> {
+        CRDTHarness<SortedSet>(name: "SortedSet") { state, clock, rng in
+            let member = bytes("m\(rng.below(8))")
+            switch rng.below(12) {
+            case 0: return state.removeAll()
+            case 1, 2: return state.remove(member)
+            case 3...6: return state.add(member, score: Double(rng.below(20)) - 5, clock: &clock)
+            default: return try? state.increment(member, by: Double(rng.below(9)) / 2 - 2, replica: clock.replica)
             }
         }
     }
