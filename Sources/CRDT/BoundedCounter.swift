@@ -112,4 +112,18 @@ public struct BoundedCounter: DeltaCRDT, Hashable {
         rights.merge(other.rights) { Swift.max($0, $1) }
         decrements.merge(other.decrements) { Swift.max($0, $1) }
     }
+
+    /// O(other): only the entries `other` holds are looked at.
+    public mutating func inflate(with other: BoundedCounter) -> Bool {
+        var changed = false
+        for (pair, amount) in other.rights where amount > rights[pair, default: 0] {
+            rights[pair] = amount
+            changed = true
+        }
+        for (replica, amount) in other.decrements where amount > decrements[replica, default: 0] {
+            decrements[replica] = amount
+            changed = true
+        }
+        return changed
+    }
 }

@@ -66,18 +66,38 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
 
     /// Adds every dot of `other` (set union) and re-compacts.
     public mutating func formUnion(_ other: CausalContext) {
+        _ = formUnionReportingGrowth(other)
+    }
+
+    /// Adds every dot of `other` and returns whether any was new. O(other), plus this context's
+    /// cloud when it must be re-compacted.
+    @discardableResult
+    public mutating func formUnionReportingGrowth(_ other: CausalContext) -> Bool {
+        var grew = false
         var touched: [ReplicaID] = []
         for (replica, counter) in other.versionVector where counter > versionVector[replica, default: 0] {
+            let old = versionVector[replica, default: 0]
             versionVector[replica] = counter
-            if !cloud.isEmpty { touched.append(replica) }
+            if cloud.isEmpty {
+                grew = true
+            } else {
+                // The range (old, counter] is new unless the cloud already held all of it.
+                if !grew {
+                    let held = cloud.reduce(0) { $0 + ($1.replica == replica && $1.counter > old && $1.counter <= counter ? 1 : 0) }
+                    grew = UInt64(held) != counter - old
+                }
+                touched.append(replica)
+            }
         }
         for dot in other.cloud where !contains(dot) {
             cloud.insert(dot)
+            grew = true
             touched.append(dot.replica)
         }
-        guard !touched.isEmpty else { return }
+        guard !touched.isEmpty else { return grew }
         if touched.count > 1 { touched = Array(Set(touched)) }
         for replica in touched { absorbCloud(of: replica) }
+        return grew
     }
 
     /// The union of two contexts.

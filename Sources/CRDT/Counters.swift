@@ -24,6 +24,16 @@ public struct GCounter: DeltaCRDT, Hashable {
     public mutating func join(_ other: GCounter) {
         counts.merge(other.counts) { Swift.max($0, $1) }
     }
+
+    /// O(other): only the replicas `other` names are looked at.
+    public mutating func inflate(with other: GCounter) -> Bool {
+        var changed = false
+        for (replica, count) in other.counts where count > counts[replica, default: 0] {
+            counts[replica] = count
+            changed = true
+        }
+        return changed
+    }
 }
 
 /// A counter that goes up and down: two grow-only counters, increments and decrements.
@@ -65,6 +75,12 @@ public struct PNCounter: DeltaCRDT, Hashable {
     public mutating func join(_ other: PNCounter) {
         increments.join(other.increments)
         decrements.join(other.decrements)
+    }
+
+    public mutating func inflate(with other: PNCounter) -> Bool {
+        let up = increments.inflate(with: other.increments)
+        let down = decrements.inflate(with: other.decrements)
+        return up || down
     }
 }
 
@@ -187,13 +203,30 @@ public struct ResettableCounter: DeltaCRDT, Hashable {
     }
 
     public mutating func join(_ other: ResettableCounter) {
+        _ = inflate(with: other)
+    }
+
+    /// O(other · log self) for a delta, which names one or a few replicas; a merge otherwise.
+    public mutating func inflate(with other: ResettableCounter) -> Bool {
+        if other.entries.isEmpty { return false }
         // A delta usually names one replica: update it in place.
-        if other.entries.count == 1 {
-            let theirs = other.entries[0]
-            let (index, found) = position(of: theirs.replica)
-            if found { entries[index].contribution.join(theirs.contribution) } else { entries.insert(theirs, at: index) }
-            return
+        if other.entries.count <= 4 {
+            var changed = false
+            for theirs in other.entries {
+                let (index, found) = position(of: theirs.replica)
+                if found {
+                    let before = entries[index].contribution
+                    entries[index].contribution.join(theirs.contribution)
+                    changed = changed || entries[index].contribution != before
+                } else if !theirs.contribution.isZero {
+                    entries.insert(theirs, at: index)
+                    changed = true
+                }
+            }
+            return changed
         }
+        let before = entries.count
+        var changed = false
         var merged: [Entry] = []
         merged.reserveCapacity(entries.count + other.entries.count)
         var mine = 0
@@ -203,16 +236,21 @@ public struct ResettableCounter: DeltaCRDT, Hashable {
                 merged.append(entries[mine])
                 mine += 1
             } else if mine == entries.count || other.entries[theirs].replica < entries[mine].replica {
-                merged.append(other.entries[theirs])
+                if !other.entries[theirs].contribution.isZero {
+                    merged.append(other.entries[theirs])
+                    changed = true
+                }
                 theirs += 1
             } else {
                 var entry = entries[mine]
                 entry.contribution.join(other.entries[theirs].contribution)
+                changed = changed || entry.contribution != entries[mine].contribution
                 merged.append(entry)
                 mine += 1
                 theirs += 1
             }
         }
         entries = merged
+        return changed || entries.count != before
     }
 }

@@ -9,9 +9,20 @@ public protocol DeltaCRDT: Sendable, Equatable {
     init()
     /// Joins `other` into `self` (least upper bound).
     mutating func join(_ other: Self)
+    /// Joins `other` into `self` and returns whether `self` changed, that is whether `other` held
+    /// anything `self` did not. The types of this library answer in time proportional to `other` (a
+    /// delta), never to `self`: receiving a delta into a large object must not cost the object's size.
+    /// The default, for types that do not do better, compares a copy: O(state).
+    mutating func inflate(with other: Self) -> Bool
 }
 
 extension DeltaCRDT {
+    public mutating func inflate(with other: Self) -> Bool {
+        let before = self
+        join(other)
+        return self != before
+    }
+
     /// The least upper bound of `self` and `other`.
     public func joined(_ other: Self) -> Self {
         var result = self
@@ -50,5 +61,21 @@ extension CausalCRDT {
         store.join(other.store, context: context, otherContext: other.context)
         context.formUnion(other.context)
         self = Self(store: store, context: context)
+    }
+
+    /// O(other) plus the store's digest: the context grew, or the store's dots changed (a dot names
+    /// one event, so equal dots mean equal entries).
+    @inlinable
+    public mutating func inflate(with other: Self) -> Bool {
+        if other.context.isEmpty && other.store.isBottom { return false }
+        var store = self.store
+        var context = self.context
+        self = Self(store: Store(), context: CausalContext())
+        let before = store.dotDigest
+        store.join(other.store, context: context, otherContext: other.context)
+        let grew = context.formUnionReportingGrowth(other.context)
+        let changed = grew || store.dotDigest != before
+        self = Self(store: store, context: context)
+        return changed
     }
 }

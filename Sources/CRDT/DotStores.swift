@@ -15,6 +15,17 @@ public protocol DotStore: Sendable, Equatable {
     /// other has not seen (`context` is this store's causal context, `otherContext` the other's).
     /// Runs in time proportional to the entries of both stores, without copying unchanged entries.
     mutating func join(_ other: Self, context: CausalContext, otherContext: CausalContext)
+    /// The digest of every dot held. ``DotMap`` keeps it up to date in O(1) per change; the default
+    /// computes it in one pass, which is what small stores (a register's few writes) want.
+    var dotDigest: DotDigest { get }
+}
+
+extension DotStore {
+    public var dotDigest: DotDigest {
+        var digest = DotDigest()
+        forEachDot { digest.insert($0) }
+        return digest
+    }
 }
 
 extension DotStore {
@@ -117,20 +128,32 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     // Written only through `setValue` and `removeValue`, which keep `owners` in step.
     @usableFromInline var storage: [Key: Value]
     @usableFromInline var owners: [Dot: Key]
+    /// The digest of every dot held, kept in step with `owners`: O(1) per dot that comes or goes.
+    @inlinable public var dotDigest: DotDigest { _dotDigest }
+    @usableFromInline var _dotDigest: DotDigest
 
     @inlinable public init() {
         storage = [:]
         owners = [:]
+        _dotDigest = DotDigest()
     }
 
     @inlinable init(_ entries: [Key: Value]) {
         storage = entries
         owners = [:]
+        _dotDigest = DotDigest()
         owners.reserveCapacity(entries.count)
         for (key, value) in entries {
-            value.forEachDot { owners[$0] = key }
+            value.forEachDot {
+                owners[$0] = key
+                _dotDigest.insert($0)
+            }
         }
     }
+
+    /// The key whose value holds `dot`, if any. O(1).
+    @inlinable
+    public func key(holding dot: Dot) -> Key? { owners[dot] }
 
     @inlinable public var isBottom: Bool { storage.isEmpty }
 
@@ -156,7 +179,10 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     mutating func setValue(_ value: Value?, forKey key: Key) {
         _ = removeValue(forKey: key)
         guard let value, !value.isBottom else { return }
-        value.forEachDot { owners[$0] = key }
+        value.forEachDot {
+            owners[$0] = key
+            _dotDigest.insert($0)
+        }
         storage[key] = value
     }
 
@@ -164,7 +190,10 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     @inlinable
     mutating func removeValue(forKey key: Key) -> Value? {
         guard let old = storage.removeValue(forKey: key) else { return nil }
-        old.forEachDot { owners.removeValue(forKey: $0) }
+        old.forEachDot {
+            owners.removeValue(forKey: $0)
+            _dotDigest.remove($0)
+        }
         return old
     }
 

@@ -20,6 +20,13 @@ public struct GSet<Element: Hashable & Sendable>: DeltaCRDT, Hashable {
     }
 
     public mutating func join(_ other: GSet) { elements.formUnion(other.elements) }
+
+    /// O(other).
+    public mutating func inflate(with other: GSet) -> Bool {
+        var changed = false
+        for element in other.elements where elements.insert(element).inserted { changed = true }
+        return changed
+    }
 }
 
 /// A two-phase set: a grow-only set of additions and one of removals (tombstones). Once removed, an
@@ -61,6 +68,12 @@ public struct TwoPhaseSet<Element: Hashable & Sendable>: DeltaCRDT, Hashable {
     public mutating func join(_ other: TwoPhaseSet) {
         added.join(other.added)
         removed.join(other.removed)
+    }
+
+    public mutating func inflate(with other: TwoPhaseSet) -> Bool {
+        let grewAdded = added.inflate(with: other.added)
+        let grewRemoved = removed.inflate(with: other.removed)
+        return grewAdded || grewRemoved
     }
 }
 

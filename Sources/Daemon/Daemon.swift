@@ -21,6 +21,9 @@ import Wire
 public enum Daemon {
     /// Ring capacities. Each has a stated behaviour when full (see docs/architecture.md).
     public static let loopToEngineCapacity = 65_536
+    /// Peer frames waiting for the engine; past it frames are dropped (peers retransmit what is not
+    /// acknowledged, and digest repair covers the rest).
+    public static let peerFramesCapacity = 16_384
     public static let engineToWriterCapacity = 1024
     public static let inboxCapacity = 4096
 
@@ -68,7 +71,9 @@ public enum Daemon {
         logger.info("recovered", metadata: ["keys": "\(recovered.keys.count)", "replica": "\(replica)"])
 
         let metrics = DaemonMetrics.bootstrap()
-        let toEngine = try SPSCRing<EngineMessage>(minimumCapacity: loopToEngineCapacity, consumerDoorbell: .parking())
+        let engineDoorbell = Doorbell.parking()
+        let toEngine = try SPSCRing<EngineMessage>(minimumCapacity: loopToEngineCapacity, consumerDoorbell: engineDoorbell)
+        let peerFrames = try SPSCRing<PeerFrameMessage>(minimumCapacity: peerFramesCapacity, consumerDoorbell: engineDoorbell)
         let toWriter = try SPSCRing<EngineOutput>(minimumCapacity: engineToWriterCapacity, consumerDoorbell: .parking(),
                                                   producerDoorbell: .parking())
         let wakerBox = WakerBox()
@@ -77,12 +82,13 @@ public enum Daemon {
         let loop = try EventLoop(logger: logger)
         let finished = DispatchSemaphore(value: 0)
         let exitCode = Mutex<Int32>(0)
-        let frontend = Frontend(loop: loop, configuration: configuration, toEngine: toEngine, inbox: inbox,
+        let frontend = Frontend(loop: loop, configuration: configuration, toEngine: toEngine, peerFrames: peerFrames, inbox: inbox,
                                 metrics: metrics, logger: logger) { code in
             exitCode.withLock { $0 = code }
             finished.signal()
         }
-        let engineThread = EngineThread(engine: engine, inputs: toEngine, outputs: toWriter, metrics: metrics, logger: logger)
+        let engineThread = EngineThread(engine: engine, inputs: toEngine, peerFrames: peerFrames, outputs: toWriter,
+                                        metrics: metrics, logger: logger)
         let writerThread = WriterThread(store: store, outputs: toWriter, inbox: inbox, metrics: metrics, logger: logger)
         engineThread.start()
         writerThread.start()

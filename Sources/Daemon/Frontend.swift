@@ -19,6 +19,7 @@ final class Frontend: @unchecked Sendable {
     let loop: EventLoop
     let configuration: Configuration
     let toEngine: SPSCRing<EngineMessage>
+    let peerFrames: SPSCRing<PeerFrameMessage>
     let inbox: MPSCRing<LoopMessage>
     let metrics: DaemonMetrics
     let logger: Logger
@@ -54,8 +55,10 @@ final class Frontend: @unchecked Sendable {
         var parser: RESPRequestParser
         /// Requests parsed but not yet in the engine ring (the ring was full).
         var backlog: [[Bytes]] = []
-        /// Per request in flight: its name and when it was parsed, to time and count it when its reply leaves.
-        var inFlight: [(name: String, started: UInt64)] = []
+        /// Per request in flight, in order: its name and when it was parsed, to time and count it when
+        /// its reply leaves, and the reply itself when the loop answered it without the engine (`-BUSY`):
+        /// such a reply waits for the engine's replies to the requests before it, so order is kept.
+        var inFlight: [InFlightRequest] = []
         var inFlightHead = 0
         var closing = false
         /// Replies released during the current inbox drain, written with one write at its end (or
@@ -73,6 +76,17 @@ final class Frontend: @unchecked Sendable {
         }
     }
 
+    struct InFlightRequest {
+        var name: String
+        var started: UInt64
+        var localReply: [UInt8]? = nil
+    }
+
+    /// The answer to a command that finds the engine's input ring full: the engine is a whole ring behind
+    /// (a stuck disk, or more load than it can take), so the client hears it at once instead of stalling.
+    static let busyReply = Array(("-BUSY crdtd is overloaded: \(Daemon.loopToEngineCapacity) commands are already waiting "
+        + "for the engine; this command was not run, retry later\r\n").utf8)
+
     /// An outgoing stream to one peer; frames wait in a bounded queue while it connects.
     final class PeerStream {
         var connection: TCPConnection?
@@ -85,11 +99,13 @@ final class Frontend: @unchecked Sendable {
     /// recover anything dropped through acknowledgements and digest repair).
     static let maxPendingPeerBytes = 8 << 20
 
-    init(loop: EventLoop, configuration: Configuration, toEngine: SPSCRing<EngineMessage>, inbox: MPSCRing<LoopMessage>,
+    init(loop: EventLoop, configuration: Configuration, toEngine: SPSCRing<EngineMessage>,
+         peerFrames: SPSCRing<PeerFrameMessage>, inbox: MPSCRing<LoopMessage>,
          metrics: DaemonMetrics, logger: Logger, onFinished: @escaping @Sendable (Int32) -> Void) {
         self.loop = loop
         self.configuration = configuration
         self.toEngine = toEngine
+        self.peerFrames = peerFrames
         self.inbox = inbox
         self.metrics = metrics
         self.logger = logger
@@ -131,10 +147,12 @@ final class Frontend: @unchecked Sendable {
         if let metricsAddr = configuration.metricsAddr {
             let metrics = self.metrics
             let toEngine = self.toEngine
+            let peerFrames = self.peerFrames
             let inbox = self.inbox
             metricsServer = try MetricsHTTPServer(loop: loop, address: try SocketAddress(parsing: metricsAddr)) { [unowned self] in
                 metrics.connectedClients.record(clients.count)
                 metrics.ringDepth("loop_to_engine", toEngine.count)
+                metrics.ringDepth("peer_frames", peerFrames.count)
                 metrics.ringDepth("to_loop", inbox.count)
                 return metrics.render()
             }
@@ -208,15 +226,25 @@ final class Frontend: @unchecked Sendable {
         retryControl()
         var index = 0
         let now = DispatchTime.now().uptimeNanoseconds
-        while index < session.backlog.count && pendingControl.isEmpty {
+        var refused = false
+        loop: while index < session.backlog.count && pendingControl.isEmpty {
             let request = session.backlog[index]
             let name = String(decoding: request.first?.prefix(32) ?? [], as: UTF8.self).lowercased()
-            guard case .pushed = toEngine.tryPush(.input(.clientCommand(ClientID(id), request))) else {
+            switch toEngine.tryPush(.input(.clientCommand(ClientID(id), request))) {
+            case .pushed:
+                session.inFlight.append(InFlightRequest(name: name, started: now))
+            case .full:
                 metrics.ringFull("loop_to_engine")
-                break
+                session.inFlight.append(InFlightRequest(name: name, started: now, localReply: Self.busyReply))
+                refused = true
+            case .closed:
+                break loop
             }
-            session.inFlight.append((name, now))
             index += 1
+        }
+        if refused {
+            releaseLocalReplies(of: session)
+            flushReplies(of: session)
         }
         session.backlog.removeFirst(index)
         if session.backlog.isEmpty {
@@ -242,8 +270,7 @@ final class Frontend: @unchecked Sendable {
     // MARK: Peers
 
     private func accept(peer connection: TCPConnection) {
-        let maxFrame = 2 << 20
-        inboundPeers[connection.id] = (connection, StreamFramer(maximumFrameSize: maxFrame))
+        inboundPeers[connection.id] = (connection, StreamFramer(maximumFrameSize: PeerFrameLimit.bytes))
         connection.onRead = { [unowned self] connection, bytes in
             guard var entry = inboundPeers[connection.id] else { return }
             entry.framer.append(bytes)
@@ -264,8 +291,10 @@ final class Frontend: @unchecked Sendable {
 
     private func submitPeerFrame(_ frame: [UInt8], from endpoint: PeerEndpoint) {
         guard !shuttingDown else { return }
-        // A full engine ring drops the frame: peers retransmit until acknowledged, and repair covers the rest.
-        submit(.input(.peerFrame(frame, from: endpoint)), dropIfFull: true)
+        // A full ring drops the frame: peers retransmit until acknowledged, and repair covers the rest.
+        if case .full = peerFrames.tryPush(PeerFrameMessage(bytes: frame, source: endpoint)) {
+            metrics.ringFull("peer_frames")
+        }
     }
 
     private func send(frame: [UInt8], to endpoint: PeerEndpoint, via channel: FrameChannel) {
@@ -354,22 +383,36 @@ final class Frontend: @unchecked Sendable {
         }
     }
 
+    /// Counts and times the oldest request in flight, whose reply is leaving.
+    private func completeHead(of session: ClientSession, failed: Bool) {
+        let request = session.inFlight[session.inFlightHead]
+        session.inFlightHead += 1
+        if session.inFlightHead > 64 && session.inFlightHead * 2 > session.inFlight.count {
+            session.inFlight.removeFirst(session.inFlightHead)
+            session.inFlightHead = 0
+        }
+        let elapsed = DispatchTime.now().uptimeNanoseconds &- request.started
+        metrics.command(CommandNames.canonical(request.name), failed: failed, nanoseconds: elapsed)
+    }
+
+    /// Appends the loop's own replies that are next in line (every engine reply before them has left).
+    private func releaseLocalReplies(of session: ClientSession) {
+        while session.inFlightHead < session.inFlight.count, let reply = session.inFlight[session.inFlightHead].localReply {
+            completeHead(of: session, failed: true)
+            session.coalescedReplies.append(contentsOf: reply)
+        }
+    }
+
     private func perform(_ effect: Effect) {
         switch effect {
         case .reply(let client, let bytes):
             guard let session = clients[client.rawValue] else { return }
-            if session.inFlightHead < session.inFlight.count {
-                let request = session.inFlight[session.inFlightHead]
-                session.inFlightHead += 1
-                if session.inFlightHead > 64 && session.inFlightHead * 2 > session.inFlight.count {
-                    session.inFlight.removeFirst(session.inFlightHead)
-                    session.inFlightHead = 0
-                }
-                let elapsed = DispatchTime.now().uptimeNanoseconds &- request.started
-                metrics.command(CommandNames.canonical(request.name), failed: bytes.first == UInt8(ascii: "-"), nanoseconds: elapsed)
-            }
             if session.coalescedReplies.isEmpty { clientsWithReplies.append(client.rawValue) }
+            if session.inFlightHead < session.inFlight.count {
+                completeHead(of: session, failed: bytes.first == UInt8(ascii: "-"))
+            }
             session.coalescedReplies.append(contentsOf: bytes)
+            releaseLocalReplies(of: session)
             if session.coalescedReplies.count >= Self.maxCoalescedReplyBytes { flushReplies(of: session) }
         case .closeClient(let client):
             guard let session = clients[client.rawValue] else { return }

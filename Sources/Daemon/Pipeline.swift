@@ -14,6 +14,13 @@ enum EngineMessage: Sendable {
     case stop
 }
 
+/// A frame a peer sent, not yet authenticated. Peer frames travel on a ring of their own so that a
+/// peer backlog never queues in front of client commands.
+struct PeerFrameMessage: Sendable {
+    var bytes: [UInt8]
+    var source: PeerEndpoint
+}
+
 /// What the writer and the engine hand the loop.
 enum LoopMessage: Sendable {
     /// Effects whose records are durable, in order.
@@ -26,22 +33,37 @@ enum LoopMessage: Sendable {
 
 /// The engine thread: drains the loop's inputs in batches, runs them through the engine, and hands each
 /// batch's output to the writer. It blocks only when the writer is behind: backpressure, not growth.
+///
+/// Client commands, ticks and control messages arrive on `inputs`; peer frames on `peerFrames`, a ring
+/// of their own. Each batch takes every client input first and then a bounded amount of peer work, so a
+/// node that is far behind (just restarted, or healed after a long partition) keeps answering its
+/// clients within one small batch while it catches up. Both rings share one parking doorbell.
 final class EngineThread: @unchecked Sendable {
     // Why @unchecked Sendable is safe: `engine` is touched only by the thread `start()` creates (the
     // initializer runs before it starts and nothing reads it afterwards); the rings are Sendable.
     private var engine: Engine
     private let inputs: SPSCRing<EngineMessage>
+    private let peerFrames: SPSCRing<PeerFrameMessage>
     private let outputs: SPSCRing<EngineOutput>
     private let metrics: DaemonMetrics
     private let logger: Logger
     private let finished = DispatchSemaphore(value: 0)
 
-    /// The most inputs folded into one output (one group commit), so a flood cannot build one giant batch.
+    /// The most client inputs folded into one output (one group commit), so a flood cannot build one giant batch.
     static let maximumBatch = 4096
+    /// Peer frame bytes handled per batch while clients are waiting: with O(delta) joins about a
+    /// millisecond of work, so a client command never waits behind a peer backlog for long.
+    static let peerBytesPerBusyBatch = 128 << 10
+    /// Peer frame bytes per batch when no client input is waiting: catch up fast while idle.
+    static let peerBytesPerIdleBatch = 1 << 20
 
-    init(engine: Engine, inputs: SPSCRing<EngineMessage>, outputs: SPSCRing<EngineOutput>, metrics: DaemonMetrics, logger: Logger) {
+    init(engine: Engine, inputs: SPSCRing<EngineMessage>, peerFrames: SPSCRing<PeerFrameMessage>,
+         outputs: SPSCRing<EngineOutput>, metrics: DaemonMetrics, logger: Logger) {
+        precondition(inputs.consumerDoorbell != nil && inputs.consumerDoorbell === peerFrames.consumerDoorbell,
+                     "the engine thread waits on one doorbell shared by its two input rings")
         self.engine = engine
         self.inputs = inputs
+        self.peerFrames = peerFrames
         self.outputs = outputs
         self.metrics = metrics
         self.logger = logger
@@ -58,15 +80,16 @@ final class EngineThread: @unchecked Sendable {
 
     private func run() {
         defer { finished.signal() }
+        let doorbell = inputs.consumerDoorbell!
         var batch: [EngineMessage] = []
         batch.reserveCapacity(Self.maximumBatch)
         var stopping = false
         var lastExport: UInt64 = 0
         var exported = ReplicationStats()
         while !stopping {
-            guard case .element(let first) = inputs.pop() else { break }
-            batch.append(first)
-            _ = inputs.popAll(into: &batch, max: Self.maximumBatch - 1)
+            doorbell.wait(until: { inputs.hasElementsOrIsClosed || peerFrames.hasElementsOrIsClosed })
+            if inputs.isFinished { break }
+            _ = inputs.popAll(into: &batch, max: Self.maximumBatch)
             var output = EngineOutput()
             for message in batch {
                 switch message {
@@ -85,7 +108,13 @@ final class EngineThread: @unchecked Sendable {
                     stopping = true
                 }
             }
+            let budget = batch.isEmpty ? Self.peerBytesPerIdleBatch : Self.peerBytesPerBusyBatch
             batch.removeAll(keepingCapacity: true)
+            var spent = 0
+            while spent < budget, case .element(let frame) = peerFrames.tryPop() {
+                spent += frame.bytes.count
+                engine.handle(.peerFrame(frame.bytes, from: frame.source), into: &output)
+            }
             engine.flush(into: &output)
             if !output.isEmpty, case .closed = outputs.push(output) {
                 logger.error("the writer stopped before the engine; dropping a batch")

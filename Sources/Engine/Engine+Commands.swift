@@ -207,20 +207,20 @@ extension Engine {
             return .simpleString(keyspace[key]?.visibleType?.rawValue ?? "none")
         case .keys(let pattern):
             let glob = GlobPattern(pattern)
-            let matching = orderedKeys().filter { keyspace[$0]?.visibleType != nil && glob.matches($0) }
+            let matching = keyspace.orderedKeys().filter { keyspace[$0]?.visibleType != nil && glob.matches($0) }
             return .array(matching.map { .bulkString($0) })
         case .scan(let cursor, let match, let count, let type):
             return scan(cursor: cursor, match: match, count: count, type: type)
         case .dbSize:
-            return .integer(Int64(keyspace.values.filter { $0.visibleType != nil }.count))
+            return .integer(Int64(keyspace.liveKeyCount))
 
         // MARK: Administration
         case .digest(let key):
             if let key {
                 guard let object = keyspace[key] else { return .null }
-                return .bulkString(Digest128(hashing: object.serialized()).hex)
+                return .bulkString(object.digest(key: key).hex)
             }
-            return .bulkString(databaseDigest().hex)
+            return .bulkString(keyspace.rootDigest().hex)
         case .clock:
             return .integer(Int64(clamping: clock.counter))
         case .peers:
@@ -271,25 +271,10 @@ extension Engine {
         node == configuration.nodeID ? configuration.replica : replicator?.membership.member(node)?.replica
     }
 
-    /// The digest of the whole database: equal on two replicas exactly when they hold the same keys with
-    /// the same states (see `DigestIndex`).
-    mutating func databaseDigest() -> Digest128 {
-        digests.refresh(keyspace)
-        return digests.root
-    }
-
-    /// Every key in byte order (cached until a key is created).
-    mutating func orderedKeys() -> [Bytes] {
-        if let keyOrder { return keyOrder }
-        let sorted = keyspace.keys.sorted { $0.lexicographicallyPrecedes($1) }
-        keyOrder = sorted
-        return sorted
-    }
-
     /// `SCAN`: keys in byte order, the cursor being the position reached (see `keyOrder`).
     mutating func scan(cursor: UInt64, match: Bytes?, count: Int, type: String?) -> RESPReply {
         let glob = match.map(GlobPattern.init)
-        let all = orderedKeys()
+        let all = keyspace.orderedKeys()
         let start = Int(min(cursor, UInt64(all.count)))
         let end = min(all.count, start + count)
         let page = all[start..<end].filter { key in

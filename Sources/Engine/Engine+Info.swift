@@ -34,7 +34,7 @@ extension Engine {
                 ]
             case "keyspace":
                 var byType: [KeyType: Int] = [:]
-                for object in keyspace.values { if let type = object.visibleType { byType[type, default: 0] += 1 } }
+                for (type, count) in keyspace.keysByType { byType[type, default: 0] += count }
                 let live = byType.values.reduce(0, +)
                 fields = [("db0", "keys=\(live),expires=0,avg_ttl=0")]
                     + KeyType.allCases.map { ("keys_\($0.rawValue)", String(byType[$0] ?? 0)) }

@@ -21,7 +21,6 @@ extension Engine {
     /// A delta joined into `key` (local, or received from `source` and new to us): buffer it for peers and
     /// push it soon.
     mutating func disseminate(_ delta: Bytes, of key: Bytes, from source: String? = nil) {
-        digests.invalidate(key)
         guard replicator != nil else { return }
         // A delta too large for one frame is not buffered; peers get the key by digest repair instead.
         guard delta.count + key.count < replicator!.settings.maxFrameBytes / 2 else {
@@ -117,6 +116,12 @@ extension Engine {
             let acked = replicator!.acknowledged(by: member)
             lowest = min(lowest, acked)
             guard acked < next else { continue }
+            if next - acked > replicator!.settings.maxReplayDeltas {
+                replicator!.needsSync.insert(member.nodeID)
+                replicator!.stats.replaysSkipped += 1
+                send(.deltas(from: acked, to: next, entries: []), to: member.endpoint, recipient: member.nodeID, into: &output)
+                continue
+            }
             if let first = replicator!.buffer.firstSequence, acked < first {
                 replicator!.needsSync.insert(member.nodeID)
             } else if replicator!.buffer.firstSequence == nil {
@@ -149,8 +154,7 @@ extension Engine {
         let pool = lagging.isEmpty ? targets : lagging
         guard let member = pool.randomElement(using: &replicator!.random) else { return }
         replicator!.needsSync.remove(member.nodeID)
-        digests.refresh(keyspace)
-        send(.syncRoot(digests.root), to: member.endpoint, recipient: member.nodeID, into: &output)
+        send(.syncRoot(keyspace.rootDigest()), to: member.endpoint, recipient: member.nodeID, into: &output)
     }
 
     // MARK: Receiving
@@ -213,13 +217,11 @@ extension Engine {
                 replicator!.acknowledged[header.nodeID] = PeerProgress(replica: member.replica, sequence: clamped)
             }
         case .syncRoot(let root):
-            digests.refresh(keyspace)
-            if root != digests.root {
-                send(.syncBuckets(digests.bucketDigests), to: sender, recipient: header.nodeID, into: &output)
+            if root != keyspace.rootDigest() {
+                send(.syncBuckets(keyspace.bucketDigests()), to: sender, recipient: header.nodeID, into: &output)
             }
         case .syncBuckets(let theirs):
-            digests.refresh(keyspace)
-            let ours = digests.bucketDigests
+            let ours = keyspace.bucketDigests()
             guard theirs.count == ours.count else {
                 replicator!.stats.rejected["bucket_count", default: 0] += 1
                 break
@@ -278,29 +280,15 @@ extension Engine {
     /// Joins a delta or state from a peer into `key`; persists it and, if it was new and `rebroadcast`
     /// names the peer it came from, passes it on.
     mutating func join(_ delta: KeyObject, bytes: Bytes, into key: Bytes, rebroadcast source: String?, output: inout EngineOutput) {
-        let existed = keyspace[key] != nil
-        var object = keyspace.removeValue(forKey: key) ?? KeyObject()
-        let before = object
-        object.join(delta)
-        guard object != before else {
-            if existed { keyspace[key] = object }
-            return
-        }
-        countTypeChange(from: before.visibleType, to: object.visibleType)
-        keyspace[key] = object
-        if !existed { keyOrder = nil }
-        persist(delta: delta, bytes: bytes, of: key, object: object, into: &output)
-        if let source {
-            disseminate(bytes, of: key, from: source)
-        } else {
-            digests.invalidate(key)
-        }
+        guard let record = keyspace.join(remote: delta, bytes: bytes, into: key) else { return }
+        output.records.append(record)
+        if let source { disseminate(bytes, of: key, from: source) }
     }
 
     /// Lists one bucket's keys and digests, in key order, split into frames that each name the key range
     /// they cover, so the peer never mistakes "not in this frame" for "absent".
     mutating func sendKeyDigests(bucket: Int, to peer: PeerEndpoint, recipient: String, into output: inout EngineOutput) {
-        let keys = digests.keys(inBucket: bucket)
+        let keys = keyspace.keyDigests(inBucket: bucket)
         let budget = replicator!.settings.maxFrameBytes / 2
         var batch: [KeyDigest] = []
         var size = 0
@@ -327,18 +315,17 @@ extension Engine {
     /// both directions.
     mutating func compareKeys(bucket: Int, after: Bytes?, through: Bytes?, theirs: [KeyDigest], peer: PeerEndpoint,
                               recipient: String, into output: inout EngineOutput) {
-        digests.refresh(keyspace)
         func inRange(_ key: Bytes) -> Bool {
             if let after, !after.lexicographicallyPrecedes(key) { return false }
             if let through, through.lexicographicallyPrecedes(key) { return false }
             return true
         }
-        let ours = digests.keys(inBucket: bucket).filter { inRange($0.key) }
+        let ours = keyspace.keyDigests(inBucket: bucket).filter { inRange($0.key) }
         var ourDigests: [Bytes: Digest128] = [:]
         for (key, digest) in ours { ourDigests[key] = digest }
         var wanted: [Bytes] = []
         var theirKeys = Set<Bytes>()
-        for entry in theirs where digests.bucket(of: entry.key) == bucket && inRange(entry.key) {
+        for entry in theirs where keyspace.bucket(of: entry.key) == bucket && inRange(entry.key) {
             theirKeys.insert(entry.key)
             if ourDigests[entry.key] != entry.digest { wanted.append(entry.key) }
         }

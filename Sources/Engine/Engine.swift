@@ -63,18 +63,10 @@ public struct Engine {
     public let configuration: EngineConfiguration
     /// This node's Lamport clock: ticks on every local write, advances past every timestamp observed.
     public internal(set) var clock: LamportClock
-    var keyspace: [Bytes: KeyObject] = [:]
-    /// Live keys by the type they show, kept up to date on every write so that the metrics never walk
-    /// the keyspace (a walk of 100k keys stalled the engine thread for ~60 ms once a second).
-    var typeCounts: [KeyType: Int] = [:]
-    var compaction: [Bytes: CompactionState] = [:]
-    /// Every key in byte order, for SCAN and KEYS; rebuilt only after a key was created. Keys are never
-    /// removed (a deleted key keeps its tombstone), so a SCAN cursor, an index into this order, only ever
-    /// sees keys move later: a key present for the whole iteration is returned at least once.
-    var keyOrder: [Bytes]?
+    /// Every key's object and its bookkeeping; changed only through `apply(local:)` and `join(remote:)`.
+    var keyspace: Keyspace
     var sessions: [ClientID: Session] = [:]
     var stats = EngineStats()
-    var digests: DigestIndex
     var replicator: Replicator?
     /// The Lamport value persisted: the clock may run up to it before it must be persisted again.
     var clockReservation: UInt64 = 0
@@ -94,7 +86,8 @@ public struct Engine {
         }
         self.clock = clock
         self.clockReservation = clock.counter
-        digests = DigestIndex(bucketCount: configuration.replication?.digestBuckets ?? 64)
+        keyspace = Keyspace(digestBuckets: configuration.replication?.digestBuckets ?? 64,
+                            snapshotFloorBytes: configuration.snapshotFloorBytes)
         for object in recovery.objects {
             var state = KeyObject()
             do {
@@ -110,12 +103,8 @@ public struct Engine {
                     "the stored state of key '\(String(decoding: object.key.prefix(80), as: UTF8.self))' does not decode (\(error)); "
                     + "the database is corrupt or from another build. Restore it from a backup or a peer; crdtd does not reset data.")
             }
-            if let old = keyspace[object.key]?.visibleType { typeCounts[old, default: 0] -= 1 }
-            if let new = state.visibleType { typeCounts[new, default: 0] += 1 }
-            keyspace[object.key] = state
-            digests.invalidate(object.key)
-            compaction[object.key] = CompactionState(
-                snapshotBytes: object.snapshot?.count ?? 0, deltaBytes: object.deltas.reduce(0) { $0 + $1.count })
+            keyspace.recover(key: object.key, object: state, snapshotBytes: object.snapshot?.count ?? 0,
+                             deltaBytes: object.deltas.reduce(0) { $0 + $1.count })
         }
         if let settings = configuration.replication {
             func counter(_ name: String) throws(RecoveryError) -> UInt64 {
@@ -202,47 +191,15 @@ public struct Engine {
         _ key: Bytes, into output: inout EngineOutput,
         _ body: (inout KeyObject, inout Mutation) throws(Failure) -> KeyObject
     ) throws(Failure) {
-        // Mutated in place through `Dictionary.Values`' modify accessor: one hash lookup, and neither a copy
-        // of the object nor a delete and re-insert (which cost ~12% of the engine thread under SET -P 16).
         var mutation = Mutation(replica: configuration.replica, clock: clock)
-        let delta: KeyObject
-        let object: KeyObject
-        let typeBefore: KeyType?
-        if let index = keyspace.index(forKey: key) {
-            typeBefore = keyspace.values[index].visibleType
-            delta = try body(&keyspace.values[index], &mutation)
-            guard delta != KeyObject() else { return }
-            object = keyspace.values[index]
-        } else {
-            var created = KeyObject()
-            typeBefore = nil
-            delta = try body(&created, &mutation)
-            guard delta != KeyObject() else { return }
-            keyspace[key] = created
-            keyOrder = nil
-            object = created
-        }
+        guard let write = try keyspace.apply(local: key, { (object: inout KeyObject) throws(Failure) -> KeyObject in
+            try body(&object, &mutation)
+        }) else { return }
         clock = mutation.clock
         if clock.counter == mutation.startCounter { _ = clock.tick() }
-        countTypeChange(from: typeBefore, to: object.visibleType)
-        let bytes = delta.serialized()
-        persist(delta: delta, bytes: bytes, of: key, object: object, into: &output)
-        disseminate(bytes, of: key)
+        output.records.append(write.record)
+        disseminate(write.delta, of: key)
         stats.localWrites += 1
-    }
-
-    /// Records a delta joined into `key`, folding the key into a snapshot once its deltas outweigh it.
-    mutating func persist(delta: KeyObject, bytes: Bytes, of key: Bytes, object: KeyObject, into output: inout EngineOutput) {
-        var state = compaction[key] ?? CompactionState()
-        state.deltaBytes += bytes.count
-        if state.deltaBytes > max(state.snapshotBytes, configuration.snapshotFloorBytes) {
-            let snapshot = object.serialized()
-            output.records.append(.snapshot(key: key, bytes: snapshot))
-            state = CompactionState(snapshotBytes: snapshot.count, deltaBytes: 0)
-        } else {
-            output.records.append(.delta(key: key, bytes: bytes))
-        }
-        compaction[key] = state
     }
 
     // MARK: Metadata encoding
@@ -279,12 +236,6 @@ enum MetaKey {
     static let lamport = "lamport"
 }
 
-/// How much of a key's stored form is snapshot and how much appended deltas.
-struct CompactionState {
-    var snapshotBytes = 0
-    var deltaBytes = 0
-}
-
 /// One client connection's protocol state.
 struct Session {
     var address: String
@@ -304,14 +255,7 @@ extension Engine {
     /// Live keys by the type they show, for the metrics. O(types): the counts are kept on every write.
     public var keysByType: [String: Int] {
         var counts: [String: Int] = [:]
-        for (type, count) in typeCounts where count > 0 { counts[type.rawValue] = count }
+        for (type, count) in keyspace.keysByType { counts[type.rawValue] = count }
         return counts
-    }
-
-    /// Keeps `typeCounts` in step with one key's change of visible type.
-    mutating func countTypeChange(from old: KeyType?, to new: KeyType?) {
-        guard old != new else { return }
-        if let old { typeCounts[old, default: 0] -= 1 }
-        if let new { typeCounts[new, default: 0] += 1 }
     }
 }

@@ -92,7 +92,7 @@ public struct Envelope: Sendable {
     /// - Parameters:
     ///   - label: the cluster label, at most 255 bytes.
     ///   - keyring: `nil` runs without authentication (`--insecure`).
-    public init(label: String, keyring: Keyring?, maximumFrameSize: Int = 1 << 20) throws(WireError) {
+    public init(label: String, keyring: Keyring?, maximumFrameSize: Int = PeerFrameLimit.bytes) throws(WireError) {
         let bytes = Array(label.utf8)
         guard !bytes.isEmpty, bytes.count <= 255 else { throw .invalidLabel("it must be 1 to 255 bytes") }
         self.label = bytes

@@ -138,8 +138,8 @@ public enum PeerMessage: Sendable, Equatable {
 
 /// Encodes and decodes a header and a message: the plaintext inside an `Envelope`.
 public enum PeerCodec {
-    /// Limits on what a peer may make us decode. A frame is at most `Envelope.maximumFrameSize` anyway.
-    public static let limits = DecodingLimits(maxBytes: 4 << 20, maxElements: 1 << 20, maxDepth: 4)
+    /// Limits on what a peer may make us decode: no more than one frame holds.
+    public static let limits = DecodingLimits(maxBytes: PeerFrameLimit.bytes, maxElements: 1 << 20, maxDepth: 4)
 
     public static func encode(_ header: PeerHeader, _ message: PeerMessage) -> [UInt8] {
         var w = BinaryWriter(capacity: 128)

@@ -11,7 +11,7 @@ struct CRDTCTL: ParsableCommand {
         abstract: "Start local crdtd clusters, inject partitions and crashes, and verify that replicas converge.",
         subcommands: [
             Demo.self, Cluster.self, Partition.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
-            Verify.self, Run.self, Bench.self,
+            Verify.self, Run.self, Bench.self, Check.self,
         ])
 }
 

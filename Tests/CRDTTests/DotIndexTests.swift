@@ -11,7 +11,8 @@ struct DotIndexTests {
         for (key, value) in map.entries {
             for dot in value.dots { expected[dot] = key }
         }
-        return map.owners == expected
+        // The dot digest is kept up to date with the index; it must equal one computed from scratch.
+        return map.owners == expected && map.dotDigest == DotDigest(of: expected.keys)
     }
 
     @Test(arguments: propertySeeds)

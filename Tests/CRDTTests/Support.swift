@@ -109,6 +109,13 @@ func checkLaws<T: SerializableCRDT>(
         #expect(a.joined(b) == b.joined(a), "\(name): join not commutative — seed \(seed)", sourceLocation: sourceLocation)
         #expect(a.joined(b).joined(c) == a.joined(b.joined(c)), "\(name): join not associative — seed \(seed)", sourceLocation: sourceLocation)
         let ab = a.joined(b)
+        // `inflate` is the join, and reports exactly whether the state changed (the receive path of the
+        // daemon decides persistence and forwarding with it, without a copy).
+        var inflated = a
+        let grew = inflated.inflate(with: b)
+        #expect(inflated == ab, "\(name): inflate(with:) differs from join — seed \(seed)", sourceLocation: sourceLocation)
+        #expect(grew == (ab != a), "\(name): inflate(with:) reported \(grew) but the state \(ab != a ? "changed" : "did not change") — seed \(seed)",
+                sourceLocation: sourceLocation)
         #expect(ab.joined(a) == ab && ab.joined(b) == ab, "\(name): join is not an upper bound — seed \(seed)", sourceLocation: sourceLocation)
         #expect((a == b) == (a.digest == b.digest), "\(name): digest equality disagrees with state equality — seed \(seed)", sourceLocation: sourceLocation)
         #expect((a == b) == (a.serializedBytes() == b.serializedBytes()), "\(name): bytes equality disagrees with state equality — seed \(seed)", sourceLocation: sourceLocation)

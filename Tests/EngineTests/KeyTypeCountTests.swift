@@ -6,7 +6,7 @@ import Testing
     /// What a walk of the keyspace counts: the definition `typeCounts` must match.
     static func recount(_ engine: Engine) -> [String: Int] {
         var counts: [String: Int] = [:]
-        for object in engine.keyspace.values {
+        for object in engine.keyspace.allObjects {
             if let type = object.visibleType { counts[type.rawValue, default: 0] += 1 }
         }
         return counts

@@ -109,7 +109,8 @@ import Wire
         var b = try Harness(node: "b", replica: 2)
         a.run("INCR", "k")
         b.run("CRDT.BINCRBY", "k", "5")
-        a.engine.keyspace[Array("k".utf8)]!.join(b.engine.keyspace[Array("k".utf8)]!)
+        let theirs = b.engine.keyspace[Array("k".utf8)]!
+        _ = a.engine.keyspace.join(remote: theirs, bytes: theirs.serialized(), into: Array("k".utf8))
         #expect(a.run("TYPE", "k") == .simpleString("counter"))
         #expect(a.run("DEL", "k").isError, "DEL would otherwise report success and leave the bounded counter")
     }

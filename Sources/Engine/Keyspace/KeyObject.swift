@@ -23,11 +23,42 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
     public init() {}
 
     public mutating func join(_ other: KeyObject) {
-        counter.join(other.counter)
-        string.join(other.string)
-        set.join(other.set)
-        hash.join(other.hash)
-        bounded.join(other.bounded)
+        _ = inflate(with: other)
+    }
+
+    /// Joins slot by slot, skipping the slots `other` leaves at bottom (a delta touches one), and
+    /// reports whether anything changed. O(other): a delta received into a set of a million members
+    /// costs what the delta holds.
+    public mutating func inflate(with other: KeyObject) -> Bool {
+        var changed = false
+        if !other.counter.entries.isEmpty { changed = counter.inflate(with: other.counter) || changed }
+        if !other.string.context.isEmpty { changed = string.inflate(with: other.string) || changed }
+        if !other.set.context.isEmpty { changed = set.inflate(with: other.set) || changed }
+        if !other.hash.context.isEmpty { changed = hash.inflate(with: other.hash) || changed }
+        if !other.bounded.rights.isEmpty || !other.bounded.decrements.isEmpty {
+            changed = bounded.inflate(with: other.bounded) || changed
+        }
+        return changed
+    }
+
+    /// A digest of the whole state that costs O(replicas + out-of-order dots), not O(elements): the
+    /// set's and the hash's stores enter through the dot digests their maps keep up to date (a dot
+    /// names one event, so equal dots mean equal entries between honest replicas); everything else is
+    /// small and is encoded. Equal on two replicas exactly when their states are equal (up to hash
+    /// collisions).
+    public func digest(key: Bytes) -> Digest128 {
+        var writer = BinaryWriter()
+        writer.write(lengthPrefixed: key)
+        counter.encode(to: &writer)
+        string.encode(to: &writer)
+        bounded.encode(to: &writer)
+        set.context.encode(to: &writer)
+        writer.write(fixed64: set.store.dotDigest.high)
+        writer.write(fixed64: set.store.dotDigest.low)
+        hash.context.encode(to: &writer)
+        writer.write(fixed64: hash.store.dotDigest.high)
+        writer.write(fixed64: hash.store.dotDigest.low)
+        return Digest128(hashing: writer.bytes)
     }
 
     /// The type the key shows to clients, or `nil` when the key does not exist.

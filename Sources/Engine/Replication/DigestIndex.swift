@@ -4,7 +4,8 @@ import CRDT
 ///
 /// A bucket's digest is the XOR of its keys' digests, each of which covers the key and its whole state,
 /// so a changed key updates its bucket in O(1) once its own digest is recomputed. Digests are recomputed
-/// lazily, when a comparison needs them: a hot key written many times between rounds is hashed once.
+/// lazily, when a comparison needs them: a hot key written many times between rounds is hashed once, and
+/// each recomputation costs O(replicas), not O(elements) (`KeyObject.digest(key:)`).
 struct DigestIndex {
     let bucketCount: Int
     private var buckets: [(UInt64, UInt64)]
@@ -37,19 +38,12 @@ struct DigestIndex {
                 keyDigests[b][key] = nil
                 continue
             }
-            let digest = Self.digest(key: key, object: object)
+            let digest = object.digest(key: key)
             keyDigests[b][key] = digest
             buckets[b].0 ^= digest.high
             buckets[b].1 ^= digest.low
         }
         dirty.removeAll(keepingCapacity: true)
-    }
-
-    static func digest(key: Bytes, object: KeyObject) -> Digest128 {
-        var writer = BinaryWriter()
-        writer.write(lengthPrefixed: key)
-        object.encode(to: &writer)
-        return Digest128(hashing: writer.bytes)
     }
 
     /// Bucket digests (call `refresh` first).

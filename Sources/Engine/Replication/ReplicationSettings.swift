@@ -26,8 +26,11 @@ public struct ReplicationSettings: Sendable {
     public var deadProbeIntervalMilliseconds: UInt64 = 3000
     /// Largest datagram payload sent (envelope included); larger frames travel on the stream.
     public var maxDatagramBytes = 1400
-    /// Largest frame on the stream; larger states are sent as `stateChunk`s of `chunkBytes`.
-    public var maxFrameBytes = 1 << 20
+    /// Largest frame this node packs for the stream: at most `PeerFrameLimit.bytes`, which every receiver
+    /// enforces (tests lower it to split repair into many frames). Larger states go as `stateChunk`s.
+    public var maxFrameBytes = PeerFrameLimit.bytes {
+        didSet { maxFrameBytes = min(maxFrameBytes, PeerFrameLimit.bytes) }
+    }
     /// Size of one chunk of a large state.
     public var chunkBytes = 256 << 10
     /// The largest state accepted from a peer, in bytes, however it is chunked.
@@ -37,6 +40,10 @@ public struct ReplicationSettings: Sendable {
     public var deltaBufferBytes = 8 << 20
     /// Bytes of deltas sent to one peer in one gossip round.
     public var maxDeltaBytesPerRound = 256 << 10
+    /// A peer more than this many deltas behind (restarted, healed after a long partition) is not
+    /// replayed the backlog: it is told to skip it and repaired by digest comparison, whose cost follows
+    /// the keys that differ, not the history that made them differ.
+    public var maxReplayDeltas: UInt64 = 16_384
     /// Keys are hashed into this many buckets for digest comparison.
     public var digestBuckets = 64
     /// Times each membership update is piggybacked before it is dropped from the gossip queue.

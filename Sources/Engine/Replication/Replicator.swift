@@ -73,5 +73,7 @@ public struct ReplicationStats: Sendable, Equatable {
     public var deltasApplied: UInt64 = 0
     public var statesApplied: UInt64 = 0
     public var bufferDrops: UInt64 = 0
+    /// Peers told to skip a backlog longer than `maxReplayDeltas` and repaired by digests instead.
+    public var replaysSkipped: UInt64 = 0
     public init() {}
 }

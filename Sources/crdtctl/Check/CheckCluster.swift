@@ -1,0 +1,178 @@
+import Dispatch
+import Engine
+import Foundation
+import RESP
+import RESPClient
+import Synchronization
+
+/// The nodes `check` runs against, and the faults it can inject into them: partitions on any cluster
+/// started with `--allow-fault-injection`; kill -9 and pauses only on a local cluster, whose processes
+/// this machine owns.
+final class CheckCluster: Sendable {
+    struct Node: Sendable {
+        var name: String
+        var host: String
+        var port: Int
+    }
+
+    let nodes: [Node]
+    /// The local cluster's processes (pids change at each restart), or nil for nodes given by address.
+    private let local: Mutex<LocalCluster?>
+
+    var isLocal: Bool { local.withLock { $0 != nil } }
+
+    init(local cluster: LocalCluster) {
+        nodes = cluster.nodes.map { Node(name: $0.name, host: "127.0.0.1", port: $0.clientPort) }
+        local = Mutex(cluster)
+    }
+
+    /// Nodes given as HOST:PORT; each one's name (needed by CRDT.PARTITION) is read from `INFO server`.
+    init(addresses: [String]) throws {
+        var nodes: [Node] = []
+        for address in addresses {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+                throw ClusterError("--addr '\(address)' is not HOST:PORT")
+            }
+            let host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            let reply: RESPReply
+            do {
+                let connection = try RESPConnection(host: host, port: port, timeout: .seconds(5))
+                defer { connection.close() }
+                reply = try connection.send(["INFO", "server"])
+            } catch {
+                throw ClusterError("cannot reach \(address): \(error)")
+            }
+            let info = reply.text
+            guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("node_id:") }) else {
+                throw ClusterError("\(address) does not report a node_id in INFO server: is it crdtd?")
+            }
+            nodes.append(Node(name: String(line.dropFirst("node_id:".count)), host: host, port: port))
+        }
+        guard Set(nodes.map(\.name)).count == nodes.count else {
+            throw ClusterError("two addresses are the same node: \(nodes.map(\.name).joined(separator: ", "))")
+        }
+        self.nodes = nodes
+        local = Mutex(nil)
+    }
+
+    /// One command on node `i`, on a fresh connection.
+    func command(_ i: Int, _ arguments: [String], timeout: Duration = .seconds(5)) throws -> RESPReply {
+        let connection = try RESPConnection(host: nodes[i].host, port: nodes[i].port, timeout: timeout)
+        defer { connection.close() }
+        return try connection.send(arguments)
+    }
+
+    /// Fails with what to do when a node does not answer or refuses fault injection.
+    func probe(needsFaultInjection: Bool) throws {
+        for i in nodes.indices {
+            let reply: RESPReply
+            do {
+                reply = try command(i, needsFaultInjection ? ["CRDT.HEAL"] : ["PING"])
+            } catch {
+                throw ClusterError("\(nodes[i].name) (\(nodes[i].host):\(nodes[i].port)) does not answer: \(error)")
+            }
+            if case .error(let message) = reply {
+                throw ClusterError("\(nodes[i].name) refused: \(message)")
+            }
+        }
+    }
+
+    // MARK: Faults
+
+    /// Runs `body` for every node at once, so one node that does not answer delays a fault by one timeout,
+    /// not one per node; returns the errors in node order.
+    private func onEveryNode(_ body: @Sendable (Int) -> String?) -> [String] {
+        let errors = Mutex([String?](repeating: nil, count: nodes.count))
+        DispatchQueue.concurrentPerform(iterations: nodes.count) { i in
+            let error = body(i)
+            errors.withLock { $0[i] = error }
+        }
+        return errors.withLock { $0.compactMap { $0 } }
+    }
+
+    /// Cuts the cluster into `shape`; returns what went wrong on nodes that did not take it.
+    func partition(_ shape: PartitionShape, victim: Int) -> [String] {
+        let blocked = shape.blockedPeers(nodes: nodes.count, victim: victim)
+        return onEveryNode { i in
+            do {
+                _ = try self.command(i, ["CRDT.HEAL"], timeout: .seconds(2))
+                guard !blocked[i].isEmpty else { return nil }
+                let reply = try self.command(i, ["CRDT.PARTITION"] + blocked[i].map { self.nodes[$0].name }, timeout: .seconds(2))
+                return reply == .simpleString("OK") ? nil : "\(self.nodes[i].name) refused CRDT.PARTITION: \(reply.text)"
+            } catch {
+                return "\(self.nodes[i].name): CRDT.PARTITION failed: \(error)"
+            }
+        }
+    }
+
+    /// Lifts every injected partition on `targets` (default all); returns the nodes that did not take it.
+    func heal(_ targets: [Int]? = nil, timeout: Duration = .seconds(5)) -> [(node: Int, error: String)] {
+        let targets = targets ?? Array(nodes.indices)
+        let errors = Mutex([(node: Int, error: String)]())
+        DispatchQueue.concurrentPerform(iterations: targets.count) { t in
+            let i = targets[t]
+            do {
+                let reply = try command(i, ["CRDT.HEAL"], timeout: timeout)
+                if reply != .simpleString("OK") { errors.withLock { $0.append((i, "\(nodes[i].name) refused CRDT.HEAL: \(reply.text)")) } }
+            } catch {
+                errors.withLock { $0.append((i, "\(nodes[i].name): CRDT.HEAL failed: \(error)")) }
+            }
+        }
+        return errors.withLock { $0.sorted { $0.node < $1.node } }
+    }
+
+    /// kill -9, then waits (up to 5 s) until the process is gone, so a restart finds its ports free.
+    func kill9(_ i: Int) {
+        local.withLock { cluster in cluster?.stop(i, signal: SIGKILL) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while isRunning(i) && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
+    }
+
+    /// Starts a killed node again, seeded with every other node, and waits until it answers PING.
+    func restart(_ i: Int, timeout: Duration) throws {
+        let started = try local.withLock { cluster throws -> LocalCluster? in
+            guard cluster != nil else { return nil }
+            try cluster!.launch(i, seeds: Array(cluster!.nodes.indices))
+            try cluster!.save()
+            return cluster
+        }
+        try started?.waitUntilServing(i, timeout: timeout)
+    }
+
+    /// SIGSTOP (`frozen`) or SIGCONT.
+    func pause(_ i: Int, frozen: Bool) {
+        local.withLock { cluster in
+            guard let pid = cluster?.nodes[i].pid, pid > 0 else { return }
+            _ = kill(pid, frozen ? SIGSTOP : SIGCONT)
+        }
+    }
+
+    /// Undoes everything a nemesis may have left behind: thaws every node and lifts partitions.
+    func thawAll() {
+        for i in nodes.indices { pause(i, frozen: false) }
+    }
+
+    func isRunning(_ i: Int) -> Bool {
+        local.withLock { cluster in cluster.map { $0.isRunning($0.nodes[i].pid) } ?? true }
+    }
+
+    func stopAll() {
+        local.withLock { cluster in
+            guard let cluster else { return }
+            for i in cluster.nodes.indices { cluster.stop(i) }
+        }
+    }
+
+    /// Each node's log file (local clusters only).
+    var logFiles: [String] { local.withLock { $0?.nodes.map(\.logFile) ?? [] } }
+
+    // MARK: Convergence
+
+    /// Each node's `CRDT.DIGEST`, or nil for one that does not answer within `timeout`.
+    func digests(timeout: Duration = .seconds(2)) -> [String?] {
+        nodes.indices.map { i in
+            guard case .bulkString(let hex)? = try? command(i, ["CRDT.DIGEST"], timeout: timeout) else { return nil }
+            return String(decoding: hex, as: UTF8.self)
+        }
+    }
+}

@@ -1,0 +1,144 @@
+import Engine
+import Foundation
+
+/// The faults `check` can inject, as named by `--faults`.
+enum FaultFamily: String, CaseIterable, Sendable {
+    case partition, kill, pause
+
+    var needsLocalCluster: Bool { self != .partition }
+}
+
+/// One fault the nemesis schedules: a partition shape, or a kill -9 or pause of some node.
+enum Fault: Sendable, CustomStringConvertible {
+    case partition(PartitionShape)
+    case kill
+    case pause
+
+    var family: FaultFamily {
+        switch self {
+        case .partition: .partition
+        case .kill: .kill
+        case .pause: .pause
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .partition(let shape): "partition \(shape.rawValue)"
+        case .kill: "kill -9"
+        case .pause: "pause"
+        }
+    }
+
+    /// Every fault of the chosen families: each partition shape counts as its own fault.
+    static func all(of families: [FaultFamily]) -> [Fault] {
+        families.flatMap { family -> [Fault] in
+            switch family {
+            case .partition: PartitionShape.allCases.map { Fault.partition($0) }
+            case .kill: [.kill]
+            case .pause: [.pause]
+            }
+        }
+    }
+}
+
+/// Injects one fault at a time: hold it for `hold` seconds, undo it, wait `gap` seconds, next. Faults come
+/// in rounds, each round every fault once in a shuffled order, so a run long enough for one round has
+/// seen every shape, a kill and a pause. Faults never overlap, so a restarted node (which forgets its
+/// injected partition) never has to rejoin a partition.
+struct Nemesis {
+    let cluster: CheckCluster
+    let faults: [Fault]
+    let hold: Double
+    let gap: Double
+    let clock: RunClock
+    var generator: SplitMix64
+    /// How long a restarted node may take to answer PING before the window records an error.
+    let restartTimeout: Duration
+    private(set) var windows: [FaultWindow] = []
+
+    init(cluster: CheckCluster, faults: [Fault], hold: Double, gap: Double, clock: RunClock, seed: UInt64, restartTimeout: Duration) {
+        self.cluster = cluster
+        self.faults = faults
+        self.hold = hold
+        self.gap = gap
+        self.clock = clock
+        self.restartTimeout = restartTimeout
+        generator = SplitMix64(seed: seed ^ 0xFA17)
+    }
+
+    /// Runs until `stop` is set; the fault in progress is then undone before returning.
+    mutating func run(stop: StopFlag, log: (String) -> Void) {
+        guard !faults.isEmpty else { return }
+        sleep(gap, unless: stop)
+        var round: [Fault] = []
+        while !stop.isSet {
+            if round.isEmpty { round = faults.shuffled(using: &generator) }
+            let fault = round.removeFirst()
+            let victim = Int.random(in: 0..<cluster.nodes.count, using: &generator)
+            let window = inject(fault, victim: victim, stop: stop, log: log)
+            log(String(format: "%6.1f s  ", window.end) + "ended \(fault) after \(format(window.end - window.start)) s"
+                + (window.errors.isEmpty ? "" : "; errors: " + window.errors.joined(separator: "; ")))
+            windows.append(window)
+            sleep(gap, unless: stop)
+        }
+    }
+
+    mutating func inject(_ fault: Fault, victim: Int, stop: StopFlag, log: (String) -> Void) -> FaultWindow {
+        let name = cluster.nodes[victim].name
+        let start = clock.now()
+        let cut = fault.family == .partition ? "" : " \(name)"
+        log(String(format: "%6.1f s  ", start) + "\(fault)\(cut)")
+        var errors: [String] = []
+        var window: FaultWindow
+        switch fault {
+        case .partition(let shape):
+            errors += cluster.partition(shape, victim: victim)
+            let detail = "\(shape.rawValue): " + describeSides(shape.blockedPeers(nodes: cluster.nodes.count, victim: victim))
+            log("          \(detail)")
+            sleep(hold, unless: stop)
+            errors += cluster.heal().map(\.error)
+            window = FaultWindow(kind: "partition", detail: detail, nodes: Array(cluster.nodes.indices), start: start, end: clock.now())
+        case .kill:
+            cluster.kill9(victim)
+            sleep(hold, unless: stop)
+            do {
+                try cluster.restart(victim, timeout: restartTimeout)
+            } catch {
+                errors.append("restart of \(name): \(error)")
+            }
+            window = FaultWindow(kind: "kill", detail: name, nodes: [victim], start: start, end: clock.now())
+        case .pause:
+            cluster.pause(victim, frozen: true)
+            sleep(hold, unless: stop)
+            cluster.pause(victim, frozen: false)
+            window = FaultWindow(kind: "pause", detail: name, nodes: [victim], start: start, end: clock.now())
+        }
+        window.errors = errors
+        return window
+    }
+
+    /// "n1 n2 | n3 n4 n5" for a shape that splits the cluster into sides; "n1 sees n2,n5; ..." for shapes
+    /// (ring, bridge) where what a node sees depends on the node.
+    func describeSides(_ blocked: [[Int]]) -> String {
+        let names = cluster.nodes.map(\.name)
+        let sides = blocked.indices.map { i in blocked.indices.filter { !blocked[i].contains($0) } }
+        let split = sides.indices.allSatisfy { i in sides[i].allSatisfy { sides[$0] == sides[i] } }
+        if split {
+            var distinct: [[Int]] = []
+            for side in sides where !distinct.contains(side) { distinct.append(side) }
+            return distinct.map { $0.map { names[$0] }.joined(separator: " ") }.joined(separator: " | ")
+        }
+        return sides.indices.map { i in
+            "\(names[i]) sees \(sides[i].filter { $0 != i }.map { names[$0] }.joined(separator: ","))"
+        }.joined(separator: "; ")
+    }
+
+    /// Sleeps `seconds`, waking early when `stop` is set.
+    func sleep(_ seconds: Double, unless stop: StopFlag) {
+        let deadline = clock.now() + seconds
+        while !stop.isSet, clock.now() < deadline {
+            Thread.sleep(forTimeInterval: min(0.05, max(0, deadline - clock.now())))
+        }
+    }
+}
