@@ -83,6 +83,16 @@ public struct CountingStore<Value: Sendable & Equatable, Amount: CounterAmount>:
         return false
     }
 
+    /// Writes enter by dot; shards by dot and version, since a shard's entry changes under its dot.
+    @inlinable
+    public var dotDigest: DotDigest {
+        var digest = DotDigest()
+        for (dot, entry) in storage {
+            if case .shard(let version, _) = entry { digest.insert(dot, version: version) } else { digest.insert(dot) }
+        }
+        return digest
+    }
+
     @inlinable
     public mutating func join(_ other: CountingStore, context: CausalContext, otherContext: CausalContext) {
         let otherEntries = other.storage

@@ -16,7 +16,9 @@ public protocol DotStore: Sendable, Equatable {
     /// Runs in time proportional to the entries of both stores, without copying unchanged entries.
     mutating func join(_ other: Self, context: CausalContext, otherContext: CausalContext)
     /// The digest of every dot held. ``DotMap`` keeps it up to date in O(1) per change; the default
-    /// computes it in one pass, which is what small stores (a register's few writes) want.
+    /// computes it in one pass, which is what small stores (a register's few writes) want. A store
+    /// whose entry under a dot can change (``CountingStore``) mixes the entry's version in, so the
+    /// digest still changes exactly when the store does.
     var dotDigest: DotDigest { get }
 }
 
@@ -128,7 +130,7 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     // Written only through `setValue` and `removeValue`, which keep `owners` in step.
     @usableFromInline var storage: [Key: Value]
     @usableFromInline var owners: [Dot: Key]
-    /// The digest of every dot held, kept in step with `owners`: O(1) per dot that comes or goes.
+    /// The sum of the values' digests, kept in step with `owners`: O(1) per dot that comes or goes.
     @inlinable public var dotDigest: DotDigest { _dotDigest }
     @usableFromInline var _dotDigest: DotDigest
 
@@ -144,10 +146,8 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
         _dotDigest = DotDigest()
         owners.reserveCapacity(entries.count)
         for (key, value) in entries {
-            value.forEachDot {
-                owners[$0] = key
-                _dotDigest.insert($0)
-            }
+            value.forEachDot { owners[$0] = key }
+            _dotDigest.add(value.dotDigest)
         }
     }
 
@@ -179,10 +179,8 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     mutating func setValue(_ value: Value?, forKey key: Key) {
         _ = removeValue(forKey: key)
         guard let value, !value.isBottom else { return }
-        value.forEachDot {
-            owners[$0] = key
-            _dotDigest.insert($0)
-        }
+        value.forEachDot { owners[$0] = key }
+        _dotDigest.add(value.dotDigest)
         storage[key] = value
     }
 
@@ -190,10 +188,8 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     @inlinable
     mutating func removeValue(forKey key: Key) -> Value? {
         guard let old = storage.removeValue(forKey: key) else { return nil }
-        old.forEachDot {
-            owners.removeValue(forKey: $0)
-            _dotDigest.remove($0)
-        }
+        old.forEachDot { owners.removeValue(forKey: $0) }
+        _dotDigest.subtract(old.dotDigest)
         return old
     }
 

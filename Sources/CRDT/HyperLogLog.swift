@@ -113,6 +113,18 @@ public struct HyperLogLog: DeltaCRDT, Hashable, CustomStringConvertible {
         return delta
     }
 
+    /// The join, reporting whether a register rose. O(other) for a sparse `other` (a delta).
+    public mutating func inflate(with other: HyperLogLog) -> Bool {
+        if case .sparse(let theirs) = other.registers, theirs.count <= 64 {
+            var raised = false
+            for entry in theirs where raise(entry.index, to: entry.rank) { raised = true }
+            return raised
+        }
+        let before = self
+        join(other)
+        return self != before
+    }
+
     public mutating func join(_ other: HyperLogLog) {
         switch (registers, other.registers) {
         case (.sparse(let mine), .sparse(let theirs)):

@@ -184,11 +184,17 @@ public struct SortedSet: CausalCRDT {
         return delta
     }
 
-    public mutating func join(_ other: SortedSet) {
+    public mutating func join(_ other: SortedSet) { _ = inflate(with: other) }
+
+    /// The join, reporting whether anything changed; O(other · log n), like ``join(_:)``.
+    public mutating func inflate(with other: SortedSet) -> Bool {
+        if other._context.isEmpty && other._store.isBottom { return false }
+        let before = _store.dotDigest
         var touched: [[UInt8]] = []
         _store.join(other._store, context: _context, otherContext: other._context) { touched.append($0) }
-        _context.formUnion(other._context)
+        let grew = _context.formUnionReportingGrowth(other._context)
         for member in touched { reindex(member) }
+        return grew || _store.dotDigest != before
     }
 
     // MARK: Internals

@@ -199,6 +199,23 @@ struct CountingRegisterTests {
         #expect(field.store.entries.count == 4, "one write and one shard per incrementing replica")
     }
 
+    /// A shard keeps its dot while its version grows, so the store's digest (which the daemon's
+    /// digest repair and `inflate` rely on) must mix the version in.
+    @Test func anIncrementOfAKnownShardChangesTheDigestAndInflates() throws {
+        typealias Hash = ORMap<[UInt8], CountingRegister<[UInt8], Int64>>
+        var source = Hash()
+        var target = Hash()
+        target.join(try source.update(bytes("f")) { (field: inout CountingRegister<[UInt8], Int64>) throws(CRDTMutationError) in try field.increment(by: 1, replica: a) })
+        let before = target.store.dotDigest
+        let second = try source.update(bytes("f")) { (field: inout CountingRegister<[UInt8], Int64>) throws(CRDTMutationError) in try field.increment(by: 1, replica: a) }
+        let changed = target.inflate(with: second)
+        #expect(changed, "a higher version of a known shard is a change")
+        #expect(target.store.dotDigest != before)
+        #expect(target.store.dotDigest == source.store.dotDigest)
+        let changedAgain = target.inflate(with: second)
+        #expect(!changedAgain, "the same delta again is not")
+    }
+
     @Test func overflowIsRefusedAndChangesNothing() throws {
         var field = Field()
         try field.increment(by: .max, replica: a)
