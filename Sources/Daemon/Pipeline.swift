@@ -237,7 +237,7 @@ final class WriterThread: @unchecked Sendable {
                 if let degradedAt {
                     health.recovered()
                     logger.notice("""
-                        the data directory \(dataDirectory) takes writes again after \(ContinuousClock.now - degradedAt) \
+                        the data directory \(dataDirectory) takes writes again after \(Self.seconds(ContinuousClock.now - degradedAt)) \
                         and \(retries) retries: the held batch of \(records.count) records is committed, writes are accepted again
                         """)
                 }
@@ -251,7 +251,7 @@ final class WriterThread: @unchecked Sendable {
                     degradedAt = .now
                     logger.error("""
                         the data directory \(dataDirectory) is full (\(error.cause)): \(records.count) records wait, unacknowledged, \
-                        and are retried every \(Self.maxRetryDelay) at most; writes are refused with -MISCONF until space returns, \
+                        and are retried every \(Self.seconds(Self.maxRetryDelay)) at most; writes are refused with -MISCONF until space returns, \
                         reads still answer
                         """)
                 }
@@ -268,6 +268,11 @@ final class WriterThread: @unchecked Sendable {
                 delay = min(delay * 2, Self.maxRetryDelay)
             }
         }
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return "\(milliseconds / 1000).\(String(milliseconds % 1000 / 100)) s"
     }
 
     /// Sleeps for `delay` unless a shutdown begins first; returns false then.

@@ -102,6 +102,11 @@ func replies(_ effects: [Effect]) -> [RESPReply] {
         h.release(through: busy.step)
         #expect(replies(h.step([(2, ["INCR", "c"])]).effects) == [.integer(4)], "writes are taken again once the disk caught up")
 
+        // Bytes waiting bound what a stuck disk may hold in memory, peer frames included.
+        var small = try ReleasingHarness { $0.maxBytesWaiting = 64 }
+        #expect(replies(small.step([(1, ["SET", "k", String(repeating: "v", count: 100)])]).effects) == [.simpleString("OK")])
+        #expect(replies(small.step([(2, ["SET", "j", "v"])]).immediate).first?.errorText.hasPrefix("BUSY") == true)
+
         // A disk that has not committed for a second refuses writes whatever their number.
         var slow = try ReleasingHarness()
         let stuck = slow.step([(1, ["INCR", "c"])])
