@@ -12,10 +12,13 @@ enum FaultShim {
     static let built: Result<String, TestFailure> = {
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("FaultInjection/storage_faults.c").path
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("crdtd-storage-faults-\(getpid()).so").path
+        // Next to the crdtd binary, so it goes with the build; renamed into place, so concurrent runs agree.
+        let products = URL(fileURLWithPath: DaemonProcess.binary).deletingLastPathComponent()
+        let output = products.appendingPathComponent("crdtd-storage-faults.so").path
+        let building = output + ".\(getpid())"
         let compiler = Process()
         compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        compiler.arguments = ["cc", "-shared", "-fPIC", "-O1", "-o", output, source, "-ldl"]
+        compiler.arguments = ["cc", "-shared", "-fPIC", "-O1", "-o", building, source, "-ldl"]
         do {
             try compiler.run()
             compiler.waitUntilExit()
@@ -25,6 +28,7 @@ enum FaultShim {
         guard compiler.terminationStatus == 0 else {
             return .failure(TestFailure("cc could not build the fault shim \(source) (status \(compiler.terminationStatus))"))
         }
+        guard rename(building, output) == 0 else { return .failure(TestFailure("cannot move the fault shim to \(output)")) }
         return .success(output)
     }()
 
@@ -154,6 +158,36 @@ extension DaemonProcess {
         #expect(node.stop() == 0)
     }
 
+    /// The issue's own reproduction, with a real file system: a 3 MB tmpfs filled up, then grown.
+    @Test(.enabled(if: SmallTmpfs.canMount, "needs root to mount a tmpfs (the shim tests above cover the same paths)"))
+    func aRealTmpfsThatFillsUpDegradesTheNodeAndHealsWhenItGrows() throws {
+        let tmpfs = try SmallTmpfs(megabytes: 3)
+        defer { tmpfs.remove() }
+        let node = DaemonProcess(dataDir: tmpfs.path + "/data")
+        try node.start()
+        defer { node.crash() }
+        let writer = try node.connect(timeout: .seconds(2))
+        let value = String(repeating: "v", count: 1000)
+        var acknowledged = 0
+        while acknowledged < 10_000, (try? writer.send(["SET", "k\(acknowledged)", value])) == .simpleString("OK") {
+            acknowledged += 1
+        }
+        #expect(acknowledged > 100, "a few hundred writes fit in 3 MB")
+        #expect(try eventually(timeout: .seconds(5)) { try node.info("persistence")["storage_degraded"] == "1" })
+        #expect(try node.run("SET", "other", "x").errorText.hasPrefix("MISCONF crdtd cannot write to its data directory"))
+        #expect(try node.run("GET", "k0") == .bulk(value), "reads answer on a full disk")
+
+        try tmpfs.resize(megabytes: 32)
+        #expect(try eventually(timeout: .seconds(5)) { try node.info("persistence")["storage_degraded"] == "0" }, "it heals by itself")
+        #expect(try node.run("SET", "other", "x") == .simpleString("OK"))
+        // The write that found the disk full was kept and committed (its client had given up waiting).
+        #expect(try node.run("DBSIZE") == .integer(Int64(acknowledged + 2)))
+        #expect(node.stop() == 0)
+        try node.start()
+        #expect(try node.run("DBSIZE") == .integer(Int64(acknowledged + 2)))
+        #expect(node.stop() == 0)
+    }
+
     @Test func aShutdownWhileTheDiskIsFullExitsAtOnceWithoutAcknowledgingTheHeldWrite() throws {
         let faulty = try FaultyNode()
         let node = faulty.node
@@ -258,4 +292,49 @@ extension DaemonProcess {
         pinger.close()
         #expect(node.stop() == 0)
     }
+}
+
+/// A tmpfs of a few megabytes mounted for one test, unmounted and removed after it.
+final class SmallTmpfs {
+    let path: String
+
+    /// Whether this process may mount one (root, and a kernel that allows it here).
+    static let canMount: Bool = {
+        guard getuid() == 0, let probe = try? SmallTmpfs(megabytes: 1) else { return false }
+        probe.remove()
+        return true
+    }()
+
+    init(megabytes: Int) throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("crdtd-tmpfs-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        guard Self.mount(["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", path]) else {
+            try? FileManager.default.removeItem(atPath: path)
+            throw TestFailure("mount -t tmpfs failed for \(path)")
+        }
+    }
+
+    func resize(megabytes: Int) throws {
+        guard Self.mount(["-o", "remount,size=\(megabytes)m", path]) else { throw TestFailure("remounting \(path) failed") }
+    }
+
+    private static func mount(_ arguments: [String], tool: String = "/bin/mount") -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+
+    /// Unmounts and removes it; the daemon using it must have stopped. Calling it again does nothing.
+    func remove() {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        // Lazy: the test still holds the daemon's log file (written next to its data directory) open.
+        _ = Self.mount(["-l", path], tool: "/bin/umount")
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    deinit { remove() }
 }
