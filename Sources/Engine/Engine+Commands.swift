@@ -13,7 +13,7 @@ extension Engine {
         case .failure(let error):
             reply(.error(error.message), to: client, early: true, into: &output)
         case .success(let command):
-            if command.isWrite, let refusal = writeRefusal {
+            if let refusal = refusal(of: command, from: client) {
                 reply(.error(refusal), to: client, early: true, into: &output)
                 return
             }
@@ -24,7 +24,8 @@ extension Engine {
             }
             if case .shutdown = command {
                 shutdownRequested = true
-                output.effects.append(.shutdown)
+                // At once: a shutdown must begin even while the disk is stuck (it then stops non-zero).
+                output.immediate.append(.shutdown)
             }
         }
     }

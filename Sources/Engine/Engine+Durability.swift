@@ -113,6 +113,21 @@ extension Engine {
     /// Why writes are refused now, if they are (a full disk, or one that stopped committing).
     var writeRefusal: String? { durability.refusal(now: stats.lastTick, settings: configuration.durability) }
 
+    /// Why `command` is refused now, if it is: a write while the disk is full or stalled, or a read that
+    /// would have to wait behind such a disk for a key's held write. A refused read answers at once
+    /// instead, so that clients retrying reads cannot pile up replies behind a disk that does not move.
+    /// A read of a client whose earlier replies wait is not refused: it keeps its place in line.
+    func refusal(of command: Command, from client: ClientID) -> String? {
+        guard let refusal = writeRefusal else { return nil }
+        if command.isWrite { return refusal }
+        guard case .notARead = command.reveals else {
+            let nothingHeld = (sessions[client]?.heldThrough ?? 0) <= durability.released
+            guard nothingHeld && !revealsOnlyDurableState(command) else { return nil }
+            return refusal + "; this read touches a key whose latest write is waiting for the disk"
+        }
+        return nil
+    }
+
     /// Whether the reply to `command` may leave before earlier steps are durable: it must reveal no
     /// local write that is not. Replies from peers' deltas may show (they are durable at their origin).
     func revealsOnlyDurableState(_ command: Command) -> Bool {

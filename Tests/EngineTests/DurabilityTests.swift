@@ -89,6 +89,16 @@ func replies(_ effects: [Effect]) -> [RESPReply] {
             + "since 2026-12-01T10:00:00Z; writes are refused until space returns, reads still answer")
         #expect(answers[1].errorText.hasPrefix("MISCONF"))
         #expect(answers[2] == .bulk("1"), "reads answer, at once")
+        // A key whose write waits for the stuck disk: its read is refused at once rather than held for ever.
+        _ = h.engine.handle(.storage(.healthy))
+        let stuck = h.step([(1, ["SET", "k", "v"])])
+        _ = h.engine.handle(.storage(.degraded(fault)))
+        let read = h.step([(2, ["GET", "k"]), (2, ["GET", "c"]), (1, ["GET", "k"])])
+        #expect(replies(read.immediate).first?.errorText.hasSuffix("this read touches a key whose latest write is waiting for the disk") == true)
+        #expect(replies(read.immediate).last == .bulk("1"))
+        #expect(replies(read.effects) == [.bulk("v")], "the writer's own read keeps its place behind its write")
+        h.release(through: read.step)
+        #expect(stuck.step < read.step)
         _ = h.engine.handle(.storage(.healthy))
         #expect(replies(h.step([(1, ["INCR", "c"])]).effects) == [.integer(2)])
     }

@@ -135,6 +135,8 @@ extension DaemonProcess {
         #expect(refused.errorText.hasSuffix("writes are refused until space returns, reads still answer"))
         #expect(try c.send(["SADD", "s", "x"]).errorText.hasPrefix("MISCONF"))
         #expect(try c.send(["GET", "r"]) == .bulk("hello"), "reads of keys without held writes answer")
+        #expect(try c.send(["GET", "c"]).errorText.hasSuffix("this read touches a key whose latest write is waiting for the disk"),
+                "a read of the held write's key is refused at once, not held")
         #expect(try c.send(["PING"]) == .simpleString("PONG"))
         let persistence = try node.info("persistence")
         #expect(persistence["storage_degraded_since"]?.hasSuffix("Z") == true, "\(persistence)")
