@@ -66,13 +66,17 @@ public enum Daemon {
         settings.syncIntervalMilliseconds = max(UInt64(configuration.gossipIntervalMilliseconds) * 5, 200)
         settings.randomSeed = UInt64.random(in: .min ... .max)
         engineConfiguration.replication = settings
+        let storageHealth = StorageHealth()
         let pid = getpid()
         let clientAddr = configuration.clientAddr
         let dataDir = configuration.dataDir
+        // The writer reports each released step, so replies that need no commit leave at once.
+        engineConfiguration.durability.reportsReleases = true
         engineConfiguration.shellInfo = { section in
             switch section {
             case "server": return [("process_id", "\(pid)"), ("client_addr", clientAddr)]
-            case "persistence": return [("data_dir", dataDir), ("durability", configuration.durability)]
+            case "persistence":
+                return [("data_dir", dataDir), ("durability", configuration.durability)] + storageHealth.infoFields()
             case "memory": return [("used_memory_rss", "\(residentBytes())")]
             default: return []
             }
@@ -93,14 +97,15 @@ public enum Daemon {
         let finished = DispatchSemaphore(value: 0)
         let exitCode = Mutex<Int32>(0)
         let frontend = Frontend(loop: loop, configuration: configuration, authentication: authentication, toEngine: toEngine,
-                                peerFrames: peerFrames, inbox: inbox,
+                                peerFrames: peerFrames, inbox: inbox, storageHealth: storageHealth,
                                 metrics: metrics, logger: logger) { code in
             exitCode.withLock { $0 = code }
             finished.signal()
         }
         let engineThread = EngineThread(engine: engine, inputs: toEngine, peerFrames: peerFrames, outputs: toWriter,
-                                        metrics: metrics, logger: logger)
-        let writerThread = WriterThread(store: store, outputs: toWriter, inbox: inbox, metrics: metrics, logger: logger)
+                                        inbox: inbox, health: storageHealth, metrics: metrics, logger: logger)
+        let writerThread = WriterThread(store: store, dataDirectory: configuration.dataDir, outputs: toWriter, inbox: inbox,
+                                        health: storageHealth, metrics: metrics, logger: logger)
         engineThread.start()
         writerThread.start()
 

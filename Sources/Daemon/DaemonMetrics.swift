@@ -15,6 +15,12 @@ final class DaemonMetrics: Sendable {
     let commits = Counter(label: "crdtd_commits_total")
     /// `AUTH` or `HELLO AUTH` attempts with a wrong user or password.
     let authFailures = Counter(label: "crdtd_auth_failures_total")
+    /// 1 while commits fail for want of space (writes refused), else 0.
+    let storageDegraded = Gauge(label: "crdtd_storage_degraded")
+    /// How long the store has been degraded, 0 when it is not.
+    let storageDegradedSeconds = Gauge(label: "crdtd_storage_degraded_seconds")
+    /// Commits retried after running out of space.
+    let storageRetries = Gauge(label: "crdtd_storage_commit_retries")
 
     /// Each command name's counters and timer, made once: a swift-metrics constructor goes through the
     /// factory (name validation, a locked registry lookup), too costly to run per reply.
@@ -107,6 +113,13 @@ final class DaemonMetrics: Sendable {
             Counter(label: "crdtd_peer_frames_rejected_total", dimensions: [("reason", reason)])
                 .increment(by: Int64(clamping: count &- (previous.rejected[reason] ?? 0)))
         }
+    }
+
+    /// The store's condition, set when /metrics is rendered.
+    func storage(_ state: StorageHealth.Snapshot, now: Date = Date()) {
+        storageDegraded.record(state.isDegraded ? 1 : 0)
+        storageDegradedSeconds.record(state.degradedSince.map { now.timeIntervalSince($0) } ?? 0)
+        storageRetries.record(Int64(clamping: state.retries))
     }
 
     /// The Prometheus text exposition.

@@ -23,6 +23,7 @@ final class Frontend: @unchecked Sendable {
     let toEngine: SPSCRing<EngineMessage>
     let peerFrames: SPSCRing<PeerFrameMessage>
     let inbox: MPSCRing<LoopMessage>
+    let storageHealth: StorageHealth
     let metrics: DaemonMetrics
     let logger: Logger
     /// Called on the loop thread once shutdown finished (or failed): the main thread then stops the loop.
@@ -115,6 +116,7 @@ final class Frontend: @unchecked Sendable {
 
     init(loop: EventLoop, configuration: Configuration, authentication: ClientAuthentication,
          toEngine: SPSCRing<EngineMessage>, peerFrames: SPSCRing<PeerFrameMessage>, inbox: MPSCRing<LoopMessage>,
+         storageHealth: StorageHealth,
          metrics: DaemonMetrics, logger: Logger, onFinished: @escaping @Sendable (Int32) -> Void) {
         self.loop = loop
         self.authentication = authentication
@@ -122,6 +124,7 @@ final class Frontend: @unchecked Sendable {
         self.toEngine = toEngine
         self.peerFrames = peerFrames
         self.inbox = inbox
+        self.storageHealth = storageHealth
         self.metrics = metrics
         self.logger = logger
         self.onFinished = onFinished
@@ -165,11 +168,13 @@ final class Frontend: @unchecked Sendable {
             let toEngine = self.toEngine
             let peerFrames = self.peerFrames
             let inbox = self.inbox
+            let storageHealth = self.storageHealth
             metricsServer = try MetricsHTTPServer(loop: loop, address: try SocketAddress(parsing: metricsAddr)) { [unowned self] in
                 metrics.connectedClients.record(clients.count)
                 metrics.ringDepth("loop_to_engine", toEngine.count)
                 metrics.ringDepth("peer_frames", peerFrames.count)
                 metrics.ringDepth("to_loop", inbox.count)
+                metrics.storage(storageHealth.snapshot)
                 return metrics.render()
             }
         }
@@ -570,7 +575,7 @@ final class Frontend: @unchecked Sendable {
                 finishShutdown()
             case .fatal(let reason):
                 flushCoalescedReplies()
-                logger.critical("\(reason); stopping without acknowledging it. Restart recovers every committed write.")
+                logger.critical("\(reason)")
                 exitCode = 1
                 beginShutdown()
                 finishShutdown()
@@ -624,6 +629,8 @@ final class Frontend: @unchecked Sendable {
     func beginShutdown() {
         guard !shuttingDown else { return }
         shuttingDown = true
+        // A writer waiting for space would wait for ever: it gives up, and the process exits non-zero.
+        storageHealth.requestStop()
         clientServer?.close()
         clientServer = nil
         for session in clients.values { session.connection.stopReading() }

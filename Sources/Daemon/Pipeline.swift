@@ -38,6 +38,11 @@ enum LoopMessage: Sendable {
 /// of their own. Each batch takes every client input first and then a bounded amount of peer work, so a
 /// node that is far behind (just restarted, or healed after a long partition) keeps answering its
 /// clients within one small batch while it catches up. Both rings share one parking doorbell.
+///
+/// The effects the engine marks immediate (replies that reveal only durable state, membership probes)
+/// go straight to the loop's inbox, before the batch's output goes to the writer: they need no commit,
+/// so they do not wait behind a slow or stuck one. Before each batch the thread tells the engine which
+/// steps the writer released and whether the store commits (`StorageHealth`).
 final class EngineThread: @unchecked Sendable {
     // Why @unchecked Sendable is safe: `engine` is touched only by the thread `start()` creates (the
     // initializer runs before it starts and nothing reads it afterwards); the rings are Sendable.
@@ -45,6 +50,8 @@ final class EngineThread: @unchecked Sendable {
     private let inputs: SPSCRing<EngineMessage>
     private let peerFrames: SPSCRing<PeerFrameMessage>
     private let outputs: SPSCRing<EngineOutput>
+    private let inbox: MPSCRing<LoopMessage>
+    private let health: StorageHealth
     private let metrics: DaemonMetrics
     private let logger: Logger
     private let finished = DispatchSemaphore(value: 0)
@@ -58,13 +65,16 @@ final class EngineThread: @unchecked Sendable {
     static let peerBytesPerIdleBatch = 1 << 20
 
     init(engine: Engine, inputs: SPSCRing<EngineMessage>, peerFrames: SPSCRing<PeerFrameMessage>,
-         outputs: SPSCRing<EngineOutput>, metrics: DaemonMetrics, logger: Logger) {
+         outputs: SPSCRing<EngineOutput>, inbox: MPSCRing<LoopMessage>, health: StorageHealth,
+         metrics: DaemonMetrics, logger: Logger) {
         precondition(inputs.consumerDoorbell != nil && inputs.consumerDoorbell === peerFrames.consumerDoorbell,
                      "the engine thread waits on one doorbell shared by its two input rings")
         self.engine = engine
         self.inputs = inputs
         self.peerFrames = peerFrames
         self.outputs = outputs
+        self.inbox = inbox
+        self.health = health
         self.metrics = metrics
         self.logger = logger
     }
@@ -86,11 +96,21 @@ final class EngineThread: @unchecked Sendable {
         var stopping = false
         var lastExport: UInt64 = 0
         var exported = ReplicationStats()
+        var released: UInt64 = 0
+        var generation: UInt64 = 0
         while !stopping {
             doorbell.wait(until: { inputs.hasElementsOrIsClosed || peerFrames.hasElementsOrIsClosed })
             if inputs.isFinished { break }
             _ = inputs.popAll(into: &batch, max: Self.maximumBatch)
             var output = EngineOutput()
+            if health.released != released {
+                released = health.released
+                engine.handle(.released(throughStep: released), into: &output)
+            }
+            if health.generation != generation {
+                generation = health.generation
+                engine.handle(.storage(health.snapshot.condition), into: &output)
+            }
             for message in batch {
                 switch message {
                 case .input(let input):
@@ -116,7 +136,12 @@ final class EngineThread: @unchecked Sendable {
                 engine.handle(.peerFrame(frame.bytes, from: frame.source), into: &output)
             }
             engine.flush(into: &output)
-            if !output.isEmpty, case .closed = outputs.push(output) {
+            // First: what needs no commit must not wait behind this batch's own records either.
+            if !output.immediate.isEmpty {
+                inbox.deliver(.effects(output.immediate), metrics: metrics, ring: "engine_to_loop")
+                output.immediate = []
+            }
+            if output.needsCommit, case .closed = outputs.push(output) {
                 logger.error("the writer stopped before the engine; dropping a batch")
             }
         }
@@ -127,20 +152,35 @@ final class EngineThread: @unchecked Sendable {
 
 /// The writer thread: commits everything the engine produced since the last commit in one transaction
 /// (group commit), then releases those batches' effects to the loop, in order.
+///
+/// A commit that fails for want of space is kept, with everything of its batches unacknowledged, and
+/// retried on a bounded backoff until it goes through; meanwhile the engine refuses writes
+/// (`StorageHealth`). Any other failure, an I/O error or a failed `fsync` above all, stops the process:
+/// what the kernel holds for the file can no longer be trusted, and a restart recovers from the
+/// database and the peers.
 final class WriterThread: @unchecked Sendable {
     // Why @unchecked Sendable is safe: `store` is used only by the thread `start()` creates; it is
     // handed over before the thread starts and closed by that thread.
     private let store: Store
+    private let dataDirectory: String
     private let outputs: SPSCRing<EngineOutput>
     private let inbox: MPSCRing<LoopMessage>
+    private let health: StorageHealth
     private let metrics: DaemonMetrics
     private let logger: Logger
     private let finished = DispatchSemaphore(value: 0)
 
-    init(store: Store, outputs: SPSCRing<EngineOutput>, inbox: MPSCRing<LoopMessage>, metrics: DaemonMetrics, logger: Logger) {
+    /// The first retry of a commit that ran out of space, doubling up to `maxRetryDelay`.
+    static let firstRetryDelay = Duration.milliseconds(50)
+    static let maxRetryDelay = Duration.seconds(2)
+
+    init(store: Store, dataDirectory: String, outputs: SPSCRing<EngineOutput>, inbox: MPSCRing<LoopMessage>,
+         health: StorageHealth, metrics: DaemonMetrics, logger: Logger) {
         self.store = store
+        self.dataDirectory = dataDirectory
         self.outputs = outputs
         self.inbox = inbox
+        self.health = health
         self.metrics = metrics
         self.logger = logger
     }
@@ -163,43 +203,112 @@ final class WriterThread: @unchecked Sendable {
             _ = outputs.popAll(into: &batch, max: 1023)
             records.removeAll(keepingCapacity: true)
             var effects: [Effect] = []
+            var lastStep: UInt64 = 0
             for output in batch {
                 records.append(contentsOf: output.records.map(StoreRecord.init))
                 effects.append(contentsOf: output.effects)
+                lastStep = max(lastStep, output.step)
             }
             batch.removeAll(keepingCapacity: true)
-            if !records.isEmpty {
-                let start = DispatchTime.now().uptimeNanoseconds
-                do {
-                    try store.commit(records)
-                } catch {
-                    // Fail-stop: the engine's memory holds writes that are not durable, so nothing of this
-                    // batch may be acknowledged. A restart recovers exactly what was committed.
-                    deliver(.fatal("the store failed to commit \(records.count) records: \(error)"))
-                    return
-                }
-                metrics.commits.increment()
-                metrics.commitBatchRecords.record(records.count)
-                metrics.commitLatency.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
-            }
-            if !effects.isEmpty { deliver(.effects(effects)) }
+            // Fail-stop unless it commits: the engine's memory holds writes that are not durable, so nothing
+            // of this batch may be acknowledged. A restart recovers exactly what was committed.
+            if !records.isEmpty, !commit(records) { return }
+            if !effects.isEmpty { inbox.deliver(.effects(effects), metrics: metrics, ring: "writer_to_loop") }
+            health.release(through: lastStep)
         }
         store.close()
-        deliver(.writerFinished)
+        inbox.deliver(.writerFinished, metrics: metrics, ring: "writer_to_loop")
         logger.debug("writer thread stopped")
     }
 
-    /// The loop's inbox is bounded: when it is full the writer waits (the loop is draining it), which in
-    /// turn holds back the engine. Effects are never dropped.
-    private func deliver(_ message: LoopMessage) {
+    /// Commits `records`, retrying while the disk is full. Returns false, after telling the loop, when the
+    /// process must stop without acknowledging them.
+    private func commit(_ records: [StoreRecord]) -> Bool {
+        var delay = Self.firstRetryDelay
+        var degradedAt: ContinuousClock.Instant?
+        var retries = 0
+        while true {
+            let start = DispatchTime.now().uptimeNanoseconds
+            do {
+                try store.commit(records)
+                metrics.commits.increment()
+                metrics.commitBatchRecords.record(records.count)
+                metrics.commitLatency.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - start))
+                if let degradedAt {
+                    health.recovered()
+                    logger.notice("""
+                        the data directory \(dataDirectory) takes writes again after \(Self.seconds(ContinuousClock.now - degradedAt)) \
+                        and \(retries) retries: the held batch of \(records.count) records is committed, writes are accepted again
+                        """)
+                }
+                return true
+            } catch {
+                guard error.isOutOfSpace else {
+                    inbox.deliver(.fatal(Self.stopMessage(error, directory: dataDirectory)), metrics: metrics, ring: "writer_to_loop")
+                    return false
+                }
+                if degradedAt == nil {
+                    degradedAt = .now
+                    logger.error("""
+                        the data directory \(dataDirectory) is full (\(error.cause)): \(records.count) records wait, unacknowledged, \
+                        and are retried every \(Self.seconds(Self.maxRetryDelay)) at most; writes are refused with -MISCONF until space returns, \
+                        reads still answer
+                        """)
+                }
+                health.degraded(directory: dataDirectory, cause: error.cause)
+                guard waitUnlessStopping(delay) else {
+                    inbox.deliver(.fatal("""
+                        crdtd stops while its data directory \(dataDirectory) is full (\(error.cause)): \(records.count) records \
+                        were never committed nor acknowledged. Restart once there is space: the node recovers every acknowledged \
+                        write from its database and its peers.
+                        """), metrics: metrics, ring: "writer_to_loop")
+                    return false
+                }
+                retries += 1
+                delay = min(delay * 2, Self.maxRetryDelay)
+            }
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return "\(milliseconds / 1000).\(String(milliseconds % 1000 / 100)) s"
+    }
+
+    /// Sleeps for `delay` unless a shutdown begins first; returns false then.
+    private func waitUnlessStopping(_ delay: Duration) -> Bool {
+        let deadline = ContinuousClock.now + delay
+        while ContinuousClock.now < deadline {
+            if health.stopRequested || outputs.isClosed { return false }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return !(health.stopRequested || outputs.isClosed)
+    }
+
+    /// The one line the operator reads when the store fails for good.
+    static func stopMessage(_ error: StoreError, directory: String) -> String {
+        let code = error.resultCode.map { ", SQLite code \($0)" } ?? ""
+        let what = error.failedSync
+            ? "an fsync in the data directory \(directory) failed (\(error.cause)\(code)); after a failed fsync the kernel may "
+                + "have dropped the pages it could not write, so retrying it would prove nothing"
+            : "the data directory \(directory) failed (\(error.cause)\(code))"
+        return "crdtd stops: \(what). Nothing since the last successful commit was acknowledged. "
+            + "Check the disk (dmesg, SMART), then restart: the node recovers from its database and its peers."
+    }
+}
+
+extension MPSCRing<LoopMessage> {
+    /// Posts to the loop. The inbox is bounded: when it is full the poster waits (the loop is draining
+    /// it), which in turn holds back the engine. Effects are never dropped.
+    func deliver(_ message: LoopMessage, metrics: DaemonMetrics, ring: String) {
         var pending = message
         while true {
-            switch inbox.tryPush(pending) {
+            switch tryPush(pending) {
             case .pushed, .closed:
                 return
             case .full(let back):
                 pending = back
-                metrics.ringFull("writer_to_loop")
+                metrics.ringFull(ring)
                 usleep(100)
             }
         }

@@ -11,14 +11,21 @@ extension Engine {
         stats.commandsProcessed += 1
         switch CommandParser.parse(arguments) {
         case .failure(let error):
-            reply(.error(error.message), to: client, into: &output)
+            reply(.error(error.message), to: client, early: true, into: &output)
         case .success(let command):
+            if let refusal = refusal(of: command, from: client) {
+                reply(.error(refusal), to: client, early: true, into: &output)
+                return
+            }
             let answer = run(command, for: client, into: &output)
-            reply(answer, to: client, into: &output)
-            if case .quit = command { output.effects.append(.closeClient(client)) }
+            let early = reply(answer, to: client, early: revealsOnlyDurableState(command), into: &output)
+            if case .quit = command {
+                if early { output.immediate.append(.closeClient(client)) } else { output.effects.append(.closeClient(client)) }
+            }
             if case .shutdown = command {
                 shutdownRequested = true
-                output.effects.append(.shutdown)
+                // At once: a shutdown must begin even while the disk is stuck (it then stops non-zero).
+                output.immediate.append(.shutdown)
             }
         }
     }

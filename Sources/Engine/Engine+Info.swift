@@ -21,7 +21,12 @@ extension Engine {
             case "clients":
                 fields = [("connected_clients", String(sessions.count))]
             case "persistence":
-                fields = [("lamport_clock", String(clock.counter))]
+                fields = [
+                    ("lamport_clock", String(clock.counter)),
+                    ("storage_writes_waiting", String(durability.writesWaiting)),
+                    ("storage_bytes_waiting", String(durability.bytesWaiting)),
+                    ("storage_oldest_wait_ms", String(durability.oldestWait(now: stats.lastTick))),
+                ]
             case "replication":
                 fields = [("role", "master"), ("replication_model", "delta-state CRDT, coordination-free")]
             case "memory":

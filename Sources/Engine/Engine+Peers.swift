@@ -39,6 +39,7 @@ extension Engine {
     /// it rides in the same commit as the batch's deltas, before any of its frames leave) and pushes the
     /// deltas produced to `fanout` random peers, one frame carrying every delta of the batch.
     public mutating func flush(into output: inout EngineOutput) {
+        defer { endStep(into: &output) }
         guard replicator != nil else { return }
         persistReplicationProgress(into: &output)
         guard !replicator!.pendingEager.isEmpty else { return }
@@ -99,13 +100,15 @@ extension Engine {
         replicator!.random = random
         for action in actions { perform(action, into: &output) }
 
+        // While writes are refused, rounds would only queue frames behind the stuck commit; they resume after.
+        let refusing = writeRefusal != nil
         if now >= replicator!.lastGossipAt + replicator!.settings.gossipIntervalMilliseconds {
             replicator!.lastGossipAt = now
-            gossipRound(into: &output)
+            if !refusing { gossipRound(into: &output) }
         }
         if now >= replicator!.lastSyncAt + replicator!.settings.syncIntervalMilliseconds {
             replicator!.lastSyncAt = now
-            syncRound(into: &output)
+            if !refusing { syncRound(into: &output) }
         }
     }
 
@@ -199,6 +202,11 @@ extension Engine {
         }
         replicator!.membership.observe(header, now: now)
         let sender = header.endpoint
+        // What cannot be committed is not taken: unacknowledged, the peer keeps it and resends it later.
+        if Self.needsCommit(message), writeRefusal != nil {
+            replicator!.stats.rejected["storage_behind", default: 0] += 1
+            return
+        }
 
         switch message {
         case .ping(let sequence, let updates):
@@ -505,7 +513,8 @@ extension Engine {
         let frame = settings.envelope.seal(PeerCodec.encode(header, message))
         replicator!.stats.framesOut[message.name, default: 0] += 1
         replicator!.stats.bytesOut += UInt64(frame.count)
-        output.effects.append(.send(frame, to: endpoint, via: frame.count <= settings.maxDatagramBytes ? .datagram : .stream))
+        let effect = Effect.send(frame, to: endpoint, via: frame.count <= settings.maxDatagramBytes ? .datagram : .stream)
+        if Self.isMembershipProbe(message) { output.immediate.append(effect) } else { output.effects.append(effect) }
     }
 
     /// This node leaves the cluster gracefully: every reachable peer is told, so none waits to suspect it.

@@ -20,6 +20,8 @@ public struct EngineConfiguration: Sendable {
     /// Extra `INFO` fields the shell knows and the engine does not (process id, ports, commit latency),
     /// asked for by section name when a client runs `INFO`.
     public var shellInfo: @Sendable (String) -> [(String, String)] = { _ in [] }
+    /// Whether the shell reports released steps, and how long writes may wait for the disk.
+    public var durability = DurabilitySettings()
 
     public init(nodeID: String, replica: ReplicaID) {
         self.nodeID = nodeID
@@ -74,6 +76,8 @@ public struct Engine {
     static let storedLimits = DecodingLimits(maxBytes: .max, maxElements: .max, maxDepth: 8)
     /// Whether the last input asked the node to stop.
     public internal(set) var shutdownRequested = false
+    /// Released steps, local writes not durable yet, and the store's condition.
+    var durability = Durability()
 
     public init(configuration: EngineConfiguration, recovery: EngineRecovery = EngineRecovery()) throws(RecoveryError) {
         self.configuration = configuration
@@ -148,6 +152,8 @@ public struct Engine {
         case .tick(let now):
             stats.lastTick = now
             replicationTick(now: now, into: &output)
+        case .released, .storage:
+            storageInput(input)
         }
         if clock.counter > clockReservation {
             // Persist a bound ahead of the clock instead of every tick: a restart resumes from the bound,
@@ -176,13 +182,6 @@ public struct Engine {
         return output
     }
 
-    // MARK: Replies
-
-    func reply(_ value: RESPReply, to client: ClientID, into output: inout EngineOutput) {
-        let version = sessions[client]?.protocolVersion ?? .resp2
-        output.effects.append(.reply(client, value.encoded(protocol: version)))
-    }
-
     // MARK: Writes
 
     /// Applies a local mutation to `key`: the closure mutates the object and returns the delta.
@@ -198,6 +197,7 @@ public struct Engine {
         clock = mutation.clock
         if clock.counter == mutation.startCounter { _ = clock.tick() }
         output.records.append(write.record)
+        durability.wrote(key)
         disseminate(write.delta, of: key)
         stats.localWrites += 1
     }
@@ -241,6 +241,8 @@ struct Session {
     var address: String
     var protocolVersion: RESPVersion = .resp2
     var name: Bytes?
+    /// The last step in which a reply to this client waited for the disk: later replies may not overtake it.
+    var heldThrough: UInt64 = 0
 }
 
 /// Counters reported by `INFO`.

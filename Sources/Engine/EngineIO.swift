@@ -22,6 +22,35 @@ public enum EngineInput: Sendable {
     /// Time passes. `monotonicMilliseconds` drives failure detection and gossip periods only; it never
     /// decides a conflict, and in simulation it is simulated time.
     case tick(monotonicMilliseconds: UInt64)
+    /// The shell performed the effects of every step through `throughStep` (`EngineOutput.step`), after
+    /// committing their records. Sent only by a shell that set `EngineConfiguration.reportsReleases`.
+    case released(throughStep: UInt64)
+    /// The store can or cannot commit: while it cannot, the engine refuses writes (see `StorageCondition`).
+    case storage(StorageCondition)
+}
+
+/// Whether the store commits. While it does not, the engine answers every client write with
+/// `-MISCONF`, drops the peer frames that would need a commit (deltas and repair, never acknowledged,
+/// so peers keep them for later), and keeps answering reads and membership probes.
+public enum StorageCondition: Sendable, Equatable {
+    case healthy
+    /// Commits fail for a cause that may go away (a full disk); the shell retries the failed batch.
+    case degraded(StorageFault)
+}
+
+/// Why the store cannot commit, as an operator reads it in `-MISCONF` replies.
+public struct StorageFault: Sendable, Equatable {
+    /// The data directory that cannot be written.
+    public var directory: String
+    /// The failure, for example "database or disk is full (ENOSPC)".
+    public var cause: String
+    /// When it started, as the shell prints time (UTC, ISO 8601).
+    public var since: String
+    public init(directory: String, cause: String, since: String) {
+        self.directory = directory
+        self.cause = cause
+        self.since = since
+    }
 }
 
 /// How a frame should travel: datagrams for small frames, the stream for anything larger than a datagram.
@@ -55,10 +84,21 @@ public enum DurableRecord: Sendable, Equatable {
 /// What one engine step produced. The shell persists `records` in one transaction (group-committing
 /// consecutive steps), and only then performs `effects`, in order: a client never hears of a write, and a
 /// peer never sees a dot, that a crash could still take back.
+///
+/// `immediate` effects reveal nothing that is not durable already (a read of keys whose writes were all
+/// released, a membership probe): the shell may perform them at once, before this step's records are
+/// committed, and before the `effects` of earlier steps that are still waiting for the disk. The engine
+/// keeps each client's replies in order across both lists.
 public struct EngineOutput: Sendable, Equatable {
     public var records: [DurableRecord] = []
     public var effects: [Effect] = []
+    public var immediate: [Effect] = []
+    /// The step this output belongs to, set by `Engine.flush(into:)`: the shell reports it back in
+    /// `EngineInput.released(throughStep:)` once the `effects` were performed.
+    public var step: UInt64 = 0
     public init() {}
 
-    public var isEmpty: Bool { records.isEmpty && effects.isEmpty }
+    public var isEmpty: Bool { records.isEmpty && effects.isEmpty && immediate.isEmpty }
+    /// Whether anything here must wait for a commit (records to commit, or effects released after one).
+    public var needsCommit: Bool { !records.isEmpty || !effects.isEmpty }
 }

@@ -17,7 +17,8 @@ func check(_ status: Int32, _ database: OpaquePointer?, _ what: @autoclosure () 
     let advice = code == .corrupt || code == .notADatabase
         ? "; the file is damaged or not a crdtd database: restore it from a backup or a peer, it is never reset automatically"
         : ""
-    throw StoreError(code, "\(what()) failed: \(detail)\(advice)", resultCode: extended)
+    throw StoreError(code, "\(what()) failed: \(detail)\(advice)", resultCode: extended,
+                     systemErrno: database.map { sqlite3_system_errno($0) })
 }
 
 /// A prepared statement, reused for the life of the connection.

@@ -84,6 +84,7 @@ public final class Store {
     private var database: OpaquePointer?
     private var statements: Statements?
     private(set) var collector = Collector()
+    private let checkpoints = CheckpointWatch()
 
     private struct Statements {
         let begin, commit, rollback: Statement
@@ -140,6 +141,7 @@ public final class Store {
             try check(sqlite3_busy_timeout(handle, Int32(clamping: milliseconds)), handle, "setting the busy timeout")
             try verifyAndMigrate(migrations)
             statements = try Self.prepare(handle)
+            checkpoints.watch(handle)
         } catch {
             close()
             throw error
@@ -245,6 +247,21 @@ public final class Store {
         if !collection.ranges.isEmpty {
             logger.trace("collected superseded deltas", metadata: ["deleted": "\(collection.rows)"])
         }
+        try checkCheckpoint()
+    }
+
+    /// Throws if the checkpoint the last commit ran failed in a way that puts synced data in doubt.
+    /// SQLite's own automatic checkpoint ignores its failures and retries at the next commit, which
+    /// after a failed `fsync` would trust pages the kernel may have dropped; so the store runs the
+    /// checkpoint itself (`CheckpointWatch`) and reports it here. A checkpoint that ran out of space
+    /// wrote nothing that matters (the log stays authoritative) and is retried by the next commit.
+    private func checkCheckpoint() throws(StoreError) {
+        guard let failure = checkpoints.takeFailure() else { return }
+        let error = StoreError(.checkpointFailed, "checkpointing the write-ahead log of '\(path)' after a commit failed: \(failure.message)",
+                               resultCode: failure.code, systemErrno: failure.systemErrno)
+        guard error.isOutOfSpace else { throw error }
+        logger.warning("the checkpoint after a commit ran out of space; the log keeps the data and the next commit retries it",
+                       metadata: ["path": "\(path)"])
     }
 
     /// Deletes every superseded delta now, in one transaction, and returns how many rows it deleted.
@@ -310,6 +327,7 @@ public final class Store {
     /// Finalizes the statements and closes the database, checkpointing the write-ahead log.
     /// Calling it again does nothing; later calls of other methods throw ``StoreError/Code/closed``.
     public func close() {
+        if let database { sqlite3_wal_hook(database, nil, nil) }
         statements?.all.forEach { $0.finalize() }
         statements = nil
         if let database {
@@ -530,5 +548,40 @@ extension Store {
             throw StoreError(.sqlite, "cannot sync '\(path)' to disk: \(reason)")
         }
         _ = Glibc.close(fd)
+    }
+}
+
+/// Runs the write-ahead log's checkpoints in place of SQLite's automatic one (same threshold), and keeps
+/// their failures, which SQLite would ignore, for ``Store/commit(_:)`` to report.
+final class CheckpointWatch {
+    struct Failure {
+        var code: Int32
+        var systemErrno: Int32
+        var message: String
+    }
+
+    /// SQLite's default automatic checkpoint threshold, in log frames (pages).
+    static let frames: Int32 = 1000
+    private var failure: Failure?
+
+    /// Installs the hook; the store outlives it (`close()` removes it before closing the connection).
+    func watch(_ database: OpaquePointer) {
+        sqlite3_wal_hook(database, { context, database, name, frames in
+            guard let context, frames >= CheckpointWatch.frames else { return SQLITE_OK }
+            let watch = Unmanaged<CheckpointWatch>.fromOpaque(context).takeUnretainedValue()
+            let status = sqlite3_wal_checkpoint_v2(database, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+            // BUSY: a reader holds the log; the next commit tries again, as SQLite's own checkpoint does.
+            if status != SQLITE_OK && status & 0xFF != SQLITE_BUSY {
+                watch.failure = Failure(code: sqlite3_extended_errcode(database), systemErrno: sqlite3_system_errno(database),
+                                        message: String(cString: sqlite3_errmsg(database)))
+            }
+            // The commit itself is durable: returning an error would make it look failed.
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    func takeFailure() -> Failure? {
+        defer { failure = nil }
+        return failure
     }
 }

@@ -27,7 +27,8 @@ struct Harness {
         lastOutput = engine.handle(.clientCommand(client, arguments))
         var parser = RESPReplyParser()
         var replies: [RESPReply] = []
-        for case .reply(_, let bytes) in lastOutput.effects {
+        // Early replies leave first: the engine never puts one behind a reply of the same client that waits.
+        for case .reply(_, let bytes) in lastOutput.immediate + lastOutput.effects {
             try? parser.append(bytes)
             while let reply = try? parser.next() { replies.append(reply) }
         }
@@ -213,7 +214,7 @@ extension RESPReply {
     @Test func quitClosesAfterReplying() throws {
         var h = try Harness()
         h.run("QUIT")
-        #expect(h.lastOutput.effects.last == .closeClient(h.client))
+        #expect((h.lastOutput.immediate + h.lastOutput.effects).last == .closeClient(h.client))
     }
 }
 

@@ -81,7 +81,7 @@ struct Simulation {
     mutating func apply(_ output: EngineOutput, at i: Int) -> [RESPReply] {
         nodes[i].durable += output.records
         var replies: [RESPReply] = []
-        for effect in output.effects {
+        for effect in output.immediate + output.effects {
             switch effect {
             case .reply(_, let bytes):
                 var parser = RESPReplyParser()
@@ -137,6 +137,14 @@ struct Simulation {
     mutating func crash(_ i: Int) {
         nodes[i].engine = nil
         inFlight.removeAll { $0.to == i }
+    }
+
+    /// Tells node `i` whether its store commits (a full disk, then space again).
+    mutating func storage(_ i: Int, _ condition: StorageCondition) {
+        var output = EngineOutput()
+        nodes[i].engine!.handle(.storage(condition), into: &output)
+        nodes[i].engine!.flush(into: &output)
+        _ = apply(output, at: i)
     }
 
     /// Stops node `i` gracefully: it tells its peers it leaves, and what that produced is persisted and sent.

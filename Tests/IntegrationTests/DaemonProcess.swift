@@ -19,6 +19,8 @@ final class DaemonProcess {
     /// Credentials `connect()` authenticates with, when the node requires them.
     var user: String?
     var password: String?
+    /// Added to the test's own environment (an `LD_PRELOAD` fault shim, for example).
+    var environment: [String: String] = [:]
     private(set) var process: Process?
     let logPath: String
 
@@ -57,6 +59,9 @@ final class DaemonProcess {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         try process.run()
         self.process = process
         if waitUntilServing { try self.waitUntilServing() }
