@@ -92,6 +92,24 @@ func measureMemory(_ suite: Suite) throws -> Section {
             }
         }
     }
+    if let c = section.headlines["memory-counters"].flatMap(Double.init), let m = section.headlines["memory-set"].flatMap(Double.init), c > 1 || m > 1 {
+        text += """
+
+            **Where crdtd loses: memory (goal: no more than Redis; here \(String(format: "%.1f", c))x for counters, \(String(format: "%.1f", m))x
+            for the set).** Per counter, crdtd keeps a `KeyObject` with an inline slot for each of five types
+            (counter, register, set, hash, bounded counter; `Sources/Engine/Keyspace/KeyObject.swift`), the
+            counter's per-replica entries in an array of their own, and the key's bytes as a separate heap
+            array that is a key in the keyspace dictionary, the compaction bookkeeping, the digest index and
+            the store's collector (four hash tables per key). Redis keeps one dict entry per key, the key an
+            `sds` string and a small integer a shared object. Per set member, crdtd keeps the member's bytes in
+            a heap array, its dot in a `Set` of one (another allocation) and an entry in the dot index
+            (docs/benchmarks.md, "Large objects: store"); Redis keeps an `sds` in a hash table. What would fix
+            it (issue "Large objects at full speed" and the engine's keyspace): a `DotSet` holding one dot
+            inline, key bytes stored once and referred to by index, a `KeyObject` that allocates only the slot
+            in use, and small values (counters) encoded inline.
+
+            """
+    }
     section.markdown = text
     return section
 }

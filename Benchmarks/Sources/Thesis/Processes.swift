@@ -147,12 +147,13 @@ func sleep(seconds: Double) { usleep(UInt32(max(0, seconds) * 1_000_000)) }
 /// Seconds on the monotonic clock.
 func now() -> Double { Double(monotonicNanoseconds()) / 1e9 }
 
-/// Sleeps (or spins for the last 200 µs) until the monotonic clock reaches `deadline` nanoseconds.
+/// Sleeps (spinning only for the last 50 µs: the cores are shared with the servers under test) until
+/// the monotonic clock reaches `deadline` nanoseconds.
 func wait(untilNanoseconds deadline: UInt64) {
     while true {
         let current = monotonicNanoseconds()
         if current >= deadline { return }
         let left = deadline - current
-        if left > 300_000 { usleep(UInt32((left - 200_000) / 1000)) }
+        if left > 100_000 { usleep(UInt32((left - 50_000) / 1000)) }
     }
 }

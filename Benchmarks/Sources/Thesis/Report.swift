@@ -36,8 +36,8 @@ struct Report {
             Commands: `Benchmarks/scripts/thesis.sh --quick` (about 10 minutes), `Benchmarks/scripts/thesis.sh`
             (the full suite: cells 4 times longer, visibility at 10,000 writes/s for 100 s per value size, scale to
             17 and 33 nodes, redis-compare with 3 rounds; over an hour; not run yet), `--no-build` to reuse the
-            release builds, `--only increments,partition,...` for some measurements (the section then holds only
-            those), `--no-redis-compare` to skip the redis-benchmark table.
+            release builds, `--only increments,partition,...` for some measurements (printed; docs/ and the README
+            are left alone), `--no-redis-compare` to skip the redis-benchmark table.
 
 
             """
