@@ -59,10 +59,13 @@ func measurePersistence(_ suite: Suite) throws -> Section {
     if !losses.isEmpty {
         text += """
 
-            **Where crdtd is far below the ceiling (\(losses.joined(separator: "; ")))**: with many clients and no fsync
-            per commit the disk is not the limit; crdtd's own work per write is (parsing, the engine's keyspace
-            and delta, the group's effects back to the loop, the reply; see redis-compare's profile above),
-            spread over three threads on two shared cores, while the ceiling does nothing but append rows.
+            **Where crdtd is far below the ceiling (\(losses.joined(separator: "; ")))**: without an fsync per commit
+            the disk is not the limit. With one client, each `INCR` waits for three thread hand-offs (event loop
+            → engine → writer → event loop) and a client round trip, while the ceiling's commit alone is tens of
+            µs; with many clients, crdtd's own work per write (parsing, the engine's keyspace and delta, the
+            group's effects back to the loop, the reply; see redis-compare's profile above) on two shared cores
+            is the limit, while the ceiling does nothing but append rows. With `full`, where the fsync
+            dominates, crdtd is at the ceiling.
 
             """
     }

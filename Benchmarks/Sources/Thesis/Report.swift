@@ -34,8 +34,9 @@ struct Report {
             stopped by PID when the suite ends (a trap in the script stops any left).
 
             Commands: `Benchmarks/scripts/thesis.sh --quick` (about 10 minutes), `Benchmarks/scripts/thesis.sh`
-            (the full suite: cells 4 times longer, visibility at 10,000 writes/s for 100 s per value size, scale to
-            17 and 33 nodes, redis-compare with 3 rounds; over an hour; not run yet), `--no-build` to reuse the
+            (the full suite: cells 3 to 4 times longer, visibility for 60 s at 1,000 and 100 s at 10,000 writes/s
+            per value size, scale to 17 and 33 nodes with 5 heals each, redis-compare with 3 rounds; estimated
+            at 45 to 60 minutes; not run yet), `--no-build` to reuse the
             release builds, `--only increments,partition,...` for some measurements (printed; docs/ and the README
             are left alone), `--no-redis-compare` to skip the redis-benchmark table.
 
@@ -50,12 +51,20 @@ struct Report {
                 From `Benchmarks/scripts/redis-compare.sh\(quick ? " --rounds 1" : "")`, called by the suite in the same run (see
                 "crdtd vs Redis" above for what it does): one crdtd node against one redis-server, 50 clients.
 
-                \(table.trimmingCharacters(in: .whitespacesAndNewlines))
+                \(Self.withoutTemporaryPaths(table))
 
 
                 """
         }
         return text
+    }
+
+    /// redis-compare's table as it printed it, less the paths of files this run has removed.
+    static func withoutTemporaryPaths(_ table: String) -> String {
+        table.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            guard line.hasPrefix("redis-server ") else { return String(line) }
+            return line.split(separator: ";").filter { !$0.contains("raw runs:") && !$0.contains("crdtd /") }.joined(separator: ";")
+        }.joined(separator: "\n")
     }
 
     /// The issue's goals against this run's figures; a goal missed says so.

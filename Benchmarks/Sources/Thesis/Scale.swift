@@ -129,6 +129,18 @@ func measureScale(_ suite: Suite) throws -> Section {
 
             """
     }
+    if let five = results.first(where: { $0.size == 5 }), medianOrZero(five.convergenceMilliseconds) > 1000 {
+        text += """
+            **Where crdtd misses: convergence at 5 nodes (goal 1 s, here \(String(format: "%.0f", medianOrZero(five.convergenceMilliseconds))) ms, the heals
+            \(five.convergenceMilliseconds.map { String(format: "%.0f", $0) }.joined(separator: ", ")) ms).** The spread between heals of one
+            size is as large as the growth between sizes, so most of it is this machine's scheduling at the run's
+            load; what is crdtd's: `CRDT.HEAL` reaches the nodes one after the other, a gossip round that fires
+            in between is dropped by a node that still blocks its sender, and the next round is 200 ms later
+            (see "Convergence after a heal" above, 0.87 s at 5 nodes at load 2 to 3). Repair that does not wait
+            for the next round after a peer comes back (a sync on the membership change) would remove it.
+
+            """
+    }
     var section = Section(title: "scale", markdown: text)
     if let five = results.first(where: { $0.size == 5 }) { section.headlines["scale-converge-5"] = String(format: "%.0f", medianOrZero(five.convergenceMilliseconds)) }
     return section
