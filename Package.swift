@@ -10,6 +10,9 @@ let package = Package(
         .library(name: "CRDT", targets: ["CRDT"]),
         .library(name: "Rings", targets: ["Rings"]),
         .library(name: "Store", targets: ["Store"]),
+        // The Redis protocol and the blocking client, for the load generators in Benchmarks/.
+        .library(name: "RESP", targets: ["RESP"]),
+        .library(name: "RESPClient", targets: ["RESPClient"]),
         .executable(name: "crdtd", targets: ["crdtd"]),
         .executable(name: "crdtctl", targets: ["crdtctl"]),
     ],
