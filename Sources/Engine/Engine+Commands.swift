@@ -44,8 +44,22 @@ extension Engine {
             return .integer(Int64(truncatingIfNeeded: client.rawValue))
         case .command(let sub):
             return commandReply(sub)
-        case .configGet:
-            return .map([])
+        case .configGet(let patterns):
+            return configReply(patterns)
+        case .configResetStat:
+            stats.commandsProcessed = 0
+            stats.localWrites = 0
+            stats.connectionsAccepted = 0
+            return .ok
+        case .clientSetInfo:
+            return .ok
+        case .clientInfo:
+            return .verbatimString(format: "txt", text: Array((clientLine(client, sessions[client] ?? Session(address: "?")) + "\n").utf8))
+        case .clientList(let ids):
+            return .verbatimString(format: "txt", text: Array(clientList(ids: ids).utf8))
+        case .time:
+            let micros = wallMilliseconds * 1000
+            return .array([.bulkString(String(micros / 1_000_000)), .bulkString(String(micros % 1_000_000))])
         case .quit, .shutdown:
             return .ok
         case .info(let sections):
@@ -55,11 +69,32 @@ extension Engine {
 
         // MARK: Counters
         case .incrBy(let key, let amount):
-            guard typeAllows(.counter, key) else { return Self.wrongType }
+            // A string holding an integer becomes a counter starting at that integer, as `INCR` after
+            // `SET k 10` works in Redis: one delta removes the register value it saw and adds to the counter.
+            var start: Int64 = 0
+            if keyspace[key]?.visibleType == .string {
+                guard case .value(let text) = stringValue(key), let number = Int64(String(decoding: text, as: UTF8.self)),
+                      Array(String(number).utf8) == text else {
+                    return .error("ERR value is not an integer or out of range")
+                }
+                start = number
+            } else if !typeAllows(.counter, key) {
+                return Self.wrongType
+            }
+            guard start.addingReportingOverflow(amount).overflow == false else {
+                return .error("ERR increment or decrement would overflow")
+            }
             do {
                 try mutate(key, into: &output) { (object: inout KeyObject, m: inout Mutation) throws(CRDTMutationError) -> KeyObject in
                     var delta = KeyObject()
-                    delta.counter = try object.counter.add(amount, replica: m.replica)
+                    if start != 0 || object.visibleType == .string { delta.string = object.string.remove() }
+                    if start + amount == 0 && !object.counter.isLive {
+                        // A counter at 0 must still exist (`INCRBY k 0` creates k): one up and one down.
+                        delta.counter = try object.counter.add(1, replica: m.replica)
+                        delta.counter.join(try object.counter.add(-1, replica: m.replica))
+                    } else {
+                        delta.counter = try object.counter.add(start + amount, replica: m.replica)
+                    }
                     return delta
                 }
             } catch {
@@ -67,22 +102,57 @@ extension Engine {
             }
             return .integer(keyspace[key]?.counter.value ?? 0)
         case .get(let key):
-            switch keyspace[key]?.visibleType {
-            case nil: return .null
-            case .counter?: return .bulkString(String(keyspace[key]!.counter.value))
-            case .string?: return keyspace[key]!.string.value.map { .bulkString($0) } ?? .null
-            default: return Self.wrongType
-            }
+            guard case .value(let value) = stringValue(key) else { return stringValue(key) == .absent ? .null : Self.wrongType }
+            return .bulkString(value)
 
         // MARK: Strings
         case .set(let key, let value):
-            guard typeAllows(.string, key) else { return Self.wrongType }
-            mutate(key, into: &output) { object, m in
-                var delta = KeyObject()
-                delta.string = object.string.assign(value, clock: &m.clock)
-                return delta
-            }
+            return setString(key, value, into: &output)
+        case .mSet(let pairs):
+            for pair in pairs { _ = setString(pair.field, pair.value, into: &output) }
             return .ok
+        case .mGet(let keys):
+            return .array(keys.map { key in
+                if case .value(let value) = stringValue(key) { return .bulkString(value) }
+                return .null
+            })
+        case .getDel(let key):
+            switch stringValue(key) {
+            case .absent: return .null
+            case .otherType: return Self.wrongType
+            case .value(let value):
+                mutate(key, into: &output) { object, _ in object.removeObserved() }
+                return .bulkString(value)
+            }
+        case .strLen(let key):
+            switch stringValue(key) {
+            case .absent: return .integer(0)
+            case .otherType: return Self.wrongType
+            case .value(let value): return .integer(Int64(value.count))
+            }
+        case .append(let key, let suffix):
+            return rewriteString(key, into: &output) { $0 + suffix }
+        case .getRange(let key, let start, let end):
+            switch stringValue(key) {
+            case .absent: return .bulkString([])
+            case .otherType: return Self.wrongType
+            case .value(let value): return .bulkString(Self.substring(value, start: start, end: end))
+            }
+        case .setRange(let key, let offset, let patch):
+            if patch.isEmpty {
+                // Redis creates nothing for an empty patch: it answers the current length.
+                switch stringValue(key) {
+                case .absent: return .integer(0)
+                case .otherType: return Self.wrongType
+                case .value(let value): return .integer(Int64(value.count))
+                }
+            }
+            return rewriteString(key, into: &output) { value in
+                var value = value
+                if value.count < offset + patch.count { value += Array(repeating: 0, count: offset + patch.count - value.count) }
+                value.replaceSubrange(offset..<(offset + patch.count), with: patch)
+                return value
+            }
 
         // MARK: Sets
         case .sAdd(let key, let members):
@@ -119,9 +189,21 @@ extension Engine {
         case .sCard(let key):
             guard typeAllows(.set, key) else { return Self.wrongType }
             return .integer(Int64(keyspace[key]?.set.count ?? 0))
+        case .sMIsMember(let key, let members):
+            guard typeAllows(.set, key) else { return Self.wrongType }
+            let set = keyspace[key]?.set
+            return .array(members.map { .integer(set?.contains($0) == true ? 1 : 0) })
+        case .sRandMember(let key, let count):
+            return randomMembers(key, count: count)
+        case .setAlgebra(let operation, let keys, let destination):
+            return setAlgebra(operation, keys: keys, destination: destination, into: &output)
+        case .sScan(let key, let cursor, let match, let count):
+            guard typeAllows(.set, key) else { return Self.wrongType }
+            let members = keyspace[key]?.set.elements.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+            return collectionScan(members, cursor: cursor, match: match, count: count) { [.bulkString($0)] }
 
         // MARK: Hashes
-        case .hSet(let key, let pairs):
+        case .hSet(let key, let pairs, let answersOK):
             guard typeAllows(.hash, key) else { return Self.wrongType }
             var created = 0
             mutate(key, into: &output) { object, m in
@@ -132,10 +214,10 @@ extension Engine {
                 }
                 return delta
             }
-            return .integer(Int64(created))
+            return answersOK ? .ok : .integer(Int64(created))
         case .hGet(let key, let field):
             guard typeAllows(.hash, key) else { return Self.wrongType }
-            return keyspace[key]?.hash[field]?.value.map { .bulkString($0) } ?? .null
+            return hashValue(key, field).map { .bulkString($0) } ?? .null
         case .hDel(let key, let fields):
             guard typeAllows(.hash, key) else { return Self.wrongType }
             var removed = 0
@@ -153,11 +235,31 @@ extension Engine {
             guard let hash = keyspace[key]?.hash else { return .map([]) }
             let fields = hash.keys.sorted { $0.lexicographicallyPrecedes($1) }
             return .map(fields.compactMap { field in
-                hash[field]?.value.map { RESPReply.MapEntry(key: .bulkString(field), value: .bulkString($0)) }
+                hashValue(key, field).map { RESPReply.MapEntry(key: .bulkString(field), value: .bulkString($0)) }
             })
         case .hLen(let key):
             guard typeAllows(.hash, key) else { return Self.wrongType }
             return .integer(Int64(keyspace[key]?.hash.count ?? 0))
+        case .hMGet(let key, let fields):
+            guard typeAllows(.hash, key) else { return Self.wrongType }
+            return .array(fields.map { field in hashValue(key, field).map { .bulkString($0) } ?? .null })
+        case .hKeys(let key):
+            guard typeAllows(.hash, key) else { return Self.wrongType }
+            return .array(sortedFields(key).map { .bulkString($0) })
+        case .hVals(let key):
+            guard typeAllows(.hash, key) else { return Self.wrongType }
+            return .array(sortedFields(key).compactMap { hashValue(key, $0).map { .bulkString($0) } })
+        case .hExists(let key, let field):
+            guard typeAllows(.hash, key) else { return Self.wrongType }
+            return .integer(hashValue(key, field) == nil ? 0 : 1)
+        case .hStrLen(let key, let field):
+            guard typeAllows(.hash, key) else { return Self.wrongType }
+            return .integer(Int64(hashValue(key, field)?.count ?? 0))
+        case .hScan(let key, let cursor, let match, let count, let novalues):
+            guard typeAllows(.hash, key) else { return Self.wrongType }
+            return collectionScan(sortedFields(key), cursor: cursor, match: match, count: count) { field in
+                novalues ? [.bulkString(field)] : [.bulkString(field), .bulkString(hashValue(key, field) ?? [])]
+            }
 
         // MARK: Bounded counters
         case .boundedIncrBy(let key, let amount):
@@ -189,18 +291,29 @@ extension Engine {
                 return .error("ERR DEL of a bounded counter is refused: its rights are spread over replicas and cannot be revoked without coordination")
             }
             var deleted = 0
-            for key in keys where keyspace[key]?.visibleType != nil {
+            for key in Set(keys) where keyspace[key]?.visibleType != nil {
                 deleted += 1
-                mutate(key, into: &output) { object, m in
-                    var delta = KeyObject()
-                    delta.counter = object.counter.reset()
-                    delta.string = object.string.remove()
-                    delta.set = object.set.removeAll()
-                    delta.hash = object.hash.removeAll()
-                    return delta
-                }
+                mutate(key, into: &output) { object, _ in object.removeObserved() }
             }
             return .integer(Int64(deleted))
+        case .flush:
+            // Bounded counters stay (their rights cannot be revoked); the reply is +OK because every Redis
+            // client expects it. docs/redis-compatibility.md says so.
+            for key in keyspace.orderedKeys() where keyspace[key]?.visibleType != nil && keyspace[key]?.bounded == BoundedCounter() {
+                mutate(key, into: &output) { object, _ in object.removeObserved() }
+            }
+            return .ok
+        case .objectEncoding(let key):
+            guard let type = keyspace[key]?.visibleType else { return .null }
+            return .bulkString(Self.encodingName(of: type, keyspace[key]!))
+        case .objectRefCount(let key):
+            return keyspace[key]?.visibleType == nil ? .null : .integer(1)
+        case .objectIdleTime(let key):
+            // crdtd does not track access times; 0 is what Redis answers for a key just used.
+            return keyspace[key]?.visibleType == nil ? .null : .integer(0)
+        case .memoryUsage(let key):
+            guard let object = keyspace[key], object.visibleType != nil else { return .null }
+            return .integer(Int64(key.count + object.serialized().count))
         case .exists(let keys):
             return .integer(Int64(keys.filter { keyspace[$0]?.visibleType != nil }.count))
         case .type(let key):
@@ -271,19 +384,26 @@ extension Engine {
         node == configuration.nodeID ? configuration.replica : replicator?.membership.member(node)?.replica
     }
 
-    /// `SCAN`: keys in byte order, the cursor being the position reached (see `keyOrder`).
+    /// `SCAN`: keys in byte order, the cursor being the position reached (see `keyOrder`). `COUNT` live
+    /// keys are examined per call; deleted keys keep a place in the order (their tombstones), so up to
+    /// 64 times as many places may be passed over to find them.
     mutating func scan(cursor: UInt64, match: Bytes?, count: Int, type: String?) -> RESPReply {
         let glob = match.map(GlobPattern.init)
         let all = keyspace.orderedKeys()
-        let start = Int(min(cursor, UInt64(all.count)))
-        let end = min(all.count, start + count)
-        let page = all[start..<end].filter { key in
-            guard let visible = keyspace[key]?.visibleType else { return false }
-            if let type, visible.rawValue != type { return false }
-            return glob?.matches(key) ?? true
+        var position = Int(min(cursor, UInt64(all.count)))
+        let limit = position + min(all.count, count * 64)
+        var examined = 0
+        var page: [RESPReply] = []
+        while position < all.count && examined < count && position < limit {
+            let key = all[position]
+            position += 1
+            guard let visible = keyspace[key]?.visibleType else { continue }
+            examined += 1
+            if let type, visible.rawValue != type { continue }
+            if glob?.matches(key) ?? true { page.append(.bulkString(key)) }
         }
-        let next = end >= all.count ? 0 : UInt64(end)
-        return .array([.bulkString(String(next)), .array(page.map { .bulkString($0) })])
+        let next = position >= all.count ? 0 : UInt64(position)
+        return .array([.bulkString(String(next)), .array(page)])
     }
 
     func helloReply(for client: ClientID) -> RESPReply {

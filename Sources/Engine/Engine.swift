@@ -72,6 +72,10 @@ public struct Engine {
     var clockReservation: UInt64 = 0
     static let clockLease: UInt64 = 10_000
     static let storedLimits = DecodingLimits(maxBytes: .max, maxElements: .max, maxDepth: 8)
+    /// For `SRANDMEMBER` and the like: seeded by the replica, so a simulation replays exactly.
+    var random: SplitMix64
+    /// The wall clock (Unix milliseconds) of the last tick; 0 until the first.
+    public internal(set) var wallMilliseconds: UInt64 = 0
     /// Whether the last input asked the node to stop.
     public internal(set) var shutdownRequested = false
 
@@ -86,6 +90,7 @@ public struct Engine {
         }
         self.clock = clock
         self.clockReservation = clock.counter
+        random = SplitMix64(seed: configuration.replica.rawValue)
         keyspace = Keyspace(digestBuckets: configuration.replication?.digestBuckets ?? 64,
                             snapshotFloorBytes: configuration.snapshotFloorBytes)
         for object in recovery.objects {
@@ -133,7 +138,7 @@ public struct Engine {
     public mutating func handle(_ input: EngineInput, into output: inout EngineOutput) {
         switch input {
         case .clientConnected(let client, let address):
-            sessions[client] = Session(address: address)
+            sessions[client] = Session(address: address, connectedAt: stats.lastTick)
             stats.connectionsAccepted += 1
         case .clientCommand(let client, let arguments):
             execute(arguments, for: client, into: &output)
@@ -145,8 +150,10 @@ public struct Engine {
             sessions[client] = nil
         case .peerFrame(let frame, let source):
             receive(frame: frame, from: source, into: &output)
-        case .tick(let now):
+        case .tick(let now, let wall):
+            if stats.firstTick == nil { stats.firstTick = now }
             stats.lastTick = now
+            wallMilliseconds = wall
             replicationTick(now: now, into: &output)
         }
         if clock.counter > clockReservation {
@@ -241,6 +248,12 @@ struct Session {
     var address: String
     var protocolVersion: RESPVersion = .resp2
     var name: Bytes?
+    /// Commands queued since `MULTI`, or `nil` outside a transaction.
+    var queued: [Command]?
+    /// A command queued since `MULTI` was refused: `EXEC` must abort the whole transaction.
+    var transactionFailed = false
+    /// The monotonic time of the tick before the client connected, for `CLIENT LIST`'s `age`.
+    var connectedAt: UInt64 = 0
 }
 
 /// Counters reported by `INFO`.
@@ -249,6 +262,7 @@ struct EngineStats {
     var connectionsAccepted: UInt64 = 0
     var localWrites: UInt64 = 0
     var lastTick: UInt64 = 0
+    var firstTick: UInt64?
 }
 
 extension Engine {

@@ -12,7 +12,13 @@ public enum Command: Sendable, Equatable {
     case clientGetName
     case clientID
     case command(CommandSubcommand)
-    case configGet(Bytes)
+    case configGet(patterns: [Bytes])
+    case configResetStat
+    case clientList(ids: [UInt64]?)
+    case clientInfo
+    /// `CLIENT SETINFO LIB-NAME|LIB-VER`: accepted, not recorded.
+    case clientSetInfo
+    case time
     case quit
     case shutdown
     case info(sections: [String])
@@ -23,18 +29,37 @@ public enum Command: Sendable, Equatable {
     // Registers (LWW) and reads of counters
     case get(key: Bytes)
     case set(key: Bytes, value: Bytes)
+    case mGet(keys: [Bytes])
+    case mSet(pairs: [FieldValue])
+    case getDel(key: Bytes)
+    case strLen(key: Bytes)
+    case append(key: Bytes, value: Bytes)
+    case getRange(key: Bytes, start: Int64, end: Int64)
+    case setRange(key: Bytes, offset: Int, value: Bytes)
     // Sets (add-wins)
     case sAdd(key: Bytes, members: [Bytes])
     case sRem(key: Bytes, members: [Bytes])
     case sMembers(key: Bytes)
     case sIsMember(key: Bytes, member: Bytes)
     case sCard(key: Bytes)
+    case sMIsMember(key: Bytes, members: [Bytes])
+    case sRandMember(key: Bytes, count: Int64?)
+    /// `SINTER`/`SUNION`/`SDIFF`, and their `STORE` forms when `destination` is given.
+    case setAlgebra(SetOperation, keys: [Bytes], destination: Bytes?)
+    case sScan(key: Bytes, cursor: UInt64, match: Bytes?, count: Int)
     // Hashes (observed-remove map of LWW registers)
-    case hSet(key: Bytes, pairs: [FieldValue])
+    /// `HSET` answers the number of fields created, `HMSET` (`answersOK`) answers `+OK`.
+    case hSet(key: Bytes, pairs: [FieldValue], answersOK: Bool)
     case hGet(key: Bytes, field: Bytes)
     case hDel(key: Bytes, fields: [Bytes])
     case hGetAll(key: Bytes)
     case hLen(key: Bytes)
+    case hMGet(key: Bytes, fields: [Bytes])
+    case hKeys(key: Bytes)
+    case hVals(key: Bytes)
+    case hExists(key: Bytes, field: Bytes)
+    case hStrLen(key: Bytes, field: Bytes)
+    case hScan(key: Bytes, cursor: UInt64, match: Bytes?, count: Int, novalues: Bool)
     // Bounded counters (value >= 0 without coordination)
     case boundedIncrBy(key: Bytes, amount: Int64)
     case boundedDecrBy(key: Bytes, amount: Int64)
@@ -48,6 +73,12 @@ public enum Command: Sendable, Equatable {
     case keys(pattern: Bytes)
     case scan(cursor: UInt64, match: Bytes?, count: Int, type: String?)
     case dbSize
+    /// `FLUSHDB`/`FLUSHALL`: an observed remove of every key, as `DEL`; bounded counters stay.
+    case flush
+    case objectEncoding(key: Bytes)
+    case objectRefCount(key: Bytes)
+    case objectIdleTime(key: Bytes)
+    case memoryUsage(key: Bytes)
     // Administration
     case digest(key: Bytes?)
     case clock
@@ -58,8 +89,11 @@ public enum Command: Sendable, Equatable {
     /// Whether the command may change replicated state (and so needs a durable commit before its reply).
     public var isWrite: Bool {
         switch self {
-        case .incrBy, .set, .sAdd, .sRem, .hSet, .hDel, .boundedIncrBy, .boundedDecrBy, .boundedTransfer, .del:
+        case .incrBy, .set, .mSet, .getDel, .append, .setRange, .sAdd, .sRem, .hSet, .hDel,
+             .boundedIncrBy, .boundedDecrBy, .boundedTransfer, .del, .flush:
             return true
+        case .setAlgebra(_, _, let destination):
+            return destination != nil
         default:
             return false
         }
@@ -76,9 +110,17 @@ public struct FieldValue: Sendable, Equatable {
     }
 }
 
+/// The set operations of `SINTER`, `SUNION` and `SDIFF`.
+public enum SetOperation: String, Sendable, Equatable {
+    case intersection = "sinter", union = "sunion", difference = "sdiff"
+}
+
 /// `COMMAND` subcommands, enough for redis-cli and client libraries that probe the server.
 public enum CommandSubcommand: Sendable, Equatable {
-    case list, count, docs, info([Bytes])
+    /// `COMMAND` alone describes every command; `COMMAND LIST` names them.
+    case all, list, count, docs, info([Bytes])
+    /// `COMMAND GETKEYS command arg ...`: the key arguments, by the command table's key positions.
+    case getKeys([Bytes])
 }
 
 /// Why a command was refused before execution, worded as Redis words it.

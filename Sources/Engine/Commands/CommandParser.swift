@@ -4,6 +4,12 @@ public enum CommandParser {
     public static func parse(_ args: [Bytes]) -> Result<Command, CommandError> {
         guard let first = args.first else { return .failure(CommandError("ERR empty command")) }
         let name = String(decoding: first, as: UTF8.self).uppercased()
+        let lower = name.lowercased()
+        guard let spec = specsByName[lower] else {
+            if let reason = refusals[lower] { return .failure(CommandError("ERR \(reason)")) }
+            return .failure(.unknown(first, args: args.dropFirst()))
+        }
+        guard spec.accepts(argumentCount: args.count) else { return .failure(.wrongArity(name)) }
         var a = ArgumentCursor(name: name, args: args)
         do {
             return .success(try parse(name: name, &a))
@@ -12,48 +18,45 @@ public enum CommandParser {
         }
     }
 
+    /// Parses a request whose name is in `table` and whose arity `table` accepted.
     private static func parse(name: String, _ a: inout ArgumentCursor) throws(CommandError) -> Command {
         switch name {
+        // MARK: Connection and server
         case "PING":
             try a.arity(min: 1, max: 2)
             return .ping(a.count == 2 ? a[1] : nil)
         case "ECHO":
-            try a.arity(exactly: 2)
             return .echo(a[1])
         case "HELLO":
             return try parseHello(&a)
         case "CLIENT":
-            try a.arity(min: 2)
-            switch a.upper(1) {
-            case "SETNAME":
-                try a.arity(exactly: 3)
-                guard !a[2].contains(where: { $0 <= 32 || $0 >= 127 }) else {
-                    throw CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
-                }
-                return .clientSetName(a[2])
-            case "GETNAME":
-                try a.arity(exactly: 2)
-                return .clientGetName
-            case "ID":
-                try a.arity(exactly: 2)
-                return .clientID
-            default:
-                throw CommandError("ERR unknown subcommand '\(a.string(1))'. Try CLIENT SETNAME, GETNAME or ID.")
-            }
+            return try parseClient(&a)
         case "COMMAND":
-            if a.count == 1 { return .command(.list) }
+            if a.count == 1 { return .command(.all) }
             switch a.upper(1) {
             case "COUNT": return .command(.count)
             case "DOCS": return .command(.docs)
             case "INFO": return .command(.info(Array(a.args.dropFirst(2))))
-            default: throw CommandError("ERR unknown subcommand '\(a.string(1))'. Try COMMAND COUNT, DOCS or INFO.")
+            case "LIST":
+                guard a.count == 2 else { throw CommandError("ERR COMMAND LIST filters are not supported; use COMMAND LIST") }
+                return .command(.list)
+            case "GETKEYS":
+                try a.arity(min: 3)
+                return .command(.getKeys(Array(a.args.dropFirst(2))))
+            default: throw CommandError("ERR unknown subcommand '\(a.string(1))'. Try COMMAND COUNT, DOCS, INFO, LIST or GETKEYS.")
             }
         case "CONFIG":
-            try a.arity(exactly: 3)
-            guard a.upper(1) == "GET" else {
-                throw CommandError("ERR crdtd is configured by its config file and flags; only CONFIG GET is answered")
+            switch a.upper(1) {
+            case "GET":
+                try a.arity(min: 3)
+                return .configGet(patterns: Array(a.args.dropFirst(2)))
+            case "RESETSTAT":
+                try a.arity(exactly: 2)
+                return .configResetStat
+            default:
+                throw CommandError("ERR crdtd is configured by its config file and flags at start (see docs/operations.md); "
+                    + "only CONFIG GET is answered")
             }
-            return .configGet(a[2])
         case "QUIT":
             return .quit
         case "SHUTDOWN":
@@ -62,127 +65,237 @@ public enum CommandParser {
         case "INFO":
             return .info(sections: a.args.dropFirst().map { String(decoding: $0, as: UTF8.self).lowercased() })
         case "SELECT":
-            try a.arity(exactly: 2)
             let db = try a.integer(1)
             guard db == 0 else { throw CommandError("ERR DB index is out of range (crdtd has one database, 0)") }
             return .select(0)
+        case "TIME":
+            return .time
+        case "OBJECT":
+            try a.arity(exactly: 3)
+            switch a.upper(1) {
+            case "ENCODING": return .objectEncoding(key: a[2])
+            case "REFCOUNT": return .objectRefCount(key: a[2])
+            case "IDLETIME": return .objectIdleTime(key: a[2])
+            default: throw CommandError("ERR unknown subcommand '\(a.string(1))'. Try OBJECT ENCODING, REFCOUNT or IDLETIME.")
+            }
+        case "MEMORY":
+            guard a.upper(1) == "USAGE" else {
+                throw CommandError("ERR unknown subcommand '\(a.string(1))'. Try MEMORY USAGE.")
+            }
+            // `SAMPLES n` is accepted and ignored: the size is computed exactly.
+            guard a.count == 3 || (a.count == 5 && a.upper(3) == "SAMPLES") else { throw CommandError.syntax }
+            if a.count == 5 { _ = try a.integer(4) }
+            return .memoryUsage(key: a[2])
 
+        // MARK: Counters and strings
         case "INCR":
-            try a.arity(exactly: 2)
             return .incrBy(key: a[1], delta: 1)
         case "DECR":
-            try a.arity(exactly: 2)
             return .incrBy(key: a[1], delta: -1)
         case "INCRBY":
-            try a.arity(exactly: 3)
             return .incrBy(key: a[1], delta: try a.integer(2))
         case "DECRBY":
-            try a.arity(exactly: 3)
             let amount = try a.integer(2)
             guard amount != Int64.min else { throw CommandError("ERR decrement would overflow") }
             return .incrBy(key: a[1], delta: -amount)
         case "GET":
-            try a.arity(exactly: 2)
             return .get(key: a[1])
         case "SET":
-            try a.arity(min: 3)
             guard a.count == 3 else {
-                throw CommandError("ERR crdtd's SET takes no options: NX/XX need coordination and EX/PX need wall-clock time")
+                throw CommandError("ERR crdtd's SET takes no options: NX/XX/GET need coordination and EX/PX need wall-clock time")
             }
             return .set(key: a[1], value: a[2])
+        case "MGET":
+            return .mGet(keys: Array(a.args.dropFirst()))
+        case "MSET":
+            guard a.count % 2 == 1 else { throw CommandError.wrongArity(name) }
+            return .mSet(pairs: pairs(a.args.dropFirst()))
+        case "GETDEL":
+            return .getDel(key: a[1])
+        case "STRLEN":
+            return .strLen(key: a[1])
+        case "APPEND":
+            return .append(key: a[1], value: a[2])
+        case "GETRANGE", "SUBSTR":
+            return .getRange(key: a[1], start: try a.integer(2), end: try a.integer(3))
+        case "SETRANGE":
+            let offset = try a.integer(2)
+            guard offset >= 0 else { throw CommandError("ERR offset is out of range") }
+            guard offset + Int64(a[3].count) <= maxStringLength else {
+                throw CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+            }
+            return .setRange(key: a[1], offset: Int(offset), value: a[3])
 
+        // MARK: Sets
         case "SADD":
-            try a.arity(min: 3)
             return .sAdd(key: a[1], members: Array(a.args.dropFirst(2)))
         case "SREM":
-            try a.arity(min: 3)
             return .sRem(key: a[1], members: Array(a.args.dropFirst(2)))
         case "SMEMBERS":
-            try a.arity(exactly: 2)
             return .sMembers(key: a[1])
         case "SISMEMBER":
-            try a.arity(exactly: 3)
             return .sIsMember(key: a[1], member: a[2])
+        case "SMISMEMBER":
+            return .sMIsMember(key: a[1], members: Array(a.args.dropFirst(2)))
         case "SCARD":
-            try a.arity(exactly: 2)
             return .sCard(key: a[1])
+        case "SRANDMEMBER":
+            try a.arity(min: 2, max: 3)
+            return .sRandMember(key: a[1], count: a.count == 3 ? try a.integer(2) : nil)
+        case "SINTER", "SUNION", "SDIFF":
+            return .setAlgebra(SetOperation(rawValue: name.lowercased())!, keys: Array(a.args.dropFirst()), destination: nil)
+        case "SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE":
+            let operation = SetOperation(rawValue: String(name.lowercased().dropLast("store".count)))!
+            return .setAlgebra(operation, keys: Array(a.args.dropFirst(2)), destination: a[1])
+        case "SSCAN":
+            let options = try parseScanOptions(&a, from: 3, allowType: false)
+            return .sScan(key: a[1], cursor: try cursor(a, 2), match: options.match, count: options.count)
 
+        // MARK: Hashes
         case "HSET", "HMSET":
-            try a.arity(min: 4)
             guard a.count % 2 == 0 else { throw CommandError.wrongArity(name) }
-            var pairs: [FieldValue] = []
-            pairs.reserveCapacity((a.count - 2) / 2)
-            var i = 2
-            while i < a.count {
-                pairs.append(FieldValue(field: a[i], value: a[i + 1]))
-                i += 2
-            }
-            return .hSet(key: a[1], pairs: pairs)
+            return .hSet(key: a[1], pairs: pairs(a.args.dropFirst(2)), answersOK: name == "HMSET")
         case "HGET":
-            try a.arity(exactly: 3)
             return .hGet(key: a[1], field: a[2])
+        case "HMGET":
+            return .hMGet(key: a[1], fields: Array(a.args.dropFirst(2)))
         case "HDEL":
-            try a.arity(min: 3)
             return .hDel(key: a[1], fields: Array(a.args.dropFirst(2)))
         case "HGETALL":
-            try a.arity(exactly: 2)
             return .hGetAll(key: a[1])
         case "HLEN":
-            try a.arity(exactly: 2)
             return .hLen(key: a[1])
+        case "HKEYS":
+            return .hKeys(key: a[1])
+        case "HVALS":
+            return .hVals(key: a[1])
+        case "HEXISTS":
+            return .hExists(key: a[1], field: a[2])
+        case "HSTRLEN":
+            return .hStrLen(key: a[1], field: a[2])
+        case "HSCAN":
+            var novalues = false
+            var args = a.args
+            if args.count > 3, String(decoding: args[args.count - 1], as: UTF8.self).uppercased() == "NOVALUES" {
+                novalues = true
+                args.removeLast()
+            }
+            var trimmed = ArgumentCursor(name: a.name, args: args)
+            let options = try parseScanOptions(&trimmed, from: 3, allowType: false)
+            return .hScan(key: a[1], cursor: try cursor(a, 2), match: options.match, count: options.count, novalues: novalues)
 
+        // MARK: Bounded counters
         case "CRDT.BINCRBY", "CRDT.BDECRBY":
-            try a.arity(exactly: 3)
             let amount = try a.integer(2)
             guard amount > 0 else { throw CommandError("ERR bounded counter amounts must be positive") }
             return name == "CRDT.BINCRBY" ? .boundedIncrBy(key: a[1], amount: amount) : .boundedDecrBy(key: a[1], amount: amount)
         case "CRDT.BGET":
-            try a.arity(exactly: 2)
             return .boundedGet(key: a[1])
         case "CRDT.BRIGHTS":
-            try a.arity(exactly: 2)
             return .boundedRights(key: a[1])
         case "CRDT.BTRANSFER":
-            try a.arity(exactly: 4)
             let amount = try a.integer(3)
             guard amount > 0 else { throw CommandError("ERR bounded counter amounts must be positive") }
             return .boundedTransfer(key: a[1], toNode: a.string(2), amount: amount)
 
+        // MARK: Keyspace
         case "DEL", "UNLINK":
-            try a.arity(min: 2)
             return .del(keys: Array(a.args.dropFirst()))
         case "EXISTS":
-            try a.arity(min: 2)
             return .exists(keys: Array(a.args.dropFirst()))
         case "TYPE":
-            try a.arity(exactly: 2)
             return .type(key: a[1])
         case "KEYS":
-            try a.arity(exactly: 2)
             return .keys(pattern: a[1])
         case "SCAN":
-            return try parseScan(&a)
+            let options = try parseScanOptions(&a, from: 2, allowType: true)
+            return .scan(cursor: try cursor(a, 1), match: options.match, count: options.count, type: options.type)
         case "DBSIZE":
-            try a.arity(exactly: 1)
             return .dbSize
+        case "FLUSHDB", "FLUSHALL":
+            try a.arity(min: 1, max: 2)
+            // ASYNC and SYNC differ only in when Redis frees memory; crdtd issues the removes at once either way.
+            guard a.count == 1 || ["ASYNC", "SYNC"].contains(a.upper(1)) else { throw CommandError.syntax }
+            return .flush
 
+        // MARK: Administration
         case "CRDT.DIGEST":
             try a.arity(min: 1, max: 2)
             return .digest(key: a.count == 2 ? a[1] : nil)
         case "CRDT.CLOCK":
-            try a.arity(exactly: 1)
             return .clock
         case "CRDT.PEERS":
-            try a.arity(exactly: 1)
             return .peers
         case "CRDT.PARTITION":
-            try a.arity(min: 2)
             return .partition(nodes: a.args.dropFirst().map { String(decoding: $0, as: UTF8.self) })
         case "CRDT.HEAL":
-            try a.arity(exactly: 1)
             return .heal
         default:
-            throw CommandError.unknown(a[0], args: a.args.dropFirst())
+            // A name in `table` without a case here is a bug in this file, not the client's fault.
+            throw CommandError("ERR internal error: '\(name.lowercased())' is in the command table but has no parser")
+        }
+    }
+
+    /// The longest string value a command may build (Redis's `proto-max-bulk-len` default, 512 MiB).
+    static let maxStringLength: Int64 = 512 << 20
+
+    private static func pairs(_ arguments: ArraySlice<Bytes>) -> [FieldValue] {
+        var pairs: [FieldValue] = []
+        pairs.reserveCapacity(arguments.count / 2)
+        var i = arguments.startIndex
+        while i + 1 < arguments.endIndex {
+            pairs.append(FieldValue(field: arguments[i], value: arguments[i + 1]))
+            i += 2
+        }
+        return pairs
+    }
+
+    private static func parseClient(_ a: inout ArgumentCursor) throws(CommandError) -> Command {
+        switch a.upper(1) {
+        case "SETNAME":
+            try a.arity(exactly: 3)
+            guard !a[2].contains(where: { $0 <= 32 || $0 >= 127 }) else {
+                throw CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
+            }
+            return .clientSetName(a[2])
+        case "GETNAME":
+            try a.arity(exactly: 2)
+            return .clientGetName
+        case "ID":
+            try a.arity(exactly: 2)
+            return .clientID
+        case "INFO":
+            try a.arity(exactly: 2)
+            return .clientInfo
+        case "LIST":
+            if a.count == 2 { return .clientList(ids: nil) }
+            switch a.upper(2) {
+            case "ID":
+                try a.arity(min: 4)
+                var ids: [UInt64] = []
+                for i in 3..<a.count {
+                    guard let id = UInt64(a.string(i)) else { throw CommandError("ERR Invalid client ID") }
+                    ids.append(id)
+                }
+                return .clientList(ids: ids)
+            case "TYPE":
+                try a.arity(exactly: 4)
+                guard ["NORMAL", "MASTER", "REPLICA", "PUBSUB"].contains(a.upper(3)) else {
+                    throw CommandError("ERR Unknown client type '\(a.string(3))'")
+                }
+                // Every client of crdtd is a normal client: peers do not connect through the client port.
+                return a.upper(3) == "NORMAL" ? .clientList(ids: nil) : .clientList(ids: [])
+            default:
+                throw CommandError.syntax
+            }
+        case "SETINFO":
+            try a.arity(exactly: 4)
+            guard ["LIB-NAME", "LIB-VER"].contains(a.upper(2)) else {
+                throw CommandError("ERR Unrecognized option '\(a.string(2))'")
+            }
+            return .clientSetInfo
+        default:
+            throw CommandError("ERR unknown subcommand '\(a.string(1))'. Try CLIENT SETNAME, GETNAME, ID, INFO or LIST.")
         }
     }
 
@@ -212,13 +325,18 @@ public enum CommandParser {
         return .hello(protocolVersion: version, clientName: clientName)
     }
 
-    private static func parseScan(_ a: inout ArgumentCursor) throws(CommandError) -> Command {
-        try a.arity(min: 2)
-        guard let cursor = UInt64(a.string(1)) else { throw CommandError("ERR invalid cursor") }
+    private static func cursor(_ a: ArgumentCursor, _ i: Int) throws(CommandError) -> UInt64 {
+        guard let cursor = UInt64(a.string(i)) else { throw CommandError("ERR invalid cursor") }
+        return cursor
+    }
+
+    /// `[MATCH pattern] [COUNT n] [TYPE t]` from argument `start` on.
+    private static func parseScanOptions(_ a: inout ArgumentCursor, from start: Int, allowType: Bool)
+        throws(CommandError) -> (match: Bytes?, count: Int, type: String?) {
         var match: Bytes?
         var count = 10
         var type: String?
-        var i = 2
+        var i = start
         while i < a.count {
             guard i + 1 < a.count else { throw CommandError.syntax }
             switch a.upper(i) {
@@ -227,12 +345,12 @@ public enum CommandParser {
                 let n = try a.integer(i + 1)
                 guard n >= 1 else { throw CommandError.syntax }
                 count = Int(min(n, 1_000_000))
-            case "TYPE": type = a.string(i + 1).lowercased()
+            case "TYPE" where allowType: type = a.string(i + 1).lowercased()
             default: throw CommandError.syntax
             }
             i += 2
         }
-        return .scan(cursor: cursor, match: match, count: count, type: type)
+        return (match, count, type)
     }
 }
 

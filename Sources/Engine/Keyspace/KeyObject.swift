@@ -61,6 +61,18 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         return Digest128(hashing: writer.bytes)
     }
 
+    /// An observed remove of every slot (`DEL`, `FLUSHDB`, an expired key): what this replica has seen
+    /// is removed, and a concurrent write survives. Returns the delta. The bounded counter is left alone:
+    /// its rights are spread over replicas and cannot be revoked without coordination.
+    public mutating func removeObserved() -> KeyObject {
+        var delta = KeyObject()
+        delta.counter = counter.reset()
+        delta.string = string.remove()
+        delta.set = set.removeAll()
+        delta.hash = hash.removeAll()
+        return delta
+    }
+
     /// The type the key shows to clients, or `nil` when the key does not exist.
     public var visibleType: KeyType? {
         if counter.isLive { return .counter }

@@ -1,0 +1,154 @@
+import CRDT
+import RESP
+
+/// Reads and writes of string values, hash fields and set members shared by several commands.
+extension Engine {
+    /// What a key holds, seen as a Redis string: counters read as their decimal value.
+    enum StringValue: Equatable {
+        case absent
+        case otherType
+        case value(Bytes)
+    }
+
+    func stringValue(_ key: Bytes) -> StringValue {
+        guard let object = keyspace[key] else { return .absent }
+        switch object.visibleType {
+        case nil: return .absent
+        case .counter?: return .value(Array(String(object.counter.value).utf8))
+        case .string?: return object.string.value.map(StringValue.value) ?? .absent
+        default: return .otherType
+        }
+    }
+
+    /// `SET`: replaces whatever the key held, of any type, as Redis does: an observed remove of every
+    /// slot and a new register value, in one delta. A bounded counter cannot be removed, so it refuses.
+    mutating func setString(_ key: Bytes, _ value: Bytes, into output: inout EngineOutput) -> RESPReply {
+        if let object = keyspace[key], object.bounded != BoundedCounter() { return Self.boundedCounterStays }
+        mutate(key, into: &output) { object, m in
+            var delta = object.removeObserved()
+            delta.string = object.string.assign(value, clock: &m.clock)
+            return delta
+        }
+        return .ok
+    }
+
+    static let boundedCounterStays = RESPReply.error(
+        "ERR the key holds a bounded counter, which cannot be deleted or overwritten: its rights are spread over replicas "
+            + "and cannot be revoked without coordination; use another key")
+
+    /// `APPEND`, `SETRANGE`: the string (or a counter's decimal value) rewritten whole, as one register
+    /// write; two concurrent rewrites keep one of them (last writer wins). Answers the new length.
+    mutating func rewriteString(_ key: Bytes, into output: inout EngineOutput, _ transform: (Bytes) -> Bytes) -> RESPReply {
+        let current: Bytes
+        switch stringValue(key) {
+        case .otherType: return Self.wrongType
+        case .absent: current = []
+        case .value(let value): current = value
+        }
+        let updated = transform(current)
+        guard updated.count <= CommandParser.maxStringLength else {
+            return .error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+        }
+        mutate(key, into: &output) { object, m in
+            var delta = KeyObject()
+            // A counter turns into a string holding its value: its contributions are reset (observed).
+            if object.counter.isLive { delta.counter = object.counter.reset() }
+            delta.string = object.string.assign(updated, clock: &m.clock)
+            return delta
+        }
+        return .integer(Int64(updated.count))
+    }
+
+    /// `GETRANGE`'s inclusive range with Redis's negative offsets and clamping.
+    static func substring(_ value: Bytes, start: Int64, end: Int64) -> Bytes {
+        let count = Int64(value.count)
+        var start = start < 0 ? count + start : start
+        var end = end < 0 ? count + end : end
+        start = max(0, start)
+        end = max(0, end)
+        if end >= count { end = count - 1 }
+        guard start <= end, start < count, count > 0 else { return [] }
+        return Array(value[Int(start)...Int(end)])
+    }
+
+    // MARK: Hashes
+
+    /// The value a client sees for one hash field.
+    func hashValue(_ key: Bytes, _ field: Bytes) -> Bytes? {
+        keyspace[key]?.hash[field]?.value
+    }
+
+    /// The fields of a hash in byte order.
+    func sortedFields(_ key: Bytes) -> [Bytes] {
+        keyspace[key]?.hash.keys.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+    }
+
+    // MARK: Sets
+
+    /// `SRANDMEMBER key [count]`: a positive count gives distinct members, a negative one may repeat.
+    mutating func randomMembers(_ key: Bytes, count: Int64?) -> RESPReply {
+        guard typeAllows(.set, key) else { return Self.wrongType }
+        let members = Array(keyspace[key]?.set.elements ?? [])
+        guard let count else {
+            return members.randomElement(using: &random).map { .bulkString($0) } ?? .null
+        }
+        if members.isEmpty || count == 0 { return .array([]) }
+        if count > 0 {
+            return .array(members.shuffled(using: &random).prefix(Int(min(count, Int64(members.count)))).map { .bulkString($0) })
+        }
+        let wanted = count == .min ? Int.max : Int(-count)
+        guard wanted <= 1_000_000 else { return .error("ERR value is out of range") }
+        return .array((0..<wanted).map { _ in .bulkString(members.randomElement(using: &random)!) })
+    }
+
+    /// `SINTER`, `SUNION`, `SDIFF` and their `STORE` forms. The store forms are a local read, then
+    /// writes to the destination (removing the members it no longer has, adding the new ones): not
+    /// atomic across nodes, and a concurrent `SADD` to the destination survives.
+    mutating func setAlgebra(_ operation: SetOperation, keys: [Bytes], destination: Bytes?,
+                             into output: inout EngineOutput) -> RESPReply {
+        guard keys.allSatisfy({ typeAllows(.set, $0) }) else { return Self.wrongType }
+        let sets = keys.map { keyspace[$0]?.set.elements ?? [] }
+        var result: Set<Bytes>
+        switch operation {
+        case .union:
+            result = sets.reduce(into: Set<Bytes>()) { $0.formUnion($1) }
+        case .intersection:
+            result = sets.dropFirst().reduce(sets[0]) { $0.intersection($1) }
+        case .difference:
+            result = sets.dropFirst().reduce(sets[0]) { $0.subtracting($1) }
+        }
+        guard let destination else {
+            return .set(result.sorted { $0.lexicographicallyPrecedes($1) }.map { .bulkString($0) })
+        }
+        if let object = keyspace[destination], object.bounded != BoundedCounter() { return Self.boundedCounterStays }
+        mutate(destination, into: &output) { object, m in
+            var delta = KeyObject()
+            let keepsType = object.visibleType == .set || object.visibleType == nil
+            if !keepsType { delta = object.removeObserved() }
+            for member in object.set.elements where !result.contains(member) {
+                delta.set.join(object.set.remove(member))
+            }
+            for member in result.sorted(by: { $0.lexicographicallyPrecedes($1) }) where !object.set.contains(member) {
+                delta.set.join(object.set.add(member, replica: m.replica))
+            }
+            return delta
+        }
+        return .integer(Int64(result.count))
+    }
+
+    // MARK: Scans of one collection
+
+    /// `SSCAN`, `HSCAN`: the collection's elements in byte order, the cursor being the position reached.
+    /// An element present for the whole iteration is returned at least once unless elements before it
+    /// are removed meanwhile (then it may be skipped once, as the cursor counts positions).
+    func collectionScan(_ elements: [Bytes], cursor: UInt64, match: Bytes?, count: Int,
+                        _ render: (Bytes) -> [RESPReply]) -> RESPReply {
+        let glob = match.map(GlobPattern.init)
+        let start = Int(min(cursor, UInt64(elements.count)))
+        let end = min(elements.count, start + count)
+        var page: [RESPReply] = []
+        for element in elements[start..<end] where glob?.matches(element) ?? true { page += render(element) }
+        let next = end >= elements.count ? 0 : UInt64(end)
+        return .array([.bulkString(String(next)), .array(page)])
+    }
+}
