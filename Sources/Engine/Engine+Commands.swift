@@ -6,20 +6,68 @@ extension Engine {
     static let faultInjectionDisabled = RESPReply.error(
         "ERR fault injection is disabled: start crdtd with --allow-fault-injection to use CRDT.PARTITION and CRDT.HEAL")
 
-    /// Parses and runs one client request, appending its reply.
+    static let execAborted = RESPReply.error("EXECABORT Transaction discarded because of previous errors.")
+
+    /// Parses and runs one client request, appending its reply. Between `MULTI` and `EXEC` commands
+    /// are queued in the client's session instead (`+QUEUED`).
     mutating func execute(_ arguments: [Bytes], for client: ClientID, into output: inout EngineOutput) {
         stats.commandsProcessed += 1
-        switch CommandParser.parse(arguments) {
+        let parsed = CommandParser.parse(arguments)
+        if sessions[client]?.queued != nil {
+            queue(parsed, for: client, into: &output)
+            return
+        }
+        switch parsed {
         case .failure(let error):
             reply(.error(error.message), to: client, into: &output)
         case .success(let command):
             let answer = run(command, for: client, into: &output)
             reply(answer, to: client, into: &output)
-            if case .quit = command { output.effects.append(.closeClient(client)) }
-            if case .shutdown = command {
-                shutdownRequested = true
-                output.effects.append(.shutdown)
-            }
+            performSideEffects(of: command, for: client, into: &output)
+        }
+    }
+
+    /// Inside `MULTI`: queue the command, or end the transaction. A command refused while queueing
+    /// (unknown, wrong arity, refused) aborts the whole transaction at `EXEC`, as in Redis.
+    mutating func queue(_ parsed: Result<Command, CommandError>, for client: ClientID, into output: inout EngineOutput) {
+        switch parsed {
+        case .failure(let error):
+            sessions[client]?.transactionFailed = true
+            reply(.error(error.message), to: client, into: &output)
+        case .success(.multi):
+            reply(.error("ERR MULTI calls can not be nested"), to: client, into: &output)
+        case .success(.discard):
+            sessions[client]?.queued = nil
+            sessions[client]?.transactionFailed = false
+            reply(.ok, to: client, into: &output)
+        case .success(.quit):
+            reply(.ok, to: client, into: &output)
+            performSideEffects(of: .quit, for: client, into: &output)
+        case .success(.exec):
+            let commands = sessions[client]?.queued ?? []
+            let failed = sessions[client]?.transactionFailed ?? false
+            sessions[client]?.queued = nil
+            sessions[client]?.transactionFailed = false
+            guard !failed else { return reply(Self.execAborted, to: client, into: &output) }
+            // The whole batch runs in this one engine step: its records are committed in one group
+            // commit and its replies released together, and no other client's command runs in between.
+            var replies: [RESPReply] = []
+            replies.reserveCapacity(commands.count)
+            for command in commands { replies.append(run(command, for: client, into: &output)) }
+            reply(.array(replies), to: client, into: &output)
+            for command in commands { performSideEffects(of: command, for: client, into: &output) }
+        case .success(let command):
+            sessions[client]?.queued?.append(command)
+            reply(.simpleString("QUEUED"), to: client, into: &output)
+        }
+    }
+
+    /// What a command does besides its reply: closing the connection, stopping the node.
+    mutating func performSideEffects(of command: Command, for client: ClientID, into output: inout EngineOutput) {
+        if case .quit = command { output.effects.append(.closeClient(client)) }
+        if case .shutdown = command {
+            shutdownRequested = true
+            output.effects.append(.shutdown)
         }
     }
 
@@ -60,8 +108,15 @@ extension Engine {
         case .time:
             let micros = wallMilliseconds * 1000
             return .array([.bulkString(String(micros / 1_000_000)), .bulkString(String(micros % 1_000_000))])
-        case .quit, .shutdown:
+        case .quit, .shutdown, .unwatch:
             return .ok
+        case .multi:
+            sessions[client, default: Session(address: "?")].queued = []
+            return .ok
+        case .exec:
+            return .error("ERR EXEC without MULTI")
+        case .discard:
+            return .error("ERR DISCARD without MULTI")
         case .info(let sections):
             return .verbatimString(format: "txt", text: Array(info(sections: sections).utf8))
         case .select:

@@ -198,3 +198,85 @@ import Testing
         #expect(h.run("NOSUCH").errorMessage?.hasPrefix("ERR unknown command") == true)
     }
 }
+
+/// `MULTI`/`EXEC`/`DISCARD`: an atomic local batch, queued in the client's session.
+@Suite struct TransactionTests {
+    /// Every reply one input produced, decoded.
+    func replies(_ output: EngineOutput) -> [RESPReply] {
+        var parser = RESPReplyParser()
+        var replies: [RESPReply] = []
+        for case .reply(_, let bytes) in output.effects {
+            try? parser.append(bytes)
+            while let reply = try? parser.next() { replies.append(reply) }
+        }
+        return replies
+    }
+
+    @Test func execRunsTheQueueInOneStepAndRepliesWithAnArray() throws {
+        var h = try Harness()
+        #expect(h.run("MULTI") == .simpleString("OK"))
+        #expect(h.run("SET", "a", "1") == .simpleString("QUEUED"))
+        #expect(h.lastOutput.records.isEmpty, "a queued write changes nothing yet")
+        #expect(h.run("INCR", "n") == .simpleString("QUEUED"))
+        #expect(h.run("SADD", "a", "x") == .simpleString("QUEUED"), "a command that will fail at EXEC still queues")
+        #expect(h.run("GET", "a") == .simpleString("QUEUED"))
+        #expect(h.run("EXEC") == .array([.simpleString("OK"), .integer(1), .wrongType, .bulk("1")]))
+        let deltas = h.lastOutput.records.filter { if case .delta = $0 { true } else { false } }
+        #expect(deltas.count == 2, "both writes are in the one output, so the shell commits them together")
+        #expect(h.run("GET", "a") == .bulk("1"))
+        #expect(h.run("EXEC") == .error("ERR EXEC without MULTI"))
+    }
+
+    @Test func queuedCommandsWaitForExecWhileOtherClientsRun() throws {
+        var h = try Harness()
+        let other = ClientID(2)
+        _ = h.engine.handle(.clientConnected(other, address: "other"))
+        func fromOther(_ arguments: String...) -> [RESPReply] {
+            replies(h.engine.handle(.clientCommand(other, arguments.map { Array($0.utf8) })))
+        }
+        h.run("MULTI")
+        h.run("INCR", "n")
+        #expect(fromOther("SET", "x", "1") == [.simpleString("OK")], "another client is not queued")
+        #expect(fromOther("GET", "n") == [.null], "nothing of the transaction is visible before EXEC")
+        h.run("INCR", "n")
+        #expect(h.run("EXEC") == .array([.integer(1), .integer(2)]))
+        #expect(fromOther("GET", "n") == [.bulk("2")])
+    }
+
+    @Test func discardForgetsTheQueue() throws {
+        var h = try Harness()
+        h.run("MULTI")
+        h.run("SET", "a", "1")
+        #expect(h.run("DISCARD") == .simpleString("OK"))
+        #expect(h.run("GET", "a") == .null)
+        #expect(h.run("DISCARD") == .error("ERR DISCARD without MULTI"))
+    }
+
+    @Test func aCommandRefusedWhileQueueingAbortsTheTransaction() throws {
+        var h = try Harness()
+        h.run("MULTI")
+        h.run("SET", "a", "1")
+        #expect(h.run("NOSUCH").isError)
+        #expect(h.run("GET").isError, "wrong arity")
+        #expect(h.run("MULTI") == .error("ERR MULTI calls can not be nested"))
+        #expect(h.run("EXEC") == .error("EXECABORT Transaction discarded because of previous errors."))
+        #expect(h.lastOutput.records.isEmpty)
+        #expect(h.run("GET", "a") == .null)
+    }
+
+    @Test func watchIsRefusedWithTheReason() throws {
+        var h = try Harness()
+        #expect(h.run("WATCH", "k").errorMessage?.contains("coordination") == true)
+        #expect(h.run("UNWATCH") == .simpleString("OK"))
+    }
+
+    @Test func aDisconnectForgetsTheQueue() throws {
+        var h = try Harness()
+        h.run("MULTI")
+        h.run("SET", "a", "1")
+        _ = h.engine.handle(.clientDisconnected(h.client))
+        _ = h.engine.handle(.clientConnected(h.client, address: "again"))
+        #expect(h.run("EXEC") == .error("ERR EXEC without MULTI"))
+        #expect(h.run("GET", "a") == .null)
+    }
+}

@@ -20,6 +20,11 @@ public enum Command: Sendable, Equatable {
     case clientSetInfo
     case time
     case quit
+    // Transactions: an atomic local batch
+    case multi
+    case exec
+    case discard
+    case unwatch
     case shutdown
     case info(sections: [String])
     case select(Int)

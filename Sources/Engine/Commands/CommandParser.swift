@@ -59,6 +59,15 @@ public enum CommandParser {
             }
         case "QUIT":
             return .quit
+        case "MULTI":
+            return .multi
+        case "EXEC":
+            return .exec
+        case "DISCARD":
+            return .discard
+        case "UNWATCH":
+            // Nothing is ever watched (WATCH is refused), so there is nothing to forget.
+            return .unwatch
         case "SHUTDOWN":
             try a.arity(min: 1, max: 2)
             return .shutdown

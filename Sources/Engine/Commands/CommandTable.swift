@@ -45,6 +45,10 @@ extension CommandParser {
         .init("info", -1, []),
         .init("select", 2, ["fast"]),
         .init("time", 1, ["fast"]),
+        .init("multi", 1, ["fast"]),
+        .init("exec", 1, []),
+        .init("discard", 1, ["fast"]),
+        .init("unwatch", 1, ["fast"]),
         .init("object", -2, ["readonly"], keys: (2, 2, 1)),
         .init("memory", -2, ["readonly"], keys: (2, 2, 1)),
         // Counters and strings
@@ -141,6 +145,8 @@ extension CommandParser {
         for name in ["save", "bgsave", "bgrewriteaof"] {
             refusals[name] = "\(name.uppercased()) is not needed: every write is committed to SQLite before its reply; use CRDT.BACKUP for a copy"
         }
+        refusals["watch"] = "WATCH \(coordination): it promises that no node changed the key before EXEC, which only "
+            + "agreement between nodes can tell; MULTI/EXEC without WATCH applies its commands together on this node"
         refusals["move"] = "MOVE needs a second database; crdtd has one (0)"
         refusals["swapdb"] = "SWAPDB needs a second database; crdtd has one (0)"
         return refusals
