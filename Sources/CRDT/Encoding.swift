@@ -765,3 +765,45 @@ extension SortedSet: BinaryCodable, SerializableCRDT {
     public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
 }
+
+// MARK: Lists
+
+/// A count, then per component its digit (varint), replica (8 bytes) and counter (varint). Refused:
+/// an empty path, a digit at or above `base`, and a last digit of 0 (the allocation relies on room
+/// below every place).
+extension ListPosition: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        writer.write(varint: UInt64(components.count))
+        for component in components {
+            writer.write(varint: component.digit)
+            component.replica.encode(to: &writer)
+            writer.write(varint: component.counter)
+        }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        let count = try reader.readCount(minimumElementSize: 10)
+        guard count > 0 else { throw .invalidValue(reason: "a list position cannot be empty", offset: start) }
+        var components: [Component] = []
+        components.reserveCapacity(count)
+        for _ in 0..<count {
+            let offset = reader.offset
+            let digit = try reader.readVarint()
+            guard digit < ListPosition.base else { throw .invalidValue(reason: "a position digit must be below 2^62", offset: offset) }
+            let replica = try ReplicaID(from: &reader)
+            components.append(Component(digit: digit, replica: replica, counter: try reader.readVarint()))
+        }
+        guard components[components.count - 1].digit != 0 else {
+            throw .invalidValue(reason: "a position cannot end in the digit 0", offset: start)
+        }
+        self.init(components: components)
+    }
+}
+
+/// The map of positions to registers and its context, as for ``ORMap``; the order is rebuilt.
+extension ReplicatedList: BinaryCodable, SerializableCRDT where Value: BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 17 }
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}

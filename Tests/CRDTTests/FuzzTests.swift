@@ -120,4 +120,5 @@ struct FuzzTests {
     @Test func hyperLogLog() { _ = fuzzDecoder(Harnesses.hyperLogLog, seed: 29, count: fuzzInputsPerDecoder) }
     @Test func expiryRegister() { _ = fuzzDecoder(Harnesses.expiryRegister, seed: 30, count: fuzzInputsPerDecoder) }
     @Test func sortedSet() { _ = fuzzDecoder(Harnesses.sortedSet, seed: 31, count: fuzzInputsPerDecoder) }
+    @Test func replicatedList() { _ = fuzzDecoder(Harnesses.replicatedList, seed: 32, count: fuzzInputsPerDecoder) }
 }

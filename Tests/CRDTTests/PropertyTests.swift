@@ -47,6 +47,8 @@ struct PropertyTests {
     @Test func expiryRegister() { runProperties(Harnesses.expiryRegister) }
 
     @Test func sortedSet() { runProperties(Harnesses.sortedSet) }
+
+    @Test func replicatedList() { runProperties(Harnesses.replicatedList) }
 }
 
 /// One random-operation generator per CRDT type (and per nesting the daemon relies on), shared by
@@ -257,6 +259,22 @@ extension Harnesses {
             case 1, 2: return state.remove(member)
             case 3...6: return state.add(member, score: Double(rng.below(20)) - 5, clock: &clock)
             default: return try? state.increment(member, by: Double(rng.below(9)) / 2 - 2, replica: clock.replica)
+            }
+        }
+    }
+}
+
+extension Harnesses {
+    static var replicatedList: CRDTHarness<ReplicatedList<[UInt8]>> {
+        CRDTHarness<ReplicatedList<[UInt8]>>(name: "ReplicatedList") { state, clock, rng in
+            let value = bytes("v\(rng.below(20))")
+            switch rng.below(14) {
+            case 0: return state.removeAll()
+            case 1...3: return state.remove(at: rng.below(max(1, state.count)))
+            case 4, 5: return state.set(value, at: rng.below(max(1, state.count)), clock: &clock)
+            case 6...8: return state.insert(value, at: 0, clock: &clock)
+            case 9...11: return state.insert(value, at: state.count, clock: &clock)
+            default: return state.insert(value, at: rng.below(state.count + 1), clock: &clock)
             }
         }
     }
