@@ -316,6 +316,67 @@ extension Engine {
                 novalues ? [.bulkString(field)] : [.bulkString(field), .bulkString(hashValue(key, field) ?? [])]
             }
 
+        case .hIncrBy(let key, let field, let amount):
+            return hashIncrement(key, field, by: amount, into: &output)
+        case .hIncrByFloat(let key, let field, let amount):
+            return hashIncrementFloat(key, field, by: amount, into: &output)
+
+        // MARK: HyperLogLog and sorted sets
+        case .pfAdd(let key, let elements):
+            return hyperLogLogAdd(key, elements, into: &output)
+        case .pfCount(let keys):
+            return hyperLogLogCount(keys)
+        case .pfMerge(let destination, let sources):
+            return hyperLogLogMerge(destination, sources, into: &output)
+        case .zAdd(let key, let pairs, let options):
+            return sortedSetAdd(key, pairs, options, into: &output)
+        case .zIncrBy(let key, let amount, let member):
+            return sortedSetIncrement(key, member, by: amount, options: ZAddOptions(), into: &output)
+        case .zScore(let key, let members, let multiple):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            let scores = members.map { member in keyspace[key]?.sortedSet.score(of: member).map(RESPReply.double) ?? .null }
+            return multiple ? .array(scores) : scores[0]
+        case .zCard(let key):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            return .integer(Int64(keyspace[key]?.sortedSet.count ?? 0))
+        case .zCount(let key, let by):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            return .integer(Int64(keyspace[key].map { Self.ranks($0.sortedSet, by).count } ?? 0))
+        case .zRange(let key, let query):
+            return sortedSetRange(key, query, for: client)
+        case .zRank(let key, let member, let reverse, let withScore):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            guard let zset = keyspace[key]?.sortedSet, let rank = zset.rank(of: member) else {
+                return withScore ? .nullArray : .null
+            }
+            let position = Int64(reverse ? zset.count - 1 - rank : rank)
+            return withScore ? .array([.integer(position), .double(zset.score(of: member)!)]) : .integer(position)
+        case .zRem(let key, let members):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            var removed = 0
+            mutate(key, into: &output) { object, _ in
+                var delta = KeyObject()
+                for member in Set(members) where object.sortedSet.score(of: member) != nil {
+                    removed += 1
+                    delta.sortedSet.join(object.sortedSet.remove(member))
+                }
+                return delta
+            }
+            return .integer(Int64(removed))
+        case .zRemRange(let key, let by):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            guard let zset = keyspace[key]?.sortedSet else { return .integer(0) }
+            return .integer(Int64(sortedSetRemove(key, zset.members(inRanks: Self.ranks(zset, by)).map(\.member), into: &output)))
+        case .zPop(let key, let count, let highest):
+            return sortedSetPop(key, count: count, highest: highest, for: client, into: &output)
+        case .zScan(let key, let cursor, let match, let count):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            let zset = keyspace[key]?.sortedSet
+            let members = zset?.store.entries.keys.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+            return collectionScan(members, cursor: cursor, match: match, count: count) { member in
+                [.bulkString(member), .bulkString(Array(Self.formatScore(zset!.score(of: member) ?? 0).utf8))]
+            }
+
         // MARK: Bounded counters
         case .boundedIncrBy(let key, let amount):
             return boundedMutation(key, into: &output) { object, replica throws(CRDTMutationError) in

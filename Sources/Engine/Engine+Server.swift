@@ -62,6 +62,11 @@ extension Engine {
             return object.hash.count <= 128 ? "listpack" : "hashtable"
         case .boundedCounter:
             return "crdt-bounded-counter"
+        case .sortedSet:
+            return object.sortedSet.count <= 128 ? "listpack" : "skiplist"
+        case .hyperLogLog:
+            // Redis keeps a HyperLogLog in a string.
+            return "raw"
         }
     }
 }

@@ -75,7 +75,78 @@ extension Engine {
 
     /// The value a client sees for one hash field.
     func hashValue(_ key: Bytes, _ field: Bytes) -> Bytes? {
-        keyspace[key]?.hash[field]?.value
+        keyspace[key]?.hash[field].flatMap(Self.shownValue)
+    }
+
+    /// A field is its winning write plus the increments that write had not seen. The increments show
+    /// only on an integer value (or alone, when nothing written survives): a concurrent `HSET` of a
+    /// non-integer shows its bytes, and its increments count again once an integer is written.
+    static func shownValue(_ field: KeyObject.HashField) -> Bytes? {
+        let increments = field.increments
+        guard let written = field.value else { return field.isEmpty ? nil : Array(String(increments).utf8) }
+        guard increments != 0, let number = canonicalInteger(written) else { return written }
+        return Array(String(number &+ increments).utf8)
+    }
+
+    /// The integer `bytes` spell exactly as Redis writes one (no sign '+', spaces or leading zeros).
+    static func canonicalInteger(_ bytes: Bytes) -> Int64? {
+        guard bytes.count <= 20, let number = Int64(String(decoding: bytes, as: UTF8.self)),
+              Array(String(number).utf8) == bytes else { return nil }
+        return number
+    }
+
+    /// `HINCRBY`: an increment of the field's counter, so concurrent `HINCRBY`s on two nodes both count.
+    mutating func hashIncrement(_ key: Bytes, _ field: Bytes, by amount: Int64, into output: inout EngineOutput) -> RESPReply {
+        guard typeAllows(.hash, key) else { return Self.wrongType }
+        var current: Int64 = 0
+        if let shown = hashValue(key, field) {
+            guard let number = Self.canonicalInteger(shown) else { return .error("ERR hash value is not an integer") }
+            current = number
+        }
+        guard !current.addingReportingOverflow(amount).overflow else { return .error("ERR increment or decrement would overflow") }
+        let replica = configuration.replica
+        do {
+            try mutate(key, into: &output) { (object: inout KeyObject, _: inout Mutation) throws(CRDTMutationError) -> KeyObject in
+                var delta = KeyObject()
+                delta.hash = try object.hash.update(field) { (register: inout KeyObject.HashField) throws(CRDTMutationError) in
+                    try register.increment(by: amount, replica: replica)
+                }
+                return delta
+            }
+        } catch {
+            return .error("ERR increment or decrement would overflow")
+        }
+        return .integer(current + amount)
+    }
+
+    /// `HINCRBYFLOAT`: a read and a write of the field (last writer wins), not a counter: two concurrent
+    /// ones keep one result. Floats are not summed across nodes, so every node shows the bytes written.
+    mutating func hashIncrementFloat(_ key: Bytes, _ field: Bytes, by amount: Double, into output: inout EngineOutput) -> RESPReply {
+        guard typeAllows(.hash, key) else { return Self.wrongType }
+        var current = 0.0
+        if let shown = hashValue(key, field) {
+            guard let number = try? CommandParser.parseDouble(shown, error: .syntax), number.isFinite else {
+                return .error("ERR hash value is not a float")
+            }
+            current = number
+        }
+        let result = current + amount
+        guard result.isFinite else { return .error("ERR increment would produce NaN or Infinity") }
+        let text = Array(Self.formatScore(result).utf8)
+        mutate(key, into: &output) { object, m in
+            var delta = KeyObject()
+            delta.hash = object.hash.update(field) { $0.assign(text, clock: &m.clock) }
+            return delta
+        }
+        return .bulkString(text)
+    }
+
+    /// A float as Redis prints one: integers without a fraction, `inf` and `-inf`, otherwise the
+    /// shortest text that reads back as the same double.
+    static func formatScore(_ value: Double) -> String {
+        if value.isInfinite { return value < 0 ? "-inf" : "inf" }
+        if value == value.rounded(), value.magnitude < 1e17 { return String(Int64(value)) }
+        return value.description
     }
 
     /// The fields of a hash in byte order.

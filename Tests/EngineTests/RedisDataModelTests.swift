@@ -280,3 +280,198 @@ import Testing
         #expect(h.run("GET", "a") == .null)
     }
 }
+
+/// `HINCRBY`, `PFADD`/`PFCOUNT`/`PFMERGE`, and the sorted-set commands on one engine.
+@Suite struct CountersSketchesAndSortedSetsTests {
+    @Test func hashIncrementsCountOnTopOfWrites() throws {
+        var h = try Harness()
+        #expect(h.run("HINCRBY", "h", "n", "5") == .integer(5))
+        #expect(h.run("HINCRBY", "h", "n", "-2") == .integer(3))
+        #expect(h.run("HGET", "h", "n") == .bulk("3"))
+        #expect(h.run("HSET", "h", "n", "100") == .integer(0))
+        #expect(h.run("HINCRBY", "h", "n", "1") == .integer(101), "a write replaces the increments it saw")
+        #expect(h.run("HGETALL", "h") == .array([.bulk("n"), .bulk("101")]))
+        h.run("HSET", "h", "s", "text")
+        #expect(h.run("HINCRBY", "h", "s", "1") == .error("ERR hash value is not an integer"))
+        #expect(h.run("HINCRBY", "h", "n", "9223372036854775807") == .error("ERR increment or decrement would overflow"))
+        #expect(h.run("HINCRBYFLOAT", "h", "f", "10.5") == .bulk("10.5"))
+        #expect(h.run("HINCRBYFLOAT", "h", "f", "0.1") == .bulk("10.6"))
+        #expect(h.run("HINCRBYFLOAT", "h", "n", "-1") == .bulk("100"))
+        #expect(h.run("HDEL", "h", "n") == .integer(1))
+        #expect(h.run("HINCRBY", "h", "n", "2") == .integer(2), "a deleted field starts again from zero")
+        #expect(h.run("HSETNX", "h", "x", "1").errorMessage?.contains("coordination") == true)
+    }
+
+    @Test func concurrentHashIncrementsOnTwoEnginesBothCount() throws {
+        var left = try Harness(node: "n1", replica: 1)
+        var right = try Harness(node: "n2", replica: 2)
+        left.run("HSET", "h", "n", "10")
+        shipDeltas(from: &left, to: &right)
+        left.run("HINCRBY", "h", "n", "1")
+        let leftDelta = left.lastOutput
+        right.run("HINCRBY", "h", "n", "2")
+        apply(leftDelta, to: &right)
+        apply(right.lastOutput, to: &left)
+        #expect(left.run("HGET", "h", "n") == .bulk("13"))
+        #expect(right.run("HGET", "h", "n") == .bulk("13"))
+    }
+
+    @Test func hyperLogLogCountsMergesAndDeletes() throws {
+        var h = try Harness()
+        #expect(h.run("PFADD", "p", "a", "b", "c") == .integer(1))
+        #expect(h.run("PFADD", "p", "a") == .integer(0), "nothing new: no register raised, nothing persisted")
+        #expect(h.lastOutput.records.isEmpty)
+        #expect(h.run("PFCOUNT", "p") == .integer(3))
+        h.run("PFADD", "q", "c", "d")
+        #expect(h.run("PFCOUNT", "p", "q") == .integer(4))
+        #expect(h.run("PFMERGE", "m", "p", "q") == .simpleString("OK"))
+        #expect(h.run("PFCOUNT", "m") == .integer(4))
+        #expect(h.run("TYPE", "m") == .simpleString("hyperloglog"))
+        #expect(h.run("PFADD", "empty") == .integer(1), "PFADD with no element creates the key")
+        #expect(h.run("EXISTS", "empty") == .integer(1))
+        h.run("SET", "s", "v")
+        #expect(h.run("PFADD", "s", "x") == .wrongType)
+        #expect(h.run("DEL", "p", "m") == .integer(2))
+        #expect(h.run("PFCOUNT", "p") == .integer(0))
+        #expect(h.run("PFADD", "p", "z") == .integer(1))
+        #expect(h.run("PFCOUNT", "p") == .integer(1), "a deleted sketch starts empty")
+    }
+
+    @Test func sortedSetWritesAndFlags() throws {
+        var h = try Harness()
+        #expect(h.run("ZADD", "z", "1", "a", "2", "b", "3", "c") == .integer(3))
+        #expect(h.run("ZADD", "z", "5", "a", "4", "d") == .integer(1))
+        #expect(h.run("ZADD", "z", "CH", "6", "a", "4", "d", "1", "e") == .integer(2), "CH counts changed and added")
+        #expect(h.run("ZADD", "z", "GT", "5", "a") == .integer(0))
+        #expect(h.run("ZSCORE", "z", "a") == .bulk("6"), "GT keeps the greater score")
+        #expect(h.run("ZADD", "z", "LT", "CH", "0.5", "a") == .integer(1))
+        #expect(h.run("ZADD", "z", "INCR", "2", "a") == .bulk("2.5"))
+        #expect(h.run("ZADD", "z", "GT", "INCR", "-1", "a") == .null, "GT refuses a lower result")
+        #expect(h.run("ZINCRBY", "z", "10", "new") == .bulk("10"))
+        #expect(h.run("ZADD", "z", "NX", "1", "a").errorMessage?.contains("coordination") == true)
+        #expect(h.run("ZADD", "z", "XX", "1", "a").errorMessage?.contains("coordination") == true)
+        #expect(h.run("ZADD", "z", "GT", "LT", "1", "a").isError)
+        #expect(h.run("ZADD", "z", "INCR", "1", "a", "2", "b").isError)
+        #expect(h.run("ZADD", "z", "nan", "a") == .error("ERR value is not a valid float"))
+        #expect(h.run("ZADD", "z", "1", "a", "2") == .error("ERR syntax error"))
+        #expect(h.run("ZCARD", "z") == .integer(6))
+        #expect(h.run("ZMSCORE", "z", "b", "nope") == .array([.bulk("2"), .null]))
+        #expect(h.run("ZREM", "z", "e", "nope") == .integer(1))
+        #expect(h.run("TYPE", "z") == .simpleString("zset"))
+        h.run("SET", "s", "v")
+        #expect(h.run("ZADD", "s", "1", "a") == .wrongType)
+    }
+
+    @Test func sortedSetRanges() throws {
+        var h = try Harness()
+        h.run("ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e")
+        #expect(h.run("ZRANGE", "z", "0", "-1") == .array(["a", "b", "c", "d", "e"].map(RESPReply.bulk)))
+        #expect(h.run("ZRANGE", "z", "1", "2", "WITHSCORES") == .array([.bulk("b"), .bulk("2"), .bulk("c"), .bulk("3")]))
+        #expect(h.run("ZRANGE", "z", "0", "1", "REV") == .array([.bulk("e"), .bulk("d")]))
+        #expect(h.run("ZREVRANGE", "z", "0", "1") == .array([.bulk("e"), .bulk("d")]))
+        #expect(h.run("ZRANGE", "z", "(1", "4", "BYSCORE") == .array(["b", "c", "d"].map(RESPReply.bulk)))
+        #expect(h.run("ZRANGE", "z", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "1", "2") == .array([.bulk("d"), .bulk("c")]))
+        #expect(h.run("ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", "3", "-1") == .array([.bulk("d"), .bulk("e")]))
+        #expect(h.run("ZREVRANGEBYSCORE", "z", "3", "(1") == .array(["c", "b"].map(RESPReply.bulk)))
+        #expect(h.run("ZCOUNT", "z", "2", "(4") == .integer(2))
+        #expect(h.run("ZRANK", "z", "c") == .integer(2))
+        #expect(h.run("ZREVRANK", "z", "c", "WITHSCORE") == .array([.integer(2), .bulk("3")]))
+        #expect(h.run("ZRANK", "z", "nope") == .null)
+        #expect(h.run("ZRANGE", "z", "0", "1", "LIMIT", "0", "1").isError, "LIMIT needs BYSCORE or BYLEX")
+        #expect(h.run("ZRANGE", "z", "x", "1", "BYSCORE") == .error("ERR min or max is not a float"))
+        h.run("ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d")
+        #expect(h.run("ZRANGEBYLEX", "lex", "[b", "(d") == .array([.bulk("b"), .bulk("c")]))
+        #expect(h.run("ZRANGE", "lex", "+", "(b", "BYLEX", "REV") == .array([.bulk("d"), .bulk("c")]))
+        #expect(h.run("ZLEXCOUNT", "lex", "-", "+") == .integer(4))
+        #expect(h.run("ZRANGEBYLEX", "lex", "+", "-") == .array([]))
+        #expect(h.run("ZRANGEBYLEX", "lex", "b", "d") == .error("ERR min or max not valid string range item"))
+        #expect(h.run("ZREMRANGEBYLEX", "lex", "[a", "[b") == .integer(2))
+        #expect(h.run("ZREMRANGEBYRANK", "z", "0", "1") == .integer(2))
+        #expect(h.run("ZREMRANGEBYSCORE", "z", "5", "+inf") == .integer(1))
+        #expect(h.run("ZRANGE", "z", "0", "-1", "WITHSCORES") == .array([.bulk("c"), .bulk("3"), .bulk("d"), .bulk("4")]))
+        #expect(h.run("ZPOPMAX", "z") == .array([.bulk("d"), .bulk("4")]))
+        #expect(h.run("ZPOPMIN", "z", "5") == .array([.bulk("c"), .bulk("3")]))
+        #expect(h.run("EXISTS", "z") == .integer(0))
+        h.run("ZADD", "z", "1.5", "m")
+        #expect(h.run("ZSCAN", "z", "0") == .array([.bulk("0"), .array([.bulk("m"), .bulk("1.5")])]))
+    }
+
+    @Test func concurrentSortedSetIncrementsOnTwoEnginesBothCount() throws {
+        var left = try Harness(node: "n1", replica: 1)
+        var right = try Harness(node: "n2", replica: 2)
+        left.run("ZADD", "z", "10", "m")
+        shipDeltas(from: &left, to: &right)
+        left.run("ZINCRBY", "z", "1", "m")
+        let leftDelta = left.lastOutput
+        right.run("ZINCRBY", "z", "2.5", "m")
+        apply(leftDelta, to: &right)
+        apply(right.lastOutput, to: &left)
+        #expect(left.run("ZSCORE", "z", "m") == .bulk("13.5"))
+        #expect(right.run("ZSCORE", "z", "m") == .bulk("13.5"))
+    }
+}
+
+/// Applies the deltas an engine persisted to another engine's object, as a peer frame would.
+func apply(_ output: EngineOutput, to target: inout Harness) {
+    for case .delta(let key, let bytes) in output.records {
+        guard let delta = try? KeyObject(serialized: bytes) else { continue }
+        _ = target.engine.keyspace.join(remote: delta, bytes: bytes, into: key)
+    }
+}
+
+func shipDeltas(from source: inout Harness, to target: inout Harness) {
+    apply(source.lastOutput, to: &target)
+}
+
+/// The stored format before issue 16 (version 1) still loads, and hash fields keep their values.
+@Suite struct KeyObjectFormatTests {
+    @Test func version1ObjectsDecodeAndConvertHashFields() throws {
+        var clock = LamportClock(replica: ReplicaID(7))
+        var fields = ORMap<Bytes, CausalLWWRegister<Bytes>>()
+        _ = fields.update(Array("f".utf8)) { $0.assign(Array("41".utf8), clock: &clock) }
+        var set = AWSet<Bytes>()
+        _ = set.add(Array("m".utf8), replica: ReplicaID(7))
+        var writer = BinaryWriter()
+        writer.write(byte: 1)
+        writer.write(byte: 1 << 3)
+        fields.encode(to: &writer)
+        var hashOnly = try KeyObject(serialized: writer.bytes)
+        #expect(hashOnly.hash[Array("f".utf8)]?.value == Array("41".utf8))
+        _ = try hashOnly.hash.update(Array("f".utf8)) { (r: inout KeyObject.HashField) throws(CRDTMutationError) in
+            try r.increment(by: 1, replica: ReplicaID(7))
+        }
+        #expect(Engine.shownValue(hashOnly.hash[Array("f".utf8)]!) == Array("42".utf8))
+        var setWriter = BinaryWriter()
+        setWriter.write(byte: 1)
+        setWriter.write(byte: 1 << 2)
+        set.encode(to: &setWriter)
+        #expect(try KeyObject(serialized: setWriter.bytes).set.contains(Array("m".utf8)))
+        #expect(throws: CRDTDecodingError.self) { _ = try KeyObject(serialized: [1, 1 << 5]) }
+        #expect(throws: CRDTDecodingError.self) { _ = try KeyObject(serialized: [3, 0]) }
+        #expect(hashOnly.serialized().first == 2, "objects are written in the new format")
+    }
+
+    @Test func everySlotRoundTrips() throws {
+        let replica = ReplicaID(3)
+        var clock = LamportClock(replica: replica)
+        var object = KeyObject()
+        let m = Array("m".utf8)
+        _ = try object.counter.add(2, replica: replica)
+        _ = object.string.assign(m, clock: &clock)
+        _ = object.set.add(m, replica: replica)
+        _ = try object.hash.update(m) { (r: inout KeyObject.HashField) throws(CRDTMutationError) in try r.increment(by: 1, replica: replica) }
+        _ = try object.bounded.increment(by: 3, replica: replica)
+        _ = object.sortedSet.add(m, score: 1.5, clock: &clock)
+        _ = object.hyperLogLog.add([m], replica: replica)
+        _ = object.expiry.expire(atMilliseconds: 1_767_225_600_000, replica: replica)
+        let bytes = object.serialized()
+        let decoded = try KeyObject(serialized: bytes)
+        #expect(decoded == object)
+        #expect(decoded.serialized() == bytes)
+        #expect(decoded.digest(key: m) == object.digest(key: m))
+        var cleared = object
+        _ = cleared.removeObserved()
+        #expect(cleared.visibleType == .boundedCounter, "every slot but the bounded counter is removed")
+        #expect(cleared.digest(key: m) != object.digest(key: m))
+    }
+}

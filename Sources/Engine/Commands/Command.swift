@@ -1,3 +1,5 @@
+import CRDT
+
 /// A byte string as Redis clients send it: keys, members and values are binary-safe.
 public typealias Bytes = [UInt8]
 
@@ -65,6 +67,24 @@ public enum Command: Sendable, Equatable {
     case hExists(key: Bytes, field: Bytes)
     case hStrLen(key: Bytes, field: Bytes)
     case hScan(key: Bytes, cursor: UInt64, match: Bytes?, count: Int, novalues: Bool)
+    case hIncrBy(key: Bytes, field: Bytes, delta: Int64)
+    case hIncrByFloat(key: Bytes, field: Bytes, delta: Double)
+    // HyperLogLog
+    case pfAdd(key: Bytes, elements: [Bytes])
+    case pfCount(keys: [Bytes])
+    case pfMerge(destination: Bytes, sources: [Bytes])
+    // Sorted sets (observed-remove map from member to a counting score)
+    case zAdd(key: Bytes, pairs: [ScorePair], options: ZAddOptions)
+    case zIncrBy(key: Bytes, delta: Double, member: Bytes)
+    case zScore(key: Bytes, members: [Bytes], multiple: Bool)
+    case zRange(key: Bytes, ZRangeQuery)
+    case zRank(key: Bytes, member: Bytes, reverse: Bool, withScore: Bool)
+    case zRem(key: Bytes, members: [Bytes])
+    case zRemRange(key: Bytes, ZRangeQuery.By)
+    case zCard(key: Bytes)
+    case zCount(key: Bytes, ZRangeQuery.By)
+    case zPop(key: Bytes, count: Int?, highest: Bool)
+    case zScan(key: Bytes, cursor: UInt64, match: Bytes?, count: Int)
     // Bounded counters (value >= 0 without coordination)
     case boundedIncrBy(key: Bytes, amount: Int64)
     case boundedDecrBy(key: Bytes, amount: Int64)
@@ -94,7 +114,8 @@ public enum Command: Sendable, Equatable {
     /// Whether the command may change replicated state (and so needs a durable commit before its reply).
     public var isWrite: Bool {
         switch self {
-        case .incrBy, .set, .mSet, .getDel, .append, .setRange, .sAdd, .sRem, .hSet, .hDel,
+        case .incrBy, .set, .mSet, .getDel, .append, .setRange, .sAdd, .sRem, .hSet, .hDel, .hIncrBy, .hIncrByFloat,
+             .pfAdd, .pfMerge, .zAdd, .zIncrBy, .zRem, .zRemRange, .zPop,
              .boundedIncrBy, .boundedDecrBy, .boundedTransfer, .del, .flush:
             return true
         case .setAlgebra(_, _, let destination):
@@ -112,6 +133,49 @@ public struct FieldValue: Sendable, Equatable {
     public init(field: Bytes, value: Bytes) {
         self.field = field
         self.value = value
+    }
+}
+
+/// One `score member` pair of `ZADD`.
+public struct ScorePair: Sendable, Equatable {
+    public var score: Double
+    public var member: Bytes
+}
+
+/// `ZADD`'s flags (`NX` and `XX` are refused by the parser: they need coordination).
+public struct ZAddOptions: Sendable, Equatable {
+    /// Update an existing member only to a greater (`GT`) or smaller (`LT`) score than the local one.
+    public var onlyGreater = false
+    public var onlyLess = false
+    /// Answer the number of members added or changed, not only added.
+    public var countChanged = false
+    /// Increment instead of set (one pair), answering the new score.
+    public var increment = false
+}
+
+/// What `ZRANGE` and its older forms select, and how they answer.
+public struct ZRangeQuery: Sendable, Equatable {
+    /// One end of a lexicographic range: `-` and `+` are the infinities, `[m` inclusive, `(m` exclusive.
+    public enum LexLimit: Sendable, Equatable {
+        case minusInfinity, plusInfinity
+        case inclusive(Bytes), exclusive(Bytes)
+    }
+    public enum By: Sendable, Equatable {
+        /// Positions, negative ones from the end (`ZRANGE key 0 -1`).
+        case rank(start: Int64, stop: Int64)
+        case score(min: ScoreBound, max: ScoreBound)
+        case lex(min: LexLimit, max: LexLimit)
+    }
+    public var by: By
+    /// Highest first (`REV`, `ZREVRANGE*`); `by` is then still given as (min, max).
+    public var reverse = false
+    /// `LIMIT offset count` (a negative count means all).
+    public var limit: (offset: Int64, count: Int64)?
+    public var withScores = false
+
+    public static func == (lhs: ZRangeQuery, rhs: ZRangeQuery) -> Bool {
+        lhs.by == rhs.by && lhs.reverse == rhs.reverse && lhs.withScores == rhs.withScores
+            && lhs.limit?.offset == rhs.limit?.offset && lhs.limit?.count == rhs.limit?.count
     }
 }
 

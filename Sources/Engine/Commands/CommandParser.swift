@@ -1,3 +1,5 @@
+import CRDT
+
 /// Turns the arguments of one request into a `Command`, or the error Redis would answer.
 public enum CommandParser {
     /// Parses `args` (`args[0]` is the command name, matched case-insensitively).
@@ -193,6 +195,62 @@ public enum CommandParser {
             let options = try parseScanOptions(&trimmed, from: 3, allowType: false)
             return .hScan(key: a[1], cursor: try cursor(a, 2), match: options.match, count: options.count, novalues: novalues)
 
+        case "HINCRBY":
+            return .hIncrBy(key: a[1], field: a[2], delta: try a.integer(3))
+        case "HINCRBYFLOAT":
+            let amount = try a.double(3, error: CommandError("ERR value is not a valid float"))
+            guard amount.isFinite else { throw CommandError("ERR value is NaN or Infinity") }
+            return .hIncrByFloat(key: a[1], field: a[2], delta: amount)
+
+        // MARK: HyperLogLog
+        case "PFADD":
+            return .pfAdd(key: a[1], elements: Array(a.args.dropFirst(2)))
+        case "PFCOUNT":
+            return .pfCount(keys: Array(a.args.dropFirst()))
+        case "PFMERGE":
+            return .pfMerge(destination: a[1], sources: Array(a.args.dropFirst(2)))
+
+        // MARK: Sorted sets
+        case "ZADD":
+            return try parseZAdd(&a)
+        case "ZINCRBY":
+            let amount = try a.double(2, error: CommandError("ERR value is not a valid float"))
+            return .zIncrBy(key: a[1], delta: amount, member: a[3])
+        case "ZSCORE", "ZMSCORE":
+            return .zScore(key: a[1], members: Array(a.args.dropFirst(2)), multiple: name == "ZMSCORE")
+        case "ZCARD":
+            return .zCard(key: a[1])
+        case "ZCOUNT":
+            return .zCount(key: a[1], .score(min: try scoreBound(a, 2), max: try scoreBound(a, 3)))
+        case "ZLEXCOUNT":
+            return .zCount(key: a[1], .lex(min: try lexLimit(a, 2), max: try lexLimit(a, 3)))
+        case "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE", "ZRANGEBYLEX", "ZREVRANGEBYLEX", "ZREVRANGE":
+            return .zRange(key: a[1], try parseZRange(name, &a))
+        case "ZRANK", "ZREVRANK":
+            try a.arity(min: 3, max: 4)
+            guard a.count == 3 || a.upper(3) == "WITHSCORE" else { throw CommandError.syntax }
+            return .zRank(key: a[1], member: a[2], reverse: name == "ZREVRANK", withScore: a.count == 4)
+        case "ZREM":
+            return .zRem(key: a[1], members: Array(a.args.dropFirst(2)))
+        case "ZREMRANGEBYRANK":
+            return .zRemRange(key: a[1], .rank(start: try a.integer(2), stop: try a.integer(3)))
+        case "ZREMRANGEBYSCORE":
+            return .zRemRange(key: a[1], .score(min: try scoreBound(a, 2), max: try scoreBound(a, 3)))
+        case "ZREMRANGEBYLEX":
+            return .zRemRange(key: a[1], .lex(min: try lexLimit(a, 2), max: try lexLimit(a, 3)))
+        case "ZPOPMIN", "ZPOPMAX":
+            try a.arity(min: 2, max: 3)
+            var count: Int?
+            if a.count == 3 {
+                let n = try a.integer(2)
+                guard n >= 0 else { throw CommandError("ERR value is out of range, must be positive") }
+                count = Int(min(n, 1_000_000))
+            }
+            return .zPop(key: a[1], count: count, highest: name == "ZPOPMAX")
+        case "ZSCAN":
+            let options = try parseScanOptions(&a, from: 3, allowType: false)
+            return .zScan(key: a[1], cursor: try cursor(a, 2), match: options.match, count: options.count)
+
         // MARK: Bounded counters
         case "CRDT.BINCRBY", "CRDT.BDECRBY":
             let amount = try a.integer(2)
@@ -243,6 +301,116 @@ public enum CommandParser {
             // A name in `table` without a case here is a bug in this file, not the client's fault.
             throw CommandError("ERR internal error: '\(name.lowercased())' is in the command table but has no parser")
         }
+    }
+
+    /// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`.
+    private static func parseZAdd(_ a: inout ArgumentCursor) throws(CommandError) -> Command {
+        var options = ZAddOptions()
+        var i = 2
+        scan: while i < a.count {
+            switch a.upper(i) {
+            case "NX", "XX":
+                throw CommandError("ERR ZADD \(a.upper(i)) needs coordination between nodes (agreement on whether the member "
+                    + "exists everywhere), which crdtd does not do; use ZADD without it, with GT or LT to only raise or lower a score")
+            case "GT": options.onlyGreater = true
+            case "LT": options.onlyLess = true
+            case "CH": options.countChanged = true
+            case "INCR": options.increment = true
+            default: break scan
+            }
+            i += 1
+        }
+        if options.onlyGreater && options.onlyLess {
+            throw CommandError("ERR GT, LT, and/or NX options at the same time are not compatible")
+        }
+        let rest = a.count - i
+        guard rest > 0, rest % 2 == 0 else { throw CommandError.syntax }
+        if options.increment && rest != 2 { throw CommandError("ERR INCR option supports a single increment-element pair") }
+        var pairs: [ScorePair] = []
+        while i < a.count {
+            pairs.append(ScorePair(score: try a.double(i, error: CommandError("ERR value is not a valid float")), member: a[i + 1]))
+            i += 2
+        }
+        return .zAdd(key: a[1], pairs: pairs, options: options)
+    }
+
+    /// `ZRANGE key min max [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]` and the older
+    /// `ZRANGEBYSCORE`, `ZREVRANGEBYSCORE`, `ZRANGEBYLEX`, `ZREVRANGEBYLEX`, `ZREVRANGE`.
+    private static func parseZRange(_ name: String, _ a: inout ArgumentCursor) throws(CommandError) -> ZRangeQuery {
+        enum Kind { case rank, score, lex }
+        var kind: Kind
+        var reverse = false
+        switch name {
+        case "ZRANGEBYSCORE": kind = .score
+        case "ZREVRANGEBYSCORE": kind = .score; reverse = true
+        case "ZRANGEBYLEX": kind = .lex
+        case "ZREVRANGEBYLEX": kind = .lex; reverse = true
+        case "ZREVRANGE": kind = .rank; reverse = true
+        default: kind = .rank
+        }
+        var limit: (offset: Int64, count: Int64)?
+        var withScores = false
+        var i = 4
+        while i < a.count {
+            switch a.upper(i) {
+            case "BYSCORE" where name == "ZRANGE": kind = .score
+            case "BYLEX" where name == "ZRANGE": kind = .lex
+            case "REV" where name == "ZRANGE": reverse = true
+            case "WITHSCORES" where !name.hasSuffix("BYLEX"): withScores = true
+            case "LIMIT" where name != "ZREVRANGE" && i + 2 < a.count:
+                limit = (try a.integer(i + 1), try a.integer(i + 2))
+                i += 2
+            default: throw CommandError.syntax
+            }
+            i += 1
+        }
+        if limit != nil && kind == .rank {
+            throw CommandError("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+        }
+        if withScores && kind == .lex { throw CommandError("ERR syntax error, WITHSCORES not supported in combination with BYLEX") }
+        // `ZRANGE ... REV` and the `ZREV*` forms take the higher end first.
+        let (low, high) = reverse && kind != .rank ? (3, 2) : (2, 3)
+        let by: ZRangeQuery.By
+        switch kind {
+        case .rank: by = .rank(start: try a.integer(2), stop: try a.integer(3))
+        case .score: by = .score(min: try scoreBound(a, low), max: try scoreBound(a, high))
+        case .lex: by = .lex(min: try lexLimit(a, low), max: try lexLimit(a, high))
+        }
+        return ZRangeQuery(by: by, reverse: reverse, limit: limit, withScores: withScores)
+    }
+
+    /// `1.5`, `(1.5` (exclusive), `-inf`, `+inf`.
+    private static func scoreBound(_ a: ArgumentCursor, _ i: Int) throws(CommandError) -> ScoreBound {
+        let error = CommandError("ERR min or max is not a float")
+        if a[i].first == UInt8(ascii: "(") {
+            let value = try parseDouble(Array(a[i].dropFirst()), error: error)
+            return .exclusive(value)
+        }
+        return .inclusive(try parseDouble(a[i], error: error))
+    }
+
+    /// `-`, `+`, `[member` (inclusive), `(member` (exclusive).
+    private static func lexLimit(_ a: ArgumentCursor, _ i: Int) throws(CommandError) -> ZRangeQuery.LexLimit {
+        let bytes = a[i]
+        switch bytes.first {
+        case UInt8(ascii: "-") where bytes.count == 1: return .minusInfinity
+        case UInt8(ascii: "+") where bytes.count == 1: return .plusInfinity
+        case UInt8(ascii: "["): return .inclusive(Array(bytes.dropFirst()))
+        case UInt8(ascii: "("): return .exclusive(Array(bytes.dropFirst()))
+        default: throw CommandError("ERR min or max not valid string range item")
+        }
+    }
+
+    /// A float as Redis reads one: decimal or exponent notation, `inf`/`+inf`/`-inf`, never NaN.
+    static func parseDouble(_ bytes: Bytes, error: CommandError) throws(CommandError) -> Double {
+        let text = String(decoding: bytes, as: UTF8.self)
+        switch text.lowercased() {
+        case "inf", "+inf", "infinity", "+infinity": return .infinity
+        case "-inf", "-infinity": return -.infinity
+        default: break
+        }
+        guard !text.isEmpty, text.first != " ", text.last != " ", let value = Double(text), !value.isNaN else { throw error }
+        return value
     }
 
     /// The longest string value a command may build (Redis's `proto-max-bulk-len` default, 512 MiB).
@@ -378,6 +546,10 @@ private struct ArgumentCursor {
     }
     func arity(min: Int, max: Int = .max) throws(CommandError) {
         guard args.count >= min && args.count <= max else { throw .wrongArity(name) }
+    }
+    /// A float (`parseDouble`), or `error`.
+    func double(_ i: Int, error: CommandError) throws(CommandError) -> Double {
+        try CommandParser.parseDouble(args[i], error: error)
     }
     /// A signed 64-bit decimal exactly as Redis accepts it: no spaces, no '+', no leading zeros.
     func integer(_ i: Int) throws(CommandError) -> Int64 {
