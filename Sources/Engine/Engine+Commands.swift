@@ -127,7 +127,7 @@ extension Engine {
             // A string holding an integer becomes a counter starting at that integer, as `INCR` after
             // `SET k 10` works in Redis: one delta removes the register value it saw and adds to the counter.
             var start: Int64 = 0
-            if keyspace[key]?.visibleType == .string {
+            if live(key)?.visibleType == .string {
                 guard case .value(let text) = stringValue(key), let number = Int64(String(decoding: text, as: UTF8.self)),
                       Array(String(number).utf8) == text else {
                     return .error("ERR value is not an integer or out of range")
@@ -155,16 +155,19 @@ extension Engine {
             } catch {
                 return .error("ERR increment or decrement would overflow")
             }
-            return .integer(keyspace[key]?.counter.value ?? 0)
+            return .integer(live(key)?.counter.value ?? 0)
         case .get(let key):
             guard case .value(let value) = stringValue(key) else { return stringValue(key) == .absent ? .null : Self.wrongType }
             return .bulkString(value)
 
         // MARK: Strings
-        case .set(let key, let value):
-            return setString(key, value, into: &output)
+        case .set(let key, let value, let expiry):
+            if expiry != nil && expiry != .keep && wallMilliseconds == 0 { return Self.wallClockUnknown }
+            return setString(key, value, expiry: expiry, into: &output)
+        case .getEx(let key, let expiry):
+            return getEx(key, expiry, into: &output)
         case .mSet(let pairs):
-            for pair in pairs { _ = setString(pair.field, pair.value, into: &output) }
+            for pair in pairs { _ = setString(pair.field, pair.value, expiry: nil, into: &output) }
             return .ok
         case .mGet(let keys):
             return .array(keys.map { key in
@@ -236,17 +239,17 @@ extension Engine {
             return .integer(Int64(removed))
         case .sMembers(let key):
             guard typeAllows(.set, key) else { return Self.wrongType }
-            let members = keyspace[key]?.set.elements.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+            let members = live(key)?.set.elements.sorted { $0.lexicographicallyPrecedes($1) } ?? []
             return .set(members.map { .bulkString($0) })
         case .sIsMember(let key, let member):
             guard typeAllows(.set, key) else { return Self.wrongType }
-            return .integer(keyspace[key]?.set.contains(member) == true ? 1 : 0)
+            return .integer(live(key)?.set.contains(member) == true ? 1 : 0)
         case .sCard(let key):
             guard typeAllows(.set, key) else { return Self.wrongType }
-            return .integer(Int64(keyspace[key]?.set.count ?? 0))
+            return .integer(Int64(live(key)?.set.count ?? 0))
         case .sMIsMember(let key, let members):
             guard typeAllows(.set, key) else { return Self.wrongType }
-            let set = keyspace[key]?.set
+            let set = live(key)?.set
             return .array(members.map { .integer(set?.contains($0) == true ? 1 : 0) })
         case .sRandMember(let key, let count):
             return randomMembers(key, count: count)
@@ -254,7 +257,7 @@ extension Engine {
             return setAlgebra(operation, keys: keys, destination: destination, into: &output)
         case .sScan(let key, let cursor, let match, let count):
             guard typeAllows(.set, key) else { return Self.wrongType }
-            let members = keyspace[key]?.set.elements.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+            let members = live(key)?.set.elements.sorted { $0.lexicographicallyPrecedes($1) } ?? []
             return collectionScan(members, cursor: cursor, match: match, count: count) { [.bulkString($0)] }
 
         // MARK: Hashes
@@ -287,14 +290,14 @@ extension Engine {
             return .integer(Int64(removed))
         case .hGetAll(let key):
             guard typeAllows(.hash, key) else { return Self.wrongType }
-            guard let hash = keyspace[key]?.hash else { return .map([]) }
+            guard let hash = live(key)?.hash else { return .map([]) }
             let fields = hash.keys.sorted { $0.lexicographicallyPrecedes($1) }
             return .map(fields.compactMap { field in
                 hashValue(key, field).map { RESPReply.MapEntry(key: .bulkString(field), value: .bulkString($0)) }
             })
         case .hLen(let key):
             guard typeAllows(.hash, key) else { return Self.wrongType }
-            return .integer(Int64(keyspace[key]?.hash.count ?? 0))
+            return .integer(Int64(live(key)?.hash.count ?? 0))
         case .hMGet(let key, let fields):
             guard typeAllows(.hash, key) else { return Self.wrongType }
             return .array(fields.map { field in hashValue(key, field).map { .bulkString($0) } ?? .null })
@@ -334,19 +337,19 @@ extension Engine {
             return sortedSetIncrement(key, member, by: amount, options: ZAddOptions(), into: &output)
         case .zScore(let key, let members, let multiple):
             guard typeAllows(.sortedSet, key) else { return Self.wrongType }
-            let scores = members.map { member in keyspace[key]?.sortedSet.score(of: member).map(RESPReply.double) ?? .null }
+            let scores = members.map { member in live(key)?.sortedSet.score(of: member).map(RESPReply.double) ?? .null }
             return multiple ? .array(scores) : scores[0]
         case .zCard(let key):
             guard typeAllows(.sortedSet, key) else { return Self.wrongType }
-            return .integer(Int64(keyspace[key]?.sortedSet.count ?? 0))
+            return .integer(Int64(live(key)?.sortedSet.count ?? 0))
         case .zCount(let key, let by):
             guard typeAllows(.sortedSet, key) else { return Self.wrongType }
-            return .integer(Int64(keyspace[key].map { Self.ranks($0.sortedSet, by).count } ?? 0))
+            return .integer(Int64(live(key).map { Self.ranks($0.sortedSet, by).count } ?? 0))
         case .zRange(let key, let query):
             return sortedSetRange(key, query, for: client)
         case .zRank(let key, let member, let reverse, let withScore):
             guard typeAllows(.sortedSet, key) else { return Self.wrongType }
-            guard let zset = keyspace[key]?.sortedSet, let rank = zset.rank(of: member) else {
+            guard let zset = live(key)?.sortedSet, let rank = zset.rank(of: member) else {
                 return withScore ? .nullArray : .null
             }
             let position = Int64(reverse ? zset.count - 1 - rank : rank)
@@ -365,13 +368,13 @@ extension Engine {
             return .integer(Int64(removed))
         case .zRemRange(let key, let by):
             guard typeAllows(.sortedSet, key) else { return Self.wrongType }
-            guard let zset = keyspace[key]?.sortedSet else { return .integer(0) }
+            guard let zset = live(key)?.sortedSet else { return .integer(0) }
             return .integer(Int64(sortedSetRemove(key, zset.members(inRanks: Self.ranks(zset, by)).map(\.member), into: &output)))
         case .zPop(let key, let count, let highest):
             return sortedSetPop(key, count: count, highest: highest, for: client, into: &output)
         case .zScan(let key, let cursor, let match, let count):
             guard typeAllows(.sortedSet, key) else { return Self.wrongType }
-            let zset = keyspace[key]?.sortedSet
+            let zset = live(key)?.sortedSet
             let members = zset?.store.entries.keys.sorted { $0.lexicographicallyPrecedes($1) } ?? []
             return collectionScan(members, cursor: cursor, match: match, count: count) { member in
                 [.bulkString(member), .bulkString(Array(Self.formatScore(zset!.score(of: member) ?? 0).utf8))]
@@ -388,10 +391,10 @@ extension Engine {
             }
         case .boundedGet(let key):
             guard typeAllows(.boundedCounter, key) else { return Self.wrongType }
-            return .integer(Int64(clamping: keyspace[key]?.bounded.value ?? 0))
+            return .integer(Int64(clamping: live(key)?.bounded.value ?? 0))
         case .boundedRights(let key):
             guard typeAllows(.boundedCounter, key) else { return Self.wrongType }
-            return .integer(Int64(clamping: keyspace[key]?.bounded.localRights(of: configuration.replica) ?? 0))
+            return .integer(Int64(clamping: live(key)?.bounded.localRights(of: configuration.replica) ?? 0))
         case .boundedTransfer(let key, let node, let amount):
             guard let target = replica(ofNode: node) else {
                 return .error("ERR unknown node '\(node)': rights can only move to a known peer (see CRDT.PEERS)")
@@ -407,7 +410,7 @@ extension Engine {
                 return .error("ERR DEL of a bounded counter is refused: its rights are spread over replicas and cannot be revoked without coordination")
             }
             var deleted = 0
-            for key in Set(keys) where keyspace[key]?.visibleType != nil {
+            for key in Set(keys) where live(key)?.visibleType != nil {
                 deleted += 1
                 mutate(key, into: &output) { object, _ in object.removeObserved() }
             }
@@ -415,33 +418,39 @@ extension Engine {
         case .flush:
             // Bounded counters stay (their rights cannot be revoked); the reply is +OK because every Redis
             // client expects it. docs/redis-compatibility.md says so.
-            for key in keyspace.orderedKeys() where keyspace[key]?.visibleType != nil && keyspace[key]?.bounded == BoundedCounter() {
+            for key in keyspace.orderedKeys() where live(key)?.visibleType != nil && live(key)?.bounded == BoundedCounter() {
                 mutate(key, into: &output) { object, _ in object.removeObserved() }
             }
             return .ok
         case .objectEncoding(let key):
-            guard let type = keyspace[key]?.visibleType else { return .null }
-            return .bulkString(Self.encodingName(of: type, keyspace[key]!))
+            guard let type = live(key)?.visibleType else { return .null }
+            return .bulkString(Self.encodingName(of: type, live(key)!))
         case .objectRefCount(let key):
-            return keyspace[key]?.visibleType == nil ? .null : .integer(1)
+            return live(key)?.visibleType == nil ? .null : .integer(1)
         case .objectIdleTime(let key):
             // crdtd does not track access times; 0 is what Redis answers for a key just used.
-            return keyspace[key]?.visibleType == nil ? .null : .integer(0)
+            return live(key)?.visibleType == nil ? .null : .integer(0)
         case .memoryUsage(let key):
-            guard let object = keyspace[key], object.visibleType != nil else { return .null }
+            guard let object = live(key), object.visibleType != nil else { return .null }
             return .integer(Int64(key.count + object.serialized().count))
         case .exists(let keys):
-            return .integer(Int64(keys.filter { keyspace[$0]?.visibleType != nil }.count))
+            return .integer(Int64(keys.filter { live($0)?.visibleType != nil }.count))
         case .type(let key):
-            return .simpleString(keyspace[key]?.visibleType?.rawValue ?? "none")
+            return .simpleString(live(key)?.visibleType?.rawValue ?? "none")
         case .keys(let pattern):
             let glob = GlobPattern(pattern)
-            let matching = keyspace.orderedKeys().filter { keyspace[$0]?.visibleType != nil && glob.matches($0) }
+            let matching = keyspace.orderedKeys().filter { live($0)?.visibleType != nil && glob.matches($0) }
             return .array(matching.map { .bulkString($0) })
         case .scan(let cursor, let match, let count, let type):
             return scan(cursor: cursor, match: match, count: count, type: type)
         case .dbSize:
             return .integer(Int64(keyspace.liveKeyCount))
+        case .expire(let key, let change, let condition):
+            return expire(key, change, condition: condition, into: &output)
+        case .timeToLive(let key, let milliseconds, let absolute):
+            return timeToLive(key, milliseconds: milliseconds, absolute: absolute)
+        case .persist(let key):
+            return persist(key, into: &output)
 
         // MARK: Administration
         case .digest(let key):
@@ -467,7 +476,7 @@ extension Engine {
 
     /// Whether a command for `type` may run on `key`: the key is absent or shows that type.
     func typeAllows(_ type: KeyType, _ key: Bytes) -> Bool {
-        guard let visible = keyspace[key]?.visibleType else { return true }
+        guard let visible = live(key)?.visibleType else { return true }
         return visible == type
     }
 
@@ -492,7 +501,7 @@ extension Engine {
                 return .error("ERR \(error)")
             }
         }
-        return .integer(Int64(clamping: keyspace[key]?.bounded.value ?? 0))
+        return .integer(Int64(clamping: live(key)?.bounded.value ?? 0))
     }
 
     /// The replica identity of a node known by name.
@@ -513,7 +522,7 @@ extension Engine {
         while position < all.count && examined < count && position < limit {
             let key = all[position]
             position += 1
-            guard let visible = keyspace[key]?.visibleType else { continue }
+            guard let visible = live(key)?.visibleType else { continue }
             examined += 1
             if let type, visible.rawValue != type { continue }
             if glob?.matches(key) ?? true { page.append(.bulkString(key)) }

@@ -37,12 +37,13 @@ extension Engine {
                     ("total_connections_received", String(stats.connectionsAccepted)),
                     ("total_commands_processed", String(stats.commandsProcessed)),
                     ("local_writes", String(stats.localWrites)),
+                    ("expired_keys", String(stats.expiredKeys)),
                 ]
             case "keyspace":
                 var byType: [KeyType: Int] = [:]
                 for (type, count) in keyspace.keysByType { byType[type, default: 0] += count }
                 let live = byType.values.reduce(0, +)
-                fields = [("db0", "keys=\(live),expires=0,avg_ttl=0")]
+                fields = [("db0", "keys=\(live),expires=\(keyspace.keysWithDeadline),avg_ttl=0")]
                     + KeyType.allCases.map { ("keys_\($0.rawValue)", String(byType[$0] ?? 0)) }
             default:
                 break

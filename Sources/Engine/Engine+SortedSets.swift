@@ -20,8 +20,8 @@ extension Engine {
     /// `PFCOUNT key [key ...]`: the estimated cardinality of the union of the keys' sketches.
     func hyperLogLogCount(_ keys: [Bytes]) -> RESPReply {
         guard keys.allSatisfy({ typeAllows(.hyperLogLog, $0) }) else { return Self.wrongType }
-        if keys.count == 1 { return .integer(Int64(clamping: keyspace[keys[0]]?.hyperLogLog.count ?? 0)) }
-        return .integer(Int64(clamping: HyperLogLog.unionCount(keys.compactMap { keyspace[$0]?.hyperLogLog.union })))
+        if keys.count == 1 { return .integer(Int64(clamping: live(keys[0])?.hyperLogLog.count ?? 0)) }
+        return .integer(Int64(clamping: HyperLogLog.unionCount(keys.compactMap { live($0)?.hyperLogLog.union })))
     }
 
     /// `PFMERGE destination source ...`: the union of the sources, merged into this node's sketch of
@@ -29,7 +29,7 @@ extension Engine {
     mutating func hyperLogLogMerge(_ destination: Bytes, _ sources: [Bytes], into output: inout EngineOutput) -> RESPReply {
         guard typeAllows(.hyperLogLog, destination), sources.allSatisfy({ typeAllows(.hyperLogLog, $0) }) else { return Self.wrongType }
         var merged = HyperLogLog()
-        for source in sources { if let sketch = keyspace[source]?.hyperLogLog.union { merged.join(sketch) } }
+        for source in sources { if let sketch = live(source)?.hyperLogLog.union { merged.join(sketch) } }
         mutate(destination, into: &output) { object, m in
             var delta = KeyObject()
             delta.hyperLogLog = object.hyperLogLog.merge(merged, replica: m.replica).delta
@@ -71,7 +71,7 @@ extension Engine {
     mutating func sortedSetIncrement(_ key: Bytes, _ member: Bytes, by amount: Double, options: ZAddOptions,
                                      into output: inout EngineOutput) -> RESPReply {
         guard typeAllows(.sortedSet, key) else { return Self.wrongType }
-        let current = keyspace[key]?.sortedSet.score(of: member)
+        let current = live(key)?.sortedSet.score(of: member)
         let result = (current ?? 0) + amount
         guard !result.isNaN else { return .error("ERR resulting score is not a number (NaN)") }
         if let current {
@@ -88,7 +88,7 @@ extension Engine {
         } catch {
             return .error("ERR the increments of a score must stay finite on each node; use ZADD to set an infinite score")
         }
-        return .double(keyspace[key]?.sortedSet.score(of: member) ?? result)
+        return .double(live(key)?.sortedSet.score(of: member) ?? result)
     }
 
     /// Removes members this node holds (`ZREM`, `ZREMRANGEBY*`, `ZPOPMIN`); returns how many.
@@ -110,7 +110,7 @@ extension Engine {
     mutating func sortedSetPop(_ key: Bytes, count: Int?, highest: Bool, for client: ClientID,
                                into output: inout EngineOutput) -> RESPReply {
         guard typeAllows(.sortedSet, key) else { return Self.wrongType }
-        guard let zset = keyspace[key]?.sortedSet, zset.count > 0 else { return .array([]) }
+        guard let zset = live(key)?.sortedSet, zset.count > 0 else { return .array([]) }
         let wanted = min(count ?? 1, zset.count)
         let range = highest ? (zset.count - wanted)..<zset.count : 0..<wanted
         var popped = zset.members(inRanks: range)
@@ -154,7 +154,7 @@ extension Engine {
     /// `ZRANGE` in all its forms: O(log n + k) for k members returned.
     func sortedSetRange(_ key: Bytes, _ query: ZRangeQuery, for client: ClientID) -> RESPReply {
         guard typeAllows(.sortedSet, key) else { return Self.wrongType }
-        guard let zset = keyspace[key]?.sortedSet, zset.count > 0 else { return .array([]) }
+        guard let zset = live(key)?.sortedSet, zset.count > 0 else { return .array([]) }
         var selected: Range<Int>
         if case .rank(let start, let stop) = query.by, query.reverse {
             // Positions counted from the highest score.

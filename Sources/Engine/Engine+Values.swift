@@ -11,7 +11,7 @@ extension Engine {
     }
 
     func stringValue(_ key: Bytes) -> StringValue {
-        guard let object = keyspace[key] else { return .absent }
+        guard let object = live(key) else { return .absent }
         switch object.visibleType {
         case nil: return .absent
         case .counter?: return .value(Array(String(object.counter.value).utf8))
@@ -22,11 +22,22 @@ extension Engine {
 
     /// `SET`: replaces whatever the key held, of any type, as Redis does: an observed remove of every
     /// slot and a new register value, in one delta. A bounded counter cannot be removed, so it refuses.
-    mutating func setString(_ key: Bytes, _ value: Bytes, into output: inout EngineOutput) -> RESPReply {
+    /// Without `KEEPTTL` the deadlines seen are removed (a concurrent `EXPIRE` elsewhere survives);
+    /// with `EX`/`PX`/`EXAT`/`PXAT` the new deadline is in the same delta.
+    mutating func setString(_ key: Bytes, _ value: Bytes, expiry: ExpiryChange?, into output: inout EngineOutput) -> RESPReply {
         if let object = keyspace[key], object.bounded != BoundedCounter() { return Self.boundedCounterStays }
+        let deadline = expiry.flatMap(deadline(of:))
+        if let deadline, deadline <= Int64(clamping: wallMilliseconds) {
+            // Already past: Redis stores nothing, and what the key held is gone.
+            mutate(key, into: &output) { object, _ in object.removeObserved() }
+            return .ok
+        }
+        if case .after? = expiry, deadline == nil { return .error("ERR invalid expire time in 'set' command") }
+        let replica = configuration.replica
         mutate(key, into: &output) { object, m in
-            var delta = object.removeObserved()
+            var delta = object.removeObserved(keepingDeadline: expiry == .keep)
             delta.string = object.string.assign(value, clock: &m.clock)
+            if let deadline { delta.expiry.join(object.expiry.expire(atMilliseconds: UInt64(deadline), replica: replica)) }
             return delta
         }
         return .ok
@@ -75,7 +86,7 @@ extension Engine {
 
     /// The value a client sees for one hash field.
     func hashValue(_ key: Bytes, _ field: Bytes) -> Bytes? {
-        keyspace[key]?.hash[field].flatMap(Self.shownValue)
+        live(key)?.hash[field].flatMap(Self.shownValue)
     }
 
     /// A field is its winning write plus the increments that write had not seen. The increments show
@@ -151,7 +162,7 @@ extension Engine {
 
     /// The fields of a hash in byte order.
     func sortedFields(_ key: Bytes) -> [Bytes] {
-        keyspace[key]?.hash.keys.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+        live(key)?.hash.keys.sorted { $0.lexicographicallyPrecedes($1) } ?? []
     }
 
     // MARK: Sets
@@ -159,7 +170,7 @@ extension Engine {
     /// `SRANDMEMBER key [count]`: a positive count gives distinct members, a negative one may repeat.
     mutating func randomMembers(_ key: Bytes, count: Int64?) -> RESPReply {
         guard typeAllows(.set, key) else { return Self.wrongType }
-        let members = Array(keyspace[key]?.set.elements ?? [])
+        let members = Array(live(key)?.set.elements ?? [])
         guard let count else {
             return members.randomElement(using: &random).map { .bulkString($0) } ?? .null
         }
@@ -178,7 +189,7 @@ extension Engine {
     mutating func setAlgebra(_ operation: SetOperation, keys: [Bytes], destination: Bytes?,
                              into output: inout EngineOutput) -> RESPReply {
         guard keys.allSatisfy({ typeAllows(.set, $0) }) else { return Self.wrongType }
-        let sets = keys.map { keyspace[$0]?.set.elements ?? [] }
+        let sets = keys.map { live($0)?.set.elements ?? [] }
         var result: Set<Bytes>
         switch operation {
         case .union:

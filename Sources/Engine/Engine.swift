@@ -154,6 +154,7 @@ public struct Engine {
             if stats.firstTick == nil { stats.firstTick = now }
             stats.lastTick = now
             wallMilliseconds = wall
+            expireDueKeys(into: &output)
             replicationTick(now: now, into: &output)
         }
         if clock.counter > clockReservation {
@@ -194,7 +195,17 @@ public struct Engine {
 
     /// Applies a local mutation to `key`: the closure mutates the object and returns the delta.
     /// The delta is persisted (and, once replication runs, shipped); the object is compacted when due.
+    /// A key past its deadline is removed first, so the write sees it absent, as clients do.
     mutating func mutate<Failure: Error>(
+        _ key: Bytes, into output: inout EngineOutput,
+        _ body: (inout KeyObject, inout Mutation) throws(Failure) -> KeyObject
+    ) throws(Failure) {
+        removeIfExpired(key, into: &output)
+        try applyLocal(key, into: &output, body)
+    }
+
+    /// `mutate` without the expiry check.
+    mutating func applyLocal<Failure: Error>(
         _ key: Bytes, into output: inout EngineOutput,
         _ body: (inout KeyObject, inout Mutation) throws(Failure) -> KeyObject
     ) throws(Failure) {
@@ -263,6 +274,7 @@ struct EngineStats {
     var localWrites: UInt64 = 0
     var lastTick: UInt64 = 0
     var firstTick: UInt64?
+    var expiredKeys: UInt64 = 0
 }
 
 extension Engine {

@@ -475,3 +475,174 @@ func shipDeltas(from source: inout Harness, to target: inout Harness) {
         #expect(cleared.digest(key: m) != object.digest(key: m))
     }
 }
+
+/// Expiry: deadlines from the tick's wall clock, keys hidden once past, removed by the next tick.
+@Suite struct ExpiryTests {
+    static let start: UInt64 = 1_767_225_600_000
+
+    /// A harness whose engine has read the wall clock `start`.
+    func harness(replica: UInt64 = 1) throws -> Harness {
+        var h = try Harness(node: "n\(replica)", replica: replica)
+        tick(&h, at: Self.start)
+        return h
+    }
+
+    @discardableResult
+    func tick(_ h: inout Harness, at wall: UInt64) -> EngineOutput {
+        h.engine.handle(.tick(monotonicMilliseconds: wall - Self.start + 1, wallMilliseconds: wall))
+    }
+
+    @Test func expireTtlAndPersist() throws {
+        var h = try harness()
+        #expect(h.run("EXPIRE", "k", "10") == .integer(0), "an absent key gets no deadline")
+        h.run("SET", "k", "v")
+        #expect(h.run("TTL", "k") == .integer(-1))
+        #expect(h.run("EXPIRE", "k", "10") == .integer(1))
+        #expect(h.run("TTL", "k") == .integer(10))
+        #expect(h.run("PTTL", "k") == .integer(10_000))
+        #expect(h.run("EXPIRETIME", "k") == .integer(Int64(Self.start / 1000 + 10)))
+        #expect(h.run("PEXPIRETIME", "k") == .integer(Int64(Self.start + 10_000)))
+        #expect(h.run("EXPIRE", "k", "100", "NX") == .integer(0))
+        #expect(h.run("EXPIRE", "k", "5", "GT") == .integer(0))
+        #expect(h.run("EXPIRE", "k", "50", "GT") == .integer(1))
+        #expect(h.run("EXPIRE", "k", "20", "LT") == .integer(1), "a later update shortens the deadline")
+        #expect(h.run("TTL", "k") == .integer(20))
+        #expect(h.run("PERSIST", "k") == .integer(1))
+        #expect(h.run("PERSIST", "k") == .integer(0))
+        #expect(h.run("TTL", "k") == .integer(-1))
+        #expect(h.run("EXPIRE", "k", "5", "XX") == .integer(0))
+        #expect(h.run("TTL", "missing") == .integer(-2))
+        #expect(h.run("PEXPIREAT", "k", String(Self.start + 2_500)) == .integer(1))
+        #expect(h.run("PTTL", "k") == .integer(2_500))
+        #expect(h.run("EXPIRE", "k", "-1") == .integer(1), "a deadline already past deletes the key, as in Redis")
+        #expect(h.run("EXISTS", "k") == .integer(0))
+        #expect(h.run("EXPIRE", "k", "x").isError)
+    }
+
+    @Test func aKeyPastItsDeadlineIsHiddenThenRemovedByTheTick() throws {
+        var h = try harness()
+        h.run("SADD", "k", "a")
+        h.run("PEXPIRE", "k", "1000")
+        h.run("SET", "other", "v")
+        var output = tick(&h, at: Self.start + 1_000)
+        #expect(h.run("SMEMBERS", "k") == .array([.bulk("a")]), "not expired at its deadline: strictly after, as Redis")
+        #expect(!output.records.contains { if case .delta = $0 { true } else { false } })
+        output = tick(&h, at: Self.start + 1_001)
+        #expect(output.records.contains { if case .delta(let key, _) = $0 { key == Array("k".utf8) } else { false } },
+                "the tick issues the observed remove, persisted like a DEL")
+        #expect(h.run("EXISTS", "k") == .integer(0))
+        #expect(h.run("DBSIZE") == .integer(1))
+        #expect(h.run("GET", "other") == .bulk("v"))
+        #expect(h.run("SADD", "k", "b") == .integer(1), "the key starts afresh")
+        #expect(h.run("SMEMBERS", "k") == .array([.bulk("b")]))
+        #expect(h.run("TTL", "k") == .integer(-1))
+    }
+
+    @Test func setWithExpiryOptions() throws {
+        var h = try harness()
+        #expect(h.run("SET", "k", "v", "EX", "100") == .simpleString("OK"))
+        #expect(h.run("TTL", "k") == .integer(100))
+        #expect(h.run("SET", "k", "w", "KEEPTTL") == .simpleString("OK"))
+        #expect(h.run("TTL", "k") == .integer(100))
+        #expect(h.run("SET", "k", "x") == .simpleString("OK"))
+        #expect(h.run("TTL", "k") == .integer(-1), "SET without KEEPTTL discards the deadline, as in Redis")
+        #expect(h.run("SET", "k", "v", "PX", "1500") == .simpleString("OK"))
+        #expect(h.run("PTTL", "k") == .integer(1500))
+        #expect(h.run("SET", "k", "v", "PXAT", String(Self.start + 700)) == .simpleString("OK"))
+        #expect(h.run("PTTL", "k") == .integer(700))
+        #expect(h.run("SETEX", "s", "10", "v") == .simpleString("OK"))
+        #expect(h.run("TTL", "s") == .integer(10))
+        #expect(h.run("PSETEX", "s", "10", "v") == .simpleString("OK"))
+        #expect(h.run("PTTL", "s") == .integer(10))
+        #expect(h.run("SET", "k", "v", "EX", "0") == .error("ERR invalid expire time in 'set' command"))
+        #expect(h.run("SET", "k", "v", "EX", "1", "PX", "1") == .error("ERR syntax error"))
+        #expect(h.run("SET", "k", "v", "NX").errorMessage?.contains("coordination") == true)
+        #expect(h.run("SET", "k", "v", "GET").errorMessage?.contains("coordination") == true)
+        #expect(h.run("GETEX", "k", "EX", "60") == .bulk("v"))
+        #expect(h.run("TTL", "k") == .integer(60))
+        #expect(h.run("GETEX", "k", "PERSIST") == .bulk("v"))
+        #expect(h.run("TTL", "k") == .integer(-1))
+        #expect(h.run("GETEX", "missing") == .null)
+        h.run("CRDT.BINCRBY", "b", "1")
+        #expect(h.run("EXPIRE", "b", "10").errorMessage?.contains("bounded counter") == true)
+        h.run("SET", "k", "v", "EX", "30")
+        h.run("INCR", "n")
+        h.run("EXPIRE", "n", "5")
+        #expect(h.run("INCR", "n") == .integer(2))
+        #expect(h.run("TTL", "n") == .integer(5), "other writes keep the deadline, as in Redis")
+    }
+
+    @Test func withoutAWallClockExpiryIsRefusedNotGuessed() throws {
+        var h = try Harness()
+        h.run("SET", "k", "v")
+        #expect(h.run("EXPIRE", "k", "10").errorMessage?.contains("wall clock") == true)
+        #expect(h.run("SET", "k", "v", "EX", "10").errorMessage?.contains("wall clock") == true)
+        #expect(h.run("TTL", "k") == .integer(-1))
+    }
+
+    @Test func aConcurrentWriteSurvivesTheExpiryWithoutADeadline() throws {
+        var left = try harness(replica: 1)
+        var right = try harness(replica: 2)
+        left.run("SADD", "k", "old")
+        left.run("PEXPIRE", "k", "1000")
+        var shipped = left.lastOutput
+        apply(shipped, to: &right)
+        // At the deadline left removes the key; concurrently, right (whose clock lags) adds a member.
+        let removal = tick(&left, at: Self.start + 1_001)
+        right.run("SADD", "k", "new")
+        shipped = right.lastOutput
+        apply(removal, to: &right)
+        apply(shipped, to: &left)
+        #expect(left.run("SMEMBERS", "k") == .array([.bulk("new")]))
+        #expect(right.run("SMEMBERS", "k") == .array([.bulk("new")]))
+        #expect(left.run("TTL", "k") == .integer(-1), "the survivor carries no deadline")
+        #expect(right.run("TTL", "k") == .integer(-1))
+    }
+
+    @Test func concurrentDeadlinesKeepTheLongestAndPersistWins() throws {
+        var left = try harness(replica: 1)
+        var right = try harness(replica: 2)
+        left.run("SET", "k", "v")
+        apply(left.lastOutput, to: &right)
+        left.run("EXPIRE", "k", "100")
+        let fromLeft = left.lastOutput
+        right.run("EXPIRE", "k", "300")
+        apply(fromLeft, to: &right)
+        apply(right.lastOutput, to: &left)
+        #expect(left.run("TTL", "k") == .integer(300))
+        #expect(right.run("TTL", "k") == .integer(300))
+        left.run("PERSIST", "k")
+        let persisted = left.lastOutput
+        right.run("EXPIRE", "k", "10")
+        apply(persisted, to: &right)
+        apply(right.lastOutput, to: &left)
+        #expect(left.run("TTL", "k") == .integer(-1), "PERSIST beats a concurrent EXPIRE")
+        #expect(right.run("TTL", "k") == .integer(-1))
+    }
+
+    @Test func aStateArrivingPastItsDeadlineIsHiddenAtOnce() throws {
+        var left = try harness(replica: 1)
+        var right = try harness(replica: 2)
+        left.run("SET", "k", "v", "PX", "500")
+        let write = left.lastOutput
+        tick(&right, at: Self.start + 600)
+        apply(write, to: &right)
+        #expect(right.run("GET", "k") == .null, "hidden before any tick removes it")
+        let removal = tick(&right, at: Self.start + 610)
+        #expect(removal.records.contains { if case .delta = $0 { true } else { false } })
+    }
+
+    @Test func theIndexFindsDueKeysInDeadlineOrder() {
+        var index = ExpiryIndex()
+        for i in 0..<100 { index.update(Array("k\(i)".utf8), deadline: UInt64(1_000 - i)) }
+        index.update(Array("k0".utf8), deadline: nil)
+        index.update(Array("k1".utf8), deadline: 5_000)
+        #expect(index.count == 99)
+        let due = index.due(before: 950, limit: 10)
+        #expect(due == (90...99).reversed().map { Array("k\($0)".utf8) }, "earliest deadline first")
+        #expect(index.due(before: 950, limit: 10) == due, "keys stay due until their removal changes them")
+        for i in 0..<1_000 { index.update(Array("k2".utf8), deadline: UInt64(10_000 + i)) }
+        #expect(index.due(before: 10_500, limit: 1_000).contains(Array("k2".utf8)) == false, "only the current deadline counts")
+        #expect(index.count == 99)
+    }
+}

@@ -35,7 +35,9 @@ public enum Command: Sendable, Equatable {
     case incrBy(key: Bytes, delta: Int64)
     // Registers (LWW) and reads of counters
     case get(key: Bytes)
-    case set(key: Bytes, value: Bytes)
+    /// `SET`, `SETEX`, `PSETEX`: `expiry` nil discards the key's deadline, as Redis does.
+    case set(key: Bytes, value: Bytes, expiry: ExpiryChange?)
+    case getEx(key: Bytes, expiry: ExpiryChange?)
     case mGet(keys: [Bytes])
     case mSet(pairs: [FieldValue])
     case getDel(key: Bytes)
@@ -98,6 +100,11 @@ public enum Command: Sendable, Equatable {
     case keys(pattern: Bytes)
     case scan(cursor: UInt64, match: Bytes?, count: Int, type: String?)
     case dbSize
+    // Expiry: a deadline computed from the tick's wall clock
+    case expire(key: Bytes, ExpiryChange, condition: ExpiryCondition)
+    /// `TTL`, `PTTL` (remaining time), `EXPIRETIME`, `PEXPIRETIME` (the deadline itself).
+    case timeToLive(key: Bytes, milliseconds: Bool, absolute: Bool)
+    case persist(key: Bytes)
     /// `FLUSHDB`/`FLUSHALL`: an observed remove of every key, as `DEL`; bounded counters stay.
     case flush
     case objectEncoding(key: Bytes)
@@ -114,6 +121,8 @@ public enum Command: Sendable, Equatable {
     /// Whether the command may change replicated state (and so needs a durable commit before its reply).
     public var isWrite: Bool {
         switch self {
+        case .expire, .persist, .getEx:
+            return true
         case .incrBy, .set, .mSet, .getDel, .append, .setRange, .sAdd, .sRem, .hSet, .hDel, .hIncrBy, .hIncrByFloat,
              .pfAdd, .pfMerge, .zAdd, .zIncrBy, .zRem, .zRemRange, .zPop,
              .boundedIncrBy, .boundedDecrBy, .boundedTransfer, .del, .flush:
@@ -134,6 +143,23 @@ public struct FieldValue: Sendable, Equatable {
         self.field = field
         self.value = value
     }
+}
+
+/// A change to a key's expiry deadline.
+public enum ExpiryChange: Sendable, Equatable {
+    /// In this many milliseconds from the node's wall clock (`EXPIRE`, `PEXPIRE`, `SET ... EX|PX`).
+    case after(milliseconds: Int64)
+    /// At this Unix time in milliseconds (`EXPIREAT`, `PEXPIREAT`, `SET ... EXAT|PXAT`).
+    case at(milliseconds: Int64)
+    /// Keep the deadline (`SET ... KEEPTTL`).
+    case keep
+    /// Remove the deadline (`GETEX ... PERSIST`).
+    case persist
+}
+
+/// `EXPIRE`'s `NX`, `XX`, `GT`, `LT`: compared with the deadline this node holds.
+public enum ExpiryCondition: Sendable, Equatable {
+    case always, onlyWithoutDeadline, onlyWithDeadline, onlyLater, onlyEarlier
 }
 
 /// One `score member` pair of `ZADD`.

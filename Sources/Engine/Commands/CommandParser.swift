@@ -112,10 +112,24 @@ public enum CommandParser {
         case "GET":
             return .get(key: a[1])
         case "SET":
-            guard a.count == 3 else {
-                throw CommandError("ERR crdtd's SET takes no options: NX/XX/GET need coordination and EX/PX need wall-clock time")
+            return try parseSet(&a)
+        case "SETEX", "PSETEX":
+            let amount = try a.integer(2)
+            guard amount > 0 else { throw CommandError("ERR invalid expire time in '\(name.lowercased())' command") }
+            let milliseconds = amount.multipliedReportingOverflow(by: name == "SETEX" ? 1000 : 1)
+            guard !milliseconds.overflow else { throw CommandError("ERR invalid expire time in '\(name.lowercased())' command") }
+            return .set(key: a[1], value: a[3], expiry: .after(milliseconds: milliseconds.partialValue))
+        case "GETEX":
+            var expiry: ExpiryChange?
+            if a.count > 2 {
+                if a.count == 3 && a.upper(2) == "PERSIST" {
+                    expiry = .persist
+                } else {
+                    guard a.count == 4 else { throw CommandError.syntax }
+                    expiry = try expiryOption(a, at: 2, command: "getex")
+                }
             }
-            return .set(key: a[1], value: a[2])
+            return .getEx(key: a[1], expiry: expiry)
         case "MGET":
             return .mGet(keys: Array(a.args.dropFirst()))
         case "MSET":
@@ -279,6 +293,28 @@ public enum CommandParser {
             return .scan(cursor: try cursor(a, 1), match: options.match, count: options.count, type: options.type)
         case "DBSIZE":
             return .dbSize
+        case "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT":
+            try a.arity(min: 3, max: 4)
+            let amount = try a.integer(2)
+            let scale: Int64 = name.hasPrefix("P") ? 1 : 1000
+            let (milliseconds, overflow) = amount.multipliedReportingOverflow(by: scale)
+            guard !overflow else { throw CommandError("ERR invalid expire time in '\(name.lowercased())' command") }
+            var condition = ExpiryCondition.always
+            if a.count == 4 {
+                switch a.upper(3) {
+                case "NX": condition = .onlyWithoutDeadline
+                case "XX": condition = .onlyWithDeadline
+                case "GT": condition = .onlyLater
+                case "LT": condition = .onlyEarlier
+                default: throw CommandError("ERR Unsupported option \(a.string(3))")
+                }
+            }
+            let change: ExpiryChange = name.hasSuffix("AT") ? .at(milliseconds: milliseconds) : .after(milliseconds: milliseconds)
+            return .expire(key: a[1], change, condition: condition)
+        case "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME":
+            return .timeToLive(key: a[1], milliseconds: name.hasPrefix("P"), absolute: name.hasSuffix("EXPIRETIME"))
+        case "PERSIST":
+            return .persist(key: a[1])
         case "FLUSHDB", "FLUSHALL":
             try a.arity(min: 1, max: 2)
             // ASYNC and SYNC differ only in when Redis frees memory; crdtd issues the removes at once either way.
@@ -300,6 +336,47 @@ public enum CommandParser {
         default:
             // A name in `table` without a case here is a bug in this file, not the client's fault.
             throw CommandError("ERR internal error: '\(name.lowercased())' is in the command table but has no parser")
+        }
+    }
+
+    /// `SET key value [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]`; `NX`, `XX` and `GET` are refused.
+    private static func parseSet(_ a: inout ArgumentCursor) throws(CommandError) -> Command {
+        var expiry: ExpiryChange?
+        var i = 3
+        while i < a.count {
+            switch a.upper(i) {
+            case "NX", "XX":
+                throw CommandError("ERR SET \(a.upper(i)) needs coordination between nodes (agreement on whether the key exists "
+                    + "everywhere), which crdtd does not do; use SET without it, or CRDT.BINCRBY for a claim that must be unique")
+            case "GET":
+                throw CommandError("ERR SET GET needs coordination between nodes (an atomic read and replace across nodes); "
+                    + "use GET then SET, which may interleave with other nodes' writes")
+            case "KEEPTTL" where expiry == nil:
+                expiry = .keep
+                i += 1
+            case "EX", "PX", "EXAT", "PXAT":
+                guard expiry == nil, i + 1 < a.count else { throw CommandError.syntax }
+                expiry = try expiryOption(a, at: i, command: "set")
+                i += 2
+            default:
+                throw CommandError.syntax
+            }
+        }
+        return .set(key: a[1], value: a[2], expiry: expiry)
+    }
+
+    /// `EX s`, `PX ms`, `EXAT s`, `PXAT ms` at argument `i`, as milliseconds.
+    private static func expiryOption(_ a: ArgumentCursor, at i: Int, command: String) throws(CommandError) -> ExpiryChange {
+        let amount = try a.integer(i + 1)
+        let invalid = CommandError("ERR invalid expire time in '\(command)' command")
+        guard amount > 0 else { throw invalid }
+        let option = a.upper(i)
+        let (milliseconds, overflow) = amount.multipliedReportingOverflow(by: option.hasPrefix("P") ? 1 : 1000)
+        guard !overflow else { throw invalid }
+        switch option {
+        case "EX", "PX": return .after(milliseconds: milliseconds)
+        case "EXAT", "PXAT": return .at(milliseconds: milliseconds)
+        default: throw CommandError.syntax
         }
     }
 

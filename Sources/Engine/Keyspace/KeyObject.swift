@@ -83,8 +83,9 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
 
     /// An observed remove of every slot (`DEL`, `FLUSHDB`, an expired key): what this replica has seen
     /// is removed, and a concurrent write survives. Returns the delta. The bounded counter is left alone:
-    /// its rights are spread over replicas and cannot be revoked without coordination.
-    public mutating func removeObserved() -> KeyObject {
+    /// its rights are spread over replicas and cannot be revoked without coordination. `SET ... KEEPTTL`
+    /// keeps the deadline.
+    public mutating func removeObserved(keepingDeadline: Bool = false) -> KeyObject {
         var delta = KeyObject()
         if counter != ResettableCounter() { delta.counter = counter.reset() }
         delta.string = string.remove()
@@ -92,7 +93,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         delta.hash = hash.removeAll()
         delta.sortedSet = sortedSet.removeAll()
         delta.hyperLogLog = hyperLogLog.removeAll()
-        delta.expiry = expiry.clear()
+        if !keepingDeadline { delta.expiry = expiry.clear() }
         return delta
     }
 
