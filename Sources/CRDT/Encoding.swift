@@ -317,10 +317,10 @@ extension DotMap: BinaryCodable where Key: BinaryCodable, Value: BinaryCodable {
             let value = try reader.nested { (inner: inout BinaryReader) throws(CRDTDecodingError) in try Value(from: &inner) }
             guard !value.isBottom else { throw .invalidValue(reason: "a map entry cannot hold an empty value", offset: start) }
             entries[key] = value
-            value.forEachDot {
-                owners[$0] = key
-                digest.insert($0)
-            }
+            value.forEachDot { owners[$0] = key }
+            // The value's own digest, as `DotMap` keeps it when mutated: a counting store mixes its
+            // shards' versions in, so the plain digest of its dots would differ.
+            digest.add(value.dotDigest)
         }
         self.init(entries: entries, owners: owners, dotDigest: digest)
     }

@@ -77,7 +77,10 @@ public enum Daemon {
             case "server": return [("process_id", "\(pid)"), ("client_addr", clientAddr)]
             case "persistence":
                 return [("data_dir", dataDir), ("durability", configuration.durability)] + storageHealth.infoFields()
-            case "memory": return [("used_memory_rss", "\(residentBytes())")]
+            case "memory":
+                // crdtd does not count its allocations: `used_memory` is the resident size, as for `_rss`.
+                let resident = "\(residentBytes())"
+                return [("used_memory", resident), ("used_memory_rss", resident)]
             default: return []
             }
         }

@@ -186,7 +186,7 @@ final class Frontend: @unchecked Sendable {
         ticker = try LoopTimer(loop: loop)
         try ticker?.schedule(after: .milliseconds(10), repeatEvery: .milliseconds(10)) { [unowned self] _ in
             guard !shuttingDown else { return }
-            submit(.input(.tick(monotonicMilliseconds: loop.now)), dropIfFull: true)
+            submit(.input(.tick(monotonicMilliseconds: loop.now, wallMilliseconds: Self.wallMilliseconds())), dropIfFull: true)
         }
         retryTimer = try LoopTimer(loop: loop)
         for signal in [SIGTERM, SIGINT] {
@@ -199,6 +199,13 @@ final class Frontend: @unchecked Sendable {
             "node": "\(configuration.nodeID)", "clients": "\(clientAddress)", "peers": "\(peerAddress)",
             "metrics": "\(configuration.metricsAddr ?? "off")",
         ])
+    }
+
+    /// The wall clock in Unix milliseconds, the only way it reaches the engine (on every tick).
+    static func wallMilliseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(max(0, now.tv_sec)) * 1000 + UInt64(max(0, now.tv_nsec)) / 1_000_000
     }
 
     // MARK: Clients

@@ -114,7 +114,7 @@ final class EngineThread: @unchecked Sendable {
             for message in batch {
                 switch message {
                 case .input(let input):
-                    if case .tick(let now) = input, now >= lastExport + 1000 {
+                    if case .tick(let now, _) = input, now >= lastExport + 1000 {
                         lastExport = now
                         let stats = engine.replicationStats
                         metrics.exportEngine(keysByType: engine.keysByType, members: engine.membersByState,

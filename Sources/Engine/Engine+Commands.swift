@@ -6,10 +6,18 @@ extension Engine {
     static let faultInjectionDisabled = RESPReply.error(
         "ERR fault injection is disabled: start crdtd with --allow-fault-injection to use CRDT.PARTITION and CRDT.HEAL")
 
-    /// Parses and runs one client request, appending its reply.
+    static let execAborted = RESPReply.error("EXECABORT Transaction discarded because of previous errors.")
+
+    /// Parses and runs one client request, appending its reply. Between `MULTI` and `EXEC` commands
+    /// are queued in the client's session instead (`+QUEUED`).
     mutating func execute(_ arguments: [Bytes], for client: ClientID, into output: inout EngineOutput) {
         stats.commandsProcessed += 1
-        switch CommandParser.parse(arguments) {
+        let parsed = CommandParser.parse(arguments)
+        if sessions[client]?.queued != nil {
+            queue(parsed, for: client, into: &output)
+            return
+        }
+        switch parsed {
         case .failure(let error):
             reply(.error(error.message), to: client, early: true, into: &output)
         case .success(let command):
@@ -19,14 +27,59 @@ extension Engine {
             }
             let answer = run(command, for: client, into: &output)
             let early = reply(answer, to: client, early: revealsOnlyDurableState(command), into: &output)
-            if case .quit = command {
-                if early { output.immediate.append(.closeClient(client)) } else { output.effects.append(.closeClient(client)) }
+            performSideEffects(of: command, for: client, early: early, into: &output)
+        }
+    }
+
+    /// Inside `MULTI`: queue the command, or end the transaction. A command refused while queueing
+    /// (unknown, wrong arity, refused) aborts the whole transaction at `EXEC`, as in Redis.
+    mutating func queue(_ parsed: Result<Command, CommandError>, for client: ClientID, into output: inout EngineOutput) {
+        switch parsed {
+        case .failure(let error):
+            sessions[client]?.transactionFailed = true
+            reply(.error(error.message), to: client, into: &output)
+        case .success(.multi):
+            reply(.error("ERR MULTI calls can not be nested"), to: client, into: &output)
+        case .success(.discard):
+            sessions[client]?.queued = nil
+            sessions[client]?.transactionFailed = false
+            reply(.ok, to: client, into: &output)
+        case .success(.quit):
+            reply(.ok, to: client, into: &output)
+            performSideEffects(of: .quit, for: client, early: false, into: &output)
+        case .success(.exec):
+            let commands = sessions[client]?.queued ?? []
+            let failed = sessions[client]?.transactionFailed ?? false
+            sessions[client]?.queued = nil
+            sessions[client]?.transactionFailed = false
+            guard !failed else {
+                reply(Self.execAborted, to: client, into: &output)
+                return
             }
-            if case .shutdown = command {
-                shutdownRequested = true
-                // At once: a shutdown must begin even while the disk is stuck (it then stops non-zero).
-                output.immediate.append(.shutdown)
-            }
+            // The whole batch runs in this one engine step: its records are committed in one group
+            // commit and its replies released together, and no other client's command runs in between.
+            var replies: [RESPReply] = []
+            replies.reserveCapacity(commands.count)
+            for command in commands { replies.append(run(command, for: client, into: &output)) }
+            reply(.array(replies), to: client, into: &output)
+            for command in commands { performSideEffects(of: command, for: client, early: false, into: &output) }
+        case .success(let command):
+            sessions[client]?.queued?.append(command)
+            reply(.simpleString("QUEUED"), to: client, into: &output)
+        }
+    }
+
+    /// What a command does besides its reply: closing the connection, stopping the node.
+    /// `early`: the command's reply left at once (it revealed nothing waiting for the disk), so a close
+    /// may too.
+    mutating func performSideEffects(of command: Command, for client: ClientID, early: Bool, into output: inout EngineOutput) {
+        if case .quit = command {
+            if early { output.immediate.append(.closeClient(client)) } else { output.effects.append(.closeClient(client)) }
+        }
+        if case .shutdown = command {
+            shutdownRequested = true
+            // At once: a shutdown must begin even while the disk is stuck (it then stops non-zero).
+            output.immediate.append(.shutdown)
         }
     }
 
@@ -51,10 +104,31 @@ extension Engine {
             return .integer(Int64(truncatingIfNeeded: client.rawValue))
         case .command(let sub):
             return commandReply(sub)
-        case .configGet:
-            return .map([])
-        case .quit, .shutdown:
+        case .configGet(let patterns):
+            return configReply(patterns)
+        case .configResetStat:
+            stats.commandsProcessed = 0
+            stats.localWrites = 0
+            stats.connectionsAccepted = 0
             return .ok
+        case .clientSetInfo:
+            return .ok
+        case .clientInfo:
+            return .verbatimString(format: "txt", text: Array((clientLine(client, sessions[client] ?? Session(address: "?")) + "\n").utf8))
+        case .clientList(let ids):
+            return .verbatimString(format: "txt", text: Array(clientList(ids: ids).utf8))
+        case .time:
+            let micros = wallMilliseconds * 1000
+            return .array([.bulkString(String(micros / 1_000_000)), .bulkString(String(micros % 1_000_000))])
+        case .quit, .shutdown, .unwatch:
+            return .ok
+        case .multi:
+            sessions[client, default: Session(address: "?")].queued = []
+            return .ok
+        case .exec:
+            return .error("ERR EXEC without MULTI")
+        case .discard:
+            return .error("ERR DISCARD without MULTI")
         case .info(let sections):
             return .verbatimString(format: "txt", text: Array(info(sections: sections).utf8))
         case .select:
@@ -62,34 +136,93 @@ extension Engine {
 
         // MARK: Counters
         case .incrBy(let key, let amount):
-            guard typeAllows(.counter, key) else { return Self.wrongType }
+            // A string holding an integer becomes a counter starting at that integer, as `INCR` after
+            // `SET k 10` works in Redis: one delta removes the register value it saw and adds to the counter.
+            var start: Int64 = 0
+            if live(key)?.visibleType == .string {
+                guard case .value(let text) = stringValue(key), let number = Int64(String(decoding: text, as: UTF8.self)),
+                      Array(String(number).utf8) == text else {
+                    return .error("ERR value is not an integer or out of range")
+                }
+                start = number
+            } else if !typeAllows(.counter, key) {
+                return Self.wrongType
+            }
+            guard start.addingReportingOverflow(amount).overflow == false else {
+                return .error("ERR increment or decrement would overflow")
+            }
             do {
                 try mutate(key, into: &output) { (object: inout KeyObject, m: inout Mutation) throws(CRDTMutationError) -> KeyObject in
                     var delta = KeyObject()
-                    delta.counter = try object.counter.add(amount, replica: m.replica)
+                    if start != 0 || object.visibleType == .string { delta.string = object.string.remove() }
+                    if start + amount == 0 && !object.counter.isLive {
+                        // A counter at 0 must still exist (`INCRBY k 0` creates k): one up and one down.
+                        delta.counter = try object.counter.add(1, replica: m.replica)
+                        delta.counter.join(try object.counter.add(-1, replica: m.replica))
+                    } else {
+                        delta.counter = try object.counter.add(start + amount, replica: m.replica)
+                    }
                     return delta
                 }
             } catch {
                 return .error("ERR increment or decrement would overflow")
             }
-            return .integer(keyspace[key]?.counter.value ?? 0)
+            return .integer(live(key)?.counter.value ?? 0)
         case .get(let key):
-            switch keyspace[key]?.visibleType {
-            case nil: return .null
-            case .counter?: return .bulkString(String(keyspace[key]!.counter.value))
-            case .string?: return keyspace[key]!.string.value.map { .bulkString($0) } ?? .null
-            default: return Self.wrongType
-            }
+            guard case .value(let value) = stringValue(key) else { return stringValue(key) == .absent ? .null : Self.wrongType }
+            return .bulkString(value)
 
         // MARK: Strings
-        case .set(let key, let value):
-            guard typeAllows(.string, key) else { return Self.wrongType }
-            mutate(key, into: &output) { object, m in
-                var delta = KeyObject()
-                delta.string = object.string.assign(value, clock: &m.clock)
-                return delta
-            }
+        case .set(let key, let value, let expiry):
+            if expiry != nil && expiry != .keep && wallMilliseconds == 0 { return Self.wallClockUnknown }
+            return setString(key, value, expiry: expiry, into: &output)
+        case .getEx(let key, let expiry):
+            return getEx(key, expiry, into: &output)
+        case .mSet(let pairs):
+            for pair in pairs { _ = setString(pair.field, pair.value, expiry: nil, into: &output) }
             return .ok
+        case .mGet(let keys):
+            return .array(keys.map { key in
+                if case .value(let value) = stringValue(key) { return .bulkString(value) }
+                return .null
+            })
+        case .getDel(let key):
+            switch stringValue(key) {
+            case .absent: return .null
+            case .otherType: return Self.wrongType
+            case .value(let value):
+                mutate(key, into: &output) { object, _ in object.removeObserved() }
+                return .bulkString(value)
+            }
+        case .strLen(let key):
+            switch stringValue(key) {
+            case .absent: return .integer(0)
+            case .otherType: return Self.wrongType
+            case .value(let value): return .integer(Int64(value.count))
+            }
+        case .append(let key, let suffix):
+            return rewriteString(key, into: &output) { $0 + suffix }
+        case .getRange(let key, let start, let end):
+            switch stringValue(key) {
+            case .absent: return .bulkString([])
+            case .otherType: return Self.wrongType
+            case .value(let value): return .bulkString(Self.substring(value, start: start, end: end))
+            }
+        case .setRange(let key, let offset, let patch):
+            if patch.isEmpty {
+                // Redis creates nothing for an empty patch: it answers the current length.
+                switch stringValue(key) {
+                case .absent: return .integer(0)
+                case .otherType: return Self.wrongType
+                case .value(let value): return .integer(Int64(value.count))
+                }
+            }
+            return rewriteString(key, into: &output) { value in
+                var value = value
+                if value.count < offset + patch.count { value += Array(repeating: 0, count: offset + patch.count - value.count) }
+                value.replaceSubrange(offset..<(offset + patch.count), with: patch)
+                return value
+            }
 
         // MARK: Sets
         case .sAdd(let key, let members):
@@ -118,17 +251,29 @@ extension Engine {
             return .integer(Int64(removed))
         case .sMembers(let key):
             guard typeAllows(.set, key) else { return Self.wrongType }
-            let members = keyspace[key]?.set.elements.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+            let members = live(key)?.set.elements.sorted { $0.lexicographicallyPrecedes($1) } ?? []
             return .set(members.map { .bulkString($0) })
         case .sIsMember(let key, let member):
             guard typeAllows(.set, key) else { return Self.wrongType }
-            return .integer(keyspace[key]?.set.contains(member) == true ? 1 : 0)
+            return .integer(live(key)?.set.contains(member) == true ? 1 : 0)
         case .sCard(let key):
             guard typeAllows(.set, key) else { return Self.wrongType }
-            return .integer(Int64(keyspace[key]?.set.count ?? 0))
+            return .integer(Int64(live(key)?.set.count ?? 0))
+        case .sMIsMember(let key, let members):
+            guard typeAllows(.set, key) else { return Self.wrongType }
+            let set = live(key)?.set
+            return .array(members.map { .integer(set?.contains($0) == true ? 1 : 0) })
+        case .sRandMember(let key, let count):
+            return randomMembers(key, count: count)
+        case .setAlgebra(let operation, let keys, let destination):
+            return setAlgebra(operation, keys: keys, destination: destination, into: &output)
+        case .sScan(let key, let cursor, let match, let count):
+            guard typeAllows(.set, key) else { return Self.wrongType }
+            let members = live(key)?.set.elements.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+            return collectionScan(members, cursor: cursor, match: match, count: count) { [.bulkString($0)] }
 
         // MARK: Hashes
-        case .hSet(let key, let pairs):
+        case .hSet(let key, let pairs, let answersOK):
             guard typeAllows(.hash, key) else { return Self.wrongType }
             var created = 0
             mutate(key, into: &output) { object, m in
@@ -139,10 +284,10 @@ extension Engine {
                 }
                 return delta
             }
-            return .integer(Int64(created))
+            return answersOK ? .ok : .integer(Int64(created))
         case .hGet(let key, let field):
             guard typeAllows(.hash, key) else { return Self.wrongType }
-            return keyspace[key]?.hash[field]?.value.map { .bulkString($0) } ?? .null
+            return hashValue(key, field).map { .bulkString($0) } ?? .null
         case .hDel(let key, let fields):
             guard typeAllows(.hash, key) else { return Self.wrongType }
             var removed = 0
@@ -157,14 +302,95 @@ extension Engine {
             return .integer(Int64(removed))
         case .hGetAll(let key):
             guard typeAllows(.hash, key) else { return Self.wrongType }
-            guard let hash = keyspace[key]?.hash else { return .map([]) }
+            guard let hash = live(key)?.hash else { return .map([]) }
             let fields = hash.keys.sorted { $0.lexicographicallyPrecedes($1) }
             return .map(fields.compactMap { field in
-                hash[field]?.value.map { RESPReply.MapEntry(key: .bulkString(field), value: .bulkString($0)) }
+                hashValue(key, field).map { RESPReply.MapEntry(key: .bulkString(field), value: .bulkString($0)) }
             })
         case .hLen(let key):
             guard typeAllows(.hash, key) else { return Self.wrongType }
-            return .integer(Int64(keyspace[key]?.hash.count ?? 0))
+            return .integer(Int64(live(key)?.hash.count ?? 0))
+        case .hMGet(let key, let fields):
+            guard typeAllows(.hash, key) else { return Self.wrongType }
+            return .array(fields.map { field in hashValue(key, field).map { .bulkString($0) } ?? .null })
+        case .hKeys(let key):
+            guard typeAllows(.hash, key) else { return Self.wrongType }
+            return .array(sortedFields(key).map { .bulkString($0) })
+        case .hVals(let key):
+            guard typeAllows(.hash, key) else { return Self.wrongType }
+            return .array(sortedFields(key).compactMap { hashValue(key, $0).map { .bulkString($0) } })
+        case .hExists(let key, let field):
+            guard typeAllows(.hash, key) else { return Self.wrongType }
+            return .integer(hashValue(key, field) == nil ? 0 : 1)
+        case .hStrLen(let key, let field):
+            guard typeAllows(.hash, key) else { return Self.wrongType }
+            return .integer(Int64(hashValue(key, field)?.count ?? 0))
+        case .hScan(let key, let cursor, let match, let count, let novalues):
+            guard typeAllows(.hash, key) else { return Self.wrongType }
+            return collectionScan(sortedFields(key), cursor: cursor, match: match, count: count) { field in
+                novalues ? [.bulkString(field)] : [.bulkString(field), .bulkString(hashValue(key, field) ?? [])]
+            }
+
+        case .hIncrBy(let key, let field, let amount):
+            return hashIncrement(key, field, by: amount, into: &output)
+        case .hIncrByFloat(let key, let field, let amount):
+            return hashIncrementFloat(key, field, by: amount, into: &output)
+
+        // MARK: HyperLogLog and sorted sets
+        case .pfAdd(let key, let elements):
+            return hyperLogLogAdd(key, elements, into: &output)
+        case .pfCount(let keys):
+            return hyperLogLogCount(keys)
+        case .pfMerge(let destination, let sources):
+            return hyperLogLogMerge(destination, sources, into: &output)
+        case .zAdd(let key, let pairs, let options):
+            return sortedSetAdd(key, pairs, options, into: &output)
+        case .zIncrBy(let key, let amount, let member):
+            return sortedSetIncrement(key, member, by: amount, options: ZAddOptions(), into: &output)
+        case .zScore(let key, let members, let multiple):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            let scores = members.map { member in live(key)?.sortedSet.score(of: member).map(RESPReply.double) ?? .null }
+            return multiple ? .array(scores) : scores[0]
+        case .zCard(let key):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            return .integer(Int64(live(key)?.sortedSet.count ?? 0))
+        case .zCount(let key, let by):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            return .integer(Int64(live(key).map { Self.ranks($0.sortedSet, by).count } ?? 0))
+        case .zRange(let key, let query):
+            return sortedSetRange(key, query, for: client)
+        case .zRank(let key, let member, let reverse, let withScore):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            guard let zset = live(key)?.sortedSet, let rank = zset.rank(of: member) else {
+                return withScore ? .nullArray : .null
+            }
+            let position = Int64(reverse ? zset.count - 1 - rank : rank)
+            return withScore ? .array([.integer(position), .double(zset.score(of: member)!)]) : .integer(position)
+        case .zRem(let key, let members):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            var removed = 0
+            mutate(key, into: &output) { object, _ in
+                var delta = KeyObject()
+                for member in Set(members) where object.sortedSet.score(of: member) != nil {
+                    removed += 1
+                    delta.sortedSet.join(object.sortedSet.remove(member))
+                }
+                return delta
+            }
+            return .integer(Int64(removed))
+        case .zRemRange(let key, let by):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            guard let zset = live(key)?.sortedSet else { return .integer(0) }
+            return .integer(Int64(sortedSetRemove(key, zset.members(inRanks: Self.ranks(zset, by)).map(\.member), into: &output)))
+        case .zPop(let key, let count, let highest):
+            return sortedSetPop(key, count: count, highest: highest, for: client, into: &output)
+        case .zScan(let key, let cursor, let match, let count):
+            guard typeAllows(.sortedSet, key) else { return Self.wrongType }
+            let zset = live(key)?.sortedSet
+            let members = zset?.store.entries.keys.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+            return collectionScan(members, cursor: cursor, match: match, count: count) { member in
+                [.bulkString(member), .bulkString(Array(Self.formatScore(zset!.score(of: member) ?? 0).utf8))]
+            }
 
         // MARK: Bounded counters
         case .boundedIncrBy(let key, let amount):
@@ -177,10 +403,10 @@ extension Engine {
             }
         case .boundedGet(let key):
             guard typeAllows(.boundedCounter, key) else { return Self.wrongType }
-            return .integer(Int64(clamping: keyspace[key]?.bounded.value ?? 0))
+            return .integer(Int64(clamping: live(key)?.bounded.value ?? 0))
         case .boundedRights(let key):
             guard typeAllows(.boundedCounter, key) else { return Self.wrongType }
-            return .integer(Int64(clamping: keyspace[key]?.bounded.localRights(of: configuration.replica) ?? 0))
+            return .integer(Int64(clamping: live(key)?.bounded.localRights(of: configuration.replica) ?? 0))
         case .boundedTransfer(let key, let node, let amount):
             guard let target = replica(ofNode: node) else {
                 return .error("ERR unknown node '\(node)': rights can only move to a known peer (see CRDT.PEERS)")
@@ -196,30 +422,47 @@ extension Engine {
                 return .error("ERR DEL of a bounded counter is refused: its rights are spread over replicas and cannot be revoked without coordination")
             }
             var deleted = 0
-            for key in keys where keyspace[key]?.visibleType != nil {
+            for key in Set(keys) where live(key)?.visibleType != nil {
                 deleted += 1
-                mutate(key, into: &output) { object, m in
-                    var delta = KeyObject()
-                    delta.counter = object.counter.reset()
-                    delta.string = object.string.remove()
-                    delta.set = object.set.removeAll()
-                    delta.hash = object.hash.removeAll()
-                    return delta
-                }
+                mutate(key, into: &output) { object, _ in object.removeObserved() }
             }
             return .integer(Int64(deleted))
+        case .flush:
+            // Bounded counters stay (their rights cannot be revoked); the reply is +OK because every Redis
+            // client expects it. docs/redis-compatibility.md says so.
+            for key in keyspace.orderedKeys() where live(key)?.visibleType != nil && live(key)?.bounded == BoundedCounter() {
+                mutate(key, into: &output) { object, _ in object.removeObserved() }
+            }
+            return .ok
+        case .objectEncoding(let key):
+            guard let type = live(key)?.visibleType else { return .null }
+            return .bulkString(Self.encodingName(of: type, live(key)!))
+        case .objectRefCount(let key):
+            return live(key)?.visibleType == nil ? .null : .integer(1)
+        case .objectIdleTime(let key):
+            // crdtd does not track access times; 0 is what Redis answers for a key just used.
+            return live(key)?.visibleType == nil ? .null : .integer(0)
+        case .memoryUsage(let key):
+            guard let object = live(key), object.visibleType != nil else { return .null }
+            return .integer(Int64(key.count + object.serialized().count))
         case .exists(let keys):
-            return .integer(Int64(keys.filter { keyspace[$0]?.visibleType != nil }.count))
+            return .integer(Int64(keys.filter { live($0)?.visibleType != nil }.count))
         case .type(let key):
-            return .simpleString(keyspace[key]?.visibleType?.rawValue ?? "none")
+            return .simpleString(live(key)?.visibleType?.rawValue ?? "none")
         case .keys(let pattern):
             let glob = GlobPattern(pattern)
-            let matching = keyspace.orderedKeys().filter { keyspace[$0]?.visibleType != nil && glob.matches($0) }
+            let matching = keyspace.orderedKeys().filter { live($0)?.visibleType != nil && glob.matches($0) }
             return .array(matching.map { .bulkString($0) })
         case .scan(let cursor, let match, let count, let type):
             return scan(cursor: cursor, match: match, count: count, type: type)
         case .dbSize:
             return .integer(Int64(keyspace.liveKeyCount))
+        case .expire(let key, let change, let condition):
+            return expire(key, change, condition: condition, into: &output)
+        case .timeToLive(let key, let milliseconds, let absolute):
+            return timeToLive(key, milliseconds: milliseconds, absolute: absolute)
+        case .persist(let key):
+            return persist(key, into: &output)
 
         // MARK: Administration
         case .digest(let key):
@@ -245,7 +488,7 @@ extension Engine {
 
     /// Whether a command for `type` may run on `key`: the key is absent or shows that type.
     func typeAllows(_ type: KeyType, _ key: Bytes) -> Bool {
-        guard let visible = keyspace[key]?.visibleType else { return true }
+        guard let visible = live(key)?.visibleType else { return true }
         return visible == type
     }
 
@@ -270,7 +513,7 @@ extension Engine {
                 return .error("ERR \(error)")
             }
         }
-        return .integer(Int64(clamping: keyspace[key]?.bounded.value ?? 0))
+        return .integer(Int64(clamping: live(key)?.bounded.value ?? 0))
     }
 
     /// The replica identity of a node known by name.
@@ -278,19 +521,26 @@ extension Engine {
         node == configuration.nodeID ? configuration.replica : replicator?.membership.member(node)?.replica
     }
 
-    /// `SCAN`: keys in byte order, the cursor being the position reached (see `keyOrder`).
+    /// `SCAN`: keys in byte order, the cursor being the position reached (see `keyOrder`). `COUNT` live
+    /// keys are examined per call; deleted keys keep a place in the order (their tombstones), so up to
+    /// 64 times as many places may be passed over to find them.
     mutating func scan(cursor: UInt64, match: Bytes?, count: Int, type: String?) -> RESPReply {
         let glob = match.map(GlobPattern.init)
         let all = keyspace.orderedKeys()
-        let start = Int(min(cursor, UInt64(all.count)))
-        let end = min(all.count, start + count)
-        let page = all[start..<end].filter { key in
-            guard let visible = keyspace[key]?.visibleType else { return false }
-            if let type, visible.rawValue != type { return false }
-            return glob?.matches(key) ?? true
+        var position = Int(min(cursor, UInt64(all.count)))
+        let limit = position + min(all.count, count * 64)
+        var examined = 0
+        var page: [RESPReply] = []
+        while position < all.count && examined < count && position < limit {
+            let key = all[position]
+            position += 1
+            guard let visible = live(key)?.visibleType else { continue }
+            examined += 1
+            if let type, visible.rawValue != type { continue }
+            if glob?.matches(key) ?? true { page.append(.bulkString(key)) }
         }
-        let next = end >= all.count ? 0 : UInt64(end)
-        return .array([.bulkString(String(next)), .array(page.map { .bulkString($0) })])
+        let next = position >= all.count ? 0 : UInt64(position)
+        return .array([.bulkString(String(next)), .array(page)])
     }
 
     func helloReply(for client: ClientID) -> RESPReply {

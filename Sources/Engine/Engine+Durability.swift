@@ -203,6 +203,10 @@ extension Command {
         case .shutdown, .partition, .heal, .incrBy, .set, .sAdd, .sRem, .hSet, .hDel, .boundedIncrBy, .boundedDecrBy,
              .boundedTransfer, .del:
             return .notARead
+        default:
+            // Every other command (the Redis data model's reads and writes) answers after its step's
+            // commit: never early, so never revealing a write the disk has not taken.
+            return .notARead
         }
     }
 }

@@ -384,7 +384,7 @@ extension Engine {
     /// comparison, really differs and is repaired now; one in flux waits for its deltas, at most
     /// `maxRepairDeferrals` comparisons.
     mutating func deferRepair(of key: Bytes, ours: Digest128, theirs: Digest128, peer: String) -> Bool {
-        guard let object = keyspace[key], object.set.count + object.hash.count >= Self.deferrableObjectSize else { return false }
+        guard let object = keyspace[key], object.set.count + object.hash.count + object.sortedSet.count >= Self.deferrableObjectSize else { return false }
         let quiet = 2 * replicator!.settings.syncIntervalMilliseconds
         guard let changed = keyspace.lastChange(of: key), changed + quiet > replicator!.now else {
             replicator!.repairDeferrals[peer]?[key] = nil

@@ -74,6 +74,10 @@ public struct Engine {
     var clockReservation: UInt64 = 0
     static let clockLease: UInt64 = 10_000
     static let storedLimits = DecodingLimits(maxBytes: .max, maxElements: .max, maxDepth: 8)
+    /// For `SRANDMEMBER` and the like: seeded by the replica, so a simulation replays exactly.
+    var random: SplitMix64
+    /// The wall clock (Unix milliseconds) of the last tick; 0 until the first.
+    public internal(set) var wallMilliseconds: UInt64 = 0
     /// Whether the last input asked the node to stop.
     public internal(set) var shutdownRequested = false
     /// Released steps, local writes not durable yet, and the store's condition.
@@ -90,6 +94,7 @@ public struct Engine {
         }
         self.clock = clock
         self.clockReservation = clock.counter
+        random = SplitMix64(seed: configuration.replica.rawValue)
         keyspace = Keyspace(digestBuckets: configuration.replication?.digestBuckets ?? 64,
                             snapshotFloorBytes: configuration.snapshotFloorBytes)
         for object in recovery.objects {
@@ -137,7 +142,7 @@ public struct Engine {
     public mutating func handle(_ input: EngineInput, into output: inout EngineOutput) {
         switch input {
         case .clientConnected(let client, let address):
-            sessions[client] = Session(address: address)
+            sessions[client] = Session(address: address, connectedAt: stats.lastTick)
             stats.connectionsAccepted += 1
         case .clientCommand(let client, let arguments):
             execute(arguments, for: client, into: &output)
@@ -149,8 +154,11 @@ public struct Engine {
             sessions[client] = nil
         case .peerFrame(let frame, let source):
             receive(frame: frame, from: source, into: &output)
-        case .tick(let now):
+        case .tick(let now, let wall):
+            if stats.firstTick == nil { stats.firstTick = now }
             stats.lastTick = now
+            wallMilliseconds = wall
+            expireDueKeys(into: &output)
             replicationTick(now: now, into: &output)
         case .released, .storage:
             storageInput(input)
@@ -186,7 +194,17 @@ public struct Engine {
 
     /// Applies a local mutation to `key`: the closure mutates the object and returns the delta.
     /// The delta is persisted (and, once replication runs, shipped); the object is compacted when due.
+    /// A key past its deadline is removed first, so the write sees it absent, as clients do.
     mutating func mutate<Failure: Error>(
+        _ key: Bytes, into output: inout EngineOutput,
+        _ body: (inout KeyObject, inout Mutation) throws(Failure) -> KeyObject
+    ) throws(Failure) {
+        removeIfExpired(key, into: &output)
+        try applyLocal(key, into: &output, body)
+    }
+
+    /// `mutate` without the expiry check.
+    mutating func applyLocal<Failure: Error>(
         _ key: Bytes, into output: inout EngineOutput,
         _ body: (inout KeyObject, inout Mutation) throws(Failure) -> KeyObject
     ) throws(Failure) {
@@ -243,6 +261,12 @@ struct Session {
     var name: Bytes?
     /// The last step in which a reply to this client waited for the disk: later replies may not overtake it.
     var heldThrough: UInt64 = 0
+    /// Commands queued since `MULTI`, or `nil` outside a transaction.
+    var queued: [Command]?
+    /// A command queued since `MULTI` was refused: `EXEC` must abort the whole transaction.
+    var transactionFailed = false
+    /// The monotonic time of the tick before the client connected, for `CLIENT LIST`'s `age`.
+    var connectedAt: UInt64 = 0
 }
 
 /// Counters reported by `INFO`.
@@ -251,6 +275,8 @@ struct EngineStats {
     var connectionsAccepted: UInt64 = 0
     var localWrites: UInt64 = 0
     var lastTick: UInt64 = 0
+    var firstTick: UInt64?
+    var expiredKeys: UInt64 = 0
 }
 
 extension Engine {

@@ -20,8 +20,10 @@ public enum EngineInput: Sendable {
     /// Bytes a peer sent (one datagram, or one frame from a stream), not yet authenticated.
     case peerFrame(Bytes, from: PeerEndpoint)
     /// Time passes. `monotonicMilliseconds` drives failure detection and gossip periods only; it never
-    /// decides a conflict, and in simulation it is simulated time.
-    case tick(monotonicMilliseconds: UInt64)
+    /// decides a conflict, and in simulation it is simulated time. `wallMilliseconds` (the Unix epoch
+    /// clock) is how wall-clock time reaches the engine: it computes `EXPIRE` deadlines, triggers expiry
+    /// and answers `TIME`, and never orders writes.
+    case tick(monotonicMilliseconds: UInt64, wallMilliseconds: UInt64)
     /// The shell performed the effects of every step through `throughStep` (`EngineOutput.step`), after
     /// committing their records. Sent only by a shell that set `EngineConfiguration.reportsReleases`.
     case released(throughStep: UInt64)

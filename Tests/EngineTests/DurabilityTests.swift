@@ -30,7 +30,7 @@ struct ReleasingHarness {
 
     mutating func tick(_ milliseconds: UInt64) {
         now += milliseconds
-        _ = engine.handle(.tick(monotonicMilliseconds: now))
+        _ = engine.handle(.tick(monotonicMilliseconds: now, wallMilliseconds: 1_700_000_000_000 + now))
     }
 }
 

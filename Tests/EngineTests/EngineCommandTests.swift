@@ -64,7 +64,7 @@ extension RESPReply {
         #expect(h.run("SET", "s", "v2") == .simpleString("OK"))
         #expect(h.run("GET", "s") == .bulk("v2"))
         #expect(h.run("GET", "missing") == .null)
-        #expect(h.run("INCR", "s") == .wrongType)
+        #expect(h.run("INCR", "s") == .error("ERR value is not an integer or out of range"), "as Redis answers")
         #expect(h.run("SADD", "s", "x") == .wrongType)
         #expect(h.run("SET", "s", "v", "EX", "10").isError)
         #expect(h.run("TYPE", "s") == .simpleString("string"))

@@ -7,6 +7,8 @@ import Wire
 /// delays and reorders frames and can be partitioned, crashes with restart from persisted records, and a
 /// seeded random generator driving all of it, so that a failing seed replays exactly.
 struct Simulation {
+    /// The wall clock of simulated time 0 (2026-01-01), so that expiry deadlines look like real ones.
+    static let simulatedEpoch: UInt64 = 1_767_225_600_000
     struct Node {
         var engine: Engine?
         let configuration: EngineConfiguration
@@ -125,7 +127,7 @@ struct Simulation {
             if now % 10 == 0 {
                 for i in liveIndices {
                     var output = EngineOutput()
-                    nodes[i].engine!.handle(.tick(monotonicMilliseconds: now), into: &output)
+                    nodes[i].engine!.handle(.tick(monotonicMilliseconds: now, wallMilliseconds: Self.simulatedEpoch + now), into: &output)
                     nodes[i].engine!.flush(into: &output)
                     _ = apply(output, at: i)
                 }

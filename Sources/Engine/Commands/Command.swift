@@ -1,3 +1,5 @@
+import CRDT
+
 /// A byte string as Redis clients send it: keys, members and values are binary-safe.
 public typealias Bytes = [UInt8]
 
@@ -12,8 +14,19 @@ public enum Command: Sendable, Equatable {
     case clientGetName
     case clientID
     case command(CommandSubcommand)
-    case configGet(Bytes)
+    case configGet(patterns: [Bytes])
+    case configResetStat
+    case clientList(ids: [UInt64]?)
+    case clientInfo
+    /// `CLIENT SETINFO LIB-NAME|LIB-VER`: accepted, not recorded.
+    case clientSetInfo
+    case time
     case quit
+    // Transactions: an atomic local batch
+    case multi
+    case exec
+    case discard
+    case unwatch
     case shutdown
     case info(sections: [String])
     case select(Int)
@@ -22,19 +35,58 @@ public enum Command: Sendable, Equatable {
     case incrBy(key: Bytes, delta: Int64)
     // Registers (LWW) and reads of counters
     case get(key: Bytes)
-    case set(key: Bytes, value: Bytes)
+    /// `SET`, `SETEX`, `PSETEX`: `expiry` nil discards the key's deadline, as Redis does.
+    case set(key: Bytes, value: Bytes, expiry: ExpiryChange?)
+    case getEx(key: Bytes, expiry: ExpiryChange?)
+    case mGet(keys: [Bytes])
+    case mSet(pairs: [FieldValue])
+    case getDel(key: Bytes)
+    case strLen(key: Bytes)
+    case append(key: Bytes, value: Bytes)
+    case getRange(key: Bytes, start: Int64, end: Int64)
+    case setRange(key: Bytes, offset: Int, value: Bytes)
     // Sets (add-wins)
     case sAdd(key: Bytes, members: [Bytes])
     case sRem(key: Bytes, members: [Bytes])
     case sMembers(key: Bytes)
     case sIsMember(key: Bytes, member: Bytes)
     case sCard(key: Bytes)
+    case sMIsMember(key: Bytes, members: [Bytes])
+    case sRandMember(key: Bytes, count: Int64?)
+    /// `SINTER`/`SUNION`/`SDIFF`, and their `STORE` forms when `destination` is given.
+    case setAlgebra(SetOperation, keys: [Bytes], destination: Bytes?)
+    case sScan(key: Bytes, cursor: UInt64, match: Bytes?, count: Int)
     // Hashes (observed-remove map of LWW registers)
-    case hSet(key: Bytes, pairs: [FieldValue])
+    /// `HSET` answers the number of fields created, `HMSET` (`answersOK`) answers `+OK`.
+    case hSet(key: Bytes, pairs: [FieldValue], answersOK: Bool)
     case hGet(key: Bytes, field: Bytes)
     case hDel(key: Bytes, fields: [Bytes])
     case hGetAll(key: Bytes)
     case hLen(key: Bytes)
+    case hMGet(key: Bytes, fields: [Bytes])
+    case hKeys(key: Bytes)
+    case hVals(key: Bytes)
+    case hExists(key: Bytes, field: Bytes)
+    case hStrLen(key: Bytes, field: Bytes)
+    case hScan(key: Bytes, cursor: UInt64, match: Bytes?, count: Int, novalues: Bool)
+    case hIncrBy(key: Bytes, field: Bytes, delta: Int64)
+    case hIncrByFloat(key: Bytes, field: Bytes, delta: Double)
+    // HyperLogLog
+    case pfAdd(key: Bytes, elements: [Bytes])
+    case pfCount(keys: [Bytes])
+    case pfMerge(destination: Bytes, sources: [Bytes])
+    // Sorted sets (observed-remove map from member to a counting score)
+    case zAdd(key: Bytes, pairs: [ScorePair], options: ZAddOptions)
+    case zIncrBy(key: Bytes, delta: Double, member: Bytes)
+    case zScore(key: Bytes, members: [Bytes], multiple: Bool)
+    case zRange(key: Bytes, ZRangeQuery)
+    case zRank(key: Bytes, member: Bytes, reverse: Bool, withScore: Bool)
+    case zRem(key: Bytes, members: [Bytes])
+    case zRemRange(key: Bytes, ZRangeQuery.By)
+    case zCard(key: Bytes)
+    case zCount(key: Bytes, ZRangeQuery.By)
+    case zPop(key: Bytes, count: Int?, highest: Bool)
+    case zScan(key: Bytes, cursor: UInt64, match: Bytes?, count: Int)
     // Bounded counters (value >= 0 without coordination)
     case boundedIncrBy(key: Bytes, amount: Int64)
     case boundedDecrBy(key: Bytes, amount: Int64)
@@ -48,6 +100,17 @@ public enum Command: Sendable, Equatable {
     case keys(pattern: Bytes)
     case scan(cursor: UInt64, match: Bytes?, count: Int, type: String?)
     case dbSize
+    // Expiry: a deadline computed from the tick's wall clock
+    case expire(key: Bytes, ExpiryChange, condition: ExpiryCondition)
+    /// `TTL`, `PTTL` (remaining time), `EXPIRETIME`, `PEXPIRETIME` (the deadline itself).
+    case timeToLive(key: Bytes, milliseconds: Bool, absolute: Bool)
+    case persist(key: Bytes)
+    /// `FLUSHDB`/`FLUSHALL`: an observed remove of every key, as `DEL`; bounded counters stay.
+    case flush
+    case objectEncoding(key: Bytes)
+    case objectRefCount(key: Bytes)
+    case objectIdleTime(key: Bytes)
+    case memoryUsage(key: Bytes)
     // Administration
     case digest(key: Bytes?)
     case clock
@@ -58,8 +121,14 @@ public enum Command: Sendable, Equatable {
     /// Whether the command may change replicated state (and so needs a durable commit before its reply).
     public var isWrite: Bool {
         switch self {
-        case .incrBy, .set, .sAdd, .sRem, .hSet, .hDel, .boundedIncrBy, .boundedDecrBy, .boundedTransfer, .del:
+        case .expire, .persist, .getEx:
             return true
+        case .incrBy, .set, .mSet, .getDel, .append, .setRange, .sAdd, .sRem, .hSet, .hDel, .hIncrBy, .hIncrByFloat,
+             .pfAdd, .pfMerge, .zAdd, .zIncrBy, .zRem, .zRemRange, .zPop,
+             .boundedIncrBy, .boundedDecrBy, .boundedTransfer, .del, .flush:
+            return true
+        case .setAlgebra(_, _, let destination):
+            return destination != nil
         default:
             return false
         }
@@ -76,9 +145,77 @@ public struct FieldValue: Sendable, Equatable {
     }
 }
 
+/// A change to a key's expiry deadline.
+public enum ExpiryChange: Sendable, Equatable {
+    /// In this many milliseconds from the node's wall clock (`EXPIRE`, `PEXPIRE`, `SET ... EX|PX`).
+    case after(milliseconds: Int64)
+    /// At this Unix time in milliseconds (`EXPIREAT`, `PEXPIREAT`, `SET ... EXAT|PXAT`).
+    case at(milliseconds: Int64)
+    /// Keep the deadline (`SET ... KEEPTTL`).
+    case keep
+    /// Remove the deadline (`GETEX ... PERSIST`).
+    case persist
+}
+
+/// `EXPIRE`'s `NX`, `XX`, `GT`, `LT`: compared with the deadline this node holds.
+public enum ExpiryCondition: Sendable, Equatable {
+    case always, onlyWithoutDeadline, onlyWithDeadline, onlyLater, onlyEarlier
+}
+
+/// One `score member` pair of `ZADD`.
+public struct ScorePair: Sendable, Equatable {
+    public var score: Double
+    public var member: Bytes
+}
+
+/// `ZADD`'s flags (`NX` and `XX` are refused by the parser: they need coordination).
+public struct ZAddOptions: Sendable, Equatable {
+    /// Update an existing member only to a greater (`GT`) or smaller (`LT`) score than the local one.
+    public var onlyGreater = false
+    public var onlyLess = false
+    /// Answer the number of members added or changed, not only added.
+    public var countChanged = false
+    /// Increment instead of set (one pair), answering the new score.
+    public var increment = false
+}
+
+/// What `ZRANGE` and its older forms select, and how they answer.
+public struct ZRangeQuery: Sendable, Equatable {
+    /// One end of a lexicographic range: `-` and `+` are the infinities, `[m` inclusive, `(m` exclusive.
+    public enum LexLimit: Sendable, Equatable {
+        case minusInfinity, plusInfinity
+        case inclusive(Bytes), exclusive(Bytes)
+    }
+    public enum By: Sendable, Equatable {
+        /// Positions, negative ones from the end (`ZRANGE key 0 -1`).
+        case rank(start: Int64, stop: Int64)
+        case score(min: ScoreBound, max: ScoreBound)
+        case lex(min: LexLimit, max: LexLimit)
+    }
+    public var by: By
+    /// Highest first (`REV`, `ZREVRANGE*`); `by` is then still given as (min, max).
+    public var reverse = false
+    /// `LIMIT offset count` (a negative count means all).
+    public var limit: (offset: Int64, count: Int64)?
+    public var withScores = false
+
+    public static func == (lhs: ZRangeQuery, rhs: ZRangeQuery) -> Bool {
+        lhs.by == rhs.by && lhs.reverse == rhs.reverse && lhs.withScores == rhs.withScores
+            && lhs.limit?.offset == rhs.limit?.offset && lhs.limit?.count == rhs.limit?.count
+    }
+}
+
+/// The set operations of `SINTER`, `SUNION` and `SDIFF`.
+public enum SetOperation: String, Sendable, Equatable {
+    case intersection = "sinter", union = "sunion", difference = "sdiff"
+}
+
 /// `COMMAND` subcommands, enough for redis-cli and client libraries that probe the server.
 public enum CommandSubcommand: Sendable, Equatable {
-    case list, count, docs, info([Bytes])
+    /// `COMMAND` alone describes every command; `COMMAND LIST` names them.
+    case all, list, count, docs, info([Bytes])
+    /// `COMMAND GETKEYS command arg ...`: the key arguments, by the command table's key positions.
+    case getKeys([Bytes])
 }
 
 /// Why a command was refused before execution, worded as Redis words it.

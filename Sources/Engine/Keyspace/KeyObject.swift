@@ -5,20 +5,31 @@ import CRDT
 /// Redis keys have one type, but two replicas may concurrently create one name with two types
 /// (`INCR k` here, `SADD k x` there) and no coordination may pick a winner. So every key is a product
 /// lattice of all types: both writes survive, the join stays commutative, and the key *reads* as the
-/// first non-empty slot in a fixed order — counter, string, set, hash, bounded counter. Commands for a
+/// first non-empty slot in a fixed order — counter, string, set, hash, bounded counter, sorted set,
+/// HyperLogLog. Commands for a
 /// shadowed type answer `WRONGTYPE`; `DEL` clears every slot, after which the shadowed data is gone too.
 /// Every replica applies the same order, so every replica shows the same type.
 public struct KeyObject: DeltaCRDT, BinaryCodable {
+    /// A hash field: a written value with a counter on top (`HSET` writes, `HINCRBY` increments).
+    public typealias HashField = CountingRegister<Bytes, Int64>
+
     /// `INCR`/`INCRBY`/`DECR`/`DECRBY`; `DEL` is an observed reset.
     public var counter = ResettableCounter()
     /// `SET`/`GET`: last writer wins by (Lamport timestamp, replica); `DEL` removes the observed value.
     public var string = CausalLWWRegister<Bytes>()
     /// `SADD`/`SREM`: add wins over a concurrent remove.
     public var set = AWSet<Bytes>()
-    /// `HSET`/`HDEL`: an observed-remove map of last-writer-wins fields.
-    public var hash = ORMap<Bytes, CausalLWWRegister<Bytes>>()
+    /// `HSET`/`HINCRBY`/`HDEL`: an observed-remove map of fields, each a last-writer-wins value plus
+    /// the increments the winning write had not seen.
+    public var hash = ORMap<Bytes, HashField>()
     /// `CRDT.B*`: a counter that never goes below zero without coordination.
     public var bounded = BoundedCounter()
+    /// `ZADD`/`ZINCRBY`/`ZREM`: an observed-remove map from member to score.
+    public var sortedSet = SortedSet()
+    /// `PFADD`/`PFMERGE`: per-replica sketches that a `DEL` can remove.
+    public var hyperLogLog = ResettableHyperLogLog()
+    /// `EXPIRE`/`PERSIST`: the key's deadline. Not a type: it applies to whatever the key holds.
+    public var expiry = ExpiryRegister()
 
     public init() {}
 
@@ -26,7 +37,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         _ = inflate(with: other)
     }
 
-    /// Joins slot by slot, skipping the slots `other` leaves at bottom (a delta touches one), and
+    /// Joins slot by slot, skipping the slots `other` leaves at bottom (a delta touches one or two), and
     /// reports whether anything changed. O(other): a delta received into a set of a million members
     /// costs what the delta holds.
     public mutating func inflate(with other: KeyObject) -> Bool {
@@ -38,14 +49,18 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         if !other.bounded.rights.isEmpty || !other.bounded.decrements.isEmpty {
             changed = bounded.inflate(with: other.bounded) || changed
         }
+        if !other.sortedSet.context.isEmpty { changed = sortedSet.inflate(with: other.sortedSet) || changed }
+        if !other.hyperLogLog.context.isEmpty { changed = hyperLogLog.inflate(with: other.hyperLogLog) || changed }
+        if !other.expiry.context.isEmpty { changed = expiry.inflate(with: other.expiry) || changed }
         return changed
     }
 
     /// A digest of the whole state that costs O(replicas + out-of-order dots), not O(elements): the
-    /// set's and the hash's stores enter through the dot digests their maps keep up to date (a dot
-    /// names one event, so equal dots mean equal entries between honest replicas); everything else is
-    /// small and is encoded. Equal on two replicas exactly when their states are equal (up to hash
-    /// collisions).
+    /// set's, hash's and sorted set's stores enter through the dot digests their maps keep up to date
+    /// (a dot names one event, and a counting shard's version enters its dot's digest, so equal digests
+    /// mean equal entries between honest replicas); everything else is small and is encoded. A
+    /// HyperLogLog is at most 12 KiB per replica that adds to it. Equal on two replicas exactly when
+    /// their states are equal (up to hash collisions).
     public func digest(key: Bytes) -> Digest128 {
         var writer = BinaryWriter()
         writer.write(lengthPrefixed: key)
@@ -58,45 +73,101 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         hash.context.encode(to: &writer)
         writer.write(fixed64: hash.store.dotDigest.high)
         writer.write(fixed64: hash.store.dotDigest.low)
+        sortedSet.context.encode(to: &writer)
+        writer.write(fixed64: sortedSet.store.dotDigest.high)
+        writer.write(fixed64: sortedSet.store.dotDigest.low)
+        hyperLogLog.encode(to: &writer)
+        expiry.encode(to: &writer)
         return Digest128(hashing: writer.bytes)
     }
 
-    /// The type the key shows to clients, or `nil` when the key does not exist.
+    /// An observed remove of every slot (`DEL`, `FLUSHDB`, an expired key): what this replica has seen
+    /// is removed, and a concurrent write survives. Returns the delta. The bounded counter is left alone:
+    /// its rights are spread over replicas and cannot be revoked without coordination. `SET ... KEEPTTL`
+    /// keeps the deadline.
+    public mutating func removeObserved(keepingDeadline: Bool = false) -> KeyObject {
+        var delta = KeyObject()
+        if counter != ResettableCounter() { delta.counter = counter.reset() }
+        delta.string = string.remove()
+        delta.set = set.removeAll()
+        delta.hash = hash.removeAll()
+        delta.sortedSet = sortedSet.removeAll()
+        delta.hyperLogLog = hyperLogLog.removeAll()
+        if !keepingDeadline { delta.expiry = expiry.clear() }
+        return delta
+    }
+
+    /// The type the key shows to clients, or `nil` when the key does not exist. Expiry is not
+    /// considered here: the engine hides an expired key (it knows the time).
     public var visibleType: KeyType? {
         if counter.isLive { return .counter }
         if string.value != nil { return .string }
         if set.count > 0 { return .set }
         if !hash.isEmpty { return .hash }
         if bounded != BoundedCounter() { return .boundedCounter }
+        if sortedSet.count > 0 { return .sortedSet }
+        if hyperLogLog.exists { return .hyperLogLog }
         return nil
     }
 
     // MARK: Encoding
 
-    /// Slots are written only when they differ from bottom, behind a bit mask, so a delta touching one
-    /// slot costs one byte over that slot's own encoding.
+    /// The slots in encoding order, by bit of the slot mask.
+    enum Slot: Int, CaseIterable {
+        case counter, string, set, hash, bounded, sortedSet, hyperLogLog, expiry
+    }
+
+    /// Slots are written only when they differ from bottom, behind a bit mask (a varint), so a delta
+    /// touching one slot costs one byte over that slot's own encoding.
     public func encode(to writer: inout BinaryWriter) {
-        var mask: UInt8 = 0
-        if counter != ResettableCounter() { mask |= 1 << 0 }
-        if string != CausalLWWRegister() { mask |= 1 << 1 }
-        if set != AWSet() { mask |= 1 << 2 }
-        if hash != ORMap() { mask |= 1 << 3 }
-        if bounded != BoundedCounter() { mask |= 1 << 4 }
-        writer.write(byte: mask)
-        if mask & (1 << 0) != 0 { counter.encode(to: &writer) }
-        if mask & (1 << 1) != 0 { string.encode(to: &writer) }
-        if mask & (1 << 2) != 0 { set.encode(to: &writer) }
-        if mask & (1 << 3) != 0 { hash.encode(to: &writer) }
-        if mask & (1 << 4) != 0 { bounded.encode(to: &writer) }
+        var mask: UInt64 = 0
+        func mark(_ slot: Slot, _ present: Bool) { if present { mask |= 1 << slot.rawValue } }
+        mark(.counter, counter != ResettableCounter())
+        mark(.string, string != CausalLWWRegister())
+        mark(.set, set != AWSet())
+        mark(.hash, hash != ORMap())
+        mark(.bounded, bounded != BoundedCounter())
+        mark(.sortedSet, sortedSet != SortedSet())
+        mark(.hyperLogLog, hyperLogLog != ResettableHyperLogLog())
+        mark(.expiry, expiry != ExpiryRegister())
+        writer.write(varint: mask)
+        func has(_ slot: Slot) -> Bool { mask & (1 << slot.rawValue) != 0 }
+        if has(.counter) { counter.encode(to: &writer) }
+        if has(.string) { string.encode(to: &writer) }
+        if has(.set) { set.encode(to: &writer) }
+        if has(.hash) { hash.encode(to: &writer) }
+        if has(.bounded) { bounded.encode(to: &writer) }
+        if has(.sortedSet) { sortedSet.encode(to: &writer) }
+        if has(.hyperLogLog) { hyperLogLog.encode(to: &writer) }
+        if has(.expiry) { expiry.encode(to: &writer) }
     }
 
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let offset = reader.offset
+        let mask = try reader.readVarint()
+        guard mask < 1 << Slot.allCases.count else { throw .invalidValue(reason: "key object slot mask \(mask)", offset: offset) }
+        func has(_ slot: Slot) -> Bool { mask & (1 << slot.rawValue) != 0 }
+        if has(.counter) { counter = try ResettableCounter(from: &reader) }
+        if has(.string) { string = try CausalLWWRegister(from: &reader) }
+        if has(.set) { set = try AWSet(from: &reader) }
+        if has(.hash) { hash = try ORMap(from: &reader) }
+        if has(.bounded) { bounded = try BoundedCounter(from: &reader) }
+        if has(.sortedSet) { sortedSet = try SortedSet(from: &reader) }
+        if has(.hyperLogLog) { hyperLogLog = try ResettableHyperLogLog(from: &reader) }
+        if has(.expiry) { expiry = try ExpiryRegister(from: &reader) }
+    }
+
+    /// Format 1 (before issue 16): a one-byte mask of five slots, hash fields as plain registers.
+    init(version1 reader: inout BinaryReader) throws(CRDTDecodingError) {
         let mask = try reader.readByte()
         guard mask < 1 << 5 else { throw .invalidValue(reason: "key object slot mask \(mask)", offset: reader.offset - 1) }
         if mask & (1 << 0) != 0 { counter = try ResettableCounter(from: &reader) }
         if mask & (1 << 1) != 0 { string = try CausalLWWRegister(from: &reader) }
         if mask & (1 << 2) != 0 { set = try AWSet(from: &reader) }
-        if mask & (1 << 3) != 0 { hash = try ORMap(from: &reader) }
+        if mask & (1 << 3) != 0 {
+            let fields = try ORMap<Bytes, CausalLWWRegister<Bytes>>(from: &reader)
+            hash = ORMap(converting: fields, HashField.store(converting:))
+        }
         if mask & (1 << 4) != 0 { bounded = try BoundedCounter(from: &reader) }
     }
 
@@ -108,24 +179,30 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         return writer.bytes
     }
 
-    /// Decodes bytes from `serialized()`, rejecting other versions and trailing bytes.
+    /// Decodes bytes from `serialized()`, rejecting unknown versions and trailing bytes. Format 1,
+    /// which a database or a peer from before issue 16 holds, is read and converted (same dots and
+    /// contexts, so a converted state joins exactly with what other nodes converted).
     public init(serialized bytes: Bytes, limits: DecodingLimits = .default) throws(CRDTDecodingError) {
         var reader = try BinaryReader(bytes, limits: limits)
         let version = try reader.readByte()
-        guard version == Self.formatVersion else {
-            throw .unsupportedVersion(found: version, supported: Self.formatVersion)
+        switch version {
+        case Self.formatVersion: try self.init(from: &reader)
+        case 1: try self.init(version1: &reader)
+        default: throw .unsupportedVersion(found: version, supported: Self.formatVersion)
         }
-        try self.init(from: &reader)
         try reader.finish()
     }
 
-    static let formatVersion: UInt8 = 1
+    /// 2 since issue 16: a varint slot mask, sorted sets, HyperLogLogs, expiry, and counting hash fields.
+    static let formatVersion: UInt8 = 2
 }
 
 /// The type a key shows to clients (`TYPE`).
 public enum KeyType: String, Sendable, CaseIterable {
     case counter, string, set, hash
     case boundedCounter = "bcounter"
+    case sortedSet = "zset"
+    case hyperLogLog = "hyperloglog"
 }
 
 extension ResettableCounter {

@@ -1,8 +1,8 @@
 import CRDT
 
 /// Every key's replicated object and the bookkeeping derived from it: live keys by type, the byte
-/// order of keys (for SCAN), per-key and bucket digests (for repair) and how much of each key's stored
-/// form is appended deltas (for compaction).
+/// order of keys (for SCAN), per-key and bucket digests (for repair), expiry deadlines (for the tick
+/// that expires keys) and how much of each key's stored form is appended deltas (for compaction).
 ///
 /// An object changes in exactly two ways, a local write (`apply(local:_:)`) and a join of what a peer
 /// sent (`join(remote:bytes:into:)`), and both keep every piece of bookkeeping in step, so none can
@@ -17,6 +17,7 @@ struct Keyspace {
     /// a key present for the whole iteration is returned at least once.
     private var order: [Bytes]?
     private var digests: DigestIndex
+    private var expiries = ExpiryIndex()
     /// A key's deltas are folded into a snapshot once they outweigh the last snapshot (and this floor):
     /// storage stays within about twice the state while each write costs O(delta), amortised.
     let snapshotFloorBytes: Int
@@ -53,6 +54,7 @@ struct Keyspace {
         order = nil
         digests.invalidate(key)
         compaction[key] = CompactionState(snapshotBytes: snapshotBytes, deltaBytes: deltaBytes)
+        expiries.update(key, deadline: object.expiry.expiresAt)
     }
 
     /// A local write: `body` mutates the key's object (bottom if absent) and returns the delta. `nil`
@@ -104,6 +106,7 @@ struct Keyspace {
                                   deltaBytes: Bytes) -> DurableRecord {
         countTypeChange(from: typeBefore, to: objects.values[index].visibleType)
         digests.invalidate(key)
+        expiries.update(key, deadline: objects.values[index].expiry.expiresAt)
         var state = compaction[key] ?? CompactionState()
         state.changedAt = now
         state.deltaBytes += deltaBytes.count
@@ -129,6 +132,14 @@ struct Keyspace {
         order = sorted
         return sorted
     }
+
+    // MARK: Expiry
+
+    /// Keys with an expiry deadline.
+    var keysWithDeadline: Int { expiries.count }
+
+    /// Up to `limit` keys whose deadline is before `now` (Unix milliseconds), earliest first.
+    mutating func keysExpired(before now: UInt64, limit: Int) -> [Bytes] { expiries.due(before: now, limit: limit) }
 
     // MARK: Digests
 
