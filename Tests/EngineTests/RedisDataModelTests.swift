@@ -201,11 +201,11 @@ import Testing
 
 /// `MULTI`/`EXEC`/`DISCARD`: an atomic local batch, queued in the client's session.
 @Suite struct TransactionTests {
-    /// Every reply one input produced, decoded.
+    /// Every reply one input produced, decoded: the early ones (reads of durable state) first.
     func replies(_ output: EngineOutput) -> [RESPReply] {
         var parser = RESPReplyParser()
         var replies: [RESPReply] = []
-        for case .reply(_, let bytes) in output.effects {
+        for case .reply(_, let bytes) in output.immediate + output.effects {
             try? parser.append(bytes)
             while let reply = try? parser.next() { replies.append(reply) }
         }
