@@ -52,8 +52,9 @@ func measurePersistence(_ suite: Suite) throws -> Section {
     text += """
 
         The SQLite column gives the mean of two ceiling runs (each in parentheses), taken right after crdtd's
-        cell: fsync latency on this shared disk drifts within minutes, so a ratio above 1 means the disk was
-        faster while crdtd ran, not that crdtd beat SQLite.
+        cell. A ratio above 1 cannot mean that crdtd beat SQLite (it commits the same kind of rows through
+        SQLite in the same mode): fsync latency on this shared disk drifts within seconds (compare the two
+        ceiling runs of one cell), so read a `full` ratio near or above 1 as "crdtd at the ceiling".
 
         """
     if !losses.isEmpty {
