@@ -88,8 +88,9 @@ func measurePartition(_ suite: Suite) throws -> Section {
         time), but a write it could not even start within 1 s of its due time, because it was still waiting
         for an earlier one, counts as failed ("missed"), so a system that blocks clients gets no credit for
         the writes they could not make. A write is available when it is acknowledged within 1 s of its due
-        time; the shares are of the writes due while partitioned, and the latencies are of every write
-        acknowledged (late ones included). crdtd: `INCR` on one counter, the cut
+        time; the shares are of the writes due while partitioned, less its last second (whose writes a
+        client may still get answered after the heal, within their 1 s), and the latencies are of every
+        write acknowledged (late ones included). crdtd: `INCR` on one counter, the cut
         made with `CRDT.PARTITION` on every node and lifted with `CRDT.HEAL`. etcd: `/v3/kv/put` (its cheapest
         write), the cut made by freezing members with SIGSTOP and lifted with SIGCONT: a frozen member is, to
         the others, exactly a member behind a cut (its connections stay open and nothing answers); its own
@@ -157,7 +158,7 @@ func measurePartition(_ suite: Suite) throws -> Section {
         text += "|---|---|---:|---:|---:|---:|---:|---|\n"
         for (system, attempts, sides) in [("crdtd", crdtdAttempts, scenario.crdtdSides), ("etcd", etcdAttempts, etcdSides)] {
             for side in orderedUnique(sides) {
-                let window = attempts.filter { sides[$0.node] == side && $0.due >= before && $0.due < before + during }
+                let window = attempts.filter { sides[$0.node] == side && $0.due >= before && $0.due < before + during - availableWithin }
                 let summary = summarize(window)
                 text += "| \(system) | \(side) | \(window.count) | \(summary.acknowledged) | "
                     + String(format: "%.1f %%", summary.share * 100) + " | "
