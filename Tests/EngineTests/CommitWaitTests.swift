@@ -8,10 +8,10 @@ struct ReleasingHarness {
     var engine: Engine
     var now: UInt64 = 0
 
-    init(configure: (inout DurabilitySettings) -> Void = { _ in }) throws {
+    init(configure: (inout CommitWaitSettings) -> Void = { _ in }) throws {
         var configuration = EngineConfiguration(nodeID: "n1", replica: ReplicaID(1))
-        configuration.durability.reportsReleases = true
-        configure(&configuration.durability)
+        configuration.commitWait.reportsReleases = true
+        configure(&configuration.commitWait)
         engine = try Engine(configuration: configuration)
         for client in 1...3 { _ = engine.handle(.clientConnected(ClientID(UInt64(client)), address: "test")) }
     }
@@ -44,7 +44,7 @@ func replies(_ effects: [Effect]) -> [RESPReply] {
     return parsed
 }
 
-@Suite struct DurabilityTests {
+@Suite struct CommitWaitTests {
     @Test func readsOfKeysWithUnreleasedWritesWaitAndOthersLeaveAtOnce() throws {
         var h = try ReleasingHarness()
         let write = h.step([(1, ["INCR", "c"])])
