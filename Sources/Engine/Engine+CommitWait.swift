@@ -34,6 +34,12 @@ struct CommitTracker {
     private(set) var writesWaiting = 0
     private(set) var bytesWaiting = 0
     private var writesThisStep = 0
+    /// Milliseconds the engine has been running, from its ticks: a gap between two ticks counts at most
+    /// `maxTickGap`, so a process that was paused (SIGSTOP, a VM migration) or starved of CPU does not
+    /// take the time it did not run for a disk that did not commit.
+    private(set) var runningTime: UInt64 = 0
+    private var lastTick: UInt64?
+    static let maxTickGap: UInt64 = 100
 
     struct Waiting {
         var step: UInt64
@@ -49,8 +55,14 @@ struct CommitTracker {
         writesThisStep += 1
     }
 
-    /// The current step ended with `output`; `now` is the engine's last tick.
-    mutating func end(_ output: inout EngineOutput, now: UInt64, settings: CommitWaitSettings) {
+    mutating func ticked(_ now: UInt64) {
+        if let lastTick, now > lastTick { runningTime += min(now - lastTick, Self.maxTickGap) }
+        lastTick = max(lastTick ?? now, now)
+    }
+
+    /// The current step ended with `output`.
+    mutating func end(_ output: inout EngineOutput, settings: CommitWaitSettings) {
+        let now = runningTime
         output.step = step
         let bytes = output.bytesForTheDisk
         if writesThisStep > 0 || bytes > 0 {
@@ -77,18 +89,18 @@ struct CommitTracker {
         }
     }
 
-    /// How long the oldest step still waiting for the disk has waited.
-    func oldestWait(now: UInt64) -> UInt64 {
-        waiting.first.map { now &- $0.endedAt } ?? 0
+    /// How long the oldest step still waiting for the disk has waited, in running time.
+    var oldestWait: UInt64 {
+        waiting.first.map { runningTime &- $0.endedAt } ?? 0
     }
 
     /// Why writes are refused now, if they are: the reply, without the leading `-`.
-    func refusal(now: UInt64, settings: CommitWaitSettings) -> String? {
+    func refusal(settings: CommitWaitSettings) -> String? {
         if case .degraded(let fault) = condition {
             return "MISCONF crdtd cannot write to its data directory \(fault.directory): \(fault.cause) since \(fault.since); "
                 + "writes are refused until space returns, reads still answer"
         }
-        let wait = oldestWait(now: now)
+        let wait = oldestWait
         guard wait >= settings.stalledCommitMilliseconds || writesWaiting >= settings.maxWritesWaiting
                 || bytesWaiting >= settings.maxBytesWaiting else { return nil }
         return "BUSY crdtd's disk is behind: \(writesWaiting) writes (\(bytesWaiting) bytes) are waiting to be committed, "
@@ -99,7 +111,7 @@ struct CommitTracker {
 extension Engine {
     /// Ends the current step (from `flush(into:)`): stamps the output and counts what waits for the disk.
     mutating func endStep(into output: inout EngineOutput) {
-        commits.end(&output, now: stats.lastTick, settings: configuration.commitWait)
+        commits.end(&output, settings: configuration.commitWait)
     }
 
     mutating func storageInput(_ input: EngineInput) {
@@ -111,7 +123,7 @@ extension Engine {
     }
 
     /// Why writes are refused now, if they are (a full disk, or one that stopped committing).
-    var writeRefusal: String? { commits.refusal(now: stats.lastTick, settings: configuration.commitWait) }
+    var writeRefusal: String? { commits.refusal(settings: configuration.commitWait) }
 
     /// Why `command` is refused now, if it is: a write while the disk is full or stalled, or a read that
     /// would have to wait behind such a disk for a key's held write. A refused read answers at once

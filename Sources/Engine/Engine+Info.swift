@@ -25,7 +25,7 @@ extension Engine {
                     ("lamport_clock", String(clock.counter)),
                     ("storage_writes_waiting", String(commits.writesWaiting)),
                     ("storage_bytes_waiting", String(commits.bytesWaiting)),
-                    ("storage_oldest_wait_ms", String(commits.oldestWait(now: stats.lastTick))),
+                    ("storage_oldest_wait_ms", String(commits.oldestWait)),
                 ]
             case "replication":
                 fields = [("role", "master"), ("replication_model", "delta-state CRDT, coordination-free")]

@@ -151,6 +151,7 @@ public struct Engine {
             receive(frame: frame, from: source, into: &output)
         case .tick(let now):
             stats.lastTick = now
+            commits.ticked(now)
             replicationTick(now: now, into: &output)
         case .released, .storage:
             storageInput(input)

@@ -28,9 +28,13 @@ struct ReleasingHarness {
 
     mutating func release(through step: UInt64) { _ = engine.handle(.released(throughStep: step)) }
 
-    mutating func tick(_ milliseconds: UInt64) {
-        now += milliseconds
-        _ = engine.handle(.tick(monotonicMilliseconds: now))
+    /// Time passes, ticking every 10 ms as the daemon does; `every` larger models a paused process.
+    mutating func tick(_ milliseconds: UInt64, every: UInt64 = 10) {
+        let end = now + milliseconds
+        while now < end {
+            now = min(end, now + every)
+            _ = engine.handle(.tick(monotonicMilliseconds: now))
+        }
     }
 }
 
@@ -119,6 +123,7 @@ func replies(_ effects: [Effect]) -> [RESPReply] {
 
         // A disk that has not committed for a second refuses writes whatever their number.
         var slow = try ReleasingHarness()
+        slow.tick(10)
         let stuck = slow.step([(1, ["INCR", "c"])])
         slow.tick(999)
         #expect(replies(slow.step([(2, ["INCR", "d"])]).effects) == [.integer(1)])
@@ -127,6 +132,13 @@ func replies(_ effects: [Effect]) -> [RESPReply] {
         #expect(refused.first?.errorText.contains("the oldest for 1000 ms") == true)
         slow.release(through: stuck.step + 1)
         #expect(replies(slow.step([(3, ["INCR", "e"])]).effects) == [.integer(1)])
+
+        // A process paused for 3 s (SIGSTOP) did not see its disk stall: the pause does not count.
+        var paused = try ReleasingHarness()
+        paused.tick(10)
+        _ = paused.step([(1, ["INCR", "c"])])
+        paused.tick(3000, every: 3000)
+        #expect(replies(paused.step([(2, ["INCR", "d"])]).effects) == [.integer(1)])
     }
 
     @Test func aDegradedNodeTakesNoPeerDeltasAndCatchesUpAfterwards() throws {
