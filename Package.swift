@@ -10,6 +10,9 @@ let package = Package(
         .library(name: "CRDT", targets: ["CRDT"]),
         .library(name: "Rings", targets: ["Rings"]),
         .library(name: "Store", targets: ["Store"]),
+        // The Redis protocol and the blocking client, for the load generators in Benchmarks/.
+        .library(name: "RESP", targets: ["RESP"]),
+        .library(name: "RESPClient", targets: ["RESPClient"]),
         .executable(name: "crdtd", targets: ["crdtd"]),
         .executable(name: "crdtctl", targets: ["crdtctl"]),
     ],
@@ -52,6 +55,9 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            // PBKDF2 for client password hashes.
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         .executableTarget(name: "crdtd", dependencies: [
             "Daemon",
@@ -78,6 +84,8 @@ let package = Package(
         .testTarget(name: "CrdtctlTests", dependencies: ["crdtctl"]),
         // Start the real crdtd and crdtctl binaries; depend on them so they are built before these tests run.
         .testTarget(name: "IntegrationTests", dependencies: ["RESP", "RESPClient", "crdtd", "crdtctl"]),
+        // The systemd unit and Kubernetes manifests in examples/deploy, checked against the binaries' flags.
+        .testTarget(name: "DeploymentTests", dependencies: ["crdtd", "crdtctl", .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,6 +10,8 @@ let package = Package(
     dependencies: [
         .package(name: "crdtd", path: "../"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Timing helpers shared by every benchmark: monotonic clock, medians, table printing.
@@ -23,6 +25,15 @@ let package = Package(
             "BenchSupport", "CRingReference",
             .product(name: "Rings", package: "crdtd"),
             .product(name: "DequeModule", package: "swift-collections"),
+        ]),
+        // The thesis suite's load client (Benchmarks/scripts/thesis.sh): crdtd against a 3-member etcd
+        // cluster and Redis; starts the servers, measures, writes docs/benchmarks.md's thesis section.
+        .executableTarget(name: "Thesis", dependencies: [
+            "BenchSupport",
+            .product(name: "RESP", package: "crdtd"),
+            .product(name: "RESPClient", package: "crdtd"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
     ],
     swiftLanguageModes: [.v6]

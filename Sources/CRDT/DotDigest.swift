@@ -48,6 +48,30 @@ public struct DotDigest: Hashable, Sendable {
         _low &-= l
     }
 
+    /// Adds a dot together with a version of what it holds: for a store whose entry under one dot
+    /// changes (a ``CountingStore`` shard's version grows), so the digest changes with it.
+    @inlinable
+    public mutating func insert(_ dot: Dot, version: UInt64) {
+        let (h, l) = Self.lanes(of: dot)
+        let v = Self.mix(version ^ 0x2545_F491_4F6C_DD1D)
+        _high &+= Self.mix(h ^ v)
+        _low &+= Self.mix(l &+ v)
+    }
+
+    /// Adds every dot `other` digests (the digest of a union of disjoint sets).
+    @inlinable
+    public mutating func add(_ other: DotDigest) {
+        _high &+= other._high
+        _low &+= other._low
+    }
+
+    /// Removes every dot `other` digests (it must have been added).
+    @inlinable
+    public mutating func subtract(_ other: DotDigest) {
+        _high &-= other._high
+        _low &-= other._low
+    }
+
     /// The digest of `dots`, computed from scratch (for tests and small stores).
     public init<S: Sequence>(of dots: S) where S.Element == Dot {
         for dot in dots { insert(dot) }

@@ -19,7 +19,9 @@ public protocol DotStore: Sendable, Equatable {
     /// Runs in time proportional to the entries of both stores, without copying unchanged entries.
     mutating func join(_ other: Self, context: CausalContext, otherContext: CausalContext)
     /// The digest of every dot held. ``DotMap`` keeps it up to date in O(1) per change; the default
-    /// computes it in one pass, which is what small stores (a register's few writes) want.
+    /// computes it in one pass, which is what small stores (a register's few writes) want. A store
+    /// whose entry under a dot can change (``CountingStore``) mixes the entry's version in, so the
+    /// digest still changes exactly when the store does.
     var dotDigest: DotDigest { get }
 }
 
@@ -151,7 +153,7 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     // Written only through `setValue` and `removeValue`, which keep `owners` in step.
     @usableFromInline var storage: [Key: Value]
     @usableFromInline var owners: [Dot: Key]
-    /// The digest of every dot held, kept in step with `owners`: O(1) per dot that comes or goes.
+    /// The sum of the values' digests, kept in step with `owners`: O(1) per dot that comes or goes.
     @inlinable public var dotDigest: DotDigest { _dotDigest }
     @usableFromInline var _dotDigest: DotDigest
 
@@ -175,10 +177,8 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
         _dotDigest = DotDigest()
         owners.reserveCapacity(entries.count)
         for (key, value) in entries {
-            value.forEachDot {
-                owners[$0] = key
-                _dotDigest.insert($0)
-            }
+            value.forEachDot { owners[$0] = key }
+            _dotDigest.add(value.dotDigest)
         }
     }
 
@@ -213,10 +213,8 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     mutating func setValue(_ value: Value?, forKey key: Key) {
         _ = removeValue(forKey: key)
         guard let value, !value.isBottom else { return }
-        value.forEachDot {
-            owners[$0] = key
-            _dotDigest.insert($0)
-        }
+        value.forEachDot { owners[$0] = key }
+        _dotDigest.add(value.dotDigest)
         storage[key] = value
     }
 
@@ -224,10 +222,8 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     @inlinable
     mutating func removeValue(forKey key: Key) -> Value? {
         guard let old = storage.removeValue(forKey: key) else { return nil }
-        old.forEachDot {
-            owners.removeValue(forKey: $0)
-            _dotDigest.remove($0)
-        }
+        old.forEachDot { owners.removeValue(forKey: $0) }
+        _dotDigest.subtract(old.dotDigest)
         return old
     }
 
@@ -237,6 +233,17 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
 
     @inlinable
     public mutating func join(_ other: DotMap, context: CausalContext, otherContext: CausalContext) {
+        join(other, context: context, otherContext: otherContext, touched: { _ in })
+    }
+
+    /// The causal join, calling `touched` with every key whose value may have changed (a key the
+    /// other side's context removes from, or one the other side holds): how a type with an index over
+    /// the entries (a sorted set's scores, a list's positions) keeps it in step in time proportional
+    /// to the delta. A key may be reported more than once.
+    @inlinable
+    public mutating func join(
+        _ other: DotMap, context: CausalContext, otherContext: CausalContext, touched: (Key) -> Void
+    ) {
         let empty = Value()
         // Keys only here lose the dots the other side has seen. A delta's context is small: its dots
         // are looked up in the index. A full state's context is large: every key is probed instead
@@ -272,12 +279,14 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
                 guard var joined = removeValue(forKey: key) else { continue }  // already handled
                 joined.join(empty, context: context, otherContext: otherContext)
                 setValue(joined, forKey: key)
+                touched(key)
             }
         }
         for (key, theirs) in other.storage {
             var joined = removeValue(forKey: key) ?? empty
             joined.join(theirs, context: context, otherContext: otherContext)
             setValue(joined, forKey: key)
+            touched(key)
         }
     }
 }

@@ -558,3 +558,252 @@ extension LWWRegister: BinaryCodable, SerializableCRDT where Value: BinaryCodabl
         self.init(timestamp: timestamp, value: try Value?(from: &reader))
     }
 }
+
+// MARK: Floats and counting registers
+
+/// Doubles are their IEEE 754 bit pattern in 8 little-endian bytes. NaN is refused (it is not equal
+/// to itself, so no state holding it could converge by `==`), and negative zero is written and read
+/// as zero, so values that compare equal encode equally.
+extension Double: BinaryCodable {
+    @inlinable
+    public func encode(to writer: inout BinaryWriter) { writer.write(fixed64: (self == 0 ? 0 : self).bitPattern) }
+
+    @inlinable
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        let value = Double(bitPattern: try reader.readFixed64())
+        guard !value.isNaN else { throw .invalidValue(reason: "a number cannot be NaN", offset: start) }
+        guard value != 0 || value.sign == .plus else { throw .notCanonical(reason: "negative zero is written as zero", offset: start) }
+        self = value
+    }
+}
+
+extension CountingEntry: BinaryCodable where Value: BinaryCodable {
+    @inlinable
+    public func encode(to writer: inout BinaryWriter) {
+        switch self {
+        case .write(let stamped, let floors):
+            writer.write(byte: 0)
+            stamped.encode(to: &writer)
+            encodeSorted(floors, to: &writer) { floor, writer in
+                writer.write(varint: floor.version)
+                floor.total.encode(to: &writer)
+            }
+        case .shard(let version, let total):
+            writer.write(byte: 1)
+            writer.write(varint: version)
+            total.encode(to: &writer)
+        }
+    }
+
+    @inlinable
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        switch try reader.readByte() {
+        case 0:
+            let stamped = try Stamped<Value>(from: &reader)
+            var floors: [Dot: CountingFloor<Amount>] = [:]
+            try decodeSorted(from: &reader, minimumElementSize: 11) { (dot: Dot, reader: inout BinaryReader) throws(CRDTDecodingError) in
+                let version = try readPositive(&reader, "a shard version")
+                floors[dot] = CountingFloor(version: version, total: try Amount(from: &reader))
+            }
+            self = .write(stamped, floors: floors)
+        case 1:
+            let version = try readPositive(&reader, "a shard version")
+            self = .shard(version: version, total: try Amount(from: &reader))
+        default:
+            throw .invalidValue(reason: "a counting register entry is a write (0) or a shard (1)", offset: start)
+        }
+    }
+}
+
+extension CountingStore: BinaryCodable where Value: BinaryCodable {
+    @inlinable
+    public func encode(to writer: inout BinaryWriter) {
+        encodeSorted(entries, to: &writer) { entry, writer in entry.encode(to: &writer) }
+    }
+
+    @inlinable
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        var entries: [Dot: Entry] = [:]
+        try decodeSorted(from: &reader, minimumElementSize: 11) { (dot: Dot, reader: inout BinaryReader) throws(CRDTDecodingError) in
+            entries[dot] = try Entry(from: &reader)
+        }
+        self.init(entries)
+    }
+}
+
+extension CountingRegister: BinaryCodable, SerializableCRDT where Value: BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 15 }
+    @inlinable
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    @inlinable
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}
+
+// MARK: HyperLogLog
+
+/// A sparse sketch is `0`, a count and per register the gap from the previous index and the rank;
+/// a dense one is `1` and the 16,384 ranks packed 6 bits each (4 per 3 bytes, little-endian). The
+/// decoder accepts each form only where the sketch uses it (sparse up to `sparseLimit` non-zero
+/// registers), so a sketch has one encoding.
+extension HyperLogLog: BinaryCodable, SerializableCRDT {
+    public static var binaryTypeTag: UInt8 { 13 }
+
+    public func encode(to writer: inout BinaryWriter) {
+        switch registers {
+        case .sparse(let entries):
+            writer.write(byte: 0)
+            writer.write(varint: UInt64(entries.count))
+            var next = 0
+            for entry in entries {
+                writer.write(varint: UInt64(Int(entry.index) - next))
+                writer.write(byte: entry.rank)
+                next = Int(entry.index) + 1
+            }
+        case .dense(let ranks):
+            writer.write(byte: 1)
+            for group in stride(from: 0, to: ranks.count, by: 4) {
+                let packed = UInt32(ranks[group]) | UInt32(ranks[group + 1]) << 6 | UInt32(ranks[group + 2]) << 12 | UInt32(ranks[group + 3]) << 18
+                writer.write(byte: UInt8(truncatingIfNeeded: packed))
+                writer.write(byte: UInt8(truncatingIfNeeded: packed >> 8))
+                writer.write(byte: UInt8(truncatingIfNeeded: packed >> 16))
+            }
+        }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        switch try reader.readByte() {
+        case 0:
+            let countOffset = reader.offset
+            let count = try reader.readCount(minimumElementSize: 2)
+            guard count <= Self.sparseLimit else {
+                throw .notCanonical(reason: "a sketch with \(count) non-zero registers is written dense", offset: countOffset)
+            }
+            var entries: [SparseRegister] = []
+            entries.reserveCapacity(count)
+            var next: UInt64 = 0
+            for _ in 0..<count {
+                let entryOffset = reader.offset
+                let gap = try reader.readVarint()
+                guard gap < UInt64(Self.registerCount), next + gap < UInt64(Self.registerCount) else {
+                    throw .invalidValue(reason: "register index beyond \(Self.registerCount - 1)", offset: entryOffset)
+                }
+                let rank = try reader.readByte()
+                guard rank >= 1 && rank <= Self.maxRank else {
+                    throw .invalidValue(reason: "a sparse register's rank must be 1 to \(Self.maxRank)", offset: entryOffset)
+                }
+                entries.append(SparseRegister(index: UInt16(next + gap), rank: rank))
+                next += gap + 1
+            }
+            self.init(registers: .sparse(entries))
+        case 1:
+            guard reader.remaining >= Self.registerCount / 4 * 3 else { throw .truncated(offset: reader.offset) }
+            var ranks = [UInt8](repeating: 0, count: Self.registerCount)
+            var nonZero = 0
+            for group in stride(from: 0, to: Self.registerCount, by: 4) {
+                let groupOffset = reader.offset
+                let packed = UInt32(try reader.readByte()) | UInt32(try reader.readByte()) << 8 | UInt32(try reader.readByte()) << 16
+                for slot in 0..<4 {
+                    let rank = UInt8((packed >> (6 * UInt32(slot))) & 0x3F)
+                    guard rank <= Self.maxRank else {
+                        throw .invalidValue(reason: "a register's rank must be at most \(Self.maxRank)", offset: groupOffset)
+                    }
+                    ranks[group + slot] = rank
+                    if rank != 0 { nonZero += 1 }
+                }
+            }
+            guard nonZero > Self.sparseLimit else {
+                throw .notCanonical(reason: "a sketch with \(nonZero) non-zero registers is written sparse", offset: start)
+            }
+            self.init(registers: .dense(ranks))
+        default:
+            throw .invalidValue(reason: "a sketch is sparse (0) or dense (1)", offset: start)
+        }
+    }
+}
+
+// MARK: Expiry
+
+extension Deadline: BinaryCodable {
+    @inlinable
+    public func encode(to writer: inout BinaryWriter) {
+        switch self {
+        case .at(let milliseconds):
+            writer.write(byte: 0)
+            writer.write(varint: milliseconds)
+        case .never:
+            writer.write(byte: 1)
+        }
+    }
+
+    @inlinable
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        switch try reader.readByte() {
+        case 0: self = .at(milliseconds: try reader.readVarint())
+        case 1: self = .never
+        default: throw .invalidValue(reason: "a deadline is an instant (0) or never (1)", offset: start)
+        }
+    }
+}
+
+extension ExpiryRegister: BinaryCodable, SerializableCRDT {
+    public static var binaryTypeTag: UInt8 { 14 }
+    @inlinable
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    @inlinable
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}
+
+// MARK: Sorted sets
+
+/// The map and its context, as for ``ORMap``; the order index is rebuilt on decoding.
+extension SortedSet: BinaryCodable, SerializableCRDT {
+    public static var binaryTypeTag: UInt8 { 16 }
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}
+
+// MARK: Lists
+
+/// A count, then per component its digit (varint), replica (8 bytes) and counter (varint). Refused:
+/// an empty path, a digit at or above `base`, and a last digit of 0 (the allocation relies on room
+/// below every place).
+extension ListPosition: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        writer.write(varint: UInt64(components.count))
+        for component in components {
+            writer.write(varint: component.digit)
+            component.replica.encode(to: &writer)
+            writer.write(varint: component.counter)
+        }
+    }
+
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
+        let start = reader.offset
+        let count = try reader.readCount(minimumElementSize: 10)
+        guard count > 0 else { throw .invalidValue(reason: "a list position cannot be empty", offset: start) }
+        var components: [Component] = []
+        components.reserveCapacity(count)
+        for _ in 0..<count {
+            let offset = reader.offset
+            let digit = try reader.readVarint()
+            guard digit < ListPosition.base else { throw .invalidValue(reason: "a position digit must be below 2^62", offset: offset) }
+            let replica = try ReplicaID(from: &reader)
+            components.append(Component(digit: digit, replica: replica, counter: try reader.readVarint()))
+        }
+        guard components[components.count - 1].digit != 0 else {
+            throw .invalidValue(reason: "a position cannot end in the digit 0", offset: start)
+        }
+        self.init(components: components)
+    }
+}
+
+/// The map of positions to registers and its context, as for ``ORMap``; the order is rebuilt.
+extension ReplicatedList: BinaryCodable, SerializableCRDT where Value: BinaryCodable {
+    public static var binaryTypeTag: UInt8 { 17 }
+    public func encode(to writer: inout BinaryWriter) { encodeCausal(to: &writer) }
+    public init(from reader: inout BinaryReader) throws(CRDTDecodingError) { self = try Self.decodeCausal(from: &reader) }
+}

@@ -83,3 +83,17 @@ public struct ORMap<Key: Hashable & Sendable, Value: CausalCRDT>: CausalCRDT {
         return delta
     }
 }
+
+extension ORMap {
+    /// The map `other` with each value's store converted by `convert`, keeping the context and every
+    /// dot (so nothing is resurrected or lost): how a stored map changes value type, e.g. a Redis hash
+    /// of ``CausalLWWRegister`` fields becoming one of ``CountingRegister`` fields. `convert` must keep
+    /// exactly the dots of the store it is given.
+    @inlinable
+    public init<Other: CausalCRDT>(converting other: ORMap<Key, Other>, _ convert: (Other.Store) -> Value.Store) {
+        var entries: [Key: Value.Store] = [:]
+        entries.reserveCapacity(other.count)
+        for (key, store) in other.store.entries { entries[key] = convert(store) }
+        self.init(store: DotMap(entries), context: other.context)
+    }
+}

@@ -12,12 +12,18 @@ public struct Configuration: Sendable, Equatable {
     public var clientAddr: String = "127.0.0.1:6379"
     /// Where peers connect (TCP) and send datagrams (UDP).
     public var peerAddr: String = "127.0.0.1:7946"
-    /// Peers to contact at start; membership spreads by gossip from there.
+    /// Peers to contact at start (`HOST:PORT`, HOST an IP address or a host name); membership spreads by
+    /// gossip from there.
     public var seeds: [String] = []
     /// Prometheus `/metrics` over HTTP; `nil` disables the endpoint.
     public var metricsAddr: String? = nil
     /// Keyring file: one base64 key (16, 24 or 32 bytes) per line; the first line encrypts.
     public var clusterKeyFile: String? = nil
+    /// Passwords of the `default` client user, one per line (any line is accepted, for rotation). With
+    /// this or `users`, clients must `AUTH` before anything else.
+    public var clientPasswordFile: String? = nil
+    /// Named client users with stretched password hashes, optionally read-only.
+    public var users: [ClientUser] = []
     /// Run without peer authentication (loudly logged). Refused unless asked for explicitly.
     public var insecure: Bool = false
     /// Names the cluster; bound into every frame so that two clusters on one network never mix.
@@ -34,6 +40,16 @@ public struct Configuration: Sendable, Equatable {
     public var fanout: Int = 3
     /// Client-facing limits.
     public var limits = Limits()
+    /// Where `CRDT.BACKUP name` writes; `nil` means `<data_dir>/backups`.
+    public var backupDir: String? = nil
+    /// Start from this backup (`--restore`): only into an empty data directory, with a new replica identity.
+    public var restoreFrom: String? = nil
+
+    /// The node's SQLite database.
+    public var databasePath: String { (dataDir as NSString).appendingPathComponent("crdtd.db") }
+
+    /// The directory backups are written to.
+    public var resolvedBackupDir: String { backupDir ?? (dataDir as NSString).appendingPathComponent("backups") }
 
     /// Client-facing limits; every one answers a clear error when exceeded and disconnects the client.
     public struct Limits: Sendable, Equatable {
@@ -59,13 +75,35 @@ public struct Configuration: Sendable, Equatable {
         if nodeID.utf8.count > 64 || nodeID.contains(where: { $0.isWhitespace }) {
             throw .invalid("node_id '\(nodeID)' must be at most 64 bytes without spaces")
         }
-        for (name, address) in [("client_addr", clientAddr), ("peer_addr", peerAddr)] + seeds.map({ ("seed", $0) })
+        // Listen addresses are IP addresses (the peer address is also what peers are told to send to);
+        // seeds may be host names, resolved on the loop once running.
+        for (name, address) in [("client_addr", clientAddr), ("peer_addr", peerAddr)]
             + (metricsAddr.map { [("metrics_addr", $0)] } ?? []) {
             do {
                 _ = try SocketAddress(parsing: address)
             } catch {
                 throw .invalid("\(name): \(error.message)")
             }
+        }
+        for seed in seeds {
+            do {
+                _ = try HostAndPort(parsing: seed)
+            } catch {
+                throw .invalid("seed: \(error.message)")
+            }
+        }
+        var names = Set<String>()
+        for user in users {
+            guard !user.name.isEmpty, user.name.utf8.count <= 64, !user.name.contains(where: { $0.isWhitespace }) else {
+                throw .invalid("users: name '\(user.name)' must be 1 to 64 bytes without spaces")
+            }
+            guard names.insert(user.name).inserted else { throw .invalid("users: '\(user.name)' is listed twice") }
+            guard !user.passwordHashes.isEmpty else {
+                throw .invalid("users: '\(user.name)' has no password_hash (make one with `crdtd hash-password`)")
+            }
+        }
+        if clientPasswordFile != nil && names.contains(ClientAuthentication.defaultUser) {
+            throw .invalid("users: 'default' is also given by client_password_file; keep one of the two")
         }
         if clusterKeyFile == nil && !insecure {
             throw .invalid("no cluster key: pass --cluster-key-file FILE (see config/cluster.key.example) or --insecure for a test cluster")
@@ -148,6 +186,9 @@ extension Configuration {
         case "peer_addr": peerAddr = try string()
         case "metrics_addr": metricsAddr = try string()
         case "cluster_key_file": clusterKeyFile = try string()
+        case "client_password_file": clientPasswordFile = try string()
+        case "backup_dir": backupDir = try string()
+        case "users": users = try Self.parseUsers(value, source: source)
         case "cluster_label": clusterLabel = try string()
         case "insecure": insecure = try bool()
         case "allow_fault_injection": allowFaultInjection = try bool()
@@ -181,5 +222,39 @@ extension Configuration {
         default:
             throw .invalid("\(source): unknown setting '\(key)'")
         }
+    }
+
+    /// `users:` is a list of `{name, password_hash | password_hashes, read_only}`.
+    private static func parseUsers(_ value: Node, source: String) throws(ConfigurationError) -> [ClientUser] {
+        let shape = "\(source): users must be a list of {name, password_hash, read_only}"
+        guard let items = value.sequence else { throw .invalid(shape) }
+        var users: [ClientUser] = []
+        for item in items {
+            guard let mapping = item.mapping else { throw .invalid(shape) }
+            var user = ClientUser(name: "", passwordHashes: [])
+            for (k, v) in mapping {
+                switch k.string {
+                case "name":
+                    guard let name = v.string else { throw .invalid("\(source): users.name must be a string") }
+                    user.name = name
+                case "password_hash":
+                    guard let text = v.string else { throw .invalid("\(source): users.password_hash must be a string") }
+                    user.passwordHashes.append(try PasswordHash(parsing: text))
+                case "password_hashes":
+                    guard let list = v.sequence else { throw .invalid("\(source): users.password_hashes must be a list") }
+                    for entry in list {
+                        guard let text = entry.string else { throw .invalid("\(source): users.password_hashes must be strings") }
+                        user.passwordHashes.append(try PasswordHash(parsing: text))
+                    }
+                case "read_only":
+                    guard let flag = v.bool else { throw .invalid("\(source): users.read_only must be true or false") }
+                    user.readOnly = flag
+                default:
+                    throw .invalid("\(source): unknown setting users.\(k.string ?? "?")")
+                }
+            }
+            users.append(user)
+        }
+        return users
     }
 }

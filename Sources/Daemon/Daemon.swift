@@ -40,9 +40,19 @@ public enum Daemon {
     static func runThrowing(_ configuration: Configuration, logger: Logger) throws -> Int32 {
         try configuration.validate()
         let envelope = try makeEnvelope(configuration, logger: logger)
+        let authentication = ClientAuthentication(
+            users: configuration.users,
+            defaultPasswords: try configuration.clientPasswordFile.map(ClientAuthentication.readPasswordFile) ?? [])
+        if !authentication.isRequired {
+            logger.notice("clients are not authenticated: anyone who reaches \(configuration.clientAddr) can read and write (set client_password_file or users)")
+        }
 
         try FileManager.default.createDirectory(atPath: configuration.dataDir, withIntermediateDirectories: true)
-        let databasePath = (configuration.dataDir as NSString).appendingPathComponent("crdtd.db")
+        let databasePath = configuration.databasePath
+        if let backup = configuration.restoreFrom {
+            try Store.restore(backup: backup, into: databasePath, forgetting: metaOfTheOldIdentity)
+            logger.notice("restored \(backup) into \(databasePath); this node takes a new replica identity and catches up from its peers")
+        }
         let store = try Store(path: databasePath, options: StoreOptions(synchronous: configuration.durability == "full" ? .full : .normal))
         let recovered = try store.load()
         let replica = try replicaIdentity(store: store, meta: recovered.meta, logger: logger)
@@ -50,7 +60,7 @@ public enum Daemon {
         var engineConfiguration = EngineConfiguration(nodeID: configuration.nodeID, replica: replica)
         engineConfiguration.allowFaultInjection = configuration.allowFaultInjection
         var settings = ReplicationSettings(endpoint: try endpoint(configuration.peerAddr), envelope: envelope)
-        settings.seeds = try configuration.seeds.map(endpoint)
+        settings.seeds = try configuration.seeds.map { text throws(ConfigurationError) in try seed(text).endpoint }
         settings.fanout = configuration.fanout
         settings.gossipIntervalMilliseconds = UInt64(configuration.gossipIntervalMilliseconds)
         settings.syncIntervalMilliseconds = max(UInt64(configuration.gossipIntervalMilliseconds) * 5, 200)
@@ -86,8 +96,9 @@ public enum Daemon {
         let loop = try EventLoop(logger: logger)
         let finished = DispatchSemaphore(value: 0)
         let exitCode = Mutex<Int32>(0)
-        let frontend = Frontend(loop: loop, configuration: configuration, toEngine: toEngine, peerFrames: peerFrames, inbox: inbox,
-                                storageHealth: storageHealth, metrics: metrics, logger: logger) { code in
+        let frontend = Frontend(loop: loop, configuration: configuration, authentication: authentication, toEngine: toEngine,
+                                peerFrames: peerFrames, inbox: inbox, storageHealth: storageHealth,
+                                metrics: metrics, logger: logger) { code in
             exitCode.withLock { $0 = code }
             finished.signal()
         }
@@ -142,6 +153,16 @@ public enum Daemon {
         }
     }
 
+    /// A seed as the engine knows it (the host as written: a name stays a name) and as the shell routes it.
+    static func seed(_ text: String) throws(ConfigurationError) -> (endpoint: PeerEndpoint, address: HostAndPort) {
+        do {
+            let address = try HostAndPort(parsing: text)
+            return (PeerEndpoint(host: address.numeric?.host ?? address.host, port: address.port), address)
+        } catch {
+            throw .invalid("seed: \(error.message)")
+        }
+    }
+
     static func makeEnvelope(_ configuration: Configuration, logger: Logger) throws -> Envelope {
         guard let path = configuration.clusterKeyFile else {
             logger.warning("""
@@ -159,6 +180,12 @@ public enum Daemon {
         }
         return try Envelope(label: configuration.clusterLabel, keyring: try Keyring.parse(text))
     }
+
+    /// Metadata a restored node must not reuse: its replica identity (a new one is drawn, so it never
+    /// reissues a dot its peers have seen), and its delta sequence and what peers acknowledged of it, which
+    /// count the old identity's deltas. The Lamport bound stays (the clock must not run backwards), and so
+    /// do the marks of what it had received from each peer, which match the data in the same backup.
+    static let metaOfTheOldIdentity = ["replica_id", "delta_seq", "acknowledged"]
 
     /// The node's replica identity: random at first start, persisted before anything else is written.
     static func replicaIdentity(store: Store, meta: [String: [UInt8]], logger: Logger) throws -> ReplicaID {

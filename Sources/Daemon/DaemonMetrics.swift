@@ -13,6 +13,8 @@ final class DaemonMetrics: Sendable {
     let commitBatchRecords = Recorder(label: "crdtd_commit_batch_records")
     let commitLatency = Metrics.Timer(label: "crdtd_commit_duration_seconds", preferredDisplayUnit: .seconds)
     let commits = Counter(label: "crdtd_commits_total")
+    /// `AUTH` or `HELLO AUTH` attempts with a wrong user or password.
+    let authFailures = Counter(label: "crdtd_auth_failures_total")
     /// 1 while commits fail for want of space (writes refused), else 0.
     let storageDegraded = Gauge(label: "crdtd_storage_degraded")
     /// How long the store has been degraded, 0 when it is not.
@@ -65,6 +67,11 @@ final class DaemonMetrics: Sendable {
         metrics.duration.recordNanoseconds(Int64(clamping: nanoseconds))
     }
 
+    /// A `CRDT.BACKUP` finished.
+    func backups(succeeded: Bool) {
+        Counter(label: "crdtd_backups_total", dimensions: [("outcome", succeeded ? "ok" : "failed")]).increment()
+    }
+
     func ringFull(_ ring: String) {
         Counter(label: "crdtd_ring_full_total", dimensions: [("ring", ring)]).increment()
     }
@@ -94,6 +101,14 @@ final class DaemonMetrics: Sendable {
             Counter(label: "crdtd_peer_frames_total", dimensions: [("direction", "out"), ("type", type)])
                 .increment(by: Int64(clamping: count &- (previous.framesOut[type] ?? 0)))
         }
+        // Deltas joined from peers, whole states applied by repair, and deltas dropped from the buffer
+        // before every peer acknowledged them (a peer that far behind is repaired by digest instead).
+        Counter(label: "crdtd_peer_deltas_applied_total")
+            .increment(by: Int64(clamping: replication.deltasApplied &- previous.deltasApplied))
+        Counter(label: "crdtd_repair_states_applied_total")
+            .increment(by: Int64(clamping: replication.statesApplied &- previous.statesApplied))
+        Counter(label: "crdtd_delta_buffer_drops_total")
+            .increment(by: Int64(clamping: replication.bufferDrops &- previous.bufferDrops))
         for (reason, count) in replication.rejected {
             Counter(label: "crdtd_peer_frames_rejected_total", dimensions: [("reason", reason)])
                 .increment(by: Int64(clamping: count &- (previous.rejected[reason] ?? 0)))

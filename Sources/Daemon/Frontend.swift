@@ -1,10 +1,12 @@
 import CoreMetrics
 import Dispatch
+import Foundation
 import Glibc
 import Engine
 import Logging
 import RESP
 import Rings
+import Store
 import Transport
 import Wire
 
@@ -45,23 +47,40 @@ final class Frontend: @unchecked Sendable {
     /// Clients whose parsed requests did not fit in the engine ring; retried every millisecond.
     private var stalled: [UInt64] = []
     private var peerStreams: [PeerEndpoint: PeerStream] = [:]
+    /// Seeds known by host name, by the endpoint the engine sends to; and what they resolve to.
+    private var namedSeeds: [PeerEndpoint: HostAndPort] = [:]
+    private var peerNames = PeerNames()
+    private var resolver: NameResolver?
+    /// This node's peer address: a seed name that resolves to it is this node (every pod of a
+    /// StatefulSet lists the same seeds, itself included), and frames to it are not sent.
+    private var ownPeerAddress: SocketAddress?
     private var inboundPeers: [UInt64: (connection: TCPConnection, framer: StreamFramer)] = [:]
     private var shuttingDown = false
     private var pendingControl: [EngineMessage] = []
     private var exitCode: Int32 = 0
+    let authentication: ClientAuthentication
+    /// Stretched password checks run here, one at a time, never on the loop.
+    private let authQueue = DispatchQueue(label: "crdtd-auth", qos: .utility)
+    private var authFailures = AuthFailureLog()
+    private var backupRunning = false
 
     /// A client connection and its protocol state.
     final class ClientSession {
         let connection: TCPConnection
         var parser: RESPRequestParser
-        /// Requests parsed but not yet in the engine ring (the ring was full).
+        /// Requests parsed but not yet in the engine ring (the ring was full, or an `AUTH` is being checked).
         var backlog: [[Bytes]] = []
-        /// Per request in flight, in order: its name and when it was parsed, to time and count it when
-        /// its reply leaves, and the reply itself when the loop answered it without the engine (`-BUSY`):
-        /// such a reply waits for the engine's replies to the requests before it, so order is kept.
-        var inFlight: [InFlightRequest] = []
-        var inFlightHead = 0
+        /// Replies owed, in request order, with each request's name and parse time for the metrics.
+        var replies = ReplyQueue()
+        var identity: ClientIdentity
+        /// The engine knows this client (`clientConnected` was sent): only once it authenticated, so that
+        /// an unauthenticated client costs the engine nothing.
+        var announced = false
+        /// The request at the head of `backlog` is an `AUTH` whose stretched check runs off the loop.
+        var verifying = false
         var closing = false
+        /// Close once every reply owed was written (`QUIT`, or the engine's close after a protocol error).
+        var closeWhenAnswered = false
         /// Replies released during the current inbox drain, written with one write at its end (or
         /// sooner, past `maxCoalescedReplyBytes`): one system call and one TCP segment per client per
         /// drain instead of one per reply.
@@ -69,18 +88,13 @@ final class Frontend: @unchecked Sendable {
         /// The client shut down its sending side: close once every reply it is owed was written.
         var inputEnded = false
 
-        var owesReplies: Bool { inFlightHead < inFlight.count || !backlog.isEmpty }
+        var owesReplies: Bool { !replies.isEmpty || !backlog.isEmpty }
 
-        init(connection: TCPConnection, limits: RESPLimits) {
+        init(connection: TCPConnection, limits: RESPLimits, identity: ClientIdentity) {
             self.connection = connection
             self.parser = RESPRequestParser(limits: limits)
+            self.identity = identity
         }
-    }
-
-    struct InFlightRequest {
-        var name: String
-        var started: UInt64
-        var localReply: [UInt8]? = nil
     }
 
     /// The answer to a command that finds the engine's input ring full: the engine is a whole ring behind
@@ -100,10 +114,12 @@ final class Frontend: @unchecked Sendable {
     /// recover anything dropped through acknowledgements and digest repair).
     static let maxPendingPeerBytes = 8 << 20
 
-    init(loop: EventLoop, configuration: Configuration, toEngine: SPSCRing<EngineMessage>,
-         peerFrames: SPSCRing<PeerFrameMessage>, inbox: MPSCRing<LoopMessage>, storageHealth: StorageHealth,
+    init(loop: EventLoop, configuration: Configuration, authentication: ClientAuthentication,
+         toEngine: SPSCRing<EngineMessage>, peerFrames: SPSCRing<PeerFrameMessage>, inbox: MPSCRing<LoopMessage>,
+         storageHealth: StorageHealth,
          metrics: DaemonMetrics, logger: Logger, onFinished: @escaping @Sendable (Int32) -> Void) {
         self.loop = loop
+        self.authentication = authentication
         self.configuration = configuration
         self.toEngine = toEngine
         self.peerFrames = peerFrames
@@ -139,6 +155,7 @@ final class Frontend: @unchecked Sendable {
             connection.closeAfterFlush()
         }
         let peerAddress = try SocketAddress(parsing: configuration.peerAddr)
+        ownPeerAddress = peerAddress
         peerServer = try TCPServer(loop: loop, address: peerAddress, maxConnections: 1024) { [unowned self] connection in
             accept(peer: connection)
         }
@@ -161,6 +178,11 @@ final class Frontend: @unchecked Sendable {
                 return metrics.render()
             }
         }
+        for text in configuration.seeds {
+            let seed = try Daemon.seed(text)
+            if seed.address.numeric == nil { namedSeeds[seed.endpoint] = seed.address }
+        }
+        if !namedSeeds.isEmpty { resolver = NameResolver(loop: loop) }
         ticker = try LoopTimer(loop: loop)
         try ticker?.schedule(after: .milliseconds(10), repeatEvery: .milliseconds(10)) { [unowned self] _ in
             guard !shuttingDown else { return }
@@ -182,7 +204,9 @@ final class Frontend: @unchecked Sendable {
     // MARK: Clients
 
     private func accept(client connection: TCPConnection) {
-        let session = ClientSession(connection: connection, limits: requestLimits)
+        let identity: ClientIdentity = authentication.isRequired
+            ? .anonymous : .user(name: ClientAuthentication.defaultUser, readOnly: false)
+        let session = ClientSession(connection: connection, limits: requestLimits, identity: identity)
         let id = connection.id
         clients[id] = session
         metrics.connectedClients.record(clients.count)
@@ -193,17 +217,25 @@ final class Frontend: @unchecked Sendable {
             if !session.owesReplies { connection.closeAfterFlush() }
         }
         connection.onClose = { [unowned self] connection, _ in
+            let announced = clients[connection.id]?.announced ?? false
             clients[connection.id] = nil
             metrics.connectedClients.record(clients.count)
-            submit(.input(.clientDisconnected(ClientID(connection.id))), dropIfFull: false)
+            if announced { submit(.input(.clientDisconnected(ClientID(connection.id))), dropIfFull: false) }
         }
-        let address = connection.peerAddress.map { "\($0)" } ?? "?"
-        submit(.input(.clientConnected(ClientID(id), address: address)), dropIfFull: false)
+        if !authentication.isRequired { announce(session) }
         do {
             try connection.startReading()
         } catch {
             connection.close()
         }
+    }
+
+    /// Tells the engine about a client it may now hear from.
+    private func announce(_ session: ClientSession) {
+        guard !session.announced else { return }
+        session.announced = true
+        let address = session.connection.peerAddress.map { "\($0)" } ?? "?"
+        submit(.input(.clientConnected(ClientID(session.connection.id), address: address)), dropIfFull: false)
     }
 
     private func read(client id: UInt64, _ bytes: UnsafeRawBufferPointer) {
@@ -214,49 +246,198 @@ final class Frontend: @unchecked Sendable {
                 session.backlog.append(request)
             }
         } catch {
-            // The stream cannot be resynchronised: answer in order (through the engine) and disconnect.
+            // The stream cannot be resynchronised: answer in order and disconnect. A client the engine
+            // knows is answered through it (after its earlier replies); another one by the shell.
             session.closing = true
             session.connection.stopReading()
-            submit(.input(.clientProtocolError(ClientID(id), message: "ERR Protocol error: \(error)")), dropIfFull: false)
+            let message = "ERR Protocol error: \(error)"
+            if session.announced {
+                submit(.input(.clientProtocolError(ClientID(id), message: message)), dropIfFull: false)
+            } else {
+                session.backlog.removeAll()
+                let line = message.map { $0 == "\r" || $0 == "\n" ? " " : $0 }
+                session.replies.answer(name: "unknown", started: DispatchTime.now().uptimeNanoseconds,
+                                       reply: Array("-\(String(line))\r\n".utf8))
+                session.closeWhenAnswered = true
+                release(session)
+            }
             return
         }
         forwardBacklog(of: id, session)
     }
 
-    /// Moves a client's parsed requests into the engine ring; if it is full, stops reading from that
-    /// client until there is room (backpressure on the one client that is ahead, not on the others).
+    /// Moves a client's parsed requests into the engine ring, or answers them in the shell (see
+    /// `ClientGate`); if the ring is full, stops reading from that client until there is room
+    /// (backpressure on the one client that is ahead, not on the others).
     private func forwardBacklog(of id: UInt64, _ session: ClientSession) {
         // Connection events waiting for room go first, so a session never sees its commands before it exists.
         retryControl()
         var index = 0
         let now = DispatchTime.now().uptimeNanoseconds
-        var refused = false
-        loop: while index < session.backlog.count && pendingControl.isEmpty {
+        forwarding: while index < session.backlog.count && pendingControl.isEmpty && !session.verifying {
             let request = session.backlog[index]
             let name = String(decoding: request.first?.prefix(32) ?? [], as: UTF8.self).lowercased()
-            switch toEngine.tryPush(.input(.clientCommand(ClientID(id), request))) {
-            case .pushed:
-                session.inFlight.append(InFlightRequest(name: name, started: now))
-            case .full:
-                metrics.ringFull("loop_to_engine")
-                session.inFlight.append(InFlightRequest(name: name, started: now, localReply: Self.busyReply))
-                refused = true
-            case .closed:
-                break loop
+            switch ClientGate.decide(request, name: name, identity: session.identity, authRequired: authentication.isRequired) {
+            case .forward:
+                switch toEngine.tryPush(.input(.clientCommand(ClientID(id), request))) {
+                case .pushed:
+                    session.replies.expectEngine(name: name, started: now)
+                case .full:
+                    // Overload says so: the engine is a whole ring behind, so this request is refused in
+                    // its place among the replies instead of the connection stalling without a word.
+                    metrics.ringFull("loop_to_engine")
+                    session.replies.answer(name: name, started: now, reply: Self.busyReply)
+                case .closed:
+                    break forwarding
+                }
+            case .answer(let reply, let close):
+                session.replies.answer(name: name, started: now, reply: Array(reply.utf8))
+                if close {
+                    session.closeWhenAnswered = true
+                    session.closing = true
+                    session.connection.stopReading()
+                    index = session.backlog.count
+                    break forwarding
+                }
+            case .backup(let file):
+                let ticket = session.replies.reserve(name: name, started: now)
+                startBackup(named: file, for: id, ticket: ticket)
+            case .authenticate(let user, let password, let then):
+                if let outcome = authentication.quickCheck(user: user, password: password) {
+                    if let next = authenticated(session, user: user, outcome: outcome, then: then, started: now) {
+                        // The HELLO without its AUTH part goes to the engine like any request.
+                        session.backlog[index] = next
+                        continue forwarding
+                    }
+                } else {
+                    session.verifying = true
+                    verifySlowly(id, session, user: user, password: password)
+                    break forwarding
+                }
             }
             index += 1
         }
-        if refused {
-            releaseLocalReplies(of: session)
-            flushReplies(of: session)
-        }
-        session.backlog.removeFirst(index)
+        session.backlog.removeFirst(min(index, session.backlog.count))
+        release(session)
+        // Replies the shell gave leave now; the engine's leave at the end of an inbox drain.
+        flushReplies(of: session)
+        if session.closing { return }
         if session.backlog.isEmpty {
-            if !session.closing { try? session.connection.startReading() }
+            try? session.connection.startReading()
         } else {
             session.connection.stopReading()
+            // An AUTH being checked resumes the session itself; only a full ring needs the retry timer.
+            guard !session.verifying else { return }
             if !stalled.contains(id) { stalled.append(id) }
             scheduleRetry()
+        }
+    }
+
+    /// Applies an authentication outcome: the session's identity, the reply, the log and the metric.
+    /// Returns the request to forward next (a `HELLO` without its `AUTH` part) when there is one.
+    private func authenticated(_ session: ClientSession, user: String, outcome: ClientAuthentication.Outcome,
+                               then next: [Bytes]?, started: UInt64) -> [Bytes]? {
+        let name = next == nil ? "auth" : "hello"
+        switch outcome {
+        case .accepted(let readOnly):
+            session.identity = .user(name: user, readOnly: readOnly)
+            announce(session)
+            if let next { return next }
+            session.replies.answer(name: name, started: started, reply: Array(ClientGate.ok.utf8))
+        case .rejected:
+            metrics.authFailures.increment()
+            let address = session.connection.peerAddress.map { "\($0)" } ?? "?"
+            if let line = authFailures.failed(user: user, from: address, now: loop.now) { logger.warning("\(line)") }
+            session.replies.answer(name: name, started: started, reply: Array(ClientGate.wrongPass.utf8))
+        }
+        return nil
+    }
+
+    /// Runs a stretched password check on the authentication queue, then resumes the session on the loop.
+    /// The session reads nothing meanwhile, so the requests behind the `AUTH` wait for its outcome.
+    private func verifySlowly(_ id: UInt64, _ session: ClientSession, user: String, password: [UInt8]) {
+        let authentication = self.authentication
+        let started = DispatchTime.now().uptimeNanoseconds
+        let token = ObjectIdentifier(session)
+        authQueue.async { [self] in
+            let outcome = authentication.check(user: user, password: password)
+            try? loop.execute { [self] in
+                guard let session = clients[id], ObjectIdentifier(session) == token, session.verifying, !session.backlog.isEmpty else { return }
+                session.verifying = false
+                let request = session.backlog[0]
+                let then = request.first.map { String(decoding: $0.prefix(8), as: UTF8.self).lowercased() } == "hello"
+                    ? ClientGate.helloCredentials(request)?.2 : nil
+                if let next = authenticated(session, user: user, outcome: outcome, then: then, started: started) {
+                    session.backlog[0] = next
+                } else {
+                    session.backlog.removeFirst()
+                }
+                forwardBacklog(of: id, session)
+            }
+        }
+    }
+
+    /// Writes a backup on a thread of its own (a read-only SQLite connection doing `VACUUM INTO`), so
+    /// neither the loop nor the engine nor the writer waits for it; the reply comes when it is on disk.
+    private func startBackup(named file: String, for id: UInt64, ticket: ReplyQueue.Ticket) {
+        guard !backupRunning else {
+            answerBackup(id, ticket, RESPReply.error("ERR a backup is already running; try again when it finishes"))
+            return
+        }
+        backupRunning = true
+        let directory = configuration.resolvedBackupDir
+        let database = configuration.databasePath
+        let destination = (directory as NSString).appendingPathComponent(file)
+        let logger = self.logger
+        let started = DispatchTime.now().uptimeNanoseconds
+        let thread = Thread { [self] in
+            let reply: RESPReply
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                let bytes = try Store.backup(databaseAt: database, to: destination)
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                logger.notice("backup written", metadata: ["path": "\(destination)", "bytes": "\(bytes)", "seconds": "\(seconds)"])
+                metrics.backups(succeeded: true)
+                reply = .bulkString(Array(destination.utf8))
+            } catch {
+                logger.error("backup failed", metadata: ["path": "\(destination)", "error": "\(error)"])
+                metrics.backups(succeeded: false)
+                reply = .error("ERR backup failed: \(error)".replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " "))
+            }
+            try? loop.execute { [self] in
+                backupRunning = false
+                answerBackup(id, ticket, reply)
+            }
+        }
+        thread.name = "crdtd-backup"
+        thread.start()
+    }
+
+    private func answerBackup(_ id: UInt64, _ ticket: ReplyQueue.Ticket, _ reply: RESPReply) {
+        guard let session = clients[id] else { return }
+        session.replies.fill(ticket, reply: reply.encoded(protocol: .resp2))
+        release(session)
+        flushReplies(of: session)
+    }
+
+    /// Moves every reply that is next in order into the client's coalesced output.
+    private func release(_ session: ClientSession) {
+        let id = session.connection.id
+        let now = DispatchTime.now().uptimeNanoseconds
+        while let entry = session.replies.popReady() {
+            guard let bytes = entry.reply else { continue }
+            if let name = entry.name {
+                metrics.command(CommandNames.canonical(name), failed: bytes.first == UInt8(ascii: "-"), nanoseconds: now &- entry.started)
+            }
+            if session.coalescedReplies.isEmpty { clientsWithReplies.append(id) }
+            session.coalescedReplies.append(contentsOf: bytes)
+            if session.coalescedReplies.count >= Self.maxCoalescedReplyBytes { flushReplies(of: session) }
+        }
+        if session.closeWhenAnswered && session.replies.isEmpty {
+            flushReplies(of: session)
+            session.closing = true
+            session.connection.stopReading()
+            session.connection.closeAfterFlush()
         }
     }
 
@@ -302,9 +483,16 @@ final class Frontend: @unchecked Sendable {
     }
 
     private func send(frame: [UInt8], to endpoint: PeerEndpoint, via channel: FrameChannel) {
-        guard let address = try? SocketAddress(host: endpoint.host, port: endpoint.port) else {
-            logger.warning("cannot send to peer address \(endpoint): not an IP address")
-            return
+        let address: SocketAddress
+        if !namedSeeds.isEmpty, let name = namedSeeds[endpoint] {
+            guard let resolved = route(to: name, endpoint: endpoint), resolved != ownPeerAddress else { return }
+            address = resolved
+        } else {
+            guard let numeric = try? SocketAddress(host: endpoint.host, port: endpoint.port) else {
+                logger.warning("cannot send to peer address \(endpoint): not an IP address")
+                return
+            }
+            address = numeric
         }
         if channel == .datagram, let udp {
             try? udp.send(frame, to: address)
@@ -340,6 +528,36 @@ final class Frontend: @unchecked Sendable {
             }
         }
         if stream.connection == nil { peerStreams[endpoint] = nil }
+    }
+
+    /// Where a seed known by name is now, starting a lookup when one is due. Until its first answer
+    /// the frame is dropped: the engine keeps probing seeds it has not heard from.
+    private func route(to name: HostAndPort, endpoint: PeerEndpoint) -> SocketAddress? {
+        let route = peerNames.route(name, now: loop.now)
+        if route.lookUp, let resolver {
+            do {
+                try resolver.resolve(name.host, port: name.port) { [unowned self] result in
+                    resolved(name, endpoint: endpoint, result)
+                }
+            } catch {
+                resolved(name, endpoint: endpoint, .failure(error))
+            }
+        }
+        return route.address
+    }
+
+    private func resolved(_ name: HostAndPort, endpoint: PeerEndpoint, _ result: Result<[SocketAddress], TransportError>) {
+        switch result {
+        case .success(let addresses):
+            guard peerNames.resolved(name, to: addresses, now: loop.now) else { return }
+            logger.notice("seed \(name) resolves to \(addresses.map(\.description).joined(separator: ", "))")
+            // A stream still open to the old address is closed; the next frame connects to the new one.
+            peerStreams[endpoint]?.connection?.close()
+        case .failure(let error):
+            let retry = peerNames.failed(name, now: loop.now)
+            let kept = peerNames.entries[name]?.addresses.isEmpty == false ? " (still using its last addresses)" : ""
+            logger.warning("seed \(name) does not resolve: \(error.message); retrying in \(retry / 1000) s\(kept)")
+        }
     }
 
     // MARK: Effects from the writer
@@ -387,43 +605,16 @@ final class Frontend: @unchecked Sendable {
         }
     }
 
-    /// Counts and times the oldest request in flight, whose reply is leaving.
-    private func completeHead(of session: ClientSession, failed: Bool) {
-        let request = session.inFlight[session.inFlightHead]
-        session.inFlightHead += 1
-        if session.inFlightHead > 64 && session.inFlightHead * 2 > session.inFlight.count {
-            session.inFlight.removeFirst(session.inFlightHead)
-            session.inFlightHead = 0
-        }
-        let elapsed = DispatchTime.now().uptimeNanoseconds &- request.started
-        metrics.command(CommandNames.canonical(request.name), failed: failed, nanoseconds: elapsed)
-    }
-
-    /// Appends the loop's own replies that are next in line (every engine reply before them has left).
-    private func releaseLocalReplies(of session: ClientSession) {
-        while session.inFlightHead < session.inFlight.count, let reply = session.inFlight[session.inFlightHead].localReply {
-            completeHead(of: session, failed: true)
-            session.coalescedReplies.append(contentsOf: reply)
-        }
-    }
-
     private func perform(_ effect: Effect) {
         switch effect {
         case .reply(let client, let bytes):
             guard let session = clients[client.rawValue] else { return }
-            if session.coalescedReplies.isEmpty { clientsWithReplies.append(client.rawValue) }
-            if session.inFlightHead < session.inFlight.count {
-                completeHead(of: session, failed: bytes.first == UInt8(ascii: "-"))
-            }
-            session.coalescedReplies.append(contentsOf: bytes)
-            releaseLocalReplies(of: session)
-            if session.coalescedReplies.count >= Self.maxCoalescedReplyBytes { flushReplies(of: session) }
+            session.replies.engineAnswered(bytes)
+            release(session)
         case .closeClient(let client):
             guard let session = clients[client.rawValue] else { return }
-            flushReplies(of: session)
-            session.closing = true
-            session.connection.stopReading()
-            session.connection.closeAfterFlush()
+            session.closeWhenAnswered = true
+            release(session)
         case .send(let frame, let endpoint, let channel):
             send(frame: frame, to: endpoint, via: channel)
         case .shutdown:
@@ -467,6 +658,7 @@ final class Frontend: @unchecked Sendable {
         for stream in peerStreams.values { stream.connection?.closeAfterFlush() }
         for entry in inboundPeers.values { entry.connection.close() }
         peerServer?.close()
+        resolver?.cancelAll()
         udp?.close()
         metricsServer?.close()
         ticker?.close()
@@ -505,7 +697,7 @@ final class Frontend: @unchecked Sendable {
 /// Command names as metric labels: known names as they are, anything else as "unknown", so a client
 /// cannot create unbounded label values.
 enum CommandNames {
-    static let known = Engine.commandNames
+    static let known = Engine.commandNames.union(ClientGate.shellCommands)
 
     static func canonical(_ name: String) -> String { known.contains(name) ? name : "unknown" }
 }

@@ -90,6 +90,7 @@ extension Engine {
     mutating func replicationTick(now: UInt64, into output: inout EngineOutput) {
         guard replicator != nil else { return }
         replicator!.now = max(replicator!.now, now)
+        keyspace.now = replicator!.now
         let now = replicator!.now
         let settings = replicator!.settings
         let blocked = replicator!.blocked
@@ -154,7 +155,14 @@ extension Engine {
         let targets = replicator!.targets
         guard !targets.isEmpty else { return }
         let lagging = targets.filter { replicator!.needsSync.contains($0.nodeID) }
-        let pool = lagging.isEmpty ? targets : lagging
+        replicator!.syncRounds += 1
+        // Without a lagging peer, repair is a safety net: compare with a peer that has acknowledged every
+        // delta we sent. While deltas are in flight the digests differ anyway and the comparison would
+        // ship the states the deltas are already carrying. Every tenth round compares regardless, so a
+        // difference the deltas will never fix is found even under continuous writes.
+        let next = replicator!.nextSequence
+        let settled = targets.filter { replicator!.acknowledged(by: $0) >= next }
+        let pool = !lagging.isEmpty ? lagging : (replicator!.syncRounds % 10 == 0 ? targets : settled)
         guard let member = pool.randomElement(using: &replicator!.random) else { return }
         replicator!.needsSync.remove(member.nodeID)
         send(.syncRoot(keyspace.rootDigest()), to: member.endpoint, recipient: member.nodeID, into: &output)
@@ -371,11 +379,17 @@ extension Engine {
 
     /// Whether to hold back the whole-state transfer of a large key whose digests differ. Under
     /// continuous writes two replicas are rarely equal at the instant they compare, because deltas are
-    /// in flight; shipping a hot set of 100 k members every round is the storm this avoids. A key whose
-    /// two digests are unchanged since the last comparison really differs and is repaired now; one in
-    /// flux waits for its deltas, at most `maxRepairDeferrals` comparisons.
+    /// in flight; shipping a hot set of 100 k members every round is the storm this avoids. A key that
+    /// has not changed here for two sync intervals, or whose two digests are unchanged since the last
+    /// comparison, really differs and is repaired now; one in flux waits for its deltas, at most
+    /// `maxRepairDeferrals` comparisons.
     mutating func deferRepair(of key: Bytes, ours: Digest128, theirs: Digest128, peer: String) -> Bool {
         guard let object = keyspace[key], object.set.count + object.hash.count >= Self.deferrableObjectSize else { return false }
+        let quiet = 2 * replicator!.settings.syncIntervalMilliseconds
+        guard let changed = keyspace.lastChange(of: key), changed + quiet > replicator!.now else {
+            replicator!.repairDeferrals[peer]?[key] = nil
+            return false
+        }
         var deferrals = replicator!.repairDeferrals[peer] ?? [:]
         defer { replicator!.repairDeferrals[peer] = deferrals }
         guard var entry = deferrals[key] else {

@@ -1,4 +1,5 @@
 internal import CSQLite
+import Glibc
 public import Logging
 
 /// The daemon's durable store: an SQLite database in WAL mode holding, per key, a snapshot and the
@@ -436,6 +437,117 @@ public final class Store {
                 "migrating '\(path)' from schema \(version) to \(migrations.count) failed and was rolled back: \(error.message)",
                 resultCode: error.resultCode)
         }
+    }
+}
+
+// MARK: - Backup and restore
+
+extension Store {
+    /// Writes a consistent copy of the live database at `path` to `destination` with `VACUUM INTO`, from
+    /// a read-only connection of its own: in WAL mode a reader neither blocks the writer nor is blocked by
+    /// it, so the node keeps serving, and the copy holds exactly the transactions committed when the copy
+    /// began. The copy is written beside `destination` and renamed into place once synced, so a
+    /// `destination` that exists is always complete. Runs for as long as the copy takes: call it off the
+    /// threads that serve.
+    ///
+    /// - Returns: the size of the copy in bytes.
+    /// - Throws: ``StoreError`` when `destination` exists, or the copy fails (the partial file is removed).
+    public static func backup(databaseAt path: String, to destination: String) throws(StoreError) -> Int {
+        guard Glibc.access(destination, F_OK) != 0 else {
+            throw StoreError(.openFailed, "the backup '\(destination)' already exists; choose a new name, a backup is never overwritten")
+        }
+        let partial = destination + ".partial"
+        unlink(partial)
+        let database = try openReadOnly(path)
+        defer { sqlite3_close_v2(database) }
+        do throws(StoreError) {
+            let statement = try Statement(database, "VACUUM INTO ?1")
+            defer { statement.finalize() }
+            try statement.bind(1, partial)
+            try statement.run()
+            try syncFile(partial)
+            guard rename(partial, destination) == 0 else {
+                throw StoreError(.sqlite, "cannot rename the backup into '\(destination)': \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            unlink(partial)
+            throw error
+        }
+        var info = stat()
+        return stat(destination, &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    /// Makes `databasePath` a copy of the backup at `backup`, checked as a crdtd database (application id,
+    /// integrity, schema, migrated forward), with the meta values named in `forgetting` removed: those
+    /// tied to the identity of the node that wrote the backup, which the restored node must not reuse.
+    ///
+    /// - Throws: ``StoreError`` when `databasePath` exists (a restore never replaces data) or the backup is
+    ///   not a usable crdtd database; nothing is left at `databasePath` then.
+    public static func restore(backup: String, into databasePath: String, forgetting names: [String],
+                               logger: Logger = Logger(label: "crdtd.store")) throws(StoreError) {
+        for suffix in ["", "-wal"] where access(databasePath + suffix, F_OK) == 0 {
+            throw StoreError(.openFailed,
+                "'\(databasePath + suffix)' exists: a restore only fills an empty data directory; move the old database away first")
+        }
+        let staging = databasePath + ".restoring"
+        for suffix in ["", "-wal", "-shm"] { unlink(staging + suffix) }
+        do throws(StoreError) {
+            // Copying through SQLite also proves the backup is an SQLite database and reads it consistently.
+            let source = try openReadOnly(backup)
+            do throws(StoreError) {
+                let statement = try Statement(source, "VACUUM INTO ?1")
+                defer { statement.finalize() }
+                try statement.bind(1, staging)
+                try statement.run()
+            } catch {
+                sqlite3_close_v2(source)
+                throw error
+            }
+            sqlite3_close_v2(source)
+            let store = try Store(path: staging, options: StoreOptions(verifyOnOpen: true), logger: logger)
+            do throws(StoreError) {
+                let remove = try Statement(store.database!, "DELETE FROM meta WHERE name = ?1")
+                defer { remove.finalize() }
+                for name in names {
+                    try remove.bind(1, name)
+                    try remove.run()
+                }
+            } catch {
+                store.close()
+                throw error
+            }
+            // The last connection's close checkpoints the log into the file and removes it.
+            store.close()
+            try syncFile(staging)
+            guard rename(staging, databasePath) == 0 else {
+                throw StoreError(.sqlite, "cannot move the restored database into '\(databasePath)': \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            for suffix in ["", "-wal", "-shm"] { unlink(staging + suffix) }
+            throw error
+        }
+    }
+
+    private static func openReadOnly(_ path: String) throws(StoreError) -> OpaquePointer {
+        var handle: OpaquePointer?
+        let status = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nil)
+        guard status == SQLITE_OK, let handle else {
+            let detail = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
+            sqlite3_close_v2(handle)
+            throw StoreError(.openFailed, "cannot open '\(path)' to read it: \(detail)", resultCode: status)
+        }
+        sqlite3_busy_timeout(handle, 5000)
+        return handle
+    }
+
+    private static func syncFile(_ path: String) throws(StoreError) {
+        let fd = Glibc.open(path, O_RDONLY)
+        guard fd >= 0, fsync(fd) == 0 else {
+            let reason = String(cString: strerror(errno))
+            if fd >= 0 { _ = Glibc.close(fd) }
+            throw StoreError(.sqlite, "cannot sync '\(path)' to disk: \(reason)")
+        }
+        _ = Glibc.close(fd)
     }
 }
 

@@ -88,11 +88,10 @@ extension CRDTCTL {
             let total = rate * seconds
             let sent = Mutex([UInt64](repeating: 0, count: total + 1))
             let done = Mutex(false)
-            let writerPort = cluster.nodes[0].clientPort
             let interval = 1_000_000_000 / UInt64(rate)
             let bytesBefore = try bytesOut(cluster)
             let writer = Thread {
-                guard let c = try? RESPConnection(host: "127.0.0.1", port: writerPort) else { return }
+                guard let c = try? cluster.connection(0) else { return }
                 let start = monotonic()
                 for k in 1...total {
                     let due = start + UInt64(k) * interval
@@ -173,8 +172,4 @@ func httpGet(port: Int, path: String) throws -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
-extension LocalCluster {
-    func connection(_ i: Int) throws -> RESPConnection {
-        try RESPConnection(host: "127.0.0.1", port: nodes[i].clientPort)
-    }
-}
+

@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import RESP
+import RESPClient
 
 /// `crdtctl`: runs local crdtd clusters, injects faults, and verifies convergence.
 @main
@@ -11,7 +12,7 @@ struct CRDTCTL: ParsableCommand {
         abstract: "Start local crdtd clusters, inject partitions and crashes, and verify that replicas converge.",
         subcommands: [
             Demo.self, Cluster.self, Partition.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
-            Status.self, Verify.self, Run.self, Bench.self, Check.self,
+            Status.self, Verify.self, Run.self, Bench.self, Check.self, Ping.self, Backup.self,
             Counter.self, SetCommand.self, Register.self, Hash.self, Keys.self, TypeCommand.self, Del.self,
         ])
 }
@@ -35,6 +36,7 @@ extension CRDTCTL {
             @Option(help: "Number of nodes.") var nodes = 3
             @Option(help: "Client ports are base+1..base+N; peer ports base+101..; metrics base+201...") var basePort = 7000
             @Flag(help: "Run without a cluster key (peer traffic unauthenticated).") var insecure = false
+            @Flag(help: "Require clients to AUTH with a random password, written to DIR/client.password.") var auth = false
 
             func validate() throws {
                 guard (1...64).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 64") }
@@ -42,9 +44,10 @@ extension CRDTCTL {
             }
 
             func run() throws {
-                let cluster = try startCluster(dir: options.dir, nodes: nodes, basePort: basePort, insecure: insecure)
+                let cluster = try startCluster(dir: options.dir, nodes: nodes, basePort: basePort, insecure: insecure, auth: auth)
+                let login = cluster.password.map { " -a \($0)" } ?? ""
                 for node in cluster.nodes {
-                    print("\(node.name)  redis-cli -p \(node.clientPort)   peer :\(node.peerPort)   metrics http://127.0.0.1:\(node.metricsPort)/metrics   pid \(node.pid)")
+                    print("\(node.name)  redis-cli -p \(node.clientPort)\(login)   peer :\(node.peerPort)   metrics http://127.0.0.1:\(node.metricsPort)/metrics   pid \(node.pid)")
                 }
             }
         }
@@ -182,11 +185,68 @@ extension CRDTCTL {
     }
 }
 
+extension CRDTCTL {
+    /// A health probe for any node (Kubernetes readiness, scripts): exit 0 when it answers PING.
+    struct Ping: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "PING a node, authenticating when given a password; exit 0 when it answers PONG.")
+        @Option(help: "Host name or address of the node.") var host = "127.0.0.1"
+        @Option(help: "Client port.") var port = 6379
+        @Option(help: "User for AUTH (default: the default user).") var user: String?
+        @Option(help: ArgumentHelp("File whose first line is the password.", valueName: "file")) var passwordFile: String?
+        @Option(help: "Seconds to wait for the answer.") var timeout = 2
+
+        func run() throws {
+            let password = try passwordFile.map { path in
+                let text = try String(contentsOfFile: path, encoding: .utf8)
+                return String(text.split(whereSeparator: \.isNewline).first ?? "")
+            }
+            let connection = try authenticatedConnection(host: host, port: port, user: user, password: password,
+                                                         timeout: .seconds(timeout))
+            let reply = try connection.send(["PING"])
+            guard reply == .simpleString("PONG") else { throw ClusterError("\(host):\(port) answered \(reply.text)") }
+            print("PONG")
+        }
+    }
+}
+
+extension CRDTCTL {
+    /// A consistent copy of one node's database, taken while it serves (CRDT.BACKUP), moved to FILE.
+    struct Backup: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Back up one node of a local cluster into FILE while it keeps serving.",
+            discussion: """
+                The node writes the copy into its backup directory (CRDT.BACKUP, a read-only SQLite connection \
+                doing VACUUM INTO on a thread of its own); crdtctl then moves it to FILE. Start a replacement \
+                node from it with `crdtd --restore FILE` in an empty data directory.
+                """)
+        @OptionGroup var options: ClusterOptions
+        @Option(help: "The node to back up.") var node: String
+        @Argument(help: "Where to put the backup (must not exist).") var file: String
+        @Option(help: "Seconds to wait for the copy.") var timeout = 600
+
+        func run() throws {
+            guard !FileManager.default.fileExists(atPath: file) else { throw ValidationError("\(file) exists; a backup never overwrites") }
+            let cluster = try options.load()
+            let name = "crdtctl-\(getpid())-\(UInt64(Date().timeIntervalSince1970 * 1000)).db"
+            let reply = try cluster.command(try cluster.index(of: node), ["CRDT.BACKUP", name], timeout: .seconds(timeout))
+            guard case .bulkString(let path) = reply else { throw ClusterError("\(node) refused the backup: \(reply.text)") }
+            let written = String(decoding: path, as: UTF8.self)
+            do {
+                try FileManager.default.moveItem(atPath: written, toPath: file)
+            } catch {
+                throw ClusterError("the backup is at \(written) but could not be moved to \(file): \(error.localizedDescription)")
+            }
+            print("backed up \(node) into \(file)")
+        }
+    }
+}
+
 // MARK: Shared steps
 
 /// Starts `nodes` fresh nodes in `dir` (removing an earlier cluster there) and waits until all serve and
 /// know each other.
-func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool) throws -> LocalCluster {
+func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: Bool = false) throws -> LocalCluster {
     if let old = try? LocalCluster.load(from: dir) {
         for i in old.nodes.indices { old.stop(i) }
     }
@@ -207,6 +267,12 @@ func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool) throws
         return .init(name: name, clientPort: basePort + n, peerPort: basePort + 100 + n, metricsPort: basePort + 200 + n,
                      dataDir: nodeDir, logFile: nodeDir + ".log", pid: 0)
     }, keyFile: keyFile)
+    if auth {
+        var generator = SystemRandomNumberGenerator()
+        let password = Data((0..<24).map { _ in UInt8.random(in: 0...255, using: &generator) }).base64EncodedString()
+        try (password + "\n").write(toFile: LocalCluster.passwordPath(in: dir), atomically: true, encoding: .utf8)
+        cluster.password = password
+    }
     do {
         for i in cluster.nodes.indices { try cluster.launch(i, seeds: [0]) }
         try cluster.save()

@@ -18,8 +18,11 @@ struct LocalCluster: Codable {
     var baseDir: String
     var nodes: [Node]
     var keyFile: String?
+    /// The `default` user's password (also in `client.password`), when the nodes require clients to AUTH.
+    var password: String?
 
     static func path(in baseDir: String) -> String { (baseDir as NSString).appendingPathComponent("cluster.json") }
+    static func passwordPath(in baseDir: String) -> String { (baseDir as NSString).appendingPathComponent("client.password") }
 
     static func load(from baseDir: String) throws -> LocalCluster {
         let data: Data
@@ -80,6 +83,7 @@ struct LocalCluster: Codable {
         ]
         for seed in seeds where seed != i { arguments += ["--seed", "127.0.0.1:\(nodes[seed].peerPort)"] }
         arguments += keyFile.map { ["--cluster-key-file", $0] } ?? ["--insecure"]
+        if password != nil { arguments += ["--client-password-file", Self.passwordPath(in: baseDir)] }
         arguments += extraArguments
         process.arguments = arguments
         process.standardOutput = log
@@ -98,8 +102,7 @@ struct LocalCluster: Codable {
     func waitUntilServing(_ i: Int, timeout: Duration = .seconds(30)) throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let connection = try? RESPConnection(host: "127.0.0.1", port: nodes[i].clientPort, timeout: .seconds(1)),
-               (try? connection.send(["PING"])) == .simpleString("PONG") {
+            if let connection = try? connection(i, timeout: .seconds(1)), (try? connection.send(["PING"])) == .simpleString("PONG") {
                 connection.close()
                 return
             }
@@ -134,9 +137,14 @@ struct LocalCluster: Codable {
 
     // MARK: Commands
 
+    /// A connection to node `i`, authenticated when the cluster has a password.
+    func connection(_ i: Int, timeout: Duration = .seconds(5)) throws -> RESPConnection {
+        try authenticatedConnection(host: "127.0.0.1", port: nodes[i].clientPort, password: password, timeout: timeout)
+    }
+
     /// Runs one command on node `i`.
     func command(_ i: Int, _ arguments: [String], timeout: Duration = .seconds(5)) throws -> RESPReply {
-        let connection = try RESPConnection(host: "127.0.0.1", port: nodes[i].clientPort, timeout: timeout)
+        let connection = try connection(i, timeout: timeout)
         defer { connection.close() }
         return try connection.send(arguments)
     }
@@ -163,6 +171,19 @@ struct LocalCluster: Codable {
         }
         return nil
     }
+}
+
+/// Connects and, given a password, authenticates (`AUTH [user] password`); a refusal is an error.
+func authenticatedConnection(host: String, port: Int, user: String? = nil, password: String?,
+                             timeout: Duration = .seconds(5)) throws -> RESPConnection {
+    let connection = try RESPConnection(host: host, port: port, timeout: timeout)
+    guard let password else { return connection }
+    let reply = try connection.send(["AUTH"] + (user.map { [$0] } ?? []) + [password])
+    guard reply == .simpleString("OK") else {
+        connection.close()
+        throw ClusterError("\(host):\(port) refused the credentials: \(reply.text)")
+    }
+    return connection
 }
 
 struct ClusterError: Error, CustomStringConvertible {

@@ -3,11 +3,50 @@ import Daemon
 import Foundation
 import Logging
 
-/// `crdtd`: the replication daemon. Settings come from defaults, then `--config`, then these flags.
+/// `crdtd`: the replication daemon (`crdtd serve`, the default) and its helpers.
 @main
 struct CRDTD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crdtd",
+        abstract: "A coordination-free replication daemon: CRDT counters, sets, registers and maps over the Redis protocol.",
+        subcommands: [Serve.self, HashPassword.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// `crdtd hash-password`: prints the `password_hash` of a config `users:` entry.
+struct HashPassword: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hash-password",
+        abstract: "Read a password on standard input (one line) and print its hash for users: in the config.",
+        discussion: """
+            The hash is PBKDF2-SHA256 with a random salt: pbkdf2-sha256$ROUNDS$SALT$HASH. The password is \
+            read from standard input so that it stays out of the shell history: \
+            `printf %s "$PASSWORD" | crdtd hash-password`.
+            """)
+
+    @Option(help: ArgumentHelp("PBKDF2 rounds (at least \(PasswordHash.minimumRounds)).", valueName: "n"))
+    var rounds = PasswordHash.defaultRounds
+
+    func validate() throws {
+        guard rounds >= PasswordHash.minimumRounds else {
+            throw ValidationError("--rounds must be at least \(PasswordHash.minimumRounds)")
+        }
+    }
+
+    func run() throws {
+        guard var line = readLine(strippingNewline: true) else {
+            throw ValidationError("no password on standard input: printf %s \"$PASSWORD\" | crdtd hash-password")
+        }
+        if line.hasSuffix("\r") { line.removeLast() }
+        guard !line.isEmpty else { throw ValidationError("the password is empty") }
+        print(PasswordHash(hashing: Array(line.utf8), rounds: rounds))
+    }
+}
+
+/// `crdtd serve`: the replication daemon. Settings come from defaults, then `--config`, then these flags.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "A coordination-free replication daemon: CRDT counters, sets, registers and maps over the Redis protocol.",
         discussion: """
             Every node accepts every write, even during a partition; nodes exchange CRDT deltas and converge once \
@@ -43,6 +82,18 @@ struct CRDTD: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Cluster label bound into every frame. Default crdtd.", valueName: "label"))
     var clusterLabel: String?
 
+    @Option(name: .long, help: ArgumentHelp("Client passwords of the default user, one per line; clients must AUTH.", valueName: "file"))
+    var clientPasswordFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("Where CRDT.BACKUP writes. Default DATA_DIR/backups.", valueName: "dir"))
+    var backupDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("""
+        Start from this backup (from CRDT.BACKUP or crdtctl backup) in an empty data directory: the node takes \
+        a new replica identity and catches up from its peers.
+        """, valueName: "file"))
+    var restore: String?
+
     @Flag(name: .long, help: "Run without a cluster key: peer traffic unauthenticated and in clear (tests only).")
     var insecure = false
 
@@ -72,6 +123,9 @@ struct CRDTD: ParsableCommand {
         if let metricsAddr { configuration.metricsAddr = metricsAddr }
         if let clusterKeyFile { configuration.clusterKeyFile = clusterKeyFile }
         if let clusterLabel { configuration.clusterLabel = clusterLabel }
+        if let clientPasswordFile { configuration.clientPasswordFile = clientPasswordFile }
+        if let backupDir { configuration.backupDir = backupDir }
+        if let restore { configuration.restoreFrom = restore }
         if insecure { configuration.insecure = true }
         if allowFaultInjection { configuration.allowFaultInjection = true }
         if let logLevel { configuration.logLevel = logLevel }

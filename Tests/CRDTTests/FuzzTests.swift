@@ -114,4 +114,11 @@ struct FuzzTests {
     @Test func nestedORMaps() { _ = fuzzDecoder(Harnesses.nestedORMaps, seed: 23, count: fuzzInputsPerDecoder) }
     @Test func orMapOfFlags() { _ = fuzzDecoder(Harnesses.orMapOfFlags, seed: 24, count: fuzzInputsPerDecoder) }
     @Test func boundedCounter() { _ = fuzzDecoder(Harnesses.boundedCounter, seed: 25, count: fuzzInputsPerDecoder) }
+    @Test func countingRegister() { _ = fuzzDecoder(Harnesses.countingRegister, seed: 26, count: fuzzInputsPerDecoder) }
+    @Test func countingRegisterOfScores() { _ = fuzzDecoder(Harnesses.countingRegisterOfScores, seed: 27, count: fuzzInputsPerDecoder) }
+    @Test func orMapOfCountingRegisters() { _ = fuzzDecoder(Harnesses.orMapOfCountingRegisters, seed: 28, count: fuzzInputsPerDecoder) }
+    @Test func hyperLogLog() { _ = fuzzDecoder(Harnesses.hyperLogLog, seed: 29, count: fuzzInputsPerDecoder) }
+    @Test func expiryRegister() { _ = fuzzDecoder(Harnesses.expiryRegister, seed: 30, count: fuzzInputsPerDecoder) }
+    @Test func sortedSet() { _ = fuzzDecoder(Harnesses.sortedSet, seed: 31, count: fuzzInputsPerDecoder) }
+    @Test func replicatedList() { _ = fuzzDecoder(Harnesses.replicatedList, seed: 32, count: fuzzInputsPerDecoder) }
 }

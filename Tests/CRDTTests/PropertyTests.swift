@@ -35,6 +35,20 @@ struct PropertyTests {
     @Test func orMapOfFlags() { runProperties(Harnesses.orMapOfFlags) }
 
     @Test func boundedCounter() { runProperties(Harnesses.boundedCounter) }
+
+    @Test func countingRegister() { runProperties(Harnesses.countingRegister) }
+
+    @Test func countingRegisterOfScores() { runProperties(Harnesses.countingRegisterOfScores) }
+
+    @Test func orMapOfCountingRegisters() { runProperties(Harnesses.orMapOfCountingRegisters) }
+
+    @Test func hyperLogLog() { runProperties(Harnesses.hyperLogLog) }
+
+    @Test func expiryRegister() { runProperties(Harnesses.expiryRegister) }
+
+    @Test func sortedSet() { runProperties(Harnesses.sortedSet) }
+
+    @Test func replicatedList() { runProperties(Harnesses.replicatedList) }
 }
 
 /// One random-operation generator per CRDT type (and per nesting the daemon relies on), shared by
@@ -167,6 +181,100 @@ enum Harnesses {
             default:
                 let target = replicaIDs[rng.below(4)]
                 return try? state.transfer(rights: UInt64(rng.below(3) + 1), from: me, to: target)
+            }
+        }
+    }
+}
+
+extension Harnesses {
+    static var countingRegister: CRDTHarness<CountingRegister<[UInt8], Int64>> {
+        CRDTHarness<CountingRegister<[UInt8], Int64>>(name: "CountingRegister<bytes, Int64>") { state, clock, rng in
+            switch rng.below(10) {
+            case 0: return state.remove()
+            case 1...3: return state.assign(bytes("\(rng.below(50))"), clock: &clock)
+            default: return try? state.increment(by: Int64(rng.below(21) - 10), replica: clock.replica)
+            }
+        }
+    }
+
+    static var countingRegisterOfScores: CRDTHarness<CountingRegister<Double, Double>> {
+        CRDTHarness<CountingRegister<Double, Double>>(name: "CountingRegister<Double, Double>") { state, clock, rng in
+            switch rng.below(10) {
+            case 0: return state.remove()
+            case 1...3: return state.assign(Double(rng.below(100)) / 4 - 10, clock: &clock)
+            default: return try? state.increment(by: Double(rng.below(40)) / 8 - 2.5, replica: clock.replica)
+            }
+        }
+    }
+
+    /// A Redis hash under HSET, HINCRBY, HDEL and DEL.
+    static var orMapOfCountingRegisters: CRDTHarness<ORMap<[UInt8], CountingRegister<[UInt8], Int64>>> {
+        CRDTHarness<ORMap<[UInt8], CountingRegister<[UInt8], Int64>>>(name: "ORMap<field, CountingRegister>") { state, clock, rng in
+            let field = bytes("f\(rng.below(5))")
+            switch rng.below(12) {
+            case 0: return state.removeAll()
+            case 1, 2: return state.remove(field)
+            case 3, 4:
+                let value = bytes("\(rng.below(9))")
+                return state.update(field) { $0.assign(value, clock: &clock) }
+            default:
+                let amount = Int64(rng.below(9) - 4)
+                return try? state.update(field) { (register: inout CountingRegister<[UInt8], Int64>) throws(CRDTMutationError) in
+                    try register.increment(by: amount, replica: clock.replica)
+                }
+            }
+        }
+    }
+}
+
+extension Harnesses {
+    static var hyperLogLog: CRDTHarness<HyperLogLog> {
+        CRDTHarness<HyperLogLog>(name: "HyperLogLog") { state, _, rng in
+            if rng.chance(0.3) {
+                return state.add(contentsOf: (0..<rng.below(6)).map { _ in bytes("e\(rng.below(2_000))") })
+            }
+            return state.add(bytes("e\(rng.below(2_000))"))
+        }
+    }
+}
+
+extension Harnesses {
+    static var expiryRegister: CRDTHarness<ExpiryRegister> {
+        CRDTHarness<ExpiryRegister>(name: "ExpiryRegister") { state, clock, rng in
+            switch rng.below(10) {
+            case 0, 1: return state.clear()
+            case 2: return state.persist(replica: clock.replica)
+            default: return state.expire(atMilliseconds: 1_700_000_000_000 + UInt64(rng.below(100_000)), replica: clock.replica)
+            }
+        }
+    }
+}
+
+extension Harnesses {
+    static var sortedSet: CRDTHarness<SortedSet> {
+        CRDTHarness<SortedSet>(name: "SortedSet") { state, clock, rng in
+            let member = bytes("m\(rng.below(8))")
+            switch rng.below(12) {
+            case 0: return state.removeAll()
+            case 1, 2: return state.remove(member)
+            case 3...6: return state.add(member, score: Double(rng.below(20)) - 5, clock: &clock)
+            default: return try? state.increment(member, by: Double(rng.below(9)) / 2 - 2, replica: clock.replica)
+            }
+        }
+    }
+}
+
+extension Harnesses {
+    static var replicatedList: CRDTHarness<ReplicatedList<[UInt8]>> {
+        CRDTHarness<ReplicatedList<[UInt8]>>(name: "ReplicatedList") { state, clock, rng in
+            let value = bytes("v\(rng.below(20))")
+            switch rng.below(14) {
+            case 0: return state.removeAll()
+            case 1...3: return state.remove(at: rng.below(max(1, state.count)))
+            case 4, 5: return state.set(value, at: rng.below(max(1, state.count)), clock: &clock)
+            case 6...8: return state.insert(value, at: 0, clock: &clock)
+            case 9...11: return state.insert(value, at: state.count, clock: &clock)
+            default: return state.insert(value, at: rng.below(state.count + 1), clock: &clock)
             }
         }
     }

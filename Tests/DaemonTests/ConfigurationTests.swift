@@ -64,5 +64,41 @@ import Testing
         #expect(failure { $0.durability = "sometimes" }.contains("durability"))
         #expect(failure { $0.limits.maxBulkBytes = 100 << 20 }.contains("max_bulk_bytes"))
         #expect(failure { $0.fanout = 0 }.contains("fanout"))
+        let hash = PasswordHash(hashing: Array("pw".utf8), rounds: PasswordHash.minimumRounds)
+        #expect(failure { $0.users = [ClientUser(name: "a", passwordHashes: [hash]), ClientUser(name: "a", passwordHashes: [hash])] }
+            .contains("'a' is listed twice"))
+        #expect(failure { $0.users = [ClientUser(name: "a b", passwordHashes: [hash])] }.contains("without spaces"))
+        #expect(failure { $0.users = [ClientUser(name: "a", passwordHashes: [])] }.contains("crdtd hash-password"))
+        #expect(failure {
+            $0.users = [ClientUser(name: "default", passwordHashes: [hash])]
+            $0.clientPasswordFile = "/run/secrets/pw"
+        }.contains("keep one of the two"))
+    }
+
+    @Test func usersAreReadFromYAML() throws {
+        let hash = PasswordHash(hashing: Array("pw".utf8), rounds: PasswordHash.minimumRounds)
+        var c = Configuration()
+        try c.apply(yaml: """
+            client_password_file: /run/secrets/crdtd-password
+            users:
+              - name: app
+                password_hash: "\(hash)"
+              - name: dashboard
+                password_hashes: ["\(hash)", "\(hash)"]
+                read_only: true
+            """)
+        #expect(c.clientPasswordFile == "/run/secrets/crdtd-password")
+        #expect(c.users == [ClientUser(name: "app", passwordHashes: [hash]),
+                            ClientUser(name: "dashboard", passwordHashes: [hash, hash], readOnly: true)])
+        for (yaml, message) in [
+            ("users: {name: app}", "users must be a list"),
+            ("users:\n  - name: app\n    password: plain", "unknown setting users.password"),
+            ("users:\n  - name: app\n    password_hash: md5$x", "expected pbkdf2-sha256"),
+            ("users:\n  - name: app\n    read_only: maybe", "read_only must be true or false"),
+        ] {
+            var bad = Configuration()
+            #expect(throws: ConfigurationError.self, "\(yaml)") { try bad.apply(yaml: yaml) }
+            do { try bad.apply(yaml: yaml) } catch { #expect(error.description.contains(message), "\(error)") }
+        }
     }
 }

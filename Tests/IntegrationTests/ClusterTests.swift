@@ -93,3 +93,30 @@ import Testing
         #expect(metrics.contains("auth_failed"), "rejected frames are counted by reason")
     }
 }
+
+/// Seeds given by host name, resolved with libuv's resolver (localhost comes from /etc/hosts).
+@Suite(.serialized) struct HostNameSeedTests {
+    @Test func nodesSeededByLocalhostNameJoinAndConverge() throws {
+        let n1 = DaemonProcess(name: "n1")
+        let n2 = DaemonProcess(name: "n2")
+        // As in a StatefulSet, every node gets the same list of names, itself included.
+        let names = ["localhost:\(n1.peerPort)", "localhost:\(n2.peerPort)"]
+        n1.seedAddresses = names
+        n2.seedAddresses = names
+        try n1.start()
+        defer { n1.stop() }
+        try n2.start()
+        defer { n2.stop() }
+        #expect(try n1.run("SADD", "s", "from-n1") == .integer(1))
+        #expect(try n2.run("SADD", "s", "from-n2") == .integer(1))
+        let converged = eventually(timeout: .seconds(20)) {
+            (try? n1.run("SCARD", "s")) == .integer(2) && (try? n2.run("SCARD", "s")) == .integer(2)
+        }
+        #expect(converged, "n1: \(String(describing: try? n1.run("SMEMBERS", "s"))) n2: \(String(describing: try? n2.run("SMEMBERS", "s")))")
+        #expect(n2.log.contains("seed localhost:\(n1.peerPort) resolves to 127.0.0.1:\(n1.peerPort)"), "resolved, not parsed as a literal")
+        // A node does not probe itself through its own name (that would count as rejected frames).
+        Thread.sleep(forTimeInterval: 1.5)
+        let metrics = try rawExchange(port: n1.metricsPort, send: Array("GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n".utf8))
+        #expect(!metrics.contains("reason=\"self\""), "frames to itself were sent")
+    }
+}

@@ -14,6 +14,11 @@ final class DaemonProcess {
     let metricsPort: Int
     var extraArguments: [String]
     var seeds: [Int] = []
+    /// Seeds given as `HOST:PORT` text (host names included), after `seeds`.
+    var seedAddresses: [String] = []
+    /// Credentials `connect()` authenticates with, when the node requires them.
+    var user: String?
+    var password: String?
     /// Added to the test's own environment (an `LD_PRELOAD` fault shim, for example).
     var environment: [String: String] = [:]
     private(set) var process: Process?
@@ -49,6 +54,7 @@ final class DaemonProcess {
             "--gossip-interval", "50", "--log-level", "info",
         ]
         for seed in seeds { arguments += ["--seed", "127.0.0.1:\(seed)"] }
+        for seed in seedAddresses { arguments += ["--seed", seed] }
         process.arguments = arguments + extraArguments
         process.standardOutput = log
         process.standardError = log
@@ -82,7 +88,18 @@ final class DaemonProcess {
         throw TestFailure("crdtd did not answer PING within \(timeout): \(log)")
     }
 
+    /// A connection, authenticated when the node has credentials set.
     func connect(timeout: Duration = .seconds(5)) throws -> RESPConnection {
+        let connection = try RESPConnection(host: "127.0.0.1", port: clientPort, timeout: timeout)
+        if let password {
+            let reply = try connection.send(["AUTH"] + (user.map { [$0] } ?? []) + [password])
+            guard reply == .simpleString("OK") else { throw TestFailure("AUTH was refused: \(reply)") }
+        }
+        return connection
+    }
+
+    /// A connection that does not authenticate.
+    func connectAnonymously(timeout: Duration = .seconds(5)) throws -> RESPConnection {
         try RESPConnection(host: "127.0.0.1", port: clientPort, timeout: timeout)
     }
 

@@ -212,3 +212,72 @@ measureApply("mutate: INCRBY on a 6-replica counter (add + delta)") {
 }
 print("\nApplying a delta (join into a state; ns per operation):\n")
 printTable(header: ["operation", "median", "best"], rows: applyRows)
+
+// MARK: Receiving a delta against the size of the object it lands in
+
+// What the daemon does with each delta a peer sends: join it and learn whether it was new
+// (`inflate(with:)`), side by side with what it did before (keep a copy, join, compare the whole
+// object). Each row takes fresh deltas (a member not yet present, from another replica), so every one
+// changes the state. The goal of issue 8: flat within 2x from 1 k to 1 M members.
+@MainActor func receiveRows() -> [[String]] {
+    var rows: [[String]] = []
+    let source = ReplicaID(0x5EED_0000_0000_0077)
+    for size in [1_000, 100_000, 1_000_000] {
+        guard selected("receive into \(size)") else { continue }
+        var target = AWSet<[UInt8]>()
+        for index in 0..<size { _ = target.add(Array("member-\(index)".utf8), replica: ReplicaID(UInt64(index % 5 + 1) &* 0x9E37_79B9_7F4A_7C15)) }
+        var writer = AWSet<[UInt8]>()
+        let fresh = 20_000
+        let deltas = (0..<fresh).map { writer.add(Array("new-member-\($0)".utf8), replica: source) }
+        var inflated = target
+        // The first change copies the storage `target` shares (copy-on-write): do it before timing.
+        var warmup = AWSet<[UInt8]>()
+        _ = inflated.inflate(with: warmup.add(Array("warm-up".utf8), replica: ReplicaID(0x5EED_0000_0000_0078)))
+        let start = monotonicNanoseconds()
+        var changed = 0
+        for delta in deltas where inflated.inflate(with: delta) { changed += 1 }
+        let inflateNs = Double(monotonicNanoseconds() - start) / Double(fresh)
+        precondition(changed == fresh)
+        // The old way copies the object for every delta: a few suffice to time it.
+        let oldCount = size >= 1_000_000 ? 5 : size >= 100_000 ? 20 : 500
+        var old = target
+        let oldStart = monotonicNanoseconds()
+        for delta in deltas.prefix(oldCount) {
+            let before = old
+            old.join(delta)
+            blackHole(old != before)
+        }
+        let oldNs = Double(monotonicNanoseconds() - oldStart) / Double(oldCount)
+        rows.append(["set add delta into \(size) members", format(inflateNs), format(oldNs), String(format: "%.0fx", oldNs / inflateNs)])
+        blackHole((inflated, old))
+    }
+    for replicas in [3, 300] {
+        guard selected("receive counter \(replicas)") else { continue }
+        var target = ResettableCounter()
+        for index in 0..<replicas { _ = try! target.add(5, replica: ReplicaID(UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15)) }
+        var writer = target
+        let fresh = 20_000
+        let deltas = (0..<fresh).map { _ in try! writer.add(1, replica: ReplicaID(1 &* 0x9E37_79B9_7F4A_7C15)) }
+        var inflated = target
+        var warmup = ResettableCounter()
+        _ = inflated.inflate(with: try! warmup.add(1, replica: ReplicaID(0x5EED_0000_0000_0079)))
+        let start = monotonicNanoseconds()
+        for delta in deltas { blackHole(inflated.inflate(with: delta)) }
+        let inflateNs = Double(monotonicNanoseconds() - start) / Double(fresh)
+        var old = target
+        let oldStart = monotonicNanoseconds()
+        for delta in deltas {
+            let before = old
+            old.join(delta)
+            blackHole(old != before)
+        }
+        let oldNs = Double(monotonicNanoseconds() - oldStart) / Double(fresh)
+        rows.append(["counter delta into \(replicas) replicas", format(inflateNs), format(oldNs), String(format: "%.0fx", oldNs / inflateNs)])
+    }
+    return rows
+}
+let received = receiveRows()
+if !received.isEmpty {
+    print("\nReceiving a delta that is new (ns per delta): inflate(with:) against copy + join + compare:\n")
+    printTable(header: ["delta", "inflate (now)", "copy + join + compare (before)", "before / now"], rows: received)
+}

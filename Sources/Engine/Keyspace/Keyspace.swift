@@ -20,6 +20,9 @@ struct Keyspace {
     /// A key's deltas are folded into a snapshot once they outweigh the last snapshot (and this floor):
     /// storage stays within about twice the state while each write costs O(delta), amortised.
     let snapshotFloorBytes: Int
+    /// Monotonic time of the last tick (simulated time in simulation), to stamp when a key last
+    /// changed; it never decides a conflict, only whether a key is still in flux for repair.
+    var now: UInt64 = 0
 
     init(digestBuckets: Int, snapshotFloorBytes: Int) {
         digests = DigestIndex(bucketCount: digestBuckets)
@@ -102,11 +105,12 @@ struct Keyspace {
         countTypeChange(from: typeBefore, to: objects.values[index].visibleType)
         digests.invalidate(key)
         var state = compaction[key] ?? CompactionState()
+        state.changedAt = now
         state.deltaBytes += deltaBytes.count
         defer { compaction[key] = state }
         if state.deltaBytes > max(state.snapshotBytes, snapshotFloorBytes) {
             let snapshot = objects.values[index].serialized()
-            state = CompactionState(snapshotBytes: snapshot.count, deltaBytes: 0)
+            state = CompactionState(snapshotBytes: snapshot.count, deltaBytes: 0, changedAt: now)
             return .snapshot(key: key, bytes: snapshot)
         }
         return .delta(key: key, bytes: deltaBytes)
@@ -152,10 +156,14 @@ struct Keyspace {
     }
 
     func bucket(of key: Bytes) -> Int { digests.bucket(of: key) }
+
+    /// When `key` last changed here (tick time), if it ever did since start.
+    func lastChange(of key: Bytes) -> UInt64? { compaction[key]?.changedAt }
 }
 
-/// How much of a key's stored form is snapshot and how much appended deltas.
+/// How much of a key's stored form is snapshot and how much appended deltas, and when it last changed.
 struct CompactionState {
     var snapshotBytes = 0
     var deltaBytes = 0
+    var changedAt: UInt64 = 0
 }

@@ -10,12 +10,28 @@ struct DigestIndex {
     let bucketCount: Int
     private var buckets: [(UInt64, UInt64)]
     private var keyDigests: [[Bytes: Digest128]]
+    /// Each bucket's keys in byte order, kept sorted as keys arrive (binary search and insert), so that
+    /// listing a bucket for repair costs O(bucket) instead of a sort per frame: under continuous writes
+    /// every bucket differs at every comparison, and the sorts had come to dominate the engine thread.
+    private var ordered: [[Bytes]]
     private var dirty: Set<Bytes> = []
 
     init(bucketCount: Int) {
         self.bucketCount = bucketCount
         buckets = Array(repeating: (0, 0), count: bucketCount)
         keyDigests = Array(repeating: [:], count: bucketCount)
+        ordered = Array(repeating: [], count: bucketCount)
+    }
+
+    /// Where `key` is, or would be inserted, in bucket `b`'s order.
+    private func position(of key: Bytes, inBucket b: Int) -> Int {
+        var low = 0
+        var high = ordered[b].count
+        while low < high {
+            let middle = (low + high) / 2
+            if ordered[b][middle].lexicographicallyPrecedes(key) { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 
     func bucket(of key: Bytes) -> Int {
@@ -30,14 +46,19 @@ struct DigestIndex {
         guard !dirty.isEmpty else { return }
         for key in dirty {
             let b = bucket(of: key)
-            if let old = keyDigests[b][key] {
+            let old = keyDigests[b][key]
+            if let old {
                 buckets[b].0 ^= old.high
                 buckets[b].1 ^= old.low
             }
             guard let object = keyspace[key] else {
-                keyDigests[b][key] = nil
+                if old != nil {
+                    keyDigests[b][key] = nil
+                    ordered[b].remove(at: position(of: key, inBucket: b))
+                }
                 continue
             }
+            if old == nil { ordered[b].insert(key, at: position(of: key, inBucket: b)) }
             let digest = object.digest(key: key)
             keyDigests[b][key] = digest
             buckets[b].0 ^= digest.high
@@ -63,7 +84,7 @@ struct DigestIndex {
     /// Keys of one bucket with their digests, in key order.
     func keys(inBucket b: Int) -> [(key: Bytes, digest: Digest128)] {
         guard b >= 0 && b < bucketCount else { return [] }
-        return keyDigests[b].sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { ($0.key, $0.value) }
+        return ordered[b].map { ($0, keyDigests[b][$0]!) }
     }
 
     func digest(of key: Bytes) -> Digest128? { keyDigests[bucket(of: key)][key] }

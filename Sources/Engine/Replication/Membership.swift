@@ -211,11 +211,12 @@ struct Membership {
         for seed in seeds where seed != settings.endpoint && !knownEndpoints.contains(seed) {
             actions.append(.ping(seed, nodeID: nil, sequence: takeSequence()))
         }
-        // Now and then, a dead member: it may be back.
+        // Now and then, every dead member: it may be back. All of them, not one at random: after a
+        // partition heals, a node that saw four peers die would otherwise take four periods to see them
+        // all again, and replication to them waits for that.
         if now >= lastDeadProbeAt + settings.deadProbeIntervalMilliseconds {
             lastDeadProbeAt = now
-            let dead = members.values.filter { $0.state == .dead }.sorted { $0.nodeID < $1.nodeID }
-            if let target = dead.randomElement(using: &random) {
+            for target in members.values.filter({ $0.state == .dead }).sorted(by: { $0.nodeID < $1.nodeID }) {
                 actions.append(.ping(target.endpoint, nodeID: target.nodeID, sequence: takeSequence()))
             }
         }

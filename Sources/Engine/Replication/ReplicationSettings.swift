@@ -23,7 +23,7 @@ public struct ReplicationSettings: Sendable {
     /// A suspect not refuted within this long is declared dead.
     public var suspicionTimeoutMilliseconds: UInt64 = 5000
     /// Dead members are pinged this often, so that a healed partition or a restarted node is noticed.
-    public var deadProbeIntervalMilliseconds: UInt64 = 3000
+    public var deadProbeIntervalMilliseconds: UInt64 = 1000
     /// Largest datagram payload sent (envelope included); larger frames travel on the stream.
     public var maxDatagramBytes = 1400
     /// Largest frame this node packs for the stream: at most `PeerFrameLimit.bytes`, which every receiver

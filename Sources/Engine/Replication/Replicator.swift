@@ -32,6 +32,7 @@ struct Replicator {
     var now: UInt64 = 0
     var lastGossipAt: UInt64 = 0
     var lastSyncAt: UInt64 = 0
+    var syncRounds: UInt64 = 0
     /// Large states being received in chunks, one per peer at a time.
     var assemblies: [String: Assembly] = [:]
     var progressChanged = false

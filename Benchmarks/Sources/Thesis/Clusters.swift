@@ -1,0 +1,267 @@
+import Foundation
+import Glibc
+import RESP
+import RESPClient
+
+/// Paths of the programs under test.
+struct Binaries {
+    var crdtd: String
+    var etcd: String
+    var redisServer: String
+    var sqliteCeiling: String
+}
+
+/// N crdtd nodes on 127.0.0.1, authenticated with a fresh cluster key, fault injection on.
+final class CrdtdCluster {
+    struct Node {
+        var name: String
+        var clientPort: Int
+        var peerPort: Int
+        var metricsPort: Int
+        var server: ServerProcess
+    }
+
+    let nodes: [Node]
+
+    init(_ launcher: Launcher, _ binaries: Binaries, size: Int, durability: String, label: String) throws {
+        let base = try launcher.directory("crdtd-\(label)")
+        var key = [UInt8](repeating: 0, count: 32)
+        for i in key.indices { key[i] = UInt8.random(in: 0...255) }
+        let keyFile = (base as NSString).appendingPathComponent("cluster.key")
+        try (Data(key).base64EncodedString() + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
+        var ports: [(Int, Int, Int)] = []
+        for _ in 0..<size { ports.append((try launcher.freePort(), try launcher.freePort(), try launcher.freePort())) }
+        var nodes: [Node] = []
+        do {
+            for i in 0..<size {
+                let name = "n\(i + 1)"
+                var arguments = [
+                    "--node-id", name, "--data-dir", (base as NSString).appendingPathComponent(name),
+                    "--client-addr", "127.0.0.1:\(ports[i].0)", "--peer-addr", "127.0.0.1:\(ports[i].1)",
+                    "--metrics-addr", "127.0.0.1:\(ports[i].2)", "--cluster-key-file", keyFile,
+                    "--allow-fault-injection", "--durability", durability, "--log-level", "warning",
+                ]
+                if i > 0 { arguments += ["--seed", "127.0.0.1:\(ports[0].1)"] }
+                let server = try launcher.start("crdtd-\(label)-\(name)", binaries.crdtd, arguments)
+                nodes.append(Node(name: name, clientPort: ports[i].0, peerPort: ports[i].1, metricsPort: ports[i].2, server: server))
+            }
+            self.nodes = nodes
+            try waitUntilReady(timeout: 60 + 4 * Double(size))
+        } catch {
+            for node in nodes { node.server.stop() }
+            throw error
+        }
+    }
+
+    func stop() { for node in nodes { node.server.stop() } }
+
+    func connection(_ i: Int, timeout: Duration = .seconds(10)) throws -> RESPConnection {
+        try RESPConnection(host: "127.0.0.1", port: nodes[i].clientPort, timeout: timeout)
+    }
+
+    func command(_ i: Int, _ arguments: [String]) throws -> RESPReply {
+        let c = try connection(i)
+        defer { c.close() }
+        return try c.send(arguments)
+    }
+
+    /// Every node answers PING and sees every other node alive.
+    private func waitUntilReady(timeout: Double) throws {
+        let deadline = now() + timeout
+        var ready = Set<Int>()
+        while now() < deadline {
+            for i in nodes.indices where !ready.contains(i) {
+                guard nodes[i].server.isRunning else { throw SuiteError("\(nodes[i].name) exited during start; see \(nodes[i].server.logFile)") }
+                if case .array(let peers)? = try? command(i, ["CRDT.PEERS"]),
+                   peers.filter({ $0.text.contains("state, alive") }).count >= nodes.count - 1 {
+                    ready.insert(i)
+                }
+            }
+            if ready.count == nodes.count { return }
+            sleep(seconds: 0.1)
+        }
+        throw SuiteError("the \(nodes.count) crdtd nodes did not all see each other alive within \(Int(timeout)) s")
+    }
+
+    /// Each node's CRDT.DIGEST (nil for a node that does not answer).
+    func digests() -> [String?] {
+        nodes.indices.map { i in
+            guard case .bulkString(let hex)? = try? command(i, ["CRDT.DIGEST"]) else { return nil }
+            return String(decoding: hex, as: UTF8.self)
+        }
+    }
+
+    /// Polls every `interval` until every node reports the same digest; the seconds it took, or nil.
+    func waitForConvergence(timeout: Double, interval: Double = 0.02) -> Double? {
+        let start = now()
+        while now() - start < timeout {
+            let all = digests()
+            if all.allSatisfy({ $0 != nil }), Set(all.compactMap { $0 }).count == 1 { return now() - start }
+            sleep(seconds: interval)
+        }
+        return nil
+    }
+
+    /// Node `i` stops talking to the nodes in `peers` (CRDT.PARTITION); an empty list heals it.
+    func cut(_ i: Int, from peers: [Int]) throws {
+        _ = try command(i, ["CRDT.HEAL"])
+        guard !peers.isEmpty else { return }
+        let reply = try command(i, ["CRDT.PARTITION"] + peers.map { nodes[$0].name })
+        guard reply == .simpleString("OK") else { throw SuiteError("\(nodes[i].name) refused CRDT.PARTITION: \(reply)") }
+    }
+
+    func healAll() throws { for i in nodes.indices { _ = try command(i, ["CRDT.HEAL"]) } }
+
+    /// A Prometheus sample of node `i` (summed over label sets whose text contains `labels`).
+    func metric(_ i: Int, _ name: String, labels: String = "") throws -> Double {
+        let text = try httpGet(port: nodes[i].metricsPort, path: "/metrics")
+        var total = 0.0
+        for line in text.split(separator: "\n") where line.hasPrefix(name) && !line.hasPrefix("#") {
+            let series = line.split(separator: " ").first.map(String.init) ?? ""
+            guard series == name || series.hasPrefix(name + "{") else { continue }
+            guard labels.isEmpty || series.contains(labels) else { continue }
+            total += Double(line.split(separator: " ").last ?? "0") ?? 0
+        }
+        return total
+    }
+
+    /// `crdtd_peer_bytes_total{direction="out"}` summed over every node.
+    func bytesOut() throws -> Double {
+        try nodes.indices.reduce(0) { $0 + (try metric($1, "crdtd_peer_bytes_total", labels: "direction=\"out\"")) }
+    }
+}
+
+/// A 3-member etcd cluster on 127.0.0.1, data in the work directory, fsync on every commit (etcd's only mode).
+final class EtcdCluster {
+    struct Member {
+        var name: String
+        var clientPort: Int
+        var server: ServerProcess
+    }
+
+    let members: [Member]
+
+    init(_ launcher: Launcher, _ binaries: Binaries, label: String) throws {
+        let base = try launcher.directory("etcd-\(label)")
+        var ports: [(client: Int, peer: Int)] = []
+        for _ in 0..<3 { ports.append((try launcher.freePort(), try launcher.freePort())) }
+        let initial = (0..<3).map { "e\($0 + 1)=http://127.0.0.1:\(ports[$0].peer)" }.joined(separator: ",")
+        var members: [Member] = []
+        do {
+            for i in 0..<3 {
+                let name = "e\(i + 1)"
+                let server = try launcher.start("etcd-\(label)-\(name)", binaries.etcd, [
+                    "--name", name, "--data-dir", (base as NSString).appendingPathComponent(name),
+                    "--listen-client-urls", "http://127.0.0.1:\(ports[i].client)",
+                    "--advertise-client-urls", "http://127.0.0.1:\(ports[i].client)",
+                    "--listen-peer-urls", "http://127.0.0.1:\(ports[i].peer)",
+                    "--initial-advertise-peer-urls", "http://127.0.0.1:\(ports[i].peer)",
+                    "--initial-cluster", initial, "--initial-cluster-state", "new",
+                    "--initial-cluster-token", "thesis-\(label)", "--log-level", "warn",
+                ])
+                members.append(Member(name: name, clientPort: ports[i].client, server: server))
+            }
+            self.members = members
+            try waitUntilReady()
+        } catch {
+            for member in members { member.server.stop() }
+            throw error
+        }
+    }
+
+    func stop() { for member in members { member.server.stop() } }
+
+    /// Every member accepts a put.
+    private func waitUntilReady() throws {
+        let deadline = now() + 60
+        for member in members {
+            let client = EtcdClient(port: member.clientPort, timeout: 3)
+            while true {
+                if (try? client.put("ready", "1")) != nil { break }
+                guard member.server.isRunning else { throw SuiteError("\(member.name) exited during start; see \(member.server.logFile)") }
+                guard now() < deadline else { throw SuiteError("etcd member \(member.name) accepted no write within 60 s") }
+                sleep(seconds: 0.1)
+            }
+        }
+    }
+
+    /// The index of the current leader.
+    func leader() throws -> Int {
+        for member in members {
+            guard let status = try? EtcdClient(port: member.clientPort, timeout: 3).status() else { continue }
+            if let i = try members.indices.first(where: { try EtcdClient(port: members[$0].clientPort, timeout: 3).status().member == status.leader }) {
+                return i
+            }
+        }
+        throw SuiteError("no etcd member knows a leader")
+    }
+}
+
+/// One redis-server, no persistence (the memory measurement only).
+func startRedis(_ launcher: Launcher, _ binaries: Binaries, label: String) throws -> (ServerProcess, Int) {
+    let dir = try launcher.directory("redis-\(label)")
+    let port = try launcher.freePort()
+    let server = try launcher.start("redis-\(label)", binaries.redisServer, [
+        "--bind", "127.0.0.1", "--port", "\(port)", "--dir", dir, "--save", "", "--appendonly", "no",
+        "--daemonize", "no", "--protected-mode", "yes",
+    ])
+    let deadline = now() + 20
+    while now() < deadline {
+        if let c = try? RESPConnection(host: "127.0.0.1", port: port, timeout: .seconds(1)), (try? c.send(["PING"])) == .simpleString("PONG") {
+            return (server, port)
+        }
+        sleep(seconds: 0.05)
+    }
+    server.stop()
+    throw SuiteError("redis-server did not answer PING within 20 s; see \(server.logFile)")
+}
+
+/// A single crdtd node (memory and persistence measurements).
+func startSingleCrdtd(_ launcher: Launcher, _ binaries: Binaries, durability: String, label: String) throws -> CrdtdCluster {
+    try CrdtdCluster(launcher, binaries, size: 1, durability: durability, label: label)
+}
+
+/// A minimal HTTP GET over a blocking socket, for scraping crdtd's /metrics.
+func httpGet(port: Int, path: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var tv = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let ok = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard ok == 0 else { throw SuiteError("cannot reach metrics on port \(port)") }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+    _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = read(fd, &buffer, buffer.count)
+        if n <= 0 { break }
+        out += buffer[0..<n]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+extension RESPReply {
+    /// The reply flattened to text, for matching (CRDT.PEERS entries are nested arrays of strings).
+    var text: String {
+        switch self {
+        case .simpleString(let s): return s
+        case .error(let e): return "(error) \(e)"
+        case .integer(let i): return "\(i)"
+        case .bulkString(let b): return String(decoding: b, as: UTF8.self)
+        case .null, .nullArray: return "(nil)"
+        case .array(let items), .set(let items), .push(let items): return "[" + items.map(\.text).joined(separator: ", ") + "]"
+        case .map(let entries): return "{" + entries.map { "\($0.key.text): \($0.value.text)" }.joined(separator: ", ") + "}"
+        case .double(let d): return "\(d)"
+        case .boolean(let b): return "\(b)"
+        case .bigNumber(let n): return n
+        case .verbatimString(_, let t): return String(decoding: t, as: UTF8.self)
+        }
+    }
+}
