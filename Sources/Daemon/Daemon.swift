@@ -71,7 +71,7 @@ public enum Daemon {
         let clientAddr = configuration.clientAddr
         let dataDir = configuration.dataDir
         // The writer reports each released step, so replies that need no commit leave at once.
-        engineConfiguration.durability.reportsReleases = true
+        engineConfiguration.commitWait.reportsReleases = true
         engineConfiguration.shellInfo = { section in
             switch section {
             case "server": return [("process_id", "\(pid)"), ("client_addr", clientAddr)]

@@ -27,9 +27,9 @@ extension Engine {
             case "persistence":
                 fields = [
                     ("lamport_clock", String(clock.counter)),
-                    ("storage_writes_waiting", String(durability.writesWaiting)),
-                    ("storage_bytes_waiting", String(durability.bytesWaiting)),
-                    ("storage_oldest_wait_ms", String(durability.oldestWait(now: stats.lastTick))),
+                    ("storage_writes_waiting", String(commits.writesWaiting)),
+                    ("storage_bytes_waiting", String(commits.bytesWaiting)),
+                    ("storage_oldest_wait_ms", String(commits.oldestWait)),
                 ]
             case "replication":
                 fields = [("role", "master"), ("replication_model", "delta-state CRDT, coordination-free")]

@@ -21,7 +21,7 @@ public struct EngineConfiguration: Sendable {
     /// asked for by section name when a client runs `INFO`.
     public var shellInfo: @Sendable (String) -> [(String, String)] = { _ in [] }
     /// Whether the shell reports released steps, and how long writes may wait for the disk.
-    public var durability = DurabilitySettings()
+    public var commitWait = CommitWaitSettings()
 
     public init(nodeID: String, replica: ReplicaID) {
         self.nodeID = nodeID
@@ -81,7 +81,7 @@ public struct Engine {
     /// Whether the last input asked the node to stop.
     public internal(set) var shutdownRequested = false
     /// Released steps, local writes not durable yet, and the store's condition.
-    var durability = Durability()
+    var commits = CommitTracker()
 
     public init(configuration: EngineConfiguration, recovery: EngineRecovery = EngineRecovery()) throws(RecoveryError) {
         self.configuration = configuration
@@ -158,6 +158,7 @@ public struct Engine {
             if stats.firstTick == nil { stats.firstTick = now }
             stats.lastTick = now
             wallMilliseconds = wall
+            commits.ticked(now)
             expireDueKeys(into: &output)
             replicationTick(now: now, into: &output)
         case .released, .storage:
@@ -215,7 +216,7 @@ public struct Engine {
         clock = mutation.clock
         if clock.counter == mutation.startCounter { _ = clock.tick() }
         output.records.append(write.record)
-        durability.wrote(key)
+        commits.wrote(key)
         disseminate(write.delta, of: key)
         stats.localWrites += 1
     }

@@ -8,10 +8,10 @@ struct ReleasingHarness {
     var engine: Engine
     var now: UInt64 = 0
 
-    init(configure: (inout DurabilitySettings) -> Void = { _ in }) throws {
+    init(configure: (inout CommitWaitSettings) -> Void = { _ in }) throws {
         var configuration = EngineConfiguration(nodeID: "n1", replica: ReplicaID(1))
-        configuration.durability.reportsReleases = true
-        configure(&configuration.durability)
+        configuration.commitWait.reportsReleases = true
+        configure(&configuration.commitWait)
         engine = try Engine(configuration: configuration)
         for client in 1...3 { _ = engine.handle(.clientConnected(ClientID(UInt64(client)), address: "test")) }
     }
@@ -28,9 +28,13 @@ struct ReleasingHarness {
 
     mutating func release(through step: UInt64) { _ = engine.handle(.released(throughStep: step)) }
 
-    mutating func tick(_ milliseconds: UInt64) {
-        now += milliseconds
-        _ = engine.handle(.tick(monotonicMilliseconds: now, wallMilliseconds: 1_700_000_000_000 + now))
+    /// Time passes, ticking every 10 ms as the daemon does; `every` larger models a paused process.
+    mutating func tick(_ milliseconds: UInt64, every: UInt64 = 10) {
+        let end = now + milliseconds
+        while now < end {
+            now = min(end, now + every)
+            _ = engine.handle(.tick(monotonicMilliseconds: now, wallMilliseconds: 1_700_000_000_000 + now))
+        }
     }
 }
 
@@ -44,7 +48,7 @@ func replies(_ effects: [Effect]) -> [RESPReply] {
     return parsed
 }
 
-@Suite struct DurabilityTests {
+@Suite struct CommitWaitTests {
     @Test func readsOfKeysWithUnreleasedWritesWaitAndOthersLeaveAtOnce() throws {
         var h = try ReleasingHarness()
         let write = h.step([(1, ["INCR", "c"])])
@@ -119,6 +123,7 @@ func replies(_ effects: [Effect]) -> [RESPReply] {
 
         // A disk that has not committed for a second refuses writes whatever their number.
         var slow = try ReleasingHarness()
+        slow.tick(10)
         let stuck = slow.step([(1, ["INCR", "c"])])
         slow.tick(999)
         #expect(replies(slow.step([(2, ["INCR", "d"])]).effects) == [.integer(1)])
@@ -127,6 +132,13 @@ func replies(_ effects: [Effect]) -> [RESPReply] {
         #expect(refused.first?.errorText.contains("the oldest for 1000 ms") == true)
         slow.release(through: stuck.step + 1)
         #expect(replies(slow.step([(3, ["INCR", "e"])]).effects) == [.integer(1)])
+
+        // A process paused for 3 s (SIGSTOP) did not see its disk stall: the pause does not count.
+        var paused = try ReleasingHarness()
+        paused.tick(10)
+        _ = paused.step([(1, ["INCR", "c"])])
+        paused.tick(3000, every: 3000)
+        #expect(replies(paused.step([(2, ["INCR", "d"])]).effects) == [.integer(1)])
     }
 
     @Test func aDegradedNodeTakesNoPeerDeltasAndCatchesUpAfterwards() throws {

@@ -2,7 +2,7 @@ import RESP
 import Wire
 
 /// How long writes may wait for the disk before the engine refuses more of them.
-public struct DurabilitySettings: Sendable {
+public struct CommitWaitSettings: Sendable {
     /// The shell reports released steps (`EngineInput.released`). Without it every step counts as
     /// released when it ends, as in a shell that commits synchronously (the simulation).
     public var reportsReleases = false
@@ -20,7 +20,7 @@ public struct DurabilitySettings: Sendable {
 /// What the engine knows of the way its outputs take to the disk: which steps are released, which keys
 /// have local writes that are not, and how much waits. It decides which replies may leave before the
 /// disk catches up, and when writes must be refused.
-struct Durability {
+struct CommitTracker {
     /// The step being built; `Engine.flush(into:)` ends it.
     var step: UInt64 = 1
     /// Every step through this one was committed and its effects performed.
@@ -34,6 +34,12 @@ struct Durability {
     private(set) var writesWaiting = 0
     private(set) var bytesWaiting = 0
     private var writesThisStep = 0
+    /// Milliseconds the engine has been running, from its ticks: a gap between two ticks counts at most
+    /// `maxTickGap`, so a process that was paused (SIGSTOP, a VM migration) or starved of CPU does not
+    /// take the time it did not run for a disk that did not commit.
+    private(set) var runningTime: UInt64 = 0
+    private var lastTick: UInt64?
+    static let maxTickGap: UInt64 = 100
 
     struct Waiting {
         var step: UInt64
@@ -49,8 +55,14 @@ struct Durability {
         writesThisStep += 1
     }
 
-    /// The current step ended with `output`; `now` is the engine's last tick.
-    mutating func end(_ output: inout EngineOutput, now: UInt64, settings: DurabilitySettings) {
+    mutating func ticked(_ now: UInt64) {
+        if let lastTick, now > lastTick { runningTime += min(now - lastTick, Self.maxTickGap) }
+        lastTick = max(lastTick ?? now, now)
+    }
+
+    /// The current step ended with `output`.
+    mutating func end(_ output: inout EngineOutput, settings: CommitWaitSettings) {
+        let now = runningTime
         output.step = step
         let bytes = output.bytesForTheDisk
         if writesThisStep > 0 || bytes > 0 {
@@ -77,18 +89,18 @@ struct Durability {
         }
     }
 
-    /// How long the oldest step still waiting for the disk has waited.
-    func oldestWait(now: UInt64) -> UInt64 {
-        waiting.first.map { now &- $0.endedAt } ?? 0
+    /// How long the oldest step still waiting for the disk has waited, in running time.
+    var oldestWait: UInt64 {
+        waiting.first.map { runningTime &- $0.endedAt } ?? 0
     }
 
     /// Why writes are refused now, if they are: the reply, without the leading `-`.
-    func refusal(now: UInt64, settings: DurabilitySettings) -> String? {
+    func refusal(settings: CommitWaitSettings) -> String? {
         if case .degraded(let fault) = condition {
             return "MISCONF crdtd cannot write to its data directory \(fault.directory): \(fault.cause) since \(fault.since); "
                 + "writes are refused until space returns, reads still answer"
         }
-        let wait = oldestWait(now: now)
+        let wait = oldestWait
         guard wait >= settings.stalledCommitMilliseconds || writesWaiting >= settings.maxWritesWaiting
                 || bytesWaiting >= settings.maxBytesWaiting else { return nil }
         return "BUSY crdtd's disk is behind: \(writesWaiting) writes (\(bytesWaiting) bytes) are waiting to be committed, "
@@ -99,19 +111,19 @@ struct Durability {
 extension Engine {
     /// Ends the current step (from `flush(into:)`): stamps the output and counts what waits for the disk.
     mutating func endStep(into output: inout EngineOutput) {
-        durability.end(&output, now: stats.lastTick, settings: configuration.durability)
+        commits.end(&output, settings: configuration.commitWait)
     }
 
     mutating func storageInput(_ input: EngineInput) {
         switch input {
-        case .released(let step): durability.release(through: step)
-        case .storage(let condition): durability.condition = condition
+        case .released(let step): commits.release(through: step)
+        case .storage(let condition): commits.condition = condition
         default: break
         }
     }
 
     /// Why writes are refused now, if they are (a full disk, or one that stopped committing).
-    var writeRefusal: String? { durability.refusal(now: stats.lastTick, settings: configuration.durability) }
+    var writeRefusal: String? { commits.refusal(settings: configuration.commitWait) }
 
     /// Why `command` is refused now, if it is: a write while the disk is full or stalled, or a read that
     /// would have to wait behind such a disk for a key's held write. A refused read answers at once
@@ -121,7 +133,7 @@ extension Engine {
         guard let refusal = writeRefusal else { return nil }
         if command.isWrite { return refusal }
         guard case .notARead = command.reveals else {
-            let nothingHeld = (sessions[client]?.heldThrough ?? 0) <= durability.released
+            let nothingHeld = (sessions[client]?.heldThrough ?? 0) <= commits.released
             guard nothingHeld && !revealsOnlyDurableState(command) else { return nil }
             return refusal + "; this read touches a key whose latest write is waiting for the disk"
         }
@@ -133,8 +145,8 @@ extension Engine {
     func revealsOnlyDurableState(_ command: Command) -> Bool {
         switch command.reveals {
         case .nothing: true
-        case .keys(let keys): keys.allSatisfy { durability.dirty[$0] == nil }
-        case .keyspace: durability.dirty.isEmpty
+        case .keys(let keys): keys.allSatisfy { commits.dirty[$0] == nil }
+        case .keyspace: commits.dirty.isEmpty
         case .notARead: false
         }
     }
@@ -145,12 +157,12 @@ extension Engine {
     mutating func reply(_ value: RESPReply, to client: ClientID, early: Bool = false, into output: inout EngineOutput) -> Bool {
         let version = sessions[client]?.protocolVersion ?? .resp2
         let effect = Effect.reply(client, value.encoded(protocol: version))
-        if early && (sessions[client]?.heldThrough ?? 0) <= durability.released {
+        if early && (sessions[client]?.heldThrough ?? 0) <= commits.released {
             output.immediate.append(effect)
             return true
         }
         output.effects.append(effect)
-        sessions[client]?.heldThrough = durability.step
+        sessions[client]?.heldThrough = commits.step
         return false
     }
 
