@@ -165,24 +165,6 @@ extension Engine {
         sessions[client]?.heldThrough = commits.step
         return false
     }
-
-    /// Peer messages that need a commit to be handled (they join state, or answer with state that may
-    /// not be durable): dropped, unacknowledged, while writes are refused.
-    static func needsCommit(_ message: PeerMessage) -> Bool {
-        switch message {
-        case .ping, .ack, .pingRequest, .leave, .deltaAck: false
-        case .deltas, .syncRoot, .syncBuckets, .syncKeys, .requestStates, .states, .stateChunk: true
-        }
-    }
-
-    /// Frames that carry only membership (SWIM probes): they reveal no data, so they leave at once and a
-    /// node whose disk is stuck is not declared dead.
-    static func isMembershipProbe(_ message: PeerMessage) -> Bool {
-        switch message {
-        case .ping, .ack, .pingRequest: true
-        default: false
-        }
-    }
 }
 
 /// What a command's reply reveals of the keyspace.

@@ -124,11 +124,13 @@ public struct Engine {
                 return value
             }
             // A restarted node takes a new incarnation, which overrides any rumour of its death.
-            var replicator = Replicator(settings: settings, incarnation: try counter(MetaKey.incarnation) + 1,
-                                        nextSequence: try counter(MetaKey.deltaSequence), selfID: configuration.nodeID)
+            var replicator = Replicator(settings: settings, selfID: configuration.nodeID, replica: configuration.replica,
+                                        decodingLimits: configuration.decodingLimits,
+                                        incarnation: try counter(MetaKey.incarnation) + 1,
+                                        nextSequence: try counter(MetaKey.deltaSequence))
             replicator.membership.incarnationChanged = true
             if let bytes = recovery.meta[MetaKey.received] {
-                guard let received = Self.decodeProgress(bytes) else {
+                guard let received = Replicator.decodeProgress(bytes) else {
                     throw RecoveryError(description: "the stored replication metadata '\(MetaKey.received)' is corrupt")
                 }
                 replicator.received = received

@@ -6,6 +6,8 @@ struct DeltaBuffer {
     struct Entry {
         var sequence: UInt64
         var delta: KeyedBytes
+        /// The peer this delta came from, which holds it already; `nil` for a local write.
+        var source: String? = nil
         /// Bytes appended to the buffer before this entry, over its whole life: the bytes between two
         /// sequences are a subtraction, so a lagging peer's backlog is measured in O(1).
         var offset: Int = 0
@@ -26,10 +28,13 @@ struct DeltaBuffer {
 
     /// Appends a delta; drops the oldest ones when over budget. Returns whether anything was dropped.
     @discardableResult
-    mutating func append(sequence: UInt64, delta: KeyedBytes) -> Bool {
-        entries.append(Entry(sequence: sequence, delta: delta, offset: appended))
-        bytes += delta.key.count + delta.bytes.count
-        appended += delta.key.count + delta.bytes.count
+    mutating func append(_ entry: Entry) -> Bool {
+        var entry = entry
+        entry.offset = appended
+        entries.append(entry)
+        let size = entry.delta.key.count + entry.delta.bytes.count
+        bytes += size
+        appended += size
         var dropped = false
         while bytes > capacityBytes && head < entries.count - 1 {
             dropOldest()

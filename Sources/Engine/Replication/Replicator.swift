@@ -1,4 +1,5 @@
 import CRDT
+import RESP
 import Wire
 
 /// Replication progress with one peer, remembered per (node, replica) so that a node rebuilt with a new
@@ -8,9 +9,17 @@ struct PeerProgress: Equatable {
     var sequence: UInt64
 }
 
-/// Everything the engine keeps to replicate: membership, the delta buffer and per-peer progress, the
-/// partitions injected for tests, and counters for the metrics.
+/// Replication as a state machine, in the style of `Membership`: it consumes peer frames, timer ticks and
+/// the keyspace's local changes, and produces frames to send and records to persist. It owns membership,
+/// the delta buffer, per-peer progress and repair; it reads and joins into the `Keyspace` it is handed, and
+/// does no I/O. The engine stamps nothing: every frame leaves sealed, with the Lamport value it was given.
+///
+/// Entry points: `receive(frame:...)`, `tick(now:...)`, `record(delta:of:from:)` (a local or newly joined
+/// delta), `flush(into:)` (end of a batch), `leave(into:)`.
 struct Replicator {
+    let selfID: String
+    let replica: ReplicaID
+    let decodingLimits: DecodingLimits
     var settings: ReplicationSettings
     var membership: Membership
     var buffer: DeltaBuffer
@@ -22,14 +31,14 @@ struct Replicator {
     var received: [String: PeerProgress] = [:]
     /// Deltas buffered since the last flush: pushed at once to a few random peers.
     var pendingEager: [DeltaBuffer.Entry] = []
-    /// Peers that sent us deltas of the pending batch: they have them, so others are pushed to first.
-    var pendingSources: Set<String> = []
     /// Peers that may lack something the buffer no longer holds: compare digests with them first.
     var needsSync: Set<String> = []
     /// Nodes whose traffic is dropped here (`CRDT.PARTITION`).
     var blocked: Set<String> = []
     var random: SplitMix64
     var now: UInt64 = 0
+    /// The engine's Lamport counter, stamped on the frames sealed during the current input.
+    var lamport: UInt64 = 0
     var lastGossipAt: UInt64 = 0
     var lastSyncAt: UInt64 = 0
     var syncRounds: UInt64 = 0
@@ -38,9 +47,13 @@ struct Replicator {
     var progressChanged = false
     var stats = ReplicationStats()
     /// Per peer, large keys whose repair is held back while their difference is in flux (see
-    /// `Engine.deferRepair`), with the digests last compared.
+    /// `deferRepair`), with the digests last compared.
     var repairDeferrals: [String: [Bytes: Deferral]] = [:]
     static let maxDeferralsPerPeer = 1024
+    /// Membership updates applied from one message; the rest are ignored (a sender gossips at most 8).
+    static let maxUpdatesPerMessage = 64
+    /// Large states assembled from chunks at once (one per peer at most).
+    static let maxConcurrentAssemblies = 4
 
     struct Deferral {
         var ours: Digest128
@@ -57,7 +70,11 @@ struct Replicator {
         var received = 0
     }
 
-    init(settings: ReplicationSettings, incarnation: UInt64, nextSequence: UInt64, selfID: String) {
+    init(settings: ReplicationSettings, selfID: String, replica: ReplicaID, decodingLimits: DecodingLimits,
+         incarnation: UInt64, nextSequence: UInt64) {
+        self.selfID = selfID
+        self.replica = replica
+        self.decodingLimits = decodingLimits
         self.settings = settings
         self.membership = Membership(selfID: selfID, incarnation: incarnation)
         self.buffer = DeltaBuffer(capacityBytes: settings.deltaBufferBytes)
@@ -74,6 +91,214 @@ struct Replicator {
         guard let progress = acknowledged[member.nodeID], progress.replica == member.replica else { return 0 }
         return progress.sequence
     }
+
+    // MARK: Time
+
+    /// Advances failure detection, gossip and repair to `now` (monotonic milliseconds). While the store
+    /// refuses writes, delta and repair rounds are skipped: they would only queue frames behind the stuck
+    /// commit; they resume after.
+    mutating func tick(now: UInt64, keyspace: inout Keyspace, acceptingWrites: Bool, into output: inout EngineOutput) {
+        self.now = max(self.now, now)
+        let blocked = blocked
+        let actions = membership.tick(now: self.now, settings: settings, seeds: settings.seeds, blocked: blocked,
+                                      random: &random)
+        for action in actions { perform(action, into: &output) }
+        if self.now >= lastGossipAt + settings.gossipIntervalMilliseconds {
+            lastGossipAt = self.now
+            if acceptingWrites { gossipRound(into: &output) }
+        }
+        if self.now >= lastSyncAt + settings.syncIntervalMilliseconds {
+            lastSyncAt = self.now
+            if acceptingWrites { syncRound(keyspace: &keyspace, into: &output) }
+        }
+    }
+
+    // MARK: Receiving
+
+    /// Authenticates, decodes and handles one frame from the network. Nothing a peer sends can crash the
+    /// node: every failure is a counted rejection. Messages that join state are dropped, unacknowledged,
+    /// while the store refuses writes: the peer keeps them and resends later.
+    mutating func receive(frame: Bytes, from source: PeerEndpoint, keyspace: inout Keyspace, clock: inout LamportClock,
+                          acceptingWrites: Bool, into output: inout EngineOutput) {
+        stats.bytesIn += UInt64(frame.count)
+        let header: PeerHeader
+        let message: PeerMessage
+        do {
+            let payload = try settings.envelope.open(frame)
+            (header, message) = try PeerCodec.decode(payload)
+        } catch {
+            stats.rejected[error.rawValue, default: 0] += 1
+            return
+        }
+        guard header.nodeID != selfID else {
+            stats.rejected["self", default: 0] += 1
+            return
+        }
+        guard !blocked.contains(header.nodeID) else {
+            stats.rejected["partitioned", default: 0] += 1
+            return
+        }
+        stats.framesIn[message.name, default: 0] += 1
+        clock.observe(LamportTimestamp(counter: header.lamport, replica: header.replica))
+        lamport = clock.counter
+        if case .leave = message {
+            membership.apply(MemberUpdate(nodeID: header.nodeID, replica: header.replica, endpoint: header.endpoint,
+                                          incarnation: header.incarnation, state: .left), now: now)
+            return
+        }
+        membership.observe(header, now: now)
+        if Self.needsCommit(message), !acceptingWrites {
+            stats.rejected["storage_behind", default: 0] += 1
+            return
+        }
+        let sender = header.endpoint
+        switch message {
+        case .ping(let sequence, let updates):
+            for update in updates.prefix(Self.maxUpdatesPerMessage) { membership.apply(update, now: now) }
+            let piggyback = membership.piggyback(to: header.nodeID)
+            send(.ack(sequence: sequence, updates: piggyback), to: sender, recipient: header.nodeID, into: &output)
+        case .ack(let sequence, let updates):
+            for update in updates.prefix(Self.maxUpdatesPerMessage) { membership.apply(update, now: now) }
+            if let forward = membership.acknowledged(sequence) { perform(forward, into: &output) }
+        case .pingRequest(let sequence, let target):
+            perform(membership.relayProbe(for: sender, sequence: sequence, target: target, now: now), into: &output)
+        case .leave:
+            break
+        case .deltas(let from, let to, let entries):
+            receiveDeltas(from: from, to: to, entries: entries, header: header, keyspace: &keyspace, into: &output)
+        case .deltaAck(let through):
+            receiveDeltaAck(through: through, from: header.nodeID)
+        case .syncRoot, .syncBuckets, .syncKeys, .requestStates, .states, .stateChunk:
+            receiveRepair(message, from: header.nodeID, at: sender, keyspace: &keyspace, into: &output)
+        }
+        if membership.refutationPending {
+            // A rumour against us: gossip our own alive update (our real address and identity).
+            membership.enqueueSelf(membership.selfUpdate(endpoint: settings.endpoint, replica: replica))
+        }
+    }
+
+    /// Peer messages that need a commit to be handled (they join state, or answer with state that may
+    /// not be durable).
+    static func needsCommit(_ message: PeerMessage) -> Bool {
+        switch message {
+        case .ping, .ack, .pingRequest, .leave, .deltaAck: false
+        case .deltas, .syncRoot, .syncBuckets, .syncKeys, .requestStates, .states, .stateChunk: true
+        }
+    }
+
+    /// Frames that carry only membership (SWIM probes): they reveal no data, so they leave at once and a
+    /// node whose disk is stuck is not declared dead.
+    static func isMembershipProbe(_ message: PeerMessage) -> Bool {
+        switch message {
+        case .ping, .ack, .pingRequest: true
+        default: false
+        }
+    }
+
+    // MARK: Sending
+
+    mutating func perform(_ action: Membership.Action, into output: inout EngineOutput) {
+        switch action {
+        case .ping(let endpoint, let nodeID, let sequence):
+            let updates = membership.piggyback(to: nodeID)
+            send(.ping(sequence: sequence, updates: updates), to: endpoint, recipient: nodeID, into: &output)
+        case .pingRequest(let endpoint, let nodeID, let sequence, let target):
+            send(.pingRequest(sequence: sequence, target: target), to: endpoint, recipient: nodeID, into: &output)
+        case .forwardAck(let endpoint, let sequence):
+            send(.ack(sequence: sequence, updates: []), to: endpoint, recipient: nil, into: &output)
+        }
+    }
+
+    /// Seals and emits one frame; small frames go as datagrams, larger ones on the stream. Membership
+    /// probes leave at once; everything else after the step's commit.
+    mutating func send(_ message: PeerMessage, to endpoint: PeerEndpoint, recipient: String?, into output: inout EngineOutput) {
+        if let recipient, blocked.contains(recipient) { return }
+        if recipient == nil, !blocked.isEmpty, membership.members.values.contains(where: {
+            $0.endpoint == endpoint && blocked.contains($0.nodeID)
+        }) { return }
+        let header = PeerHeader(nodeID: selfID, replica: replica, endpoint: settings.endpoint,
+                                incarnation: membership.incarnation, lamport: lamport)
+        let frame = settings.envelope.seal(PeerCodec.encode(header, message))
+        stats.framesOut[message.name, default: 0] += 1
+        stats.bytesOut += UInt64(frame.count)
+        let effect = Effect.send(frame, to: endpoint, via: frame.count <= settings.maxDatagramBytes ? .datagram : .stream)
+        if Self.isMembershipProbe(message) { output.immediate.append(effect) } else { output.effects.append(effect) }
+    }
+
+    /// This node leaves the cluster gracefully: every reachable peer is told, so none waits to suspect it.
+    /// The raised incarnation is committed before the leave frames are released: a restart resumes above
+    /// it, so peers see the node come back instead of keeping it `left`.
+    mutating func leave(into output: inout EngineOutput) {
+        membership.leave()
+        recordProgress(into: &output)
+        for member in targets {
+            send(.leave, to: member.endpoint, recipient: member.nodeID, into: &output)
+        }
+    }
+
+    // MARK: Persistence of progress
+
+    /// Appends the records of progress made since the last call (incarnation, delta sequence, what we
+    /// received from each peer): once per batch, in the same commit as the batch's deltas.
+    mutating func recordProgress(into output: inout EngineOutput) {
+        if membership.incarnationChanged {
+            membership.incarnationChanged = false
+            output.records.append(.meta(name: MetaKey.incarnation, value: Engine.encodeCounter(membership.incarnation)))
+        }
+        guard progressChanged else { return }
+        progressChanged = false
+        output.records.append(.meta(name: MetaKey.deltaSequence, value: Engine.encodeCounter(nextSequence)))
+        output.records.append(.meta(name: MetaKey.received, value: Self.encodeProgress(received)))
+    }
+
+    static func encodeProgress(_ progress: [String: PeerProgress]) -> Bytes {
+        var writer = BinaryWriter()
+        writer.write(varint: UInt64(progress.count))
+        for (node, entry) in progress.sorted(by: { $0.key < $1.key }) {
+            writer.write(lengthPrefixed: Array(node.utf8))
+            writer.write(varint: entry.replica.rawValue)
+            writer.write(varint: entry.sequence)
+        }
+        return writer.bytes
+    }
+
+    static func decodeProgress(_ bytes: Bytes) -> [String: PeerProgress]? {
+        guard var reader = try? BinaryReader(bytes), let count = try? reader.readCount(minimumElementSize: 3) else { return nil }
+        var progress: [String: PeerProgress] = [:]
+        for _ in 0..<count {
+            guard let node = try? reader.readLengthPrefixed(), let replica = try? reader.readVarint(),
+                  let sequence = try? reader.readVarint() else { return nil }
+            progress[String(decoding: node, as: UTF8.self)] = PeerProgress(replica: ReplicaID(replica), sequence: sequence)
+        }
+        return (try? reader.finish()) != nil ? progress : nil
+    }
+
+    // MARK: Administration
+
+    /// `CRDT.PEERS`: one entry per known member.
+    func peersReply() -> RESPReply {
+        let members = membership.members.values.sorted { $0.nodeID < $1.nodeID }
+        return .array(members.map { member in
+            .map([
+                .init(key: .bulkString("node"), value: .bulkString(member.nodeID)),
+                .init(key: .bulkString("address"), value: .bulkString(member.endpoint.description)),
+                .init(key: .bulkString("state"), value: .bulkString(blocked.contains(member.nodeID)
+                    ? "\(member.state) (partitioned here)" : member.state.description)),
+                .init(key: .bulkString("incarnation"), value: .integer(Int64(clamping: member.incarnation))),
+                .init(key: .bulkString("replica"), value: .bulkString(member.replica.description)),
+                .init(key: .bulkString("acknowledged"), value: .integer(Int64(clamping: acknowledged(by: member)))),
+                .init(key: .bulkString("received"), value: .integer(Int64(clamping: received[member.nodeID]?.sequence ?? 0))),
+            ])
+        })
+    }
+}
+
+/// Names of the replication metadata records.
+extension MetaKey {
+    static let deltaSequence = "delta_seq"
+    static let incarnation = "incarnation"
+    static let received = "received"
+    static let acknowledged = "acknowledged"
 }
 
 /// Counters the daemon exports as metrics.
