@@ -24,6 +24,8 @@ public enum Daemon {
     /// Peer frames waiting for the engine; past it frames are dropped (peers retransmit what is not
     /// acknowledged, and digest repair covers the rest).
     public static let peerFramesCapacity = 16_384
+    /// SWIM probes waiting for the engine, on a ring of their own that it drains first.
+    public static let peerProbesCapacity = 1024
     public static let engineToWriterCapacity = 1024
     public static let inboxCapacity = 4096
 
@@ -90,7 +92,7 @@ public enum Daemon {
         let metrics = DaemonMetrics.bootstrap()
         let engineDoorbell = Doorbell.parking()
         let toEngine = try SPSCRing<EngineMessage>(minimumCapacity: loopToEngineCapacity, consumerDoorbell: engineDoorbell)
-        let peerFrames = try SPSCRing<PeerFrameMessage>(minimumCapacity: peerFramesCapacity, consumerDoorbell: engineDoorbell)
+        let peers = try PeerRings(doorbell: engineDoorbell)
         let toWriter = try SPSCRing<EngineOutput>(minimumCapacity: engineToWriterCapacity, consumerDoorbell: .parking(),
                                                   producerDoorbell: .parking())
         let wakerBox = WakerBox()
@@ -100,12 +102,12 @@ public enum Daemon {
         let finished = DispatchSemaphore(value: 0)
         let exitCode = Mutex<Int32>(0)
         let frontend = Frontend(loop: loop, configuration: configuration, authentication: authentication, toEngine: toEngine,
-                                peerFrames: peerFrames, inbox: inbox, storageHealth: storageHealth,
+                                peers: peers, inbox: inbox, storageHealth: storageHealth,
                                 metrics: metrics, logger: logger) { code in
             exitCode.withLock { $0 = code }
             finished.signal()
         }
-        let engineThread = EngineThread(engine: engine, inputs: toEngine, peerFrames: peerFrames, outputs: toWriter,
+        let engineThread = EngineThread(engine: engine, inputs: toEngine, peers: peers, outputs: toWriter,
                                         inbox: inbox, health: storageHealth, metrics: metrics, logger: logger)
         let writerThread = WriterThread(store: store, dataDirectory: configuration.dataDir, outputs: toWriter, inbox: inbox,
                                         health: storageHealth, metrics: metrics, logger: logger)

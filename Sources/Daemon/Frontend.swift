@@ -21,7 +21,7 @@ final class Frontend: @unchecked Sendable {
     let loop: EventLoop
     let configuration: Configuration
     let toEngine: SPSCRing<EngineMessage>
-    let peerFrames: SPSCRing<PeerFrameMessage>
+    let peers: PeerRings
     let inbox: MPSCRing<LoopMessage>
     let storageHealth: StorageHealth
     let metrics: DaemonMetrics
@@ -115,14 +115,14 @@ final class Frontend: @unchecked Sendable {
     static let maxPendingPeerBytes = 8 << 20
 
     init(loop: EventLoop, configuration: Configuration, authentication: ClientAuthentication,
-         toEngine: SPSCRing<EngineMessage>, peerFrames: SPSCRing<PeerFrameMessage>, inbox: MPSCRing<LoopMessage>,
+         toEngine: SPSCRing<EngineMessage>, peers: PeerRings, inbox: MPSCRing<LoopMessage>,
          storageHealth: StorageHealth,
          metrics: DaemonMetrics, logger: Logger, onFinished: @escaping @Sendable (Int32) -> Void) {
         self.loop = loop
         self.authentication = authentication
         self.configuration = configuration
         self.toEngine = toEngine
-        self.peerFrames = peerFrames
+        self.peers = peers
         self.inbox = inbox
         self.storageHealth = storageHealth
         self.metrics = metrics
@@ -166,13 +166,14 @@ final class Frontend: @unchecked Sendable {
         if let metricsAddr = configuration.metricsAddr {
             let metrics = self.metrics
             let toEngine = self.toEngine
-            let peerFrames = self.peerFrames
+            let peers = self.peers
             let inbox = self.inbox
             let storageHealth = self.storageHealth
             metricsServer = try MetricsHTTPServer(loop: loop, address: try SocketAddress(parsing: metricsAddr)) { [unowned self] in
                 metrics.connectedClients.record(clients.count)
                 metrics.ringDepth("loop_to_engine", toEngine.count)
-                metrics.ringDepth("peer_frames", peerFrames.count)
+                metrics.ringDepth("peer_frames", peers.frames.count)
+                metrics.ringDepth("peer_probes", peers.probes.count)
                 metrics.ringDepth("to_loop", inbox.count)
                 metrics.storage(storageHealth.snapshot)
                 return metrics.render()
@@ -484,9 +485,8 @@ final class Frontend: @unchecked Sendable {
     private func submitPeerFrame(_ frame: [UInt8], from endpoint: PeerEndpoint) {
         guard !shuttingDown else { return }
         // A full ring drops the frame: peers retransmit until acknowledged, and repair covers the rest.
-        if case .full = peerFrames.tryPush(PeerFrameMessage(bytes: frame, source: endpoint)) {
-            metrics.ringFull("peer_frames")
-        }
+        let message = PeerFrameMessage(bytes: frame, source: endpoint)
+        if peers.submit(message) { metrics.ringFull(Envelope.isProbe(frame) ? "peer_probes" : "peer_frames") }
     }
 
     private func send(frame: [UInt8], to endpoint: PeerEndpoint, via channel: FrameChannel) {

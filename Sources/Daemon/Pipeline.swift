@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Rings
 import Store
+import Wire
 
 /// What the loop hands the engine thread.
 enum EngineMessage: Sendable {
@@ -19,6 +20,27 @@ enum EngineMessage: Sendable {
 struct PeerFrameMessage: Sendable {
     var bytes: [UInt8]
     var source: PeerEndpoint
+}
+
+/// The two rings peer frames arrive on: SWIM probes (which the envelope marks) on a small ring the
+/// engine drains first, everything else on a large one it drains within a per-batch budget. A backlog of
+/// deltas thus delays data, never the answer to a probe: a busy node is not declared dead.
+struct PeerRings: Sendable {
+    let frames: SPSCRing<PeerFrameMessage>
+    let probes: SPSCRing<PeerFrameMessage>
+
+    init(doorbell: Doorbell) throws {
+        frames = try SPSCRing(minimumCapacity: Daemon.peerFramesCapacity, consumerDoorbell: doorbell)
+        probes = try SPSCRing(minimumCapacity: Daemon.peerProbesCapacity, consumerDoorbell: doorbell)
+    }
+
+    /// Queues a frame from the network; a full ring drops it (peers retransmit, probes are retried).
+    /// Returns whether it was dropped.
+    func submit(_ message: PeerFrameMessage) -> Bool {
+        let ring = Envelope.isProbe(message.bytes) ? probes : frames
+        if case .full = ring.tryPush(message) { return true }
+        return false
+    }
 }
 
 /// What the writer and the engine hand the loop.
@@ -48,7 +70,7 @@ final class EngineThread: @unchecked Sendable {
     // initializer runs before it starts and nothing reads it afterwards); the rings are Sendable.
     private var engine: Engine
     private let inputs: SPSCRing<EngineMessage>
-    private let peerFrames: SPSCRing<PeerFrameMessage>
+    private let peers: PeerRings
     private let outputs: SPSCRing<EngineOutput>
     private let inbox: MPSCRing<LoopMessage>
     private let health: StorageHealth
@@ -64,14 +86,15 @@ final class EngineThread: @unchecked Sendable {
     /// Peer frame bytes per batch when no client input is waiting: catch up fast while idle.
     static let peerBytesPerIdleBatch = 1 << 20
 
-    init(engine: Engine, inputs: SPSCRing<EngineMessage>, peerFrames: SPSCRing<PeerFrameMessage>,
+    init(engine: Engine, inputs: SPSCRing<EngineMessage>, peers: PeerRings,
          outputs: SPSCRing<EngineOutput>, inbox: MPSCRing<LoopMessage>, health: StorageHealth,
          metrics: DaemonMetrics, logger: Logger) {
-        precondition(inputs.consumerDoorbell != nil && inputs.consumerDoorbell === peerFrames.consumerDoorbell,
-                     "the engine thread waits on one doorbell shared by its two input rings")
+        precondition(inputs.consumerDoorbell != nil && inputs.consumerDoorbell === peers.frames.consumerDoorbell
+                     && inputs.consumerDoorbell === peers.probes.consumerDoorbell,
+                     "the engine thread waits on one doorbell shared by its input rings")
         self.engine = engine
         self.inputs = inputs
-        self.peerFrames = peerFrames
+        self.peers = peers
         self.outputs = outputs
         self.inbox = inbox
         self.health = health
@@ -99,10 +122,20 @@ final class EngineThread: @unchecked Sendable {
         var released: UInt64 = 0
         var generation: UInt64 = 0
         while !stopping {
-            doorbell.wait(until: { inputs.hasElementsOrIsClosed || peerFrames.hasElementsOrIsClosed })
+            doorbell.wait(until: {
+                inputs.hasElementsOrIsClosed || peers.frames.hasElementsOrIsClosed || peers.probes.hasElementsOrIsClosed
+            })
             if inputs.isFinished { break }
-            _ = inputs.popAll(into: &batch, max: Self.maximumBatch)
             var output = EngineOutput()
+            // Probes first, and their answers out at once: they wait behind nothing.
+            while case .element(let frame) = peers.probes.tryPop() {
+                engine.handle(.peerFrame(frame.bytes, from: frame.source), into: &output)
+            }
+            if !output.immediate.isEmpty {
+                inbox.deliver(.effects(output.immediate), metrics: metrics, ring: "engine_to_loop")
+                output.immediate = []
+            }
+            _ = inputs.popAll(into: &batch, max: Self.maximumBatch)
             if health.released != released {
                 released = health.released
                 engine.handle(.released(throughStep: released), into: &output)
@@ -131,7 +164,7 @@ final class EngineThread: @unchecked Sendable {
             let budget = batch.isEmpty ? Self.peerBytesPerIdleBatch : Self.peerBytesPerBusyBatch
             batch.removeAll(keepingCapacity: true)
             var spent = 0
-            while spent < budget, case .element(let frame) = peerFrames.tryPop() {
+            while spent < budget, case .element(let frame) = peers.frames.tryPop() {
                 spent += frame.bytes.count
                 engine.handle(.peerFrame(frame.bytes, from: frame.source), into: &output)
             }

@@ -73,7 +73,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
 /// associated data to an AES-GCM ciphertext, so a frame cannot be moved to another cluster or altered.
 ///
 /// ```
-/// "CD" | version u8 | flags u8 (bit 0: encrypted) | label length u8 | label |
+/// "CD" | version u8 | flags u8 (bit 0: encrypted, bit 1: probe) | label length u8 | label |
 ///     encrypted: nonce (12) | ciphertext | tag (16)      plaintext (insecure): payload
 /// ```
 public struct Envelope: Sendable {
@@ -81,6 +81,10 @@ public struct Envelope: Sendable {
     public static let version: UInt8 = 1
     static let magic: [UInt8] = [0x43, 0x44]  // "CD"
     static let encryptedFlag: UInt8 = 1
+    /// Marks a SWIM probe (ping, ack, ping request), readable without opening the frame: a receiver
+    /// queues probes ahead of data, so a backlog of deltas never makes a live node look dead. It is part
+    /// of the authenticated header, so it cannot be set on another's frame without failing to open.
+    static let probeFlag: UInt8 = 2
     static let nonceSize = 12
     static let tagSize = 16
 
@@ -106,11 +110,11 @@ public struct Envelope: Sendable {
     }
 
     /// Wraps `payload` for the network.
-    public func seal(_ payload: [UInt8]) -> [UInt8] {
+    public func seal(_ payload: [UInt8], probe: Bool = false) -> [UInt8] {
         var frame = Self.magic
         frame.reserveCapacity(overhead + payload.count)
         frame.append(Self.version)
-        frame.append(keyring == nil ? 0 : Self.encryptedFlag)
+        frame.append((keyring == nil ? 0 : Self.encryptedFlag) | (probe ? Self.probeFlag : 0))
         frame.append(UInt8(label.count))
         frame.append(contentsOf: label)
         guard let key = keyring?.keys.first else {
@@ -126,6 +130,12 @@ public struct Envelope: Sendable {
         return frame
     }
 
+    /// Whether a frame from the network says it is a membership probe, read without opening it (a frame
+    /// that lies about it fails `open` like any altered frame).
+    public static func isProbe(_ frame: [UInt8]) -> Bool {
+        frame.count > 3 && frame[0] == magic[0] && frame[1] == magic[1] && frame[3] & probeFlag != 0
+    }
+
     /// Checks and unwraps a frame from the network, or says why it must be dropped.
     public func open(_ frame: [UInt8]) throws(FrameRejection) -> [UInt8] {
         guard frame.count <= maximumFrameSize else { throw .oversized }
@@ -134,7 +144,7 @@ public struct Envelope: Sendable {
         }
         guard frame[2] == Self.version else { throw .unknownVersion }
         let flags = frame[3]
-        guard flags & ~Self.encryptedFlag == 0 else { throw .malformed }
+        guard flags & ~(Self.encryptedFlag | Self.probeFlag) == 0 else { throw .malformed }
         let labelCount = Int(frame[4])
         let headerEnd = 5 + labelCount
         guard frame.count >= headerEnd else { throw .malformed }

@@ -40,6 +40,12 @@ public struct ReplicationSettings: Sendable {
     public var deltaBufferBytes = 8 << 20
     /// Bytes of deltas sent to one peer in one gossip round.
     public var maxDeltaBytesPerRound = 256 << 10
+    /// Bytes of deltas sent to one peer and not yet acknowledged: past it nothing new is sent to that
+    /// peer until its acknowledgements catch up (flow control; a slow peer is not buried).
+    public var maxInFlightBytes = 512 << 10
+    /// Unacknowledged deltas are resent from the peer's acknowledgement when it has not advanced for
+    /// this long (a lost frame, or a peer that restarted); until then a round sends only what is new.
+    public var retransmitMilliseconds: UInt64 = 1000
     /// A peer more than this many bytes of deltas behind (restarted, healed after a long partition) is
     /// not replayed the backlog: it is told to skip it and repaired by digest comparison, whose cost
     /// follows the keys that differ, not the history that made them differ.

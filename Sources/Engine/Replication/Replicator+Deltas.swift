@@ -22,24 +22,52 @@ extension Replicator {
     /// Ends a batch of inputs: records the progress it made (it rides in the same commit as the batch's
     /// deltas, before any of its frames leave) and pushes the batch's deltas to `fanout` random peers, one
     /// frame carrying every delta of the batch.
+    ///
+    /// Deltas received from a peer are pushed on only in clusters larger than the fanout: in a smaller
+    /// one their origin pushed them to every member it reaches, and the gossip round carries them to the
+    /// members it does not (an asymmetric partition) a round later.
     mutating func flush(into output: inout EngineOutput) {
         recordProgress(into: &output)
         guard !pendingEager.isEmpty else { return }
-        let entries = pendingEager
+        let forward = membership.members.count > settings.fanout
+        let entries = forward ? pendingEager : pendingEager.filter { $0.source == nil }
         pendingEager.removeAll(keepingCapacity: true)
+        guard let first = entries.first else { return }
         var targets = targets
         targets.shuffle(using: &random)
         // Peers the deltas came from already hold them: push to the others first.
         let sources = Set(entries.compactMap(\.source))
         targets.sort { !sources.contains($0.nodeID) && sources.contains($1.nodeID) }
         for member in targets.prefix(settings.fanout) {
-            sendDeltas(entries[...], claimingFrom: entries[0].sequence, to: member, into: &output)
+            var flow = outflow(to: member)
+            // A peer with a full window gets these in a gossip round, once its acknowledgements catch up.
+            guard buffer.bytes(from: flow.acked) - buffer.bytes(from: flow.sentThrough) < settings.maxInFlightBytes else { continue }
+            sendDeltas(entries[...], claimingFrom: first.sequence, to: member, into: &output)
+            if flow.sentThrough == first.sequence, entries.count == Int(nextSequence - first.sequence) {
+                flow.sentThrough = nextSequence
+            }
+            outflows[member.nodeID] = flow
         }
     }
 
-    /// Sends `entries` (consecutive sequences) to `member`, packed into as few frames as fit. The first
+    /// What was sent to `member` and not yet acknowledged, per its current identity.
+    func outflow(to member: Membership.Member) -> Outflow {
+        let acked = acknowledged(by: member)
+        guard var flow = outflows[member.nodeID], flow.replica == member.replica else {
+            return Outflow(replica: member.replica, acked: acked, sentThrough: acked, progressAt: now)
+        }
+        flow.acked = acked
+        // An acknowledgement past what we sent (another path delivered it) or below it (the peer lost
+        // commits, or was restored) moves the send point: resending from an ack costs only bytes.
+        if flow.sentThrough < acked || flow.sentThrough > nextSequence { flow.sentThrough = acked }
+        return flow
+    }
+
+    /// Sends `entries` (ascending sequences) to `member`, packed into as few frames as fit. The first
     /// frame claims the interval from `claimingFrom`, which may be below the first entry when the buffer no
-    /// longer holds older deltas: the peer then skips them and is repaired by digest comparison.
+    /// longer holds older deltas: the peer then skips them and is repaired by digest comparison. A gap
+    /// between two entries starts a new claim, so a frame never claims a delta it does not carry, except
+    /// one that came from `member` itself.
     mutating func sendDeltas(_ entries: ArraySlice<DeltaBuffer.Entry>, claimingFrom: UInt64, to member: Membership.Member,
                              into output: inout EngineOutput) {
         let budget = settings.maxDatagramBytes - settings.envelope.overhead - 96 - selfID.utf8.count
@@ -47,9 +75,24 @@ extension Replicator {
         var batch: [KeyedBytes] = []
         var size = 0
         var last = claimingFrom
+        // Below the first entry, a gap is a claimed skip (the buffer no longer holds those deltas).
+        if let first = entries.first, first.sequence > claimingFrom { last = first.sequence }
         for entry in entries {
+            // The peer a delta came from holds it: the frame claims it without carrying it.
+            guard entry.source != member.nodeID else {
+                last = entry.sequence + 1
+                continue
+            }
             let entrySize = entry.delta.key.count + entry.delta.bytes.count + 8
-            if !batch.isEmpty && size + entrySize > budget {
+            if entry.sequence > last {
+                // A gap (deltas left out of this push): never claim what the frame does not carry.
+                if !batch.isEmpty || from < last {
+                    send(.deltas(from: from, to: last, entries: batch), to: member.endpoint, recipient: member.nodeID, into: &output)
+                }
+                from = entry.sequence
+                batch.removeAll(keepingCapacity: true)
+                size = 0
+            } else if !batch.isEmpty && size + entrySize > budget {
                 send(.deltas(from: from, to: last, entries: batch), to: member.endpoint, recipient: member.nodeID, into: &output)
                 from = last
                 batch.removeAll(keepingCapacity: true)
@@ -64,38 +107,56 @@ extension Replicator {
         }
     }
 
-    /// Sends every reachable peer the buffered deltas it has not acknowledged, and collects what all have.
+    /// Sends every reachable peer the buffered deltas it has not been sent yet, within its window, and
+    /// resends from its acknowledgement only when no acknowledgement advanced for `retransmitMilliseconds`:
+    /// a peer that is slow to answer is not buried under copies of what it is still working through.
+    /// Collects what every live peer has.
     mutating func gossipRound(into output: inout EngineOutput) {
         let next = nextSequence
         var lowest = next
         for member in targets {
-            let acked = acknowledged(by: member)
+            var flow = outflow(to: member)
+            defer { outflows[member.nodeID] = flow }
+            let acked = flow.acked
             lowest = min(lowest, acked)
-            guard acked < next else { continue }
-            if buffer.bytes(from: acked) > settings.maxReplayBytes {
+            guard acked < next else {
+                flow.progressAt = now
+                continue
+            }
+            let stalled = flow.sentThrough > acked && now >= flow.progressAt + settings.retransmitMilliseconds
+            if stalled {
+                flow.sentThrough = acked
+                flow.progressAt = now
+            }
+            if flow.sentThrough == acked && buffer.bytes(from: acked) > settings.maxReplayBytes {
+                // Too far behind to replay: the peer skips the backlog and is repaired by digests.
                 needsSync.insert(member.nodeID)
                 stats.replaysSkipped += 1
                 send(.deltas(from: acked, to: next, entries: []), to: member.endpoint, recipient: member.nodeID, into: &output)
+                flow.sentThrough = next
                 continue
             }
-            if let first = buffer.firstSequence, acked < first {
-                needsSync.insert(member.nodeID)
-            } else if buffer.firstSequence == nil {
-                needsSync.insert(member.nodeID)
-            }
-            var entries = buffer.entries(from: acked)
+            if acked < buffer.firstSequence ?? next { needsSync.insert(member.nodeID) }
+            let start = flow.sentThrough
+            guard start < next else { continue }
+            let inFlight = buffer.bytes(from: acked) - buffer.bytes(from: start)
+            guard inFlight < settings.maxInFlightBytes else { continue }
+            var entries = buffer.entries(from: start)
             var bytes = 0
             var end = entries.startIndex
-            while end < entries.endIndex && bytes < settings.maxDeltaBytesPerRound {
+            let budget = min(settings.maxDeltaBytesPerRound, settings.maxInFlightBytes - inFlight)
+            while end < entries.endIndex && bytes < budget {
                 bytes += entries[end].delta.bytes.count + entries[end].delta.key.count
                 end += 1
             }
             entries = entries[entries.startIndex..<end]
             if entries.isEmpty {
                 // Nothing buffered covers the gap: tell the peer to skip to `next`; repair fills it.
-                send(.deltas(from: acked, to: next, entries: []), to: member.endpoint, recipient: member.nodeID, into: &output)
+                send(.deltas(from: start, to: next, entries: []), to: member.endpoint, recipient: member.nodeID, into: &output)
+                flow.sentThrough = next
             } else {
-                sendDeltas(entries, claimingFrom: acked, to: member, into: &output)
+                sendDeltas(entries, claimingFrom: start, to: member, into: &output)
+                flow.sentThrough = entries[entries.endIndex - 1].sequence + 1
             }
         }
         // Members that are dead or cut off do not hold back collection: they are repaired by digests.
@@ -118,6 +179,7 @@ extension Replicator {
             join(delta, bytes: bytes, into: key, keyspace: &keyspace, rebroadcastFrom: header.nodeID, output: &output)
         }
         stats.deltasApplied += UInt64(decoded.count)
+        if !decoded.isEmpty { lastDeltasAt[header.nodeID] = now }
         // Advance the gap-free mark only when this interval starts within what we hold: a later interval
         // is joined (joins commute) but acknowledged only once the gap before it is filled.
         var progress = received[header.nodeID].flatMap { $0.replica == header.replica ? $0 : nil }
@@ -136,9 +198,11 @@ extension Replicator {
     mutating func receiveDeltaAck(through: UInt64, from node: String) {
         guard let member = membership.member(node) else { return }
         let clamped = min(through, nextSequence)
-        if clamped != acknowledged(by: member) || acknowledged[node]?.replica != member.replica {
+        let before = acknowledged(by: member)
+        if clamped != before || acknowledged[node]?.replica != member.replica {
             acknowledged[node] = PeerProgress(replica: member.replica, sequence: clamped)
         }
+        if clamped > before { outflows[node]?.progressAt = now }
     }
 
     /// Joins a delta or state from a peer into `key`; persists it and, if it was new and came from a peer

@@ -16,12 +16,16 @@ extension Replicator {
         guard !targets.isEmpty else { return }
         let lagging = targets.filter { needsSync.contains($0.nodeID) }
         syncRounds += 1
-        // Without a lagging peer, repair is a safety net: compare with a peer that has acknowledged every
-        // delta we sent. While deltas are in flight the digests differ anyway and the comparison would
-        // ship the states the deltas are already carrying. Every tenth round compares regardless, so a
-        // difference the deltas will never fix is found even under continuous writes.
+        // Without a lagging peer, repair is a safety net: compare with a peer that is quiet both ways (it
+        // acknowledged every delta we sent, and sent us none for a sync interval). While deltas are in
+        // flight either way the digests differ anyway, and the comparison would ship the states the
+        // deltas are already carrying: under load, that was most of a receiver's work. Every tenth round
+        // compares regardless, so a difference the deltas will never fix is found even under continuous
+        // writes.
         let next = nextSequence
-        let settled = targets.filter { acknowledged(by: $0) >= next }
+        let settled = targets.filter {
+            acknowledged(by: $0) >= next && (lastDeltasAt[$0.nodeID] ?? 0) + settings.syncIntervalMilliseconds <= now
+        }
         let pool = !lagging.isEmpty ? lagging : (syncRounds % 10 == 0 ? targets : settled)
         guard let member = pool.randomElement(using: &random) else { return }
         needsSync.remove(member.nodeID)

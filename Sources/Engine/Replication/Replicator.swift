@@ -27,6 +27,10 @@ struct Replicator {
     var nextSequence: UInt64
     /// Per peer: how many of *our* deltas it acknowledged (everything below is there).
     var acknowledged: [String: PeerProgress] = [:]
+    /// Per peer: what we sent it beyond its acknowledgement, and when its acknowledgement last advanced.
+    var outflows: [String: Outflow] = [:]
+    /// Per peer: when it last sent us deltas (a peer still sending is not compared with for repair).
+    var lastDeltasAt: [String: UInt64] = [:]
     /// Per peer: how many of *its* deltas we hold without a gap; sent back as our acknowledgement.
     var received: [String: PeerProgress] = [:]
     /// Deltas buffered since the last flush: pushed at once to a few random peers.
@@ -54,6 +58,15 @@ struct Replicator {
     static let maxUpdatesPerMessage = 64
     /// Large states assembled from chunks at once (one per peer at most).
     static let maxConcurrentAssemblies = 4
+
+    /// Deltas in flight to one peer: sent up to `sentThrough`, acknowledged up to `acked`.
+    struct Outflow {
+        var replica: ReplicaID
+        var acked: UInt64
+        var sentThrough: UInt64
+        /// When the peer's acknowledgement last advanced (or we last resent): the retransmit timer.
+        var progressAt: UInt64
+    }
 
     struct Deferral {
         var ours: Digest128
@@ -218,11 +231,12 @@ struct Replicator {
         }) { return }
         let header = PeerHeader(nodeID: selfID, replica: replica, endpoint: settings.endpoint,
                                 incarnation: membership.incarnation, lamport: lamport)
-        let frame = settings.envelope.seal(PeerCodec.encode(header, message))
+        let probe = Self.isMembershipProbe(message)
+        let frame = settings.envelope.seal(PeerCodec.encode(header, message), probe: probe)
         stats.framesOut[message.name, default: 0] += 1
         stats.bytesOut += UInt64(frame.count)
         let effect = Effect.send(frame, to: endpoint, via: frame.count <= settings.maxDatagramBytes ? .datagram : .stream)
-        if Self.isMembershipProbe(message) { output.immediate.append(effect) } else { output.effects.append(effect) }
+        if probe { output.immediate.append(effect) } else { output.effects.append(effect) }
     }
 
     /// This node leaves the cluster gracefully: every reachable peer is told, so none waits to suspect it.
