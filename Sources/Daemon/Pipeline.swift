@@ -162,9 +162,13 @@ final class EngineThread: @unchecked Sendable {
                 }
             }
             let budget = batch.isEmpty ? Self.peerBytesPerIdleBatch : Self.peerBytesPerBusyBatch
-            batch.removeAll(keepingCapacity: true)
             var spent = 0
-            while spent < budget, case .element(let frame) = peers.frames.tryPop() {
+            // While idle, a client input or a probe that arrives ends the large budget early: it waits for
+            // one frame at most. While busy, the small budget is taken whole, so peers keep pace.
+            let idle = batch.isEmpty
+            batch.removeAll(keepingCapacity: true)
+            while spent < budget, !idle || spent == 0 || !(inputs.hasElementsOrIsClosed || peers.probes.hasElementsOrIsClosed),
+                  case .element(let frame) = peers.frames.tryPop() {
                 spent += frame.bytes.count
                 engine.handle(.peerFrame(frame.bytes, from: frame.source), into: &output)
             }

@@ -90,7 +90,10 @@ public enum PeerMessage: Sendable, Equatable {
     case deltaAck(receivedThrough: UInt64)
 
     // Digest-driven repair: roots, then bucket digests, then per-key digests, then states.
-    case syncRoot(Digest128)
+    /// Starts a comparison. Not `urgent`: a safety-net round between peers with nothing known missing,
+    /// in which the receiver leaves out keys it changed recently (their deltas are in flight). `urgent`:
+    /// the sender knows the receiver lacks deltas (it was told to skip a backlog), and every key counts.
+    case syncRoot(Digest128, urgent: Bool)
     case syncBuckets([Digest128])
     /// One bucket's keys in `(after, through]` (nil: unbounded), so a bucket can span several frames and a
     /// receiver pushes only its own keys within the range each frame covers.
@@ -165,8 +168,9 @@ public enum PeerCodec {
             write(entries, to: &w)
         case .deltaAck(let receivedThrough):
             w.write(varint: receivedThrough)
-        case .syncRoot(let digest):
+        case .syncRoot(let digest, let urgent):
             write(digest, to: &w)
+            w.write(byte: urgent ? 1 : 0)
         case .syncBuckets(let digests):
             w.write(varint: UInt64(digests.count))
             for digest in digests { write(digest, to: &w) }
@@ -225,7 +229,11 @@ public enum PeerCodec {
             case 11:
                 message = .deltaAck(receivedThrough: try r.readVarint())
             case 20:
-                message = .syncRoot(try readDigest(&r))
+                let digest = try readDigest(&r)
+                // The flag was added after the digest; a frame without it is a safety-net round.
+                let urgent = r.remaining > 0 ? try r.readByte() : 0
+                guard urgent <= 1 else { throw FrameRejection.malformed }
+                message = .syncRoot(digest, urgent: urgent == 1)
             case 21:
                 let count = try r.readCount(minimumElementSize: 16)
                 var digests: [Digest128] = []

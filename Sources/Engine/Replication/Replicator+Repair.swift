@@ -9,6 +9,8 @@ extension Replicator {
     static let deferrableObjectSize = 256
     /// A large key that keeps changing is still repaired after this many comparisons.
     static let maxRepairDeferrals = 4
+    /// Bytes of states packed into one `states` frame.
+    static let statesFrameBytes = 64 << 10
 
     /// Compares digests with one peer (one that may lack dropped deltas first, else a random one).
     mutating func syncRound(keyspace: inout Keyspace, into output: inout EngineOutput) {
@@ -28,15 +30,16 @@ extension Replicator {
         }
         let pool = !lagging.isEmpty ? lagging : (syncRounds % 10 == 0 ? targets : settled)
         guard let member = pool.randomElement(using: &random) else { return }
-        needsSync.remove(member.nodeID)
-        send(.syncRoot(keyspace.rootDigest()), to: member.endpoint, recipient: member.nodeID, into: &output)
+        let urgent = needsSync.remove(member.nodeID) != nil
+        send(.syncRoot(keyspace.rootDigest(), urgent: urgent), to: member.endpoint, recipient: member.nodeID, into: &output)
     }
 
     /// Handles one repair message from `node`, reachable at `peer`.
     mutating func receiveRepair(_ message: PeerMessage, from node: String, at peer: PeerEndpoint,
                                 keyspace: inout Keyspace, into output: inout EngineOutput) {
         switch message {
-        case .syncRoot(let root):
+        case .syncRoot(let root, let urgent):
+            if urgent { safetyNetComparisons.remove(node) } else { safetyNetComparisons.insert(node) }
             if root != keyspace.rootDigest() {
                 send(.syncBuckets(keyspace.bucketDigests()), to: peer, recipient: node, into: &output)
             }
@@ -105,8 +108,21 @@ extension Replicator {
         var wanted: [Bytes] = []
         var theirKeys = Set<Bytes>()
         var deferred = 0
+        // In a safety-net round a key this node changed within two sync intervals is left out: its
+        // digests differ because its deltas are in flight, and shipping its state would race them. The
+        // next quiet round compares it (see `syncRoot`).
+        let window = 2 * settings.syncIntervalMilliseconds
+        let quietSince: UInt64? = safetyNetComparisons.contains(recipient) ? (now > window ? now - window : 0) : nil
+        func inFlux(_ key: Bytes) -> Bool {
+            guard let quietSince, let changed = keyspace.lastChange(of: key) else { return false }
+            return changed > quietSince
+        }
         for entry in theirs where keyspace.bucket(of: entry.key) == bucket && inRange(entry.key) {
             theirKeys.insert(entry.key)
+            if inFlux(entry.key) {
+                deferred += 1
+                continue
+            }
             guard let mine = ourDigests[entry.key] else {
                 wanted.append(entry.key)
                 continue
@@ -129,7 +145,7 @@ extension Replicator {
         }
         // Keys they lack entirely, or where digests differ (they asked, or will ask; sending now saves a trip).
         let wantedSet = Set(wanted)
-        let push = ours.map(\.key).filter { !theirKeys.contains($0) || wantedSet.contains($0) }
+        let push = ours.map(\.key).filter { (!theirKeys.contains($0) && !inFlux($0)) || wantedSet.contains($0) }
         sendStates(push, keyspace: keyspace, to: peer, recipient: recipient, into: &output)
         stats.repairsDeferred += UInt64(deferred)
     }
@@ -167,7 +183,8 @@ extension Replicator {
 
     mutating func sendStates(_ keys: [Bytes], keyspace: Keyspace, to peer: PeerEndpoint, recipient: String,
                              into output: inout EngineOutput) {
-        let budget = settings.maxFrameBytes / 2
+        // Small frames: the receiver joins a frame's states in one go, and its clients wait for at most one.
+        let budget = min(settings.maxFrameBytes / 2, Self.statesFrameBytes)
         var batch: [KeyedBytes] = []
         var size = 0
         for key in keys.prefix(100_000) {

@@ -29,6 +29,8 @@ struct Replicator {
     var acknowledged: [String: PeerProgress] = [:]
     /// Per peer: what we sent it beyond its acknowledgement, and when its acknowledgement last advanced.
     var outflows: [String: Outflow] = [:]
+    /// Peers whose comparison with us in progress is a safety net (see `PeerMessage.syncRoot`).
+    var safetyNetComparisons: Set<String> = []
     /// Per peer: when it last sent us deltas (a peer still sending is not compared with for repair).
     var lastDeltasAt: [String: UInt64] = [:]
     /// Per peer: how many of *its* deltas we hold without a gap; sent back as our acknowledgement.
