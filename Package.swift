@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "RESPClient", targets: ["RESPClient"]),
         .executable(name: "crdtd", targets: ["crdtd"]),
         .executable(name: "crdtctl", targets: ["crdtctl"]),
+        // The LD_PRELOAD shim that fails or stalls a data directory's writes on demand (storage faults), for
+        // `crdtctl check --faults disk` and the storage fault tests; never linked into anything.
+        .library(name: "crdtd-storage-faults", type: .dynamic, targets: ["CStorageFaults"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -69,6 +72,9 @@ let package = Package(
             "RESP", "RESPClient", "Engine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+
+        // See the crdtd-storage-faults product. No target may depend on it: it replaces write() and fsync().
+        .target(name: "CStorageFaults", linkerSettings: [.linkedLibrary("dl")]),
 
         // Helpers shared by the test targets (a seeded generator).
         .target(name: "TestSupport", path: "Tests/TestSupport"),

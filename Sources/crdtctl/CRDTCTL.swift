@@ -245,8 +245,9 @@ extension CRDTCTL {
 // MARK: Shared steps
 
 /// Starts `nodes` fresh nodes in `dir` (removing an earlier cluster there) and waits until all serve and
-/// know each other.
-func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: Bool = false) throws -> LocalCluster {
+/// know each other. With `storageFaults`, every node runs with the storage fault shim preloaded.
+func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: Bool = false,
+                  storageFaults: Bool = false) throws -> LocalCluster {
     if let old = try? LocalCluster.load(from: dir) {
         for i in old.nodes.indices { old.stop(i) }
     }
@@ -267,6 +268,7 @@ func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: 
         return .init(name: name, clientPort: basePort + n, peerPort: basePort + 100 + n, metricsPort: basePort + 200 + n,
                      dataDir: nodeDir, logFile: nodeDir + ".log", pid: 0)
     }, keyFile: keyFile)
+    if storageFaults { cluster.storageFaults = true }
     if auth {
         var generator = SystemRandomNumberGenerator()
         let password = Data((0..<24).map { _ in UInt8.random(in: 0...255, using: &generator) }).base64EncodedString()

@@ -20,6 +20,9 @@ struct LocalCluster: Codable {
     var keyFile: String?
     /// The `default` user's password (also in `client.password`), when the nodes require clients to AUTH.
     var password: String?
+    /// Whether the nodes run with the storage fault shim preloaded (`check --faults disk`), so that
+    /// `injectStorageFault` can fill or stall their disks. Optional: older cluster.json files lack it.
+    var storageFaults: Bool?
 
     static func path(in baseDir: String) -> String { (baseDir as NSString).appendingPathComponent("cluster.json") }
     static func passwordPath(in baseDir: String) -> String { (baseDir as NSString).appendingPathComponent("client.password") }
@@ -54,16 +57,48 @@ struct LocalCluster: Codable {
     /// The crdtd binary: beside this crdtctl (found through /proc/self/exe, so it works however crdtctl was
     /// invoked: by path, or by name from the PATH), else the first `crdtd` on the PATH.
     static func daemonPath() throws -> String {
-        let fm = FileManager.default
-        if let me = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            let beside = ((me as NSString).deletingLastPathComponent as NSString).appendingPathComponent("crdtd")
-            if fm.isExecutableFile(atPath: beside) { return beside }
+        guard let path = besideMe("crdtd") ?? onPath("crdtd") else {
+            throw ClusterError("cannot find crdtd: it is neither beside crdtctl nor on the PATH; build it with `swift build --product crdtd`")
         }
+        return path
+    }
+
+    /// The storage fault shim (Sources/CStorageFaults), which SwiftPM builds beside crdtd and crdtctl.
+    static func storageFaultShimPath() throws -> String {
+        let name = "libcrdtd-storage-faults.so"
+        let besideDaemon = (try? daemonPath()).map { (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name) }
+        guard let path = besideMe(name) ?? besideDaemon.flatMap({ FileManager.default.fileExists(atPath: $0) ? $0 : nil }) else {
+            throw ClusterError("cannot find \(name) beside crdtctl or crdtd, which --faults disk preloads into the nodes; "
+                + "build it with `swift build --product crdtd-storage-faults`")
+        }
+        return path
+    }
+
+    private static func besideMe(_ name: String) -> String? {
+        guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let beside = ((me as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name)
+        return FileManager.default.fileExists(atPath: beside) ? beside : nil
+    }
+
+    private static func onPath(_ name: String) -> String? {
         for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") where !directory.isEmpty {
-            let candidate = (String(directory) as NSString).appendingPathComponent("crdtd")
-            if fm.isExecutableFile(atPath: candidate) { return candidate }
+            let candidate = (String(directory) as NSString).appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
-        throw ClusterError("cannot find crdtd: it is neither beside crdtctl nor on the PATH; build it with `swift build --product crdtd`")
+        return nil
+    }
+
+    /// The file whose first word tells the shim what node `i`'s disk does (see storage_faults.c).
+    func storageFaultControl(_ i: Int) -> String { nodes[i].dataDir + ".fault" }
+
+    /// Makes node `i`'s data directory full ("enospc"), stalled ("stall-writes"), or healthy again ("").
+    func injectStorageFault(_ i: Int, _ mode: String) throws {
+        guard storageFaults == true else { throw ClusterError("the nodes were started without the storage fault shim") }
+        do {
+            try Data((mode.isEmpty ? "" : mode + "\n").utf8).write(to: URL(fileURLWithPath: storageFaultControl(i)))
+        } catch {
+            throw ClusterError("cannot write \(storageFaultControl(i)): \(error.localizedDescription)")
+        }
     }
 
     /// Starts (or restarts) node `i` as a background process writing to its log file.
@@ -89,6 +124,18 @@ struct LocalCluster: Codable {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
+        if storageFaults == true {
+            // The shim compares the paths the kernel reports, so it is given the resolved data directory.
+            let resolved = URL(fileURLWithPath: node.dataDir).resolvingSymlinksInPath().path
+            if !FileManager.default.fileExists(atPath: storageFaultControl(i)) {
+                _ = FileManager.default.createFile(atPath: storageFaultControl(i), contents: nil)
+            }
+            var environment = ProcessInfo.processInfo.environment
+            environment["LD_PRELOAD"] = try Self.storageFaultShimPath()
+            environment["CRDTD_FAULT_DIR"] = resolved + "/"
+            environment["CRDTD_FAULT_CONTROL"] = URL(fileURLWithPath: storageFaultControl(i)).resolvingSymlinksInPath().path
+            process.environment = environment
+        }
         do {
             try process.run()
         } catch {

@@ -77,6 +77,16 @@ func peerFields(_ reply: RESPReply) -> [[String: String]] {
     }
 }
 
+/// `INFO` text as fields.
+func infoFields(_ text: String) -> [String: String] {
+    var fields: [String: String] = [:]
+    for line in text.split(whereSeparator: \.isNewline) {
+        guard let colon = line.firstIndex(of: ":") else { continue }
+        fields[String(line[..<colon])] = String(line[line.index(after: colon)...])
+    }
+    return fields
+}
+
 /// Rows of columns, each padded to its widest cell.
 func alignedTable(_ header: [String], _ rows: [[String]]) -> String {
     let all = [header] + rows

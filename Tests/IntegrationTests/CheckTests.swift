@@ -139,6 +139,48 @@ import Glibc
         #expect(unreachable.output.contains("cannot reach"), "\(unreachable.output)")
     }
 
+    /// Issue 15's storage nemesis: one node's data directory fills up (ENOSPC) or stalls (every write and
+    /// fsync waits) for a while, through the fault shim preloaded into every node. Writes to it are refused
+    /// with MISCONF, which the checker counts as failed; it takes writes again by itself when the disk
+    /// comes back, and the run ends valid. About 30 s.
+    @Test func aFullOrStalledDiskIsOneMoreNemesisAndTheVerdictStaysValid() throws {
+        let run = try check([
+            "--nodes", "3", "--base-port", basePort(nodes: 3), "--dir", NSTemporaryDirectory() + "crdtd-check-\(UUID().uuidString)",
+            "--faults", "disk", "--rate", "60", "--duration", "15", "--fault-duration", "3", "--fault-gap", "1.5",
+            "--converge-timeout", "30",
+        ], limit: .seconds(120))
+        #expect(run.status == 0, "check must pass through full and stalled disks:\n\(run.output)")
+        #expect(run.verdict["valid"] as? Bool == true, "report: \(run.report)")
+        #expect(run.faultsInjected["disk full", default: 0] >= 1 && run.faultsInjected["disk stall", default: 0] >= 1,
+                "both storage faults were injected: \(run.faultsInjected)")
+
+        let lines = ((try? String(contentsOfFile: run.report + "/history.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+        let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let windows = records.filter { $0["type"] as? String == "fault" }
+        let operations = records.filter { $0["type"] as? String == "op" }
+        for window in windows {
+            #expect((window["errors"] as? [String] ?? []).isEmpty, "the node showed the fault in INFO persistence: \(window)")
+        }
+        let refused = operations.filter { ($0["reply"] as? String ?? "").hasPrefix("MISCONF") }
+        #expect(!refused.isEmpty, "writes to the full disk's node were refused with MISCONF")
+        #expect(refused.allSatisfy { $0["outcome"] as? String == "failed" }, "a MISCONF write is failed, not indeterminate")
+        for window in windows where window["kind"] as? String == "disk full" {
+            let node = (window["nodes"] as? [String])?.first ?? "", end = window["end"] as? Double ?? 0
+            let start = window["start"] as? Double ?? 0
+            guard end - start >= 1 else { continue }  // one the end of the load cut short
+            #expect(refused.contains { $0["node"] as? String == node && ($0["invoke"] as? Double ?? 0) >= start },
+                    "\(node) refused writes while its disk was full")
+            // It resumes by itself: a write to it acknowledged within 6 s of the disk coming back (it retries
+            // every 2 s at most), unless the run ended first.
+            let loadEnded = (run.verdict["stats"] as? [String: Any])?["duration"] as? Double ?? .infinity
+            guard end + 6 < loadEnded else { continue }
+            #expect(operations.contains { op in
+                op["node"] as? String == node && op["outcome"] as? String == "ok" && ["incrby", "sadd", "set", "srem"].contains(op["kind"] as? String ?? "")
+                    && (end...(end + 6)).contains(op["invoke"] as? Double ?? 0)
+            }, "\(node) took writes again within 6 s of its disk coming back at \(end) s")
+        }
+    }
+
     /// Issue 8's evidence, as CI runs it: 5 nodes, >= 300 ops/s in total on one hot counter and one hot
     /// set that grows past 10 k members, every partition shape, kill -9 with restart and pauses; every
     /// acknowledged write survives and the digests agree soon after the final heal.

@@ -147,9 +147,34 @@ final class CheckCluster: Sendable {
         }
     }
 
-    /// Undoes everything a nemesis may have left behind: thaws every node and lifts partitions.
+    /// Makes node `i`'s data directory full ("enospc"), stalled ("stall-writes") or healthy (""); returns an
+    /// error, or nil when the shim took it.
+    func storageFault(_ i: Int, _ mode: String) -> String? {
+        do {
+            try local.withLock { cluster in
+                guard let cluster else { throw ClusterError("storage faults need a local cluster") }
+                try cluster.injectStorageFault(i, mode)
+            }
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// `INFO section` of node `i` as fields, or nil when it does not answer.
+    func info(_ i: Int, _ section: String) -> [String: String]? {
+        guard case .bulkString(let bytes)? = try? command(i, ["INFO", section], timeout: .seconds(2)) else { return nil }
+        return infoFields(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// Undoes everything a nemesis may have left behind: thaws every node and gives back every full or
+    /// stalled disk.
     func thawAll() {
-        for i in nodes.indices { pause(i, frozen: false) }
+        let storage = local.withLock { $0?.storageFaults == true }
+        for i in nodes.indices {
+            pause(i, frozen: false)
+            if storage { _ = storageFault(i, "") }
+        }
     }
 
     func isRunning(_ i: Int) -> Bool {

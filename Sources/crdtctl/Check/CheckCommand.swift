@@ -16,7 +16,8 @@ extension CRDTCTL {
                 Runs clients against every node (INCRBY on counters, SADD/SREM on one hot set, SET on registers, \
                 a few reads), at --rate operations per second in total for --duration seconds, while a nemesis \
                 injects partitions (isolate, minority, majority, ring, bridge), kill -9 with restart and SIGSTOP \
-                pauses, one at a time. Every operation is recorded as ok, failed (certainly not applied) or \
+                pauses (and, with --faults disk, a full disk and a stalled fsync on one node), one at a time. \
+                Every operation is recorded as ok, failed (certainly not applied) or \
                 indeterminate (timed out). After the final heal it waits until all digests agree, reads every \
                 node, and judges: each counter is the acknowledged sum plus a subset of the indeterminate deltas; \
                 each acknowledged add never removed is present, each acknowledged remove absent, nothing never \
@@ -35,7 +36,7 @@ extension CRDTCTL {
         @Option(help: "Seconds of load.") var duration = 30.0
         @Option(help: "Clients per node.") var clientsPerNode = 2
         @Option(help: "Seconds a client waits for a reply before recording the operation as indeterminate.") var timeout = 2.0
-        @Option(help: "Faults to inject: partition, kill, pause, comma-separated, or none. Default: all for a local cluster, partition for --addr.")
+        @Option(help: "Faults to inject: partition, kill, pause, disk, comma-separated, or none. Default: partition,kill,pause for a local cluster, partition for --addr.")
         var faults: String?
         @Option(help: "Seconds each fault lasts.") var faultDuration = 3.0
         @Option(help: "Seconds between one fault's end and the next one's start.") var faultGap = 2.0
@@ -63,11 +64,11 @@ extension CRDTCTL {
         }
 
         func faultFamilies() throws -> [FaultFamily] {
-            guard let faults else { return addresses.isEmpty ? FaultFamily.allCases : [.partition] }
+            guard let faults else { return addresses.isEmpty ? FaultFamily.localDefault : [.partition] }
             if faults == "none" { return [] }
             return try faults.split(separator: ",").map { name in
                 guard let family = FaultFamily(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("unknown fault '\(name)': use partition, kill, pause (comma-separated) or none")
+                    throw ValidationError("unknown fault '\(name)': use partition, kill, pause, disk (comma-separated) or none")
                 }
                 return family
             }
@@ -94,7 +95,8 @@ extension CRDTCTL {
             let cluster: CheckCluster
             if addresses.isEmpty {
                 say("== starting \(nodes) nodes in \(dir)")
-                cluster = CheckCluster(local: try startCluster(dir: dir, nodes: nodes, basePort: basePort, insecure: false))
+                cluster = CheckCluster(local: try startCluster(dir: dir, nodes: nodes, basePort: basePort, insecure: false,
+                                                               storageFaults: families.contains(.disk)))
             } else {
                 cluster = try CheckCluster(addresses: addresses)
             }

@@ -4,38 +4,52 @@ import Foundation
 /// The faults `check` can inject, as named by `--faults`.
 enum FaultFamily: String, CaseIterable, Sendable {
     case partition, kill, pause
+    /// A full disk and a stalled fsync on one node, through the storage fault shim preloaded into every
+    /// node (Sources/CStorageFaults). Not in the default set: the nodes must be started with the shim.
+    case disk
 
     var needsLocalCluster: Bool { self != .partition }
+
+    /// What `check` injects without `--faults`: everything but disk faults on a local cluster.
+    static let localDefault: [FaultFamily] = [.partition, .kill, .pause]
 }
 
-/// One fault the nemesis schedules: a partition shape, or a kill -9 or pause of some node.
-enum Fault: Sendable, CustomStringConvertible {
+/// One fault the nemesis schedules: a partition shape, or a kill -9, pause, full disk or stalled disk of
+/// some node.
+enum Fault: Sendable, Equatable, CustomStringConvertible {
     case partition(PartitionShape)
     case kill
     case pause
+    /// Every write to the node's data directory fails with ENOSPC: the node answers writes `-MISCONF`.
+    case diskFull
+    /// Every write and fsync in the node's data directory waits: after 1 s the node answers writes `-BUSY`.
+    case diskStall
 
     var family: FaultFamily {
         switch self {
         case .partition: .partition
         case .kill: .kill
         case .pause: .pause
+        case .diskFull, .diskStall: .disk
         }
     }
 
     var description: String {
         switch self {
-        case .partition(let shape): "partition \(shape.rawValue)"
         case .kill: "kill -9"
-        case .pause: "pause"
+        default: verdictName
         }
     }
 
-    /// The name the verdict counts it under (`faultsInjected`).
+    /// The name the verdict counts it under (`faultsInjected`), which is also its window's kind (but for
+    /// partitions, whose windows are all of kind `partition`).
     var verdictName: String {
         switch self {
         case .partition(let shape): "partition \(shape.rawValue)"
         case .kill: "kill"
         case .pause: "pause"
+        case .diskFull: "disk full"
+        case .diskStall: "disk stall"
         }
     }
 
@@ -46,6 +60,7 @@ enum Fault: Sendable, CustomStringConvertible {
             case .partition: PartitionShape.allCases.map { Fault.partition($0) }
             case .kill: [.kill]
             case .pause: [.pause]
+            case .disk: [.diskFull, .diskStall]
             }
         }
     }
@@ -122,6 +137,19 @@ struct Nemesis {
             sleep(hold, unless: stop)
             cluster.pause(victim, frozen: false)
             window = FaultWindow(kind: "pause", detail: name, nodes: [victim], start: start, end: clock.now())
+        case .diskFull, .diskStall:
+            let (mode, sign) = fault == .diskFull ? ("enospc", "storage_degraded") : ("stall-writes", "storage_oldest_wait_ms")
+            if let error = cluster.storageFault(victim, mode) { errors.append(error) }
+            sleep(hold, unless: stop)
+            // Proof that the fault took: the node says its disk is full, or that a commit is waiting. Asked
+            // before the disk comes back, so it cannot be missed.
+            let shown = cluster.info(victim, "persistence")?[sign]
+            if shown == nil || shown == "0" {
+                errors.append("\(name) did not show the \(fault) (\(sign):\(shown ?? "no answer")); did any write reach it?")
+            }
+            if let error = cluster.storageFault(victim, "") { errors.append(error) }
+            window = FaultWindow(kind: fault.verdictName, detail: "\(name) (\(sign):\(shown ?? "?"))", nodes: [victim],
+                                 start: start, end: clock.now())
         }
         window.errors = errors
         return window
