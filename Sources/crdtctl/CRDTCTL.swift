@@ -13,7 +13,7 @@ struct CRDTCTL: ParsableCommand {
         subcommands: [
             Demo.self, Cluster.self, Partition.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
             Status.self, Verify.self, Run.self, Bench.self, Check.self, Ping.self, Backup.self,
-            Counter.self, SetCommand.self, Register.self, Hash.self, Keys.self, TypeCommand.self, Del.self,
+            Counter.self, SetCommand.self, Register.self, Hash.self, BoundedCounter.self, Keys.self, TypeCommand.self, Del.self,
         ])
 }
 

@@ -253,6 +253,67 @@ extension CRDTCTL {
         }
     }
 
+    struct BoundedCounter: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bcounter",
+            abstract: "A bounded counter, never below zero without coordination: incr, decr, get, rights, transfer.",
+            discussion: """
+                Each node may decrement only by the rights it holds (its increments, plus rights moved to it);                 a decrement beyond them is refused on that node, even when the value is higher, so no partition                 can take the counter below zero. Move rights with `bcounter transfer` on a node that has them.
+                """,
+            subcommands: [Incr.self, Decr.self, Get.self, Rights.self, Transfer.self])
+
+        struct Incr: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Add to the counter (and to this node's rights); prints the node's new value.")
+            @OptionGroup var target: NodeOptions
+            @Argument var key: String
+            @Argument(help: "The amount, positive (default 1).") var by: Int64 = 1
+            func run() throws { print(try target.send(["CRDT.BINCRBY", key, String(by)]).integer.map(String.init) ?? "") }
+        }
+
+        struct Decr: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Subtract from the counter, within this node's rights; prints the node's new value (exit 1 when the rights do not cover it).")
+            @OptionGroup var target: NodeOptions
+            @Argument var key: String
+            @Argument(help: "The amount, positive (default 1).") var by: Int64 = 1
+            func run() throws { print(try target.send(["CRDT.BDECRBY", key, String(by)]).integer.map(String.init) ?? "") }
+        }
+
+        struct Get: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "The counter's value on the node (0 when absent).")
+            @OptionGroup var target: NodeOptions
+            @OptionGroup var output: OutputOptions
+            @Argument var key: String
+            func run() throws {
+                let value = try target.send(["CRDT.BGET", key]).integer ?? 0
+                try emit(KeyValue(key: key, value: value), json: output.json, text: String(value))
+            }
+        }
+
+        struct Rights: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "How much this node may still decrement the counter by.")
+            @OptionGroup var target: NodeOptions
+            @OptionGroup var output: OutputOptions
+            @Argument var key: String
+            func run() throws {
+                let value = try target.send(["CRDT.BRIGHTS", key]).integer ?? 0
+                try emit(KeyValue(key: key, value: value), json: output.json, text: String(value))
+            }
+        }
+
+        struct Transfer: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Move rights from this node to another (by node name); prints the counter's value.")
+            @OptionGroup var target: NodeOptions
+            @Argument var key: String
+            @Argument(help: "The node that receives the rights, as CRDT.PEERS names it.") var toNode: String
+            @Argument(help: "The amount, positive.") var amount: Int64
+            func run() throws {
+                print(try target.send(["CRDT.BTRANSFER", key, toNode, String(amount)]).integer.map(String.init) ?? "")
+            }
+        }
+    }
+
     struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Keys matching a glob pattern (default *), one per line.")
         @OptionGroup var target: NodeOptions

@@ -14,6 +14,11 @@ struct NodeStatus: Codable {
     var peersAlive: Int?
     var peersSuspect: Int?
     var peersDead: Int?
+    /// How many of this node's deltas its slowest peer (alive or suspect) has not acknowledged yet:
+    /// INFO replication's `delta_next_sequence` minus CRDT.PEERS' `acknowledged`. 0 when every peer is
+    /// caught up; it grows while a peer is cut off, paused or behind. Values too large for one frame reach
+    /// peers by digest repair, outside this count.
+    var replicationLag: Int64?
     /// Peers this node blocks through an injected partition.
     var partitionedFrom: [String]?
     var digest: String?
@@ -44,6 +49,13 @@ extension LocalCluster {
                 row.peersSuspect = states.count { $0.hasPrefix("suspect") }
                 row.peersDead = states.count { $0.hasPrefix("dead") }
                 row.partitionedFrom = members.filter { ($0["state"] ?? "").contains("partitioned") }.compactMap { $0["node"] }
+                if case .bulkString(let info)? = try? command(i, ["INFO", "replication"], timeout: .seconds(2)),
+                   let next = infoFields(String(decoding: info, as: UTF8.self))["delta_next_sequence"].flatMap({ Int64($0) }) {
+                    // peerFields renders integers as "(integer) N".
+                    let acknowledged = members.filter { !($0["state"] ?? "").hasPrefix("dead") }
+                        .map { Int64(($0["acknowledged"] ?? "").replacingOccurrences(of: "(integer) ", with: "")) ?? 0 }
+                    row.replicationLag = acknowledged.map { max(0, next - $0) }.max() ?? 0
+                }
             }
             if case .bulkString(let digest)? = try? command(i, ["CRDT.DIGEST"], timeout: .seconds(2)) {
                 row.digest = String(decoding: digest, as: UTF8.self)
@@ -107,7 +119,7 @@ extension CRDTCTL {
     /// `crdtctl status` (also `crdtctl cluster status`): one aligned row per node, or JSON.
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show each node: process, state, Lamport clock, keys, peers alive/suspect/dead, partitions, digest.")
+            abstract: "Show each node: process, state, Lamport clock, keys, peers alive/suspect/dead, replication lag, partitions, digest.")
         @OptionGroup var options: ClusterOptions
         @Flag(help: "Print JSON instead of a table.") var json = false
 
@@ -116,10 +128,11 @@ extension CRDTCTL {
             if json { return try printJSON(rows) }
             func text<T>(_ value: T?) -> String { value.map { "\($0)" } ?? "-" }
             print(alignedTable(
-                ["NODE", "ADDRESS", "PID", "STATE", "CLOCK", "KEYS", "PEERS A/S/D", "PARTITIONED FROM", "DIGEST"],
+                ["NODE", "ADDRESS", "PID", "STATE", "CLOCK", "KEYS", "PEERS A/S/D", "LAG", "PARTITIONED FROM", "DIGEST"],
                 rows.map { row in
                     [row.node, row.address, String(row.pid), row.state, text(row.lamportClock), text(row.keys),
                      row.peersAlive == nil ? "-" : "\(row.peersAlive!)/\(row.peersSuspect!)/\(row.peersDead!)",
+                     text(row.replicationLag),
                      row.partitionedFrom.map { $0.isEmpty ? "-" : $0.joined(separator: ",") } ?? "-",
                      row.digest.map { String($0.prefix(16)) } ?? "-"]
                 }))
