@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NodeControl
 import RESP
 import RESPClient
 

@@ -1,4 +1,5 @@
 import Foundation
+import NodeControl
 import RESP
 import RESPClient
 
@@ -111,13 +112,9 @@ struct LocalCluster: Codable {
         let daemon = try Self.daemonPath()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: daemon)
-        var arguments = [
-            "--node-id", node.name, "--data-dir", node.dataDir,
-            "--client-addr", "127.0.0.1:\(node.clientPort)", "--peer-addr", "127.0.0.1:\(node.peerPort)",
-            "--metrics-addr", "127.0.0.1:\(node.metricsPort)", "--allow-fault-injection",
-        ]
-        for seed in seeds where seed != i { arguments += ["--seed", "127.0.0.1:\(nodes[seed].peerPort)"] }
-        arguments += keyFile.map { ["--cluster-key-file", $0] } ?? ["--insecure"]
+        var arguments = crdtdArguments(name: node.name, dataDir: node.dataDir, clientPort: node.clientPort, peerPort: node.peerPort,
+                                       metricsPort: node.metricsPort, seeds: seeds.filter { $0 != i }.map { nodes[$0].peerPort },
+                                       keyFile: keyFile)
         if password != nil { arguments += ["--client-password-file", Self.passwordPath(in: baseDir)] }
         arguments += extraArguments
         process.arguments = arguments
@@ -208,15 +205,10 @@ struct LocalCluster: Codable {
 
     /// Polls until every running node reports the same digest; returns the time it took, or nil on timeout.
     func waitForConvergence(timeout: Duration) -> Duration? {
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start < timeout {
+        waitUntil(timeout: timeout) {
             let live = digests().compactMap { $0 }
-            if live.count == nodes.filter({ isRunning($0.pid) }).count, Set(live).count == 1 {
-                return ContinuousClock.now - start
-            }
-            Thread.sleep(forTimeInterval: 0.02)
+            return live.count == nodes.filter({ isRunning($0.pid) }).count && Set(live).count == 1
         }
-        return nil
     }
 }
 
@@ -236,23 +228,4 @@ func authenticatedConnection(host: String, port: Int, user: String? = nil, passw
 struct ClusterError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-extension RESPReply {
-    /// A short human rendering for the CLI.
-    var text: String {
-        switch self {
-        case .simpleString(let s): return s
-        case .error(let e): return "(error) \(e)"
-        case .integer(let i): return "(integer) \(i)"
-        case .bulkString(let b): return String(decoding: b, as: UTF8.self)
-        case .null, .nullArray: return "(nil)"
-        case .array(let items), .set(let items), .push(let items): return "[" + items.map(\.text).joined(separator: ", ") + "]"
-        case .map(let entries): return "{" + entries.map { "\($0.key.text): \($0.value.text)" }.joined(separator: ", ") + "}"
-        case .double(let d): return "\(d)"
-        case .boolean(let b): return "\(b)"
-        case .bigNumber(let n): return n
-        case .verbatimString(_, let t): return String(decoding: t, as: UTF8.self)
-        }
-    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NodeControl
 import RESP
 
 /// One row of `crdtctl status`.
@@ -51,9 +52,7 @@ extension LocalCluster {
                 row.partitionedFrom = members.filter { ($0["state"] ?? "").contains("partitioned") }.compactMap { $0["node"] }
                 if case .bulkString(let info)? = try? command(i, ["INFO", "replication"], timeout: .seconds(2)),
                    let next = infoFields(String(decoding: info, as: UTF8.self))["delta_next_sequence"].flatMap({ Int64($0) }) {
-                    // peerFields renders integers as "(integer) N".
-                    let acknowledged = members.filter { !($0["state"] ?? "").hasPrefix("dead") }
-                        .map { Int64(($0["acknowledged"] ?? "").replacingOccurrences(of: "(integer) ", with: "")) ?? 0 }
+                    let acknowledged = members.filter { !($0["state"] ?? "").hasPrefix("dead") }.map { Int64($0["acknowledged"] ?? "") ?? 0 }
                     row.replicationLag = acknowledged.map { max(0, next - $0) }.max() ?? 0
                 }
             }
@@ -69,23 +68,6 @@ extension LocalCluster {
             return false
         }
         return stat[stat.index(close, offsetBy: 2)...].hasPrefix("T")
-    }
-}
-
-/// CRDT.PEERS as one dictionary per member: RESP3 maps, or the flat field/value arrays RESP2 shows them as.
-func peerFields(_ reply: RESPReply) -> [[String: String]] {
-    guard case .array(let members) = reply else { return [] }
-    return members.map { member in
-        var fields: [String: String] = [:]
-        switch member {
-        case .map(let entries):
-            for entry in entries { fields[entry.key.text] = entry.value.text }
-        case .array(let flat):
-            for pair in stride(from: 0, to: flat.count - 1, by: 2) { fields[flat[pair].text] = flat[pair + 1].text }
-        default:
-            break
-        }
-        return fields
     }
 }
 

@@ -1,6 +1,7 @@
 import Dispatch
 import Engine
 import Foundation
+import NodeControl
 import RESP
 import RESPClient
 import Synchronization

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Engine
 import Foundation
+import NodeControl
 import RESP
 import RESPClient
 import Synchronization
