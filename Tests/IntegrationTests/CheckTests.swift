@@ -28,13 +28,13 @@ import Glibc
     }
 
     /// Runs `crdtctl check` with `arguments`, stopping it (by PID) if it outlives `limit`.
-    func check(_ arguments: [String], limit: Duration = .seconds(170)) throws -> Run {
+    func check(_ arguments: [String], limit: Duration = .seconds(170), crdtctl: String = Self.crdtctl) throws -> Run {
         let report = FileManager.default.temporaryDirectory.appendingPathComponent("crdtd-check-\(UUID().uuidString)").path
         let outputPath = report + ".out"
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.crdtctl)
+        process.executableURL = URL(fileURLWithPath: crdtctl)
         process.arguments = ["check", "--report", report, "--seed", "42"] + arguments
         process.standardOutput = output
         process.standardError = output
@@ -179,6 +179,34 @@ import Glibc
                     && (end...(end + 6)).contains(op["invoke"] as? Double ?? 0)
             }, "\(node) took writes again within 6 s of its disk coming back at \(end) s")
         }
+    }
+
+    /// The planted fault for the storage nemesis: crdtctl and crdtd copied beside a shim that does nothing,
+    /// so no disk ever fills. The run must not pass as if the nodes had survived full disks. About 15 s.
+    @Test func aStorageFaultThatNeverTakesMakesTheRunInvalid() throws {
+        let folder = NSTemporaryDirectory() + "crdtd-inert-shim-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let binaries = URL(fileURLWithPath: Self.crdtctl).deletingLastPathComponent()
+        for name in ["crdtctl", "crdtd"] {
+            try FileManager.default.copyItem(atPath: binaries.appendingPathComponent(name).path, toPath: folder + "/" + name)
+        }
+        try "int crdtd_inert_shim;\n".write(toFile: folder + "/inert.c", atomically: true, encoding: .utf8)
+        let compiler = Process()
+        compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        compiler.arguments = ["cc", "-shared", "-fPIC", "-o", folder + "/libcrdtd-storage-faults.so", folder + "/inert.c"]
+        try compiler.run()
+        compiler.waitUntilExit()
+        try #require(compiler.terminationStatus == 0, "cc builds the inert shim (scripts/setup installs a C compiler)")
+
+        let run = try check([
+            "--nodes", "3", "--base-port", basePort(nodes: 3), "--dir", folder + "/cluster",
+            "--faults", "disk", "--rate", "40", "--duration", "7", "--fault-duration", "2", "--fault-gap", "1",
+            "--converge-timeout", "30",
+        ], limit: .seconds(90), crdtctl: folder + "/crdtctl")
+        #expect(run.status == 1, "a storage fault that never took is invalid:\n\(run.output)")
+        #expect(run.text.contains("a storage fault did not take") && run.text.contains("did not show the disk"),
+                "the report says which fault the node never showed:\n\(run.text)")
     }
 
     /// Issue 8's evidence, as CI runs it: 5 nodes, >= 300 ops/s in total on one hot counter and one hot

@@ -188,6 +188,13 @@ extension CRDTCTL {
             if !missing.isEmpty {
                 say("   note: the run was too short to inject \(missing.sorted().joined(separator: ", "))")
             }
+            // A storage fault the node never showed means the shim did not act: the run did not test what
+            // it says it tested.
+            let untaken = faultWindows.filter { $0.kind.hasPrefix("disk") }.flatMap(\.errors)
+            if !untaken.isEmpty {
+                verdict.problems.append("a storage fault did not take: \(untaken.joined(separator: "; "))")
+                verdict.valid = false
+            }
             if !restartErrors.isEmpty {
                 verdict.problems.append("a node did not come back for the final heal: \(restartErrors.joined(separator: "; "))")
                 verdict.valid = false
