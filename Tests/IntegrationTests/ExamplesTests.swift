@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// The worked examples in examples/ run against the crdtctl and crdtd of this build and print exactly the
-/// output written at their end (scripts/check-examples compares them). About 10 s.
+/// output written at their end (scripts/check-examples compares them). About 15 s.
 @Suite(.serialized) struct ExamplesTests {
     @Test func everyExamplePrintsItsExpectedOutput() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
