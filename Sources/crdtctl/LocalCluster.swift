@@ -106,7 +106,10 @@ struct LocalCluster: Codable {
     mutating func launch(_ i: Int, seeds: [Int], extraArguments: [String] = []) throws {
         var node = nodes[i]
         try FileManager.default.createDirectory(atPath: node.dataDir, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: node.logFile, contents: nil)
+        // Appended to, never truncated: a restarted node's log keeps why it stopped.
+        if !FileManager.default.fileExists(atPath: node.logFile) {
+            _ = FileManager.default.createFile(atPath: node.logFile, contents: nil)
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: node.logFile))
         log.seekToEndOfFile()
         let daemon = try Self.daemonPath()
