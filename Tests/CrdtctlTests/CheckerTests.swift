@@ -58,7 +58,7 @@ import Testing
 
     /// `--faults disk` is two faults, counted under their own names, and never part of the default.
     @Test func diskFaultsAreNamedAndOptIn() {
-        #expect(Fault.all(of: [.disk]).map(\.verdictName) == ["disk full", "disk stall"])
+        #expect(Fault.all(of: [.disk]).map(\.verdictName) == ["disk full", "disk stall", "disk error"])
         #expect(!Fault.all(of: FaultFamily.localDefault).contains { $0.family == .disk })
         let windows = [FaultWindow(kind: "disk full", detail: "n2 (storage_degraded:1)", nodes: [1], start: 1, end: 2),
                        FaultWindow(kind: "disk stall", detail: "n1", nodes: [0], start: 3, end: 4),

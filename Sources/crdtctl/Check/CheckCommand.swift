@@ -17,7 +17,7 @@ extension CRDTCTL {
                 Runs clients against every node (INCRBY on counters, SADD/SREM on one hot set, SET on registers, \
                 a few reads), at --rate operations per second in total for --duration seconds, while a nemesis \
                 injects partitions (isolate, minority, majority, ring, bridge), kill -9 with restart and SIGSTOP \
-                pauses (and, with --faults disk, a full disk and a stalled fsync on one node), one at a time. \
+                pauses (and, with --faults disk, a full, stalled or failing disk on one node), one at a time. \
                 Every operation is recorded as ok, failed (certainly not applied) or \
                 indeterminate (timed out). After the final heal it waits until all digests agree, reads every \
                 node, and judges: each counter is the acknowledged sum plus a subset of the indeterminate deltas; \
