@@ -22,7 +22,7 @@ struct LocalCluster: Codable {
     /// The `default` user's password (also in `client.password`), when the nodes require clients to AUTH.
     var password: String?
     /// Whether the nodes run with the storage fault shim preloaded (`check --faults disk`), so that
-    /// `injectStorageFault` can fill or stall their disks. Optional: older cluster.json files lack it.
+    /// `injectStorageFault` can fill, stall or fail their disks. Optional: older cluster.json files lack it.
     var storageFaults: Bool?
 
     static func path(in baseDir: String) -> String { (baseDir as NSString).appendingPathComponent("cluster.json") }
@@ -58,7 +58,8 @@ struct LocalCluster: Codable {
     /// The crdtd binary: beside this crdtctl (found through /proc/self/exe, so it works however crdtctl was
     /// invoked: by path, or by name from the PATH), else the first `crdtd` on the PATH.
     static func daemonPath() throws -> String {
-        guard let path = besideMe("crdtd") ?? onPath("crdtd") else {
+        let beside = besideMe("crdtd").flatMap { FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil }
+        guard let path = beside ?? onPath("crdtd") else {
             throw ClusterError("cannot find crdtd: it is neither beside crdtctl nor on the PATH; build it with `swift build --product crdtd`")
         }
         return path
@@ -92,7 +93,8 @@ struct LocalCluster: Codable {
     /// The file whose first word tells the shim what node `i`'s disk does (see storage_faults.c).
     func storageFaultControl(_ i: Int) -> String { nodes[i].dataDir + ".fault" }
 
-    /// Makes node `i`'s data directory full ("enospc"), stalled ("stall-writes"), or healthy again ("").
+    /// Makes node `i`'s data directory full ("enospc"), stalled ("stall-writes"), failing ("eio-write"), or
+    /// healthy again ("").
     func injectStorageFault(_ i: Int, _ mode: String) throws {
         guard storageFaults == true else { throw ClusterError("the nodes were started without the storage fault shim") }
         do {

@@ -148,8 +148,8 @@ final class CheckCluster: Sendable {
         }
     }
 
-    /// Makes node `i`'s data directory full ("enospc"), stalled ("stall-writes") or healthy (""); returns an
-    /// error, or nil when the shim took it.
+    /// Makes node `i`'s data directory full ("enospc"), stalled ("stall-writes"), failing ("eio-write") or
+    /// healthy (""); returns an error, or nil when the control file was written.
     func storageFault(_ i: Int, _ mode: String) -> String? {
         do {
             try local.withLock { cluster in
@@ -168,8 +168,7 @@ final class CheckCluster: Sendable {
         return infoFields(String(decoding: bytes, as: UTF8.self))
     }
 
-    /// Undoes everything a nemesis may have left behind: thaws every node and gives back every full or
-    /// stalled disk.
+    /// Undoes everything a nemesis may have left behind: thaws every node and gives back every bad disk.
     func thawAll() {
         let storage = local.withLock { $0?.storageFaults == true }
         for i in nodes.indices {
