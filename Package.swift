@@ -13,8 +13,13 @@ let package = Package(
         // The Redis protocol and the blocking client, for the load generators in Benchmarks/.
         .library(name: "RESP", targets: ["RESP"]),
         .library(name: "RESPClient", targets: ["RESPClient"]),
+        // Starting and watching crdtd nodes from another process, for crdtctl and the thesis suite.
+        .library(name: "NodeControl", targets: ["NodeControl"]),
         .executable(name: "crdtd", targets: ["crdtd"]),
         .executable(name: "crdtctl", targets: ["crdtctl"]),
+        // The LD_PRELOAD shim that fails or stalls a data directory's writes on demand (storage faults), for
+        // `crdtctl check --faults disk` and the storage fault tests; never linked into anything.
+        .library(name: "crdtd-storage-faults", type: .dynamic, targets: ["CStorageFaults"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -33,6 +38,8 @@ let package = Package(
         .target(name: "RESP"),
         // A small blocking Redis-protocol client (POSIX sockets) for crdtctl and the integration tests.
         .target(name: "RESPClient", dependencies: ["RESP"]),
+        // crdtd nodes seen from outside: their flags, cluster key, membership, digests and metrics.
+        .target(name: "NodeControl", dependencies: ["RESP", "RESPClient"]),
         // The peer wire format: frames, their encoding and authentication. No I/O.
         .target(name: "Wire", dependencies: ["CRDT", .product(name: "Crypto", package: "swift-crypto")]),
         // The replication engine: consumes client commands, peer frames and ticks; produces replies,
@@ -66,9 +73,12 @@ let package = Package(
         ]),
         // Operator CLI: local clusters, fault injection, convergence checks.
         .executableTarget(name: "crdtctl", dependencies: [
-            "RESP", "RESPClient", "Engine",
+            "RESP", "RESPClient", "Engine", "NodeControl",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+
+        // See the crdtd-storage-faults product. No target may depend on it: it replaces write() and fsync().
+        .target(name: "CStorageFaults", linkerSettings: [.linkedLibrary("dl")]),
 
         // Helpers shared by the test targets (a seeded generator).
         .target(name: "TestSupport", path: "Tests/TestSupport"),

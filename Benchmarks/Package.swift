@@ -32,6 +32,7 @@ let package = Package(
             "BenchSupport",
             .product(name: "RESP", package: "crdtd"),
             .product(name: "RESPClient", package: "crdtd"),
+            .product(name: "NodeControl", package: "crdtd"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),

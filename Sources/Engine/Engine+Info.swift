@@ -32,7 +32,10 @@ extension Engine {
                     ("storage_oldest_wait_ms", String(commits.oldestWait)),
                 ]
             case "replication":
-                fields = [("role", "master"), ("replication_model", "delta-state CRDT, coordination-free")]
+                // The sequence number this node's next delta gets: a peer whose CRDT.PEERS `acknowledged` is
+                // lower has not yet taken that many of its deltas (crdtctl status shows it as the lag).
+                fields = [("role", "master"), ("replication_model", "delta-state CRDT, coordination-free"),
+                          ("delta_next_sequence", String(replicator?.nextSequence ?? 0))]
             case "memory":
                 fields = []
             case "cluster":

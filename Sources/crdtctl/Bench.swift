@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import NodeControl
 import RESP
 import RESPClient
 import Synchronization
@@ -124,12 +125,8 @@ extension CRDTCTL {
 
         /// Sum over nodes of crdtd_peer_bytes_total{direction="out"}.
         func bytesOut(_ cluster: LocalCluster) throws -> Int {
-            var total = 0.0
-            for node in cluster.nodes {
-                let text = try httpGet(port: node.metricsPort, path: "/metrics")
-                for line in text.split(separator: "\n") where line.hasPrefix("crdtd_peer_bytes_total{direction=\"out\"}") {
-                    total += Double(line.split(separator: " ").last ?? "0") ?? 0
-                }
+            let total = try cluster.nodes.reduce(0.0) { sum, node in
+                sum + metricSum(try httpGet(port: node.metricsPort, path: "/metrics"), "crdtd_peer_bytes_total", labels: "direction=\"out\"")
             }
             return Int(total)
         }
@@ -147,29 +144,3 @@ func monotonic() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
-
-/// A minimal HTTP GET over a blocking socket, for scraping our own /metrics.
-func httpGet(port: Int, path: String) throws -> String {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let ok = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard ok == 0 else { throw ClusterError("cannot reach metrics on port \(port)") }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-    _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let n = read(fd, &buffer, buffer.count)
-        if n <= 0 { break }
-        out += buffer[0..<n]
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
-

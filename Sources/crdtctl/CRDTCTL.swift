@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import NodeControl
 import RESP
 import RESPClient
 
@@ -13,7 +14,7 @@ struct CRDTCTL: ParsableCommand {
         subcommands: [
             Demo.self, Cluster.self, Partition.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
             Status.self, Verify.self, Run.self, Bench.self, Check.self, Ping.self, Backup.self,
-            Counter.self, SetCommand.self, Register.self, Hash.self, Keys.self, TypeCommand.self, Del.self,
+            Counter.self, SetCommand.self, Register.self, Hash.self, BoundedCounter.self, Keys.self, TypeCommand.self, Del.self,
         ])
 }
 
@@ -245,8 +246,9 @@ extension CRDTCTL {
 // MARK: Shared steps
 
 /// Starts `nodes` fresh nodes in `dir` (removing an earlier cluster there) and waits until all serve and
-/// know each other.
-func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: Bool = false) throws -> LocalCluster {
+/// know each other. With `storageFaults`, every node runs with the storage fault shim preloaded.
+func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: Bool = false,
+                  storageFaults: Bool = false) throws -> LocalCluster {
     if let old = try? LocalCluster.load(from: dir) {
         for i in old.nodes.indices { old.stop(i) }
     }
@@ -254,12 +256,8 @@ func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: 
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     var keyFile: String?
     if !insecure {
-        var key = [UInt8](repeating: 0, count: 32)
-        var generator = SystemRandomNumberGenerator()
-        for i in key.indices { key[i] = UInt8.random(in: 0...255, using: &generator) }
-        let path = (dir as NSString).appendingPathComponent("cluster.key")
-        try (Data(key).base64EncodedString() + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        keyFile = path
+        keyFile = (dir as NSString).appendingPathComponent("cluster.key")
+        try writeClusterKey(to: keyFile!)
     }
     var cluster = LocalCluster(baseDir: dir, nodes: (1...nodes).map { n in
         let name = "n\(n)"
@@ -267,6 +265,7 @@ func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: 
         return .init(name: name, clientPort: basePort + n, peerPort: basePort + 100 + n, metricsPort: basePort + 200 + n,
                      dataDir: nodeDir, logFile: nodeDir + ".log", pid: 0)
     }, keyFile: keyFile)
+    if storageFaults { cluster.storageFaults = true }
     if auth {
         var generator = SystemRandomNumberGenerator()
         let password = Data((0..<24).map { _ in UInt8.random(in: 0...255, using: &generator) }).base64EncodedString()
@@ -288,17 +287,9 @@ func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: 
 
 /// Waits until every node sees every other node alive.
 func waitForMembership(_ cluster: LocalCluster, timeout: Duration) throws {
-    let deadline = ContinuousClock.now + timeout
-    let others = cluster.nodes.count - 1
-    while ContinuousClock.now < deadline {
-        let ready = cluster.nodes.indices.allSatisfy { i in
-            guard case .array(let peers)? = try? cluster.command(i, ["CRDT.PEERS"]) else { return false }
-            return peers.filter { $0.text.contains("state, alive") }.count >= others
-        }
-        if ready { return }
-        Thread.sleep(forTimeInterval: 0.1)
+    guard try waitForMembership(count: cluster.nodes.count, timeout: timeout, peers: { try? cluster.command($0, ["CRDT.PEERS"]) }) else {
+        throw ClusterError("the nodes did not all see each other alive within \(timeout)")
     }
-    throw ClusterError("the nodes did not all see each other alive within \(timeout)")
 }
 
 func partition(_ cluster: LocalCluster, shape: PartitionShape, victim: Int, quiet: Bool = false) throws {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NodeControl
 import RESP
 import RESPClient
 
@@ -83,25 +84,65 @@ struct KeyValue<Value: Encodable>: Encodable {
     var value: Value
 }
 
+// MARK: Command shapes
+// Most data commands have one of three shapes; each shape is one generic command, and a `DataCommandSpec`
+// names the subcommand and the Redis command it sends.
+
+/// One data subcommand of a shape below: its name and help, and the command it sends.
+protocol DataCommandSpec {
+    static var name: String { get }
+    static var abstract: String { get }
+    static var redisCommand: String { get }
+    /// What `MembersWrite` calls its names in the help (members, fields).
+    static var memberName: String { get }
+}
+
+extension DataCommandSpec {
+    static var memberName: String { "members" }
+    static var configuration: CommandConfiguration { CommandConfiguration(commandName: name, abstract: abstract) }
+}
+
+/// `KEY [AMOUNT]`: sends `COMMAND KEY AMOUNT` and prints the integer it answers (the new value).
+struct AmountWrite<Spec: DataCommandSpec>: ParsableCommand {
+    static var configuration: CommandConfiguration { Spec.configuration }
+    @OptionGroup var target: NodeOptions
+    @Argument var key: String
+    @Argument(help: "The amount (default 1).") var by: Int64 = 1
+    func run() throws { print(try target.send([Spec.redisCommand, key, String(by)]).integer.map(String.init) ?? "") }
+}
+
+/// `KEY NAME...`: sends `COMMAND KEY NAME...` and prints the integer it answers (how many changed).
+struct MembersWrite<Spec: DataCommandSpec>: ParsableCommand {
+    static var configuration: CommandConfiguration { Spec.configuration }
+    @OptionGroup var target: NodeOptions
+    @Argument var key: String
+    @Argument(help: ArgumentHelp(valueName: Spec.memberName)) var members: [String]
+    func run() throws { print(try target.send([Spec.redisCommand, key] + members).integer.map(String.init) ?? "") }
+}
+
+/// `KEY`: sends `COMMAND KEY` and prints the integer it answers (0 when absent), or `{"key","value"}`.
+struct IntegerRead<Spec: DataCommandSpec>: ParsableCommand {
+    static var configuration: CommandConfiguration { Spec.configuration }
+    @OptionGroup var target: NodeOptions
+    @OptionGroup var output: OutputOptions
+    @Argument var key: String
+    func run() throws {
+        let value = try target.send([Spec.redisCommand, key]).integer ?? 0
+        try emit(KeyValue(key: key, value: value), json: output.json, text: String(value))
+    }
+}
+
 extension CRDTCTL {
     struct Counter: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "A PN-counter: incr, decr, get.", subcommands: [Incr.self, Decr.self, Get.self])
+            abstract: "A PN-counter: incr, decr, get.", subcommands: [AmountWrite<Incr>.self, AmountWrite<Decr>.self, Get.self])
 
-        struct Incr: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Add to a counter; prints the node's new value.")
-            @OptionGroup var target: NodeOptions
-            @Argument var key: String
-            @Argument(help: "The amount (default 1).") var by: Int64 = 1
-            func run() throws { print(try target.send(["INCRBY", key, String(by)]).integer.map(String.init) ?? "") }
+        enum Incr: DataCommandSpec {
+            static let name = "incr", redisCommand = "INCRBY", abstract = "Add to a counter; prints the node's new value."
         }
 
-        struct Decr: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Subtract from a counter; prints the node's new value.")
-            @OptionGroup var target: NodeOptions
-            @Argument var key: String
-            @Argument(help: "The amount (default 1).") var by: Int64 = 1
-            func run() throws { print(try target.send(["DECRBY", key, String(by)]).integer.map(String.init) ?? "") }
+        enum Decr: DataCommandSpec {
+            static let name = "decr", redisCommand = "DECRBY", abstract = "Subtract from a counter; prints the node's new value."
         }
 
         struct Get: ParsableCommand {
@@ -120,22 +161,18 @@ extension CRDTCTL {
         static let configuration = CommandConfiguration(
             commandName: "set",
             abstract: "An add-wins set: add, rm, members, contains, card.",
-            subcommands: [Add.self, Rm.self, Members.self, Contains.self, Card.self])
+            subcommands: [MembersWrite<Add>.self, MembersWrite<Rm>.self, Members.self, Contains.self, IntegerRead<Card>.self])
 
-        struct Add: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Add members; prints how many were new.")
-            @OptionGroup var target: NodeOptions
-            @Argument var key: String
-            @Argument var members: [String]
-            func run() throws { print(try target.send(["SADD", key] + members).integer.map(String.init) ?? "") }
+        enum Add: DataCommandSpec {
+            static let name = "add", redisCommand = "SADD", abstract = "Add members; prints how many were new."
         }
 
-        struct Rm: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Remove members; prints how many were present.")
-            @OptionGroup var target: NodeOptions
-            @Argument var key: String
-            @Argument var members: [String]
-            func run() throws { print(try target.send(["SREM", key] + members).integer.map(String.init) ?? "") }
+        enum Rm: DataCommandSpec {
+            static let name = "rm", redisCommand = "SREM", abstract = "Remove members; prints how many were present."
+        }
+
+        enum Card: DataCommandSpec {
+            static let name = "card", redisCommand = "SCARD", abstract = "How many members the set has."
         }
 
         struct Members: ParsableCommand {
@@ -158,17 +195,6 @@ extension CRDTCTL {
             func run() throws {
                 let present = try target.send(["SISMEMBER", key, member]).integer == 1
                 try emit(KeyValue(key: key, value: present), json: output.json, text: String(present))
-            }
-        }
-
-        struct Card: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "How many members the set has.")
-            @OptionGroup var target: NodeOptions
-            @OptionGroup var output: OutputOptions
-            @Argument var key: String
-            func run() throws {
-                let count = try target.send(["SCARD", key]).integer ?? 0
-                try emit(KeyValue(key: key, value: count), json: output.json, text: String(count))
             }
         }
     }
@@ -198,7 +224,7 @@ extension CRDTCTL {
 
     struct Hash: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "A map of registers: set, get, del, all.", subcommands: [SetFields.self, Get.self, Del.self, All.self])
+            abstract: "A map of registers: set, get, del, all.", subcommands: [SetFields.self, Get.self, MembersWrite<Del>.self, All.self])
 
         struct SetFields: ParsableCommand {
             static let configuration = CommandConfiguration(commandName: "set", abstract: "Write fields: hash set KEY FIELD VALUE [FIELD VALUE ...]; prints how many were new.")
@@ -225,12 +251,9 @@ extension CRDTCTL {
             }
         }
 
-        struct Del: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Remove fields; prints how many were present.")
-            @OptionGroup var target: NodeOptions
-            @Argument var key: String
-            @Argument var fields: [String]
-            func run() throws { print(try target.send(["HDEL", key] + fields).integer.map(String.init) ?? "") }
+        enum Del: DataCommandSpec {
+            static let name = "del", redisCommand = "HDEL", abstract = "Remove fields; prints how many were present."
+            static let memberName = "fields"
         }
 
         struct All: ParsableCommand {
@@ -249,6 +272,48 @@ extension CRDTCTL {
                 }
                 let rows = fields.sorted { $0.key < $1.key }.map { [$0.key, $0.value] }
                 try emit(fields, json: output.json, text: rows.isEmpty ? "" : alignedTable(["FIELD", "VALUE"], rows))
+            }
+        }
+    }
+
+    struct BoundedCounter: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bcounter",
+            abstract: "A bounded counter, never below zero without coordination: incr, decr, get, rights, transfer.",
+            discussion: """
+                Each node may decrement only by the rights it holds (its increments, plus rights moved to it); \
+                a decrement beyond them is refused on that node, even when the value is higher, so no partition \
+                can take the counter below zero. Move rights with `bcounter transfer` on a node that has them.
+                """,
+            subcommands: [AmountWrite<Incr>.self, AmountWrite<Decr>.self, IntegerRead<Get>.self, IntegerRead<Rights>.self, Transfer.self])
+
+        enum Incr: DataCommandSpec {
+            static let name = "incr", redisCommand = "CRDT.BINCRBY"
+            static let abstract = "Add to the counter (and to this node's rights); prints the node's new value."
+        }
+
+        enum Decr: DataCommandSpec {
+            static let name = "decr", redisCommand = "CRDT.BDECRBY"
+            static let abstract = "Subtract from the counter, within this node's rights; prints the node's new value (exit 1 when the rights do not cover it)."
+        }
+
+        enum Get: DataCommandSpec {
+            static let name = "get", redisCommand = "CRDT.BGET", abstract = "The counter's value on the node (0 when absent)."
+        }
+
+        enum Rights: DataCommandSpec {
+            static let name = "rights", redisCommand = "CRDT.BRIGHTS", abstract = "How much this node may still decrement the counter by."
+        }
+
+        struct Transfer: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Move rights from this node to another (by node name); prints the counter's value.")
+            @OptionGroup var target: NodeOptions
+            @Argument var key: String
+            @Argument(help: "The node that receives the rights, as CRDT.PEERS names it.") var toNode: String
+            @Argument(help: "The amount, positive.") var amount: Int64
+            func run() throws {
+                print(try target.send(["CRDT.BTRANSFER", key, toNode, String(amount)]).integer.map(String.init) ?? "")
             }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import NodeControl
 import RESP
 import RESPClient
 
@@ -20,6 +21,9 @@ struct LocalCluster: Codable {
     var keyFile: String?
     /// The `default` user's password (also in `client.password`), when the nodes require clients to AUTH.
     var password: String?
+    /// Whether the nodes run with the storage fault shim preloaded (`check --faults disk`), so that
+    /// `injectStorageFault` can fill, stall or fail their disks. Optional: older cluster.json files lack it.
+    var storageFaults: Bool?
 
     static func path(in baseDir: String) -> String { (baseDir as NSString).appendingPathComponent("cluster.json") }
     static func passwordPath(in baseDir: String) -> String { (baseDir as NSString).appendingPathComponent("client.password") }
@@ -54,41 +58,86 @@ struct LocalCluster: Codable {
     /// The crdtd binary: beside this crdtctl (found through /proc/self/exe, so it works however crdtctl was
     /// invoked: by path, or by name from the PATH), else the first `crdtd` on the PATH.
     static func daemonPath() throws -> String {
-        let fm = FileManager.default
-        if let me = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            let beside = ((me as NSString).deletingLastPathComponent as NSString).appendingPathComponent("crdtd")
-            if fm.isExecutableFile(atPath: beside) { return beside }
+        let beside = besideMe("crdtd").flatMap { FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil }
+        guard let path = beside ?? onPath("crdtd") else {
+            throw ClusterError("cannot find crdtd: it is neither beside crdtctl nor on the PATH; build it with `swift build --product crdtd`")
         }
+        return path
+    }
+
+    /// The storage fault shim (Sources/CStorageFaults), which SwiftPM builds beside crdtd and crdtctl.
+    static func storageFaultShimPath() throws -> String {
+        let name = "libcrdtd-storage-faults.so"
+        let besideDaemon = (try? daemonPath()).map { (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name) }
+        guard let path = besideMe(name) ?? besideDaemon.flatMap({ FileManager.default.fileExists(atPath: $0) ? $0 : nil }) else {
+            throw ClusterError("cannot find \(name) beside crdtctl or crdtd, which --faults disk preloads into the nodes; "
+                + "build it with `swift build --product crdtd-storage-faults`")
+        }
+        return path
+    }
+
+    private static func besideMe(_ name: String) -> String? {
+        guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let beside = ((me as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name)
+        return FileManager.default.fileExists(atPath: beside) ? beside : nil
+    }
+
+    private static func onPath(_ name: String) -> String? {
         for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") where !directory.isEmpty {
-            let candidate = (String(directory) as NSString).appendingPathComponent("crdtd")
-            if fm.isExecutableFile(atPath: candidate) { return candidate }
+            let candidate = (String(directory) as NSString).appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
-        throw ClusterError("cannot find crdtd: it is neither beside crdtctl nor on the PATH; build it with `swift build --product crdtd`")
+        return nil
+    }
+
+    /// The file whose first word tells the shim what node `i`'s disk does (see storage_faults.c).
+    func storageFaultControl(_ i: Int) -> String { nodes[i].dataDir + ".fault" }
+
+    /// Makes node `i`'s data directory full ("enospc"), stalled ("stall-writes"), failing ("eio-write"), or
+    /// healthy again ("").
+    func injectStorageFault(_ i: Int, _ mode: String) throws {
+        guard storageFaults == true else { throw ClusterError("the nodes were started without the storage fault shim") }
+        do {
+            try Data((mode.isEmpty ? "" : mode + "\n").utf8).write(to: URL(fileURLWithPath: storageFaultControl(i)))
+        } catch {
+            throw ClusterError("cannot write \(storageFaultControl(i)): \(error.localizedDescription)")
+        }
     }
 
     /// Starts (or restarts) node `i` as a background process writing to its log file.
     mutating func launch(_ i: Int, seeds: [Int], extraArguments: [String] = []) throws {
         var node = nodes[i]
         try FileManager.default.createDirectory(atPath: node.dataDir, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: node.logFile, contents: nil)
+        // Appended to, never truncated: a restarted node's log keeps why it stopped.
+        if !FileManager.default.fileExists(atPath: node.logFile) {
+            _ = FileManager.default.createFile(atPath: node.logFile, contents: nil)
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: node.logFile))
         log.seekToEndOfFile()
         let daemon = try Self.daemonPath()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: daemon)
-        var arguments = [
-            "--node-id", node.name, "--data-dir", node.dataDir,
-            "--client-addr", "127.0.0.1:\(node.clientPort)", "--peer-addr", "127.0.0.1:\(node.peerPort)",
-            "--metrics-addr", "127.0.0.1:\(node.metricsPort)", "--allow-fault-injection",
-        ]
-        for seed in seeds where seed != i { arguments += ["--seed", "127.0.0.1:\(nodes[seed].peerPort)"] }
-        arguments += keyFile.map { ["--cluster-key-file", $0] } ?? ["--insecure"]
+        var arguments = crdtdArguments(name: node.name, dataDir: node.dataDir, clientPort: node.clientPort, peerPort: node.peerPort,
+                                       metricsPort: node.metricsPort, seeds: seeds.filter { $0 != i }.map { nodes[$0].peerPort },
+                                       keyFile: keyFile)
         if password != nil { arguments += ["--client-password-file", Self.passwordPath(in: baseDir)] }
         arguments += extraArguments
         process.arguments = arguments
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
+        if storageFaults == true {
+            // The shim compares the paths the kernel reports, so it is given the resolved data directory.
+            let resolved = URL(fileURLWithPath: node.dataDir).resolvingSymlinksInPath().path
+            if !FileManager.default.fileExists(atPath: storageFaultControl(i)) {
+                _ = FileManager.default.createFile(atPath: storageFaultControl(i), contents: nil)
+            }
+            var environment = ProcessInfo.processInfo.environment
+            environment["LD_PRELOAD"] = try Self.storageFaultShimPath()
+            environment["CRDTD_FAULT_DIR"] = resolved + "/"
+            environment["CRDTD_FAULT_CONTROL"] = URL(fileURLWithPath: storageFaultControl(i)).resolvingSymlinksInPath().path
+            process.environment = environment
+        }
         do {
             try process.run()
         } catch {
@@ -161,15 +210,10 @@ struct LocalCluster: Codable {
 
     /// Polls until every running node reports the same digest; returns the time it took, or nil on timeout.
     func waitForConvergence(timeout: Duration) -> Duration? {
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start < timeout {
+        waitUntil(timeout: timeout) {
             let live = digests().compactMap { $0 }
-            if live.count == nodes.filter({ isRunning($0.pid) }).count, Set(live).count == 1 {
-                return ContinuousClock.now - start
-            }
-            Thread.sleep(forTimeInterval: 0.02)
+            return live.count == nodes.filter({ isRunning($0.pid) }).count && Set(live).count == 1
         }
-        return nil
     }
 }
 
@@ -189,23 +233,4 @@ func authenticatedConnection(host: String, port: Int, user: String? = nil, passw
 struct ClusterError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-extension RESPReply {
-    /// A short human rendering for the CLI.
-    var text: String {
-        switch self {
-        case .simpleString(let s): return s
-        case .error(let e): return "(error) \(e)"
-        case .integer(let i): return "(integer) \(i)"
-        case .bulkString(let b): return String(decoding: b, as: UTF8.self)
-        case .null, .nullArray: return "(nil)"
-        case .array(let items), .set(let items), .push(let items): return "[" + items.map(\.text).joined(separator: ", ") + "]"
-        case .map(let entries): return "{" + entries.map { "\($0.key.text): \($0.value.text)" }.joined(separator: ", ") + "}"
-        case .double(let d): return "\(d)"
-        case .boolean(let b): return "\(b)"
-        case .bigNumber(let n): return n
-        case .verbatimString(_, let t): return String(decoding: t, as: UTF8.self)
-        }
-    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NodeControl
 import RESP
 
 /// One row of `crdtctl status`.
@@ -14,6 +15,11 @@ struct NodeStatus: Codable {
     var peersAlive: Int?
     var peersSuspect: Int?
     var peersDead: Int?
+    /// How many of this node's deltas its slowest peer (alive or suspect) has not acknowledged yet:
+    /// INFO replication's `delta_next_sequence` minus CRDT.PEERS' `acknowledged`. 0 when every peer is
+    /// caught up; it grows while a peer is cut off, paused or behind. Values too large for one frame reach
+    /// peers by digest repair, outside this count.
+    var replicationLag: Int64?
     /// Peers this node blocks through an injected partition.
     var partitionedFrom: [String]?
     var digest: String?
@@ -44,6 +50,11 @@ extension LocalCluster {
                 row.peersSuspect = states.count { $0.hasPrefix("suspect") }
                 row.peersDead = states.count { $0.hasPrefix("dead") }
                 row.partitionedFrom = members.filter { ($0["state"] ?? "").contains("partitioned") }.compactMap { $0["node"] }
+                if case .bulkString(let info)? = try? command(i, ["INFO", "replication"], timeout: .seconds(2)),
+                   let next = infoFields(String(decoding: info, as: UTF8.self))["delta_next_sequence"].flatMap({ Int64($0) }) {
+                    let acknowledged = members.filter { !($0["state"] ?? "").hasPrefix("dead") }.map { Int64($0["acknowledged"] ?? "") ?? 0 }
+                    row.replicationLag = acknowledged.map { max(0, next - $0) }.max() ?? 0
+                }
             }
             if case .bulkString(let digest)? = try? command(i, ["CRDT.DIGEST"], timeout: .seconds(2)) {
                 row.digest = String(decoding: digest, as: UTF8.self)
@@ -60,21 +71,14 @@ extension LocalCluster {
     }
 }
 
-/// CRDT.PEERS as one dictionary per member: RESP3 maps, or the flat field/value arrays RESP2 shows them as.
-func peerFields(_ reply: RESPReply) -> [[String: String]] {
-    guard case .array(let members) = reply else { return [] }
-    return members.map { member in
-        var fields: [String: String] = [:]
-        switch member {
-        case .map(let entries):
-            for entry in entries { fields[entry.key.text] = entry.value.text }
-        case .array(let flat):
-            for pair in stride(from: 0, to: flat.count - 1, by: 2) { fields[flat[pair].text] = flat[pair + 1].text }
-        default:
-            break
-        }
-        return fields
+/// `INFO` text as fields.
+func infoFields(_ text: String) -> [String: String] {
+    var fields: [String: String] = [:]
+    for line in text.split(whereSeparator: \.isNewline) {
+        guard let colon = line.firstIndex(of: ":") else { continue }
+        fields[String(line[..<colon])] = String(line[line.index(after: colon)...])
     }
+    return fields
 }
 
 /// Rows of columns, each padded to its widest cell.
@@ -97,7 +101,7 @@ extension CRDTCTL {
     /// `crdtctl status` (also `crdtctl cluster status`): one aligned row per node, or JSON.
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show each node: process, state, Lamport clock, keys, peers alive/suspect/dead, partitions, digest.")
+            abstract: "Show each node: process, state, Lamport clock, keys, peers alive/suspect/dead, replication lag, partitions, digest.")
         @OptionGroup var options: ClusterOptions
         @Flag(help: "Print JSON instead of a table.") var json = false
 
@@ -106,10 +110,11 @@ extension CRDTCTL {
             if json { return try printJSON(rows) }
             func text<T>(_ value: T?) -> String { value.map { "\($0)" } ?? "-" }
             print(alignedTable(
-                ["NODE", "ADDRESS", "PID", "STATE", "CLOCK", "KEYS", "PEERS A/S/D", "PARTITIONED FROM", "DIGEST"],
+                ["NODE", "ADDRESS", "PID", "STATE", "CLOCK", "KEYS", "PEERS A/S/D", "LAG", "PARTITIONED FROM", "DIGEST"],
                 rows.map { row in
                     [row.node, row.address, String(row.pid), row.state, text(row.lamportClock), text(row.keys),
                      row.peersAlive == nil ? "-" : "\(row.peersAlive!)/\(row.peersSuspect!)/\(row.peersDead!)",
+                     text(row.replicationLag),
                      row.partitionedFrom.map { $0.isEmpty ? "-" : $0.joined(separator: ",") } ?? "-",
                      row.digest.map { String($0.prefix(16)) } ?? "-"]
                 }))

@@ -45,6 +45,30 @@ import Testing
         #expect(!verdict(ops, [final("n1", hot: 6), final("n2", hot: 6)]).valid, "6 is in the range 5...7 but not a subset sum")
     }
 
+    /// A write a full disk refused (MISCONF) is failed: counting it, or an element it added, is invalid.
+    @Test func writesRefusedByAFullDiskMustNotCount() {
+        let misconf = "MISCONF crdtd cannot write to its data directory /d: database or disk is full since T"
+        let ops = [op(.incrby, keys.hotCounter, "5", .ok), op(.incrby, keys.hotCounter, "3", .failed, node: 1, reply: misconf),
+                   op(.sadd, keys.hotSet, "refused", .failed, node: 1, reply: misconf)]
+        #expect(verdict(ops, [final("n1", hot: 5), final("n2", hot: 5)]).valid)
+        #expect(!verdict(ops, [final("n1", hot: 8), final("n2", hot: 8)]).valid)
+        let present = verdict(ops, [final("n1", hot: 5, members: ["refused"]), final("n2", hot: 5, members: ["refused"])])
+        #expect(!present.valid && present.set.unexpected == 1)
+    }
+
+    /// `--faults disk` is two faults, counted under their own names, and never part of the default.
+    @Test func diskFaultsAreNamedAndOptIn() {
+        #expect(Fault.all(of: [.disk]).map(\.verdictName) == ["disk full", "disk stall", "disk error"])
+        #expect(!Fault.all(of: FaultFamily.localDefault).contains { $0.family == .disk })
+        let windows = [FaultWindow(kind: "disk full", detail: "n2 (storage_degraded:1)", nodes: [1], start: 1, end: 2),
+                       FaultWindow(kind: "disk stall", detail: "n1", nodes: [0], start: 3, end: 4),
+                       FaultWindow(kind: "disk full", detail: "n1", nodes: [0], start: 5, end: 6)]
+        let convergence = Convergence(converged: true, seconds: 0.1, timeout: 5, digests: [:], unhealed: [], samples: [])
+        let checked = Checker(keys: keys, nodeNames: names, operations: [], finals: [final("n1"), final("n2")],
+                              convergence: convergence, faults: windows, duration: 10).verdict()
+        #expect(checked.faultsInjected == ["disk full": 2, "disk stall": 1])
+    }
+
     @Test func setElementsAreClassifiedAsSetFull() {
         let ops = [
             op(.sadd, keys.hotSet, "kept", .ok), op(.sadd, keys.hotSet, "gone", .ok, at: 1),

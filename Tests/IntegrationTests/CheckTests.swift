@@ -28,13 +28,13 @@ import Glibc
     }
 
     /// Runs `crdtctl check` with `arguments`, stopping it (by PID) if it outlives `limit`.
-    func check(_ arguments: [String], limit: Duration = .seconds(170)) throws -> Run {
+    func check(_ arguments: [String], limit: Duration = .seconds(170), crdtctl: String = Self.crdtctl) throws -> Run {
         let report = FileManager.default.temporaryDirectory.appendingPathComponent("crdtd-check-\(UUID().uuidString)").path
         let outputPath = report + ".out"
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.crdtctl)
+        process.executableURL = URL(fileURLWithPath: crdtctl)
         process.arguments = ["check", "--report", report, "--seed", "42"] + arguments
         process.standardOutput = output
         process.standardError = output
@@ -137,6 +137,85 @@ import Glibc
         let unreachable = try check(["--addr", "127.0.0.1:\(freePort())", "--duration", "2"], limit: .seconds(30))
         #expect(unreachable.status == 2)
         #expect(unreachable.output.contains("cannot reach"), "\(unreachable.output)")
+    }
+
+    /// Issue 15's storage nemesis: one node's data directory fills up (ENOSPC), stalls (every write and
+    /// fsync waits) or fails (EIO) for a while, through the fault shim preloaded into every node. Writes to
+    /// a full disk are refused with MISCONF, which the checker counts as failed, and the node takes writes
+    /// again by itself when the disk comes back; a failing disk stops the node, which the nemesis restarts.
+    /// The run ends valid. About 25 s.
+    @Test func aFullOrStalledDiskIsOneMoreNemesisAndTheVerdictStaysValid() throws {
+        let run = try check([
+            "--nodes", "3", "--base-port", basePort(nodes: 3), "--dir", NSTemporaryDirectory() + "crdtd-check-\(UUID().uuidString)",
+            "--faults", "disk", "--rate", "60", "--duration", "18", "--fault-duration", "3", "--fault-gap", "1.5",
+            "--converge-timeout", "30",
+        ], limit: .seconds(120))
+        #expect(run.status == 0, "check must pass through full and stalled disks:\n\(run.output)")
+        #expect(run.verdict["valid"] as? Bool == true, "report: \(run.report)")
+        #expect(["disk full", "disk stall", "disk error"].allSatisfy { run.faultsInjected[$0, default: 0] >= 1 },
+                "every storage fault was injected: \(run.faultsInjected)")
+
+        let lines = ((try? String(contentsOfFile: run.report + "/history.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+        let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let windows = records.filter { $0["type"] as? String == "fault" }
+        let operations = records.filter { $0["type"] as? String == "op" }
+        for window in windows {
+            #expect((window["errors"] as? [String] ?? []).isEmpty, "the node showed the fault in INFO persistence: \(window)")
+        }
+        let refused = operations.filter { ($0["reply"] as? String ?? "").hasPrefix("MISCONF") }
+        #expect(!refused.isEmpty, "writes to the full disk's node were refused with MISCONF")
+        #expect(refused.allSatisfy { $0["outcome"] as? String == "failed" }, "a MISCONF write is failed, not indeterminate")
+        for window in windows where window["kind"] as? String == "disk error" {
+            let node = (window["nodes"] as? [String])?.first ?? ""
+            let log = (try? String(contentsOfFile: run.report + "/logs/\(node).log", encoding: .utf8)) ?? ""
+            guard (window["detail"] as? String ?? "").contains("stopped") else { continue }  // cut short by the end
+            #expect(log.contains("crdtd stops: the data directory"), "\(node) said in one line why it stopped")
+            #expect(log.components(separatedBy: "crdtd is serving").count >= 3, "and served again after its restart")
+        }
+        for window in windows where window["kind"] as? String == "disk full" {
+            let node = (window["nodes"] as? [String])?.first ?? "", end = window["end"] as? Double ?? 0
+            let start = window["start"] as? Double ?? 0
+            guard end - start >= 1 else { continue }  // one the end of the load cut short
+            #expect(refused.contains { $0["node"] as? String == node && ($0["invoke"] as? Double ?? 0) >= start },
+                    "\(node) refused writes while its disk was full")
+            // It resumes by itself: a write to it acknowledged within 6 s of the disk coming back (it retries
+            // every 2 s at most), unless the run ended first.
+            let loadEnded = (run.verdict["stats"] as? [String: Any])?["duration"] as? Double ?? .infinity
+            guard end + 6 < loadEnded else { continue }
+            #expect(operations.contains { op in
+                op["node"] as? String == node && op["outcome"] as? String == "ok" && ["incrby", "sadd", "set", "srem"].contains(op["kind"] as? String ?? "")
+                    && (end...(end + 6)).contains(op["invoke"] as? Double ?? 0)
+            }, "\(node) took writes again within 6 s of its disk coming back at \(end) s")
+        }
+    }
+
+    /// The planted fault for the storage nemesis: crdtctl and crdtd copied beside a shim that does nothing,
+    /// so no disk ever fills. The run must not pass as if the nodes had survived full disks. About 15 s.
+    @Test func aStorageFaultThatNeverTakesMakesTheRunInvalid() throws {
+        let folder = NSTemporaryDirectory() + "crdtd-inert-shim-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let binaries = URL(fileURLWithPath: Self.crdtctl).deletingLastPathComponent()
+        for name in ["crdtctl", "crdtd"] {
+            try FileManager.default.copyItem(atPath: binaries.appendingPathComponent(name).path, toPath: folder + "/" + name)
+        }
+        try "int crdtd_inert_shim;\n".write(toFile: folder + "/inert.c", atomically: true, encoding: .utf8)
+        let compiler = Process()
+        compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        compiler.arguments = ["cc", "-shared", "-fPIC", "-o", folder + "/libcrdtd-storage-faults.so", folder + "/inert.c"]
+        try compiler.run()
+        compiler.waitUntilExit()
+        try #require(compiler.terminationStatus == 0, "cc builds the inert shim (scripts/setup installs a C compiler)")
+
+        let run = try check([
+            "--nodes", "3", "--base-port", basePort(nodes: 3), "--dir", folder + "/cluster",
+            "--faults", "disk", "--rate", "40", "--duration", "7", "--fault-duration", "2", "--fault-gap", "1",
+            "--converge-timeout", "30",
+        ], limit: .seconds(90), crdtctl: folder + "/crdtctl")
+        #expect(run.status == 1, "a storage fault that never took is invalid:\n\(run.output)")
+        #expect(run.text.contains("a storage fault did not take")
+                    && (run.text.contains("did not show the disk") || run.text.contains("did not stop on the disk error")),
+                "the report says which fault the node never showed:\n\(run.text)")
     }
 
     /// Issue 8's evidence, as CI runs it: 5 nodes, >= 300 ops/s in total on one hot counter and one hot

@@ -100,7 +100,7 @@ import Glibc
 
         // Status: an aligned table, and JSON.
         let table = try ok("status").split(separator: "\n").map(String.init)
-        #expect(table.count == 4 && table[0].hasPrefix("NODE") && table[0].contains("PEERS A/S/D"), "\(table)")
+        #expect(table.count == 4 && table[0].hasPrefix("NODE") && table[0].contains("PEERS A/S/D") && table[0].contains("LAG"), "\(table)")
         let column = table[0].range(of: "STATE")!.lowerBound.utf16Offset(in: table[0])
         for row in table.dropFirst() {
             #expect(row.dropFirst(column).hasPrefix("running"), "the STATE column lines up: \(row)")
@@ -109,6 +109,8 @@ import Glibc
         let rows = json(try ok("status", "--json")) as? [[String: Any]] ?? []
         #expect(rows.map { $0["node"] as? String } == ["n1", "n2", "n3"])
         #expect(rows.allSatisfy { $0["state"] as? String == "running" && ($0["peersAlive"] as? NSNumber)?.intValue == 2 }, "\(rows)")
+        // Converged, so every peer has acknowledged every delta of every node.
+        #expect(rows.allSatisfy { ($0["replicationLag"] as? NSNumber)?.intValue == 0 }, "no replication lag once converged: \(rows)")
 
         // Partition by named groups; a node left out is refused with the reason.
         let partial = try crdtctl(["partition", "n1,n2"])
@@ -119,8 +121,25 @@ import Glibc
         #expect(try ok("counter", "incr", "visits", "100", "--node", "n1") == "114")
         Thread.sleep(forTimeInterval: 1)
         #expect(try ok("counter", "get", "visits", "--node", "n3") == "14", "n3 is cut from n1")
+        let behind = json(try ok("status", "--json")) as? [[String: Any]] ?? []
+        #expect((behind.first?["replicationLag"] as? NSNumber)?.intValue ?? 0 >= 1, "n1's peers have not taken its delta: \(behind)")
         _ = try ok("heal")
         #expect(try ok("verify").contains("converged"))
         #expect(try ok("counter", "get", "visits", "--node", "n3") == "114")
+
+        // Bounded counters: a node decrements only within the rights it holds, and rights move.
+        #expect(try ok("bcounter", "incr", "stock", "5", "--node", "n1") == "5")
+        #expect(try ok("bcounter", "rights", "stock", "--node", "n1") == "5")
+        #expect(try ok("verify").contains("converged"))
+        #expect(try ok("bcounter", "rights", "stock", "--node", "n2") == "0")
+        let refused = try crdtctl(["bcounter", "decr", "stock", "1", "--node", "n2"])
+        #expect(refused.status == 1 && refused.stderr.contains("n2 refused CRDT.BDECRBY") && refused.stderr.contains("insufficient rights"),
+                "\(refused)")
+        #expect(try ok("bcounter", "transfer", "stock", "n2", "2", "--node", "n1") == "5")
+        #expect(try ok("verify").contains("converged"))
+        #expect(try ok("bcounter", "decr", "stock", "2", "--node", "n2") == "3")
+        #expect(try ok("verify").contains("converged"))
+        #expect(try ok("bcounter", "get", "stock", "--node", "n3") == "3")
+        #expect((json(try ok("bcounter", "rights", "stock", "--node", "n1", "--json")) as? [String: Any])?["value"] as? Int == 3)
     }
 }

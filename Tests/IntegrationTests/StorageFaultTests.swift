@@ -7,32 +7,17 @@ import Testing
 import Glibc
 #endif
 
-/// The fault shim (Tests/FaultInjection/storage_faults.c), compiled once per test run with `cc`.
+/// The fault shim (Sources/CStorageFaults/storage_faults.c), which SwiftPM builds beside crdtd as the
+/// dynamic library product crdtd-storage-faults.
 enum FaultShim {
-    static let built: Result<String, TestFailure> = {
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("FaultInjection/storage_faults.c").path
-        // Next to the crdtd binary, so it goes with the build; renamed into place, so concurrent runs agree.
+    static func library() throws -> String {
         let products = URL(fileURLWithPath: DaemonProcess.binary).deletingLastPathComponent()
-        let output = products.appendingPathComponent("crdtd-storage-faults.so").path
-        let building = output + ".\(getpid())"
-        let compiler = Process()
-        compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        compiler.arguments = ["cc", "-shared", "-fPIC", "-O1", "-o", building, source, "-ldl"]
-        do {
-            try compiler.run()
-            compiler.waitUntilExit()
-        } catch {
-            return .failure(TestFailure("cannot run cc to build the fault shim: \(error); install a C compiler (scripts/setup)"))
+        let path = products.appendingPathComponent("libcrdtd-storage-faults.so").path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TestFailure("the fault shim \(path) is missing: build every product (`swift build --build-tests`)")
         }
-        guard compiler.terminationStatus == 0 else {
-            return .failure(TestFailure("cc could not build the fault shim \(source) (status \(compiler.terminationStatus))"))
-        }
-        guard rename(building, output) == 0 else { return .failure(TestFailure("cannot move the fault shim to \(output)")) }
-        return .success(output)
-    }()
-
-    static func library() throws -> String { try built.get() }
+        return path
+    }
 }
 
 /// A crdtd whose data directory's writes and syncs fail or stall on demand (see storage_faults.c).
@@ -51,7 +36,7 @@ final class FaultyNode {
         node.environment = ["LD_PRELOAD": try FaultShim.library(), "CRDTD_FAULT_DIR": resolved + "/", "CRDTD_FAULT_CONTROL": control]
     }
 
-    /// What the shim does from now on: "enospc", "eio-fsync-once", "stall", or "" for nothing.
+    /// What the shim does from now on: "enospc", "eio-fsync-once", "stall", "stall-writes", or "" for nothing.
     func inject(_ mode: String) throws {
         try Data(mode.utf8).write(to: URL(fileURLWithPath: control))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import NodeControl
 import RESP
 import RESPClient
 
@@ -25,23 +26,18 @@ final class CrdtdCluster {
 
     init(_ launcher: Launcher, _ binaries: Binaries, size: Int, durability: String, label: String) throws {
         let base = try launcher.directory("crdtd-\(label)")
-        var key = [UInt8](repeating: 0, count: 32)
-        for i in key.indices { key[i] = UInt8.random(in: 0...255) }
         let keyFile = (base as NSString).appendingPathComponent("cluster.key")
-        try (Data(key).base64EncodedString() + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
+        try writeClusterKey(to: keyFile)
         var ports: [(Int, Int, Int)] = []
         for _ in 0..<size { ports.append((try launcher.freePort(), try launcher.freePort(), try launcher.freePort())) }
         var nodes: [Node] = []
         do {
             for i in 0..<size {
                 let name = "n\(i + 1)"
-                var arguments = [
-                    "--node-id", name, "--data-dir", (base as NSString).appendingPathComponent(name),
-                    "--client-addr", "127.0.0.1:\(ports[i].0)", "--peer-addr", "127.0.0.1:\(ports[i].1)",
-                    "--metrics-addr", "127.0.0.1:\(ports[i].2)", "--cluster-key-file", keyFile,
-                    "--allow-fault-injection", "--durability", durability, "--log-level", "warning",
-                ]
-                if i > 0 { arguments += ["--seed", "127.0.0.1:\(ports[0].1)"] }
+                let arguments = crdtdArguments(name: name, dataDir: (base as NSString).appendingPathComponent(name),
+                                               clientPort: ports[i].0, peerPort: ports[i].1, metricsPort: ports[i].2,
+                                               seeds: i > 0 ? [ports[0].1] : [], keyFile: keyFile)
+                    + ["--durability", durability, "--log-level", "warning"]
                 let server = try launcher.start("crdtd-\(label)-\(name)", binaries.crdtd, arguments)
                 nodes.append(Node(name: name, clientPort: ports[i].0, peerPort: ports[i].1, metricsPort: ports[i].2, server: server))
             }
@@ -67,20 +63,11 @@ final class CrdtdCluster {
 
     /// Every node answers PING and sees every other node alive.
     private func waitUntilReady(timeout: Double) throws {
-        let deadline = now() + timeout
-        var ready = Set<Int>()
-        while now() < deadline {
-            for i in nodes.indices where !ready.contains(i) {
-                guard nodes[i].server.isRunning else { throw SuiteError("\(nodes[i].name) exited during start; see \(nodes[i].server.logFile)") }
-                if case .array(let peers)? = try? command(i, ["CRDT.PEERS"]),
-                   peers.filter({ $0.text.contains("state, alive") }).count >= nodes.count - 1 {
-                    ready.insert(i)
-                }
-            }
-            if ready.count == nodes.count { return }
-            sleep(seconds: 0.1)
+        let ready = try waitForMembership(count: nodes.count, timeout: .milliseconds(Int(timeout * 1000)),
+                                          peers: { try? command($0, ["CRDT.PEERS"]) }) { i in
+            guard nodes[i].server.isRunning else { throw SuiteError("\(nodes[i].name) exited during start; see \(nodes[i].server.logFile)") }
         }
-        throw SuiteError("the \(nodes.count) crdtd nodes did not all see each other alive within \(Int(timeout)) s")
+        guard ready else { throw SuiteError("the \(nodes.count) crdtd nodes did not all see each other alive within \(Int(timeout)) s") }
     }
 
     /// Each node's CRDT.DIGEST (nil for a node that does not answer).
@@ -93,13 +80,10 @@ final class CrdtdCluster {
 
     /// Polls every `interval` until every node reports the same digest; the seconds it took, or nil.
     func waitForConvergence(timeout: Double, interval: Double = 0.02) -> Double? {
-        let start = now()
-        while now() - start < timeout {
+        waitUntil(timeout: .milliseconds(Int(timeout * 1000)), every: .milliseconds(Int(interval * 1000))) {
             let all = digests()
-            if all.allSatisfy({ $0 != nil }), Set(all.compactMap { $0 }).count == 1 { return now() - start }
-            sleep(seconds: interval)
-        }
-        return nil
+            return all.allSatisfy { $0 != nil } && Set(all.compactMap { $0 }).count == 1
+        }.map { $0 / .seconds(1) }
     }
 
     /// Node `i` stops talking to the nodes in `peers` (CRDT.PARTITION); an empty list heals it.
@@ -114,15 +98,7 @@ final class CrdtdCluster {
 
     /// A Prometheus sample of node `i` (summed over label sets whose text contains `labels`).
     func metric(_ i: Int, _ name: String, labels: String = "") throws -> Double {
-        let text = try httpGet(port: nodes[i].metricsPort, path: "/metrics")
-        var total = 0.0
-        for line in text.split(separator: "\n") where line.hasPrefix(name) && !line.hasPrefix("#") {
-            let series = line.split(separator: " ").first.map(String.init) ?? ""
-            guard series == name || series.hasPrefix(name + "{") else { continue }
-            guard labels.isEmpty || series.contains(labels) else { continue }
-            total += Double(line.split(separator: " ").last ?? "0") ?? 0
-        }
-        return total
+        metricSum(try httpGet(port: nodes[i].metricsPort, path: "/metrics"), name, labels: labels)
     }
 
     /// `crdtd_peer_bytes_total{direction="out"}` summed over every node.
@@ -219,49 +195,4 @@ func startRedis(_ launcher: Launcher, _ binaries: Binaries, label: String) throw
 /// A single crdtd node (memory and persistence measurements).
 func startSingleCrdtd(_ launcher: Launcher, _ binaries: Binaries, durability: String, label: String) throws -> CrdtdCluster {
     try CrdtdCluster(launcher, binaries, size: 1, durability: durability, label: label)
-}
-
-/// A minimal HTTP GET over a blocking socket, for scraping crdtd's /metrics.
-func httpGet(port: Int, path: String) throws -> String {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var tv = timeval(tv_sec: 5, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let ok = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard ok == 0 else { throw SuiteError("cannot reach metrics on port \(port)") }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-    _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let n = read(fd, &buffer, buffer.count)
-        if n <= 0 { break }
-        out += buffer[0..<n]
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
-extension RESPReply {
-    /// The reply flattened to text, for matching (CRDT.PEERS entries are nested arrays of strings).
-    var text: String {
-        switch self {
-        case .simpleString(let s): return s
-        case .error(let e): return "(error) \(e)"
-        case .integer(let i): return "\(i)"
-        case .bulkString(let b): return String(decoding: b, as: UTF8.self)
-        case .null, .nullArray: return "(nil)"
-        case .array(let items), .set(let items), .push(let items): return "[" + items.map(\.text).joined(separator: ", ") + "]"
-        case .map(let entries): return "{" + entries.map { "\($0.key.text): \($0.value.text)" }.joined(separator: ", ") + "}"
-        case .double(let d): return "\(d)"
-        case .boolean(let b): return "\(b)"
-        case .bigNumber(let n): return n
-        case .verbatimString(_, let t): return String(decoding: t, as: UTF8.self)
-        }
-    }
 }

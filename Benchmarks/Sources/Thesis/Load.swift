@@ -1,4 +1,5 @@
 import Foundation
+import NodeControl
 import Histogram
 import RESP
 import RESPClient

@@ -1,4 +1,5 @@
 import Foundation
+import NodeControl
 import RESP
 import RESPClient
 

@@ -1,6 +1,7 @@
 import Dispatch
 import Engine
 import Foundation
+import NodeControl
 import RESP
 import RESPClient
 import Synchronization
@@ -147,9 +148,33 @@ final class CheckCluster: Sendable {
         }
     }
 
-    /// Undoes everything a nemesis may have left behind: thaws every node and lifts partitions.
+    /// Makes node `i`'s data directory full ("enospc"), stalled ("stall-writes"), failing ("eio-write") or
+    /// healthy (""); returns an error, or nil when the control file was written.
+    func storageFault(_ i: Int, _ mode: String) -> String? {
+        do {
+            try local.withLock { cluster in
+                guard let cluster else { throw ClusterError("storage faults need a local cluster") }
+                try cluster.injectStorageFault(i, mode)
+            }
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// `INFO section` of node `i` as fields, or nil when it does not answer.
+    func info(_ i: Int, _ section: String) -> [String: String]? {
+        guard case .bulkString(let bytes)? = try? command(i, ["INFO", section], timeout: .seconds(2)) else { return nil }
+        return infoFields(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// Undoes everything a nemesis may have left behind: thaws every node and gives back every bad disk.
     func thawAll() {
-        for i in nodes.indices { pause(i, frozen: false) }
+        let storage = local.withLock { $0?.storageFaults == true }
+        for i in nodes.indices {
+            pause(i, frozen: false)
+            if storage { _ = storageFault(i, "") }
+        }
     }
 
     func isRunning(_ i: Int) -> Bool {

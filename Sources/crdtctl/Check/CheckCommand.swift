@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Engine
 import Foundation
+import NodeControl
 import RESP
 import RESPClient
 import Synchronization
@@ -16,7 +17,8 @@ extension CRDTCTL {
                 Runs clients against every node (INCRBY on counters, SADD/SREM on one hot set, SET on registers, \
                 a few reads), at --rate operations per second in total for --duration seconds, while a nemesis \
                 injects partitions (isolate, minority, majority, ring, bridge), kill -9 with restart and SIGSTOP \
-                pauses, one at a time. Every operation is recorded as ok, failed (certainly not applied) or \
+                pauses (and, with --faults disk, a full, stalled or failing disk on one node), one at a time. \
+                Every operation is recorded as ok, failed (certainly not applied) or \
                 indeterminate (timed out). After the final heal it waits until all digests agree, reads every \
                 node, and judges: each counter is the acknowledged sum plus a subset of the indeterminate deltas; \
                 each acknowledged add never removed is present, each acknowledged remove absent, nothing never \
@@ -35,7 +37,7 @@ extension CRDTCTL {
         @Option(help: "Seconds of load.") var duration = 30.0
         @Option(help: "Clients per node.") var clientsPerNode = 2
         @Option(help: "Seconds a client waits for a reply before recording the operation as indeterminate.") var timeout = 2.0
-        @Option(help: "Faults to inject: partition, kill, pause, comma-separated, or none. Default: all for a local cluster, partition for --addr.")
+        @Option(help: "Faults to inject: partition, kill, pause, disk, comma-separated, or none. Default: partition,kill,pause for a local cluster, partition for --addr.")
         var faults: String?
         @Option(help: "Seconds each fault lasts.") var faultDuration = 3.0
         @Option(help: "Seconds between one fault's end and the next one's start.") var faultGap = 2.0
@@ -63,11 +65,11 @@ extension CRDTCTL {
         }
 
         func faultFamilies() throws -> [FaultFamily] {
-            guard let faults else { return addresses.isEmpty ? FaultFamily.allCases : [.partition] }
+            guard let faults else { return addresses.isEmpty ? FaultFamily.localDefault : [.partition] }
             if faults == "none" { return [] }
             return try faults.split(separator: ",").map { name in
                 guard let family = FaultFamily(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("unknown fault '\(name)': use partition, kill, pause (comma-separated) or none")
+                    throw ValidationError("unknown fault '\(name)': use partition, kill, pause, disk (comma-separated) or none")
                 }
                 return family
             }
@@ -94,7 +96,8 @@ extension CRDTCTL {
             let cluster: CheckCluster
             if addresses.isEmpty {
                 say("== starting \(nodes) nodes in \(dir)")
-                cluster = CheckCluster(local: try startCluster(dir: dir, nodes: nodes, basePort: basePort, insecure: false))
+                cluster = CheckCluster(local: try startCluster(dir: dir, nodes: nodes, basePort: basePort, insecure: false,
+                                                               storageFaults: families.contains(.disk)))
             } else {
                 cluster = try CheckCluster(addresses: addresses)
             }
@@ -184,6 +187,13 @@ extension CRDTCTL {
             let missing = Set(faultList.map(\.verdictName)).subtracting(verdict.faultsInjected.keys)
             if !missing.isEmpty {
                 say("   note: the run was too short to inject \(missing.sorted().joined(separator: ", "))")
+            }
+            // A storage fault the node never showed means the shim did not act: the run did not test what
+            // it says it tested.
+            let untaken = faultWindows.filter { $0.kind.hasPrefix("disk") }.flatMap(\.errors)
+            if !untaken.isEmpty {
+                verdict.problems.append("a storage fault did not take: \(untaken.joined(separator: "; "))")
+                verdict.valid = false
             }
             if !restartErrors.isEmpty {
                 verdict.problems.append("a node did not come back for the final heal: \(restartErrors.joined(separator: "; "))")

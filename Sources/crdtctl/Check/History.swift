@@ -38,9 +38,9 @@ struct Operation: Codable, Sendable {
 
 /// What the nemesis did and when, for the report's shading and the verdict.
 struct FaultWindow: Codable, Sendable {
-    /// `partition`, `kill` or `pause`.
+    /// `partition`, `kill`, `pause`, `disk full` or `disk stall`.
     var kind: String
-    /// The partition shape, or the node killed or paused.
+    /// The partition shape, or the node killed, paused or given a bad disk.
     var detail: String
     /// Nodes (indices) the fault acts on: every node for a partition, one for kill and pause.
     var nodes: [Int]

@@ -4,38 +4,56 @@ import Foundation
 /// The faults `check` can inject, as named by `--faults`.
 enum FaultFamily: String, CaseIterable, Sendable {
     case partition, kill, pause
+    /// A full, stalled or failing disk on one node, through the storage fault shim preloaded into every
+    /// node (Sources/CStorageFaults). Not in the default set: the nodes must be started with the shim.
+    case disk
 
     var needsLocalCluster: Bool { self != .partition }
+
+    /// What `check` injects without `--faults`: everything but disk faults on a local cluster.
+    static let localDefault: [FaultFamily] = [.partition, .kill, .pause]
 }
 
-/// One fault the nemesis schedules: a partition shape, or a kill -9 or pause of some node.
-enum Fault: Sendable, CustomStringConvertible {
+/// One fault the nemesis schedules: a partition shape, or a kill -9, pause, full disk or stalled disk of
+/// some node.
+enum Fault: Sendable, Equatable, CustomStringConvertible {
     case partition(PartitionShape)
     case kill
     case pause
+    /// Every write to the node's data directory fails with ENOSPC: the node answers writes `-MISCONF`.
+    case diskFull
+    /// Every write and fsync in the node's data directory waits: after 1 s the node answers writes `-BUSY`.
+    case diskStall
+    /// Every write to the node's data directory fails with EIO: the node stops (exit 1) without
+    /// acknowledging what it could not commit; the nemesis gives the disk back and restarts it.
+    case diskError
 
     var family: FaultFamily {
         switch self {
         case .partition: .partition
         case .kill: .kill
         case .pause: .pause
+        case .diskFull, .diskStall, .diskError: .disk
         }
     }
 
     var description: String {
         switch self {
-        case .partition(let shape): "partition \(shape.rawValue)"
         case .kill: "kill -9"
-        case .pause: "pause"
+        default: verdictName
         }
     }
 
-    /// The name the verdict counts it under (`faultsInjected`).
+    /// The name the verdict counts it under (`faultsInjected`), which is also its window's kind (but for
+    /// partitions, whose windows are all of kind `partition`).
     var verdictName: String {
         switch self {
         case .partition(let shape): "partition \(shape.rawValue)"
         case .kill: "kill"
         case .pause: "pause"
+        case .diskFull: "disk full"
+        case .diskStall: "disk stall"
+        case .diskError: "disk error"
         }
     }
 
@@ -46,6 +64,7 @@ enum Fault: Sendable, CustomStringConvertible {
             case .partition: PartitionShape.allCases.map { Fault.partition($0) }
             case .kill: [.kill]
             case .pause: [.pause]
+            case .disk: [.diskFull, .diskStall, .diskError]
             }
         }
     }
@@ -122,6 +141,41 @@ struct Nemesis {
             sleep(hold, unless: stop)
             cluster.pause(victim, frozen: false)
             window = FaultWindow(kind: "pause", detail: name, nodes: [victim], start: start, end: clock.now())
+        case .diskFull, .diskStall:
+            let (mode, sign) = fault == .diskFull ? ("enospc", "storage_degraded") : ("stall-writes", "storage_oldest_wait_ms")
+            if let error = cluster.storageFault(victim, mode) { errors.append(error) }
+            sleep(hold, unless: stop)
+            // Proof that the fault took: the node says its disk is full, or that a commit is waiting. Asked
+            // before the disk comes back, so it cannot be missed; not required of a fault the end of the
+            // load cut short, which no write may have reached.
+            let heldFully = !stop.isSet
+            let shown = cluster.info(victim, "persistence")?[sign]
+            if shown == nil || shown == "0", heldFully {
+                errors.append("\(name) did not show the \(fault) (\(sign):\(shown ?? "no answer")); did any write reach it?")
+            }
+            if let error = cluster.storageFault(victim, "") { errors.append(error) }
+            window = FaultWindow(kind: fault.verdictName, detail: "\(name) (\(sign):\(shown ?? "?"))", nodes: [victim],
+                                 start: start, end: clock.now())
+        case .diskError:
+            if let error = cluster.storageFault(victim, "eio-write") { errors.append(error) }
+            sleep(hold, unless: stop)
+            // The first commit after the fault fails and the node stops; one still running never saw it
+            // (unless the end of the load cut the fault short). Up to 5 s more for a busy node to exit.
+            let heldFully = !stop.isSet
+            let deadline = clock.now() + (heldFully ? 5 : 0)
+            while cluster.isRunning(victim) && clock.now() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            let stopped = !cluster.isRunning(victim)
+            if !stopped && heldFully { errors.append("\(name) did not stop on the disk error; did any write reach it?") }
+            if let error = cluster.storageFault(victim, "") { errors.append(error) }
+            if stopped {
+                do {
+                    try cluster.restart(victim, timeout: restartTimeout)
+                } catch {
+                    errors.append("restart of \(name): \(error)")
+                }
+            }
+            window = FaultWindow(kind: fault.verdictName, detail: "\(name) (\(stopped ? "stopped, restarted" : "still running"))",
+                                 nodes: [victim], start: start, end: clock.now())
         }
         window.errors = errors
         return window

@@ -103,7 +103,8 @@ func renderHTML(_ full: ReportContent, text: String) -> String {
 
         """
     html += "<h2>Operations per node over time</h2>\n" + legend([("ok", Palette.ok), ("indeterminate", Palette.indeterminate), ("failed", Palette.failed),
-        ("partition", Palette.partition), ("kill -9", Palette.kill), ("pause", Palette.pause)])
+        ("partition", Palette.partition), ("kill -9", Palette.kill), ("pause", Palette.pause),
+        ("disk full or stalled", Palette.disk)])
     html += timelineChart(content, span: span)
     html += "<h2>Latency over time (ok operations, log scale)</h2>\n" + legend([("p50", Palette.p50), ("p99", Palette.p99), ("max", Palette.max)])
     html += latencyOverTimeChart(content, span: span)
@@ -143,7 +144,7 @@ func renderHTML(_ full: ReportContent, text: String) -> String {
 
 private enum Palette {
     static let ok = "#2e9e44", indeterminate = "#f0a020", failed = "#d32f2f"
-    static let partition = "#9ec5fe", kill = "#f4a6a6", pause = "#d7b8f3"
+    static let partition = "#9ec5fe", kill = "#f4a6a6", pause = "#d7b8f3", disk = "#d9c08c"
     static let p50 = "#1565c0", p99 = "#ef6c00", max = "#8e24aa"
 }
 
@@ -188,7 +189,12 @@ private struct Frame {
     func shading(_ faults: [FaultWindow], lane: ((Int) -> (Double, Double))? = nil) -> String {
         var out = ""
         for fault in faults where fault.kind != "heal" {
-            let colour = fault.kind == "partition" ? Palette.partition : fault.kind == "kill" ? Palette.kill : Palette.pause
+            let colour = switch fault.kind {
+            case "partition": Palette.partition
+            case "kill": Palette.kill
+            case "pause": Palette.pause
+            default: Palette.disk
+            }
             let x0 = x(fault.start), w = max(1, x(fault.end) - x0)
             if fault.kind != "partition", let lane, let node = fault.nodes.first {
                 let (y0, h) = lane(node)

@@ -8,9 +8,12 @@
 //     eio-write          those writes fail with EIO
 //     eio-fsync-once     the next fsync or fdatasync fails with EIO (the file then says eio-fsync-done)
 //     stall              fsync and fdatasync wait while the file says stall
+//     stall-writes       those writes, fsync and fdatasync all wait while the file says stall-writes (a
+//                        stalled device: with durability normal most commits write without an fsync)
 //
 // Only regular files under CRDTD_FAULT_DIR are affected: sockets, pipes and the log never are.
-// Built by the tests with `cc -shared -fPIC -o storage_faults.so storage_faults.c -ldl`.
+// Built by SwiftPM as the dynamic library product crdtd-storage-faults (.build/debug/libcrdtd-storage-faults.so),
+// beside crdtd and crdtctl; preloaded by `crdtctl check --faults disk` and Tests/IntegrationTests/StorageFaultTests.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -25,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum mode { NONE, ENOSPC_MODE, EDQUOT_MODE, EIO_WRITE, EIO_FSYNC_ONCE, STALL };
+enum mode { NONE, ENOSPC_MODE, EDQUOT_MODE, EIO_WRITE, EIO_FSYNC_ONCE, STALL, STALL_WRITES };
 
 static enum mode read_mode(void) {
     const char *control = getenv("CRDTD_FAULT_CONTROL");
@@ -40,6 +43,7 @@ static enum mode read_mode(void) {
     if (strncmp(text, "edquot", 6) == 0) return EDQUOT_MODE;
     if (strncmp(text, "eio-write", 9) == 0) return EIO_WRITE;
     if (strncmp(text, "eio-fsync-once", 14) == 0) return EIO_FSYNC_ONCE;
+    if (strncmp(text, "stall-writes", 12) == 0) return STALL_WRITES;
     if (strncmp(text, "stall", 5) == 0) return STALL;
     return NONE;
 }
@@ -68,14 +72,22 @@ static int affected(int fd) {
     return strncmp(path, dir, strlen(dir)) == 0;
 }
 
-/// The errno a write to `fd` fails with now, or 0 to let it through.
+static void pause_briefly(void) {
+    struct timespec pause = {0, 5 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+}
+
+/// The errno a write to `fd` fails with now, or 0 to let it through; waits while writes are stalled.
 static int write_fault(int fd) {
     if (!affected(fd)) return 0;
-    switch (read_mode()) {
-    case ENOSPC_MODE: return ENOSPC;
-    case EDQUOT_MODE: return EDQUOT;
-    case EIO_WRITE: return EIO;
-    default: return 0;
+    for (;;) {
+        switch (read_mode()) {
+        case ENOSPC_MODE: return ENOSPC;
+        case EDQUOT_MODE: return EDQUOT;
+        case EIO_WRITE: return EIO;
+        case STALL_WRITES: pause_briefly(); break;
+        default: return 0;
+        }
     }
 }
 
@@ -88,9 +100,8 @@ static int sync_fault(int fd) {
             set_control("eio-fsync-done\n");
             return EIO;
         }
-        if (mode != STALL) return 0;
-        struct timespec pause = {0, 5 * 1000 * 1000};
-        nanosleep(&pause, NULL);
+        if (mode != STALL && mode != STALL_WRITES) return 0;
+        pause_briefly();
     }
 }
 
