@@ -224,6 +224,10 @@ extension Engine {
                 return value
             }
 
+        // MARK: Lists
+        case .list(let command):
+            return runList(command, for: client, into: &output)
+
         // MARK: Sets
         case .sAdd(let key, let members):
             guard typeAllows(.set, key) else { return Self.wrongType }

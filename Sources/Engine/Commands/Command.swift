@@ -45,6 +45,8 @@ public enum Command: Sendable, Equatable {
     case append(key: Bytes, value: Bytes)
     case getRange(key: Bytes, start: Int64, end: Int64)
     case setRange(key: Bytes, offset: Int, value: Bytes)
+    // Lists (a sequence CRDT)
+    case list(ListCommand)
     // Sets (add-wins)
     case sAdd(key: Bytes, members: [Bytes])
     case sRem(key: Bytes, members: [Bytes])
@@ -129,6 +131,8 @@ public enum Command: Sendable, Equatable {
             return true
         case .setAlgebra(_, _, let destination):
             return destination != nil
+        case .list(let command):
+            return command.isWrite
         default:
             return false
         }

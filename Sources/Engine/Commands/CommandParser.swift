@@ -151,6 +151,10 @@ public enum CommandParser {
             }
             return .setRange(key: a[1], offset: Int(offset), value: a[3])
 
+        // MARK: Lists
+        case _ where listCommandNames.contains(name):
+            return .list(try parseList(name, &a))
+
         // MARK: Sets
         case "SADD":
             return .sAdd(key: a[1], members: Array(a.args.dropFirst(2)))
@@ -609,7 +613,7 @@ public enum CommandParser {
 }
 
 /// Read access to a request's arguments with Redis's argument errors.
-private struct ArgumentCursor {
+struct ArgumentCursor {
     let name: String
     let args: [Bytes]
 
