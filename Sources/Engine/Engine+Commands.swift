@@ -227,6 +227,8 @@ extension Engine {
         // MARK: Lists
         case .list(let command):
             return runList(command, for: client, into: &output)
+        case .geo(let command):
+            return runGeo(command, into: &output)
 
         // MARK: Sets
         case .sAdd(let key, let members):

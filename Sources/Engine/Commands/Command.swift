@@ -47,6 +47,8 @@ public enum Command: Sendable, Equatable {
     case setRange(key: Bytes, offset: Int, value: Bytes)
     // Lists (a sequence CRDT)
     case list(ListCommand)
+    // Geo (a sorted set of geohash scores)
+    case geo(GeoCommand)
     // Sets (add-wins)
     case sAdd(key: Bytes, members: [Bytes])
     case sRem(key: Bytes, members: [Bytes])
@@ -132,6 +134,8 @@ public enum Command: Sendable, Equatable {
         case .setAlgebra(_, _, let destination):
             return destination != nil
         case .list(let command):
+            return command.isWrite
+        case .geo(let command):
             return command.isWrite
         default:
             return false

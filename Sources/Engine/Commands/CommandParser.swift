@@ -154,6 +154,8 @@ public enum CommandParser {
         // MARK: Lists
         case _ where listCommandNames.contains(name):
             return .list(try parseList(name, &a))
+        case _ where geoCommandNames.contains(name):
+            return .geo(try parseGeo(name, &a))
 
         // MARK: Sets
         case "SADD":

@@ -87,6 +87,17 @@ extension CommandParser {
         .init("lmove", 5, ["write"], keys: (1, 2, 1)),
         .init("rpoplpush", 3, ["write"], keys: (1, 2, 1)),
         .init("lmpop", -4, ["write"]),
+        // Geo
+        .init("geoadd", -5, ["write"], keys: oneKey),
+        .init("geopos", -2, ["readonly"], keys: oneKey),
+        .init("geodist", -4, ["readonly"], keys: oneKey),
+        .init("geohash", -2, ["readonly"], keys: oneKey),
+        .init("geosearch", -7, ["readonly"], keys: oneKey),
+        .init("geosearchstore", -8, ["write"], keys: (1, 2, 1)),
+        .init("georadius", -6, ["write"], keys: oneKey),
+        .init("georadius_ro", -6, ["readonly"], keys: oneKey),
+        .init("georadiusbymember", -5, ["write"], keys: oneKey),
+        .init("georadiusbymember_ro", -5, ["readonly"], keys: oneKey),
         // Sets
         .init("sadd", -3, ["write", "fast"], keys: oneKey),
         .init("srem", -3, ["write", "fast"], keys: oneKey),
