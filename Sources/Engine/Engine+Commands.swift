@@ -229,6 +229,8 @@ extension Engine {
             return runList(command, for: client, into: &output)
         case .geo(let command):
             return runGeo(command, into: &output)
+        case .sortedSet(let command):
+            return runSortedSet(command, for: client, into: &output)
 
         // MARK: Sets
         case .sAdd(let key, let members):

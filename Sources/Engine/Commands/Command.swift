@@ -49,6 +49,8 @@ public enum Command: Sendable, Equatable {
     case list(ListCommand)
     // Geo (a sorted set of geohash scores)
     case geo(GeoCommand)
+    // Sorted-set algebra, random reads and multi-key pops
+    case sortedSet(SortedSetCommand)
     // Sets (add-wins)
     case sAdd(key: Bytes, members: [Bytes])
     case sRem(key: Bytes, members: [Bytes])
@@ -136,6 +138,8 @@ public enum Command: Sendable, Equatable {
         case .list(let command):
             return command.isWrite
         case .geo(let command):
+            return command.isWrite
+        case .sortedSet(let command):
             return command.isWrite
         default:
             return false

@@ -156,6 +156,8 @@ public enum CommandParser {
             return .list(try parseList(name, &a))
         case _ where geoCommandNames.contains(name):
             return .geo(try parseGeo(name, &a))
+        case _ where sortedSetCommandNames.contains(name):
+            return .sortedSet(try parseSortedSet(name, &a))
 
         // MARK: Sets
         case "SADD":
@@ -419,7 +421,7 @@ public enum CommandParser {
 
     /// `ZRANGE key min max [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]` and the older
     /// `ZRANGEBYSCORE`, `ZREVRANGEBYSCORE`, `ZRANGEBYLEX`, `ZREVRANGEBYLEX`, `ZREVRANGE`.
-    private static func parseZRange(_ name: String, _ a: inout ArgumentCursor) throws(CommandError) -> ZRangeQuery {
+    static func parseZRange(_ name: String, _ a: inout ArgumentCursor) throws(CommandError) -> ZRangeQuery {
         enum Kind { case rank, score, lex }
         var kind: Kind
         var reverse = false
