@@ -231,6 +231,8 @@ extension Engine {
             return runGeo(command, into: &output)
         case .sortedSet(let command):
             return runSortedSet(command, for: client, into: &output)
+        case .sort(let query):
+            return sort(query, into: &output)
 
         // MARK: Sets
         case .sAdd(let key, let members):

@@ -51,6 +51,8 @@ public enum Command: Sendable, Equatable {
     case geo(GeoCommand)
     // Sorted-set algebra, random reads and multi-key pops
     case sortedSet(SortedSetCommand)
+    /// `SORT`, `SORT_RO`.
+    case sort(SortQuery)
     // Sets (add-wins)
     case sAdd(key: Bytes, members: [Bytes])
     case sRem(key: Bytes, members: [Bytes])
@@ -141,6 +143,8 @@ public enum Command: Sendable, Equatable {
             return command.isWrite
         case .sortedSet(let command):
             return command.isWrite
+        case .sort(let query):
+            return query.store != nil
         default:
             return false
         }

@@ -158,6 +158,8 @@ public enum CommandParser {
             return .geo(try parseGeo(name, &a))
         case _ where sortedSetCommandNames.contains(name):
             return .sortedSet(try parseSortedSet(name, &a))
+        case "SORT", "SORT_RO":
+            return .sort(try parseSort(name, &a))
 
         // MARK: Sets
         case "SADD":

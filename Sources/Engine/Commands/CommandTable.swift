@@ -166,6 +166,8 @@ extension CommandParser {
         .init("zrandmember", -2, ["readonly"], keys: oneKey),
         .init("zmpop", -4, ["write"]),
         // Keyspace
+        .init("sort", -2, ["write"], keys: oneKey),
+        .init("sort_ro", -2, ["readonly"], keys: oneKey),
         .init("del", -2, ["write"], keys: allKeys),
         .init("unlink", -2, ["write", "fast"], keys: allKeys),
         .init("exists", -2, ["readonly", "fast"], keys: allKeys),
