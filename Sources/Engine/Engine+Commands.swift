@@ -233,6 +233,8 @@ extension Engine {
             return runSortedSet(command, for: client, into: &output)
         case .sort(let query):
             return sort(query, into: &output)
+        case .string(let command):
+            return runString(command, for: client, into: &output)
 
         // MARK: Sets
         case .sAdd(let key, let members):

@@ -53,6 +53,8 @@ public enum Command: Sendable, Equatable {
     case sortedSet(SortedSetCommand)
     /// `SORT`, `SORT_RO`.
     case sort(SortQuery)
+    // Floats, bits and LCS on strings
+    case string(StringCommand)
     // Sets (add-wins)
     case sAdd(key: Bytes, members: [Bytes])
     case sRem(key: Bytes, members: [Bytes])
@@ -145,6 +147,8 @@ public enum Command: Sendable, Equatable {
             return command.isWrite
         case .sort(let query):
             return query.store != nil
+        case .string(let command):
+            return command.isWrite
         default:
             return false
         }

@@ -160,6 +160,8 @@ public enum CommandParser {
             return .sortedSet(try parseSortedSet(name, &a))
         case "SORT", "SORT_RO":
             return .sort(try parseSort(name, &a))
+        case _ where stringCommandNames.contains(name):
+            return .string(try parseString(name, &a))
 
         // MARK: Sets
         case "SADD":
