@@ -235,6 +235,8 @@ extension Engine {
             return sort(query, into: &output)
         case .string(let command):
             return runString(command, for: client, into: &output)
+        case .key(let command):
+            return runKey(command, for: client, into: &output)
 
         // MARK: Sets
         case .sAdd(let key, let members):

@@ -55,6 +55,8 @@ public enum Command: Sendable, Equatable {
     case sort(SortQuery)
     // Floats, bits and LCS on strings
     case string(StringCommand)
+    // RENAME, COPY, RANDOMKEY, TOUCH, SPOP, SMOVE, SINTERCARD, HRANDFIELD
+    case key(KeyCommand)
     // Sets (add-wins)
     case sAdd(key: Bytes, members: [Bytes])
     case sRem(key: Bytes, members: [Bytes])
@@ -148,6 +150,8 @@ public enum Command: Sendable, Equatable {
         case .sort(let query):
             return query.store != nil
         case .string(let command):
+            return command.isWrite
+        case .key(let command):
             return command.isWrite
         default:
             return false

@@ -162,6 +162,8 @@ public enum CommandParser {
             return .sort(try parseSort(name, &a))
         case _ where stringCommandNames.contains(name):
             return .string(try parseString(name, &a))
+        case _ where keyCommandNames.contains(name):
+            return .key(try parseKey(name, &a))
 
         // MARK: Sets
         case "SADD":

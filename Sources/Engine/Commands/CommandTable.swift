@@ -122,6 +122,9 @@ extension CommandParser {
         .init("sunionstore", -3, ["write"], keys: allKeys),
         .init("sdiffstore", -3, ["write"], keys: allKeys),
         .init("sscan", -3, ["readonly"], keys: oneKey),
+        .init("spop", -2, ["write", "fast"], keys: oneKey),
+        .init("smove", 4, ["write", "fast"], keys: (1, 2, 1)),
+        .init("sintercard", -3, ["readonly"]),
         // Hashes
         .init("hset", -4, ["write", "fast"], keys: oneKey),
         .init("hmset", -4, ["write", "fast"], keys: oneKey),
@@ -137,6 +140,7 @@ extension CommandParser {
         .init("hscan", -3, ["readonly"], keys: oneKey),
         .init("hincrby", 4, ["write", "fast"], keys: oneKey),
         .init("hincrbyfloat", 4, ["write", "fast"], keys: oneKey),
+        .init("hrandfield", -2, ["readonly"], keys: oneKey),
         // HyperLogLog
         .init("pfadd", -2, ["write", "fast"], keys: oneKey),
         .init("pfcount", -2, ["readonly"], keys: allKeys),
@@ -186,6 +190,10 @@ extension CommandParser {
         .init("dbsize", 1, ["readonly", "fast"]),
         .init("flushdb", -1, ["write"]),
         .init("flushall", -1, ["write"]),
+        .init("rename", 3, ["write"], keys: (1, 2, 1)),
+        .init("copy", -3, ["write"], keys: (1, 2, 1)),
+        .init("randomkey", 1, ["readonly"]),
+        .init("touch", -2, ["readonly", "fast"], keys: allKeys),
         // Expiry
         .init("expire", -3, ["write", "fast"], keys: oneKey),
         .init("pexpire", -3, ["write", "fast"], keys: oneKey),
