@@ -44,6 +44,9 @@ extension Engine {
             sessions[client]?.queued = nil
             sessions[client]?.transactionFailed = false
             reply(.ok, to: client, into: &output)
+        case .success(.server(.reset)):
+            // RESET is never queued: it ends the transaction, as in Redis.
+            reply(run(.server(.reset), for: client, into: &output), to: client, into: &output)
         case .success(.quit):
             reply(.ok, to: client, into: &output)
             performSideEffects(of: .quit, for: client, early: false, into: &output)
@@ -237,6 +240,8 @@ extension Engine {
             return runString(command, for: client, into: &output)
         case .key(let command):
             return runKey(command, for: client, into: &output)
+        case .server(let command):
+            return runServer(command, for: client, into: &output)
 
         // MARK: Sets
         case .sAdd(let key, let members):

@@ -57,6 +57,8 @@ public enum Command: Sendable, Equatable {
     case string(StringCommand)
     // RENAME, COPY, RANDOMKEY, TOUCH, SPOP, SMOVE, SINTERCARD, HRANDFIELD
     case key(KeyCommand)
+    // CLIENT KILL, RESET, ROLE, LASTSAVE, MEMORY STATS, ...
+    case server(ServerCommand)
     // Sets (add-wins)
     case sAdd(key: Bytes, members: [Bytes])
     case sRem(key: Bytes, members: [Bytes])

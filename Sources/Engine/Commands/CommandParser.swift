@@ -90,9 +90,7 @@ public enum CommandParser {
             default: throw CommandError("ERR unknown subcommand '\(a.string(1))'. Try OBJECT ENCODING, REFCOUNT or IDLETIME.")
             }
         case "MEMORY":
-            guard a.upper(1) == "USAGE" else {
-                throw CommandError("ERR unknown subcommand '\(a.string(1))'. Try MEMORY USAGE.")
-            }
+            guard a.upper(1) == "USAGE" else { return .server(try parseMemoryMore(&a)) }
             // `SAMPLES n` is accepted and ignored: the size is computed exactly.
             guard a.count == 3 || (a.count == 5 && a.upper(3) == "SAMPLES") else { throw CommandError.syntax }
             if a.count == 5 { _ = try a.integer(4) }
@@ -164,6 +162,8 @@ public enum CommandParser {
             return .string(try parseString(name, &a))
         case _ where keyCommandNames.contains(name):
             return .key(try parseKey(name, &a))
+        case _ where serverCommandNames.contains(name):
+            return .server(try parseServer(name, &a))
 
         // MARK: Sets
         case "SADD":
@@ -563,7 +563,7 @@ public enum CommandParser {
             }
             return .clientSetInfo
         default:
-            throw CommandError("ERR unknown subcommand '\(a.string(1))'. Try CLIENT SETNAME, GETNAME, ID, INFO or LIST.")
+            return .server(try parseClientMore(&a))
         }
     }
 

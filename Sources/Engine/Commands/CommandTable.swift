@@ -51,6 +51,10 @@ extension CommandParser {
         .init("unwatch", 1, ["fast"]),
         .init("object", -2, ["readonly"], keys: (2, 2, 1)),
         .init("memory", -2, ["readonly"], keys: (2, 2, 1)),
+        .init("reset", 1, ["fast"]),
+        .init("role", 1, ["fast"]),
+        .init("lastsave", 1, ["fast"]),
+        .init("lolwut", -1, ["readonly", "fast"]),
         // Counters and strings
         .init("incr", 2, ["write", "fast"], keys: oneKey),
         .init("incrby", 3, ["write", "fast"], keys: oneKey),
@@ -247,6 +251,23 @@ extension CommandParser {
         }
         refusals["watch"] = "WATCH \(coordination): it promises that no node changed the key before EXEC, which only "
             + "agreement between nodes can tell; MULTI/EXEC without WATCH applies its commands together on this node"
+        for name in ["xadd", "xrange", "xrevrange", "xlen", "xread", "xdel", "xtrim", "xinfo", "xsetid"] {
+            refusals[name] = "\(name.uppercased()) is not served yet: a coordination-free stream (entries ordered by Lamport time and "
+                + "node instead of wall-clock ids) is not built (docs/redis-compatibility.md); use RPUSH/LRANGE on a list, or ZADD on a sorted set scored by time"
+        }
+        for name in ["subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "publish", "spublish", "pubsub"] {
+            refusals[name] = "\(name.uppercased()) is not served yet: publish/subscribe and keyspace notifications are not built; poll the keys instead"
+        }
+        refusals["wait"] = "WAIT is not served yet: per-write acknowledgements from peers are not tracked; CRDT.PEERS shows how far each peer has received"
+        refusals["waitaof"] = "WAITAOF does not apply: every write is committed to SQLite before its reply"
+        for name in ["dump", "restore", "migrate"] {
+            refusals[name] = "\(name.uppercased()) is not served: it needs Redis's RDB serialisation, which crdtd's CRDT state is not; "
+                + "use CRDT.BACKUP for a copy of a node, or read and write the keys"
+        }
+        for name in ["acl", "monitor", "debug", "slowlog", "latency", "module", "pfdebug", "pfselftest", "object-freq"] {
+            refusals[name] = "\(name.uppercased()) is not served: crdtd has no such facility (users and passwords are set in its "
+                + "configuration, see docs/operations.md; metrics are on its HTTP /metrics endpoint)"
+        }
         refusals["move"] = "MOVE needs a second database; crdtd has one (0)"
         refusals["swapdb"] = "SWAPDB needs a second database; crdtd has one (0)"
         return refusals
