@@ -102,7 +102,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         delta.hash = hash.removeAll()
         delta.sortedSet = sortedSet.removeAll()
         delta.hyperLogLog = hyperLogLog.removeAll()
-        delta.list = list.removeAll()
+        if !list.context.isEmpty { delta.list = list.removeAll() }
         if !keepingDeadline { delta.expiry = expiry.clear() }
         return delta
     }
@@ -141,7 +141,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         mark(.sortedSet, sortedSet != SortedSet())
         mark(.hyperLogLog, hyperLogLog != ResettableHyperLogLog())
         mark(.expiry, expiry != ExpiryRegister())
-        mark(.list, list != ReplicatedList())
+        mark(.list, !list.context.isEmpty)   // a list's dots are all in its context: empty only at bottom
         writer.write(varint: mask)
         func has(_ slot: Slot) -> Bool { mask & (1 << slot.rawValue) != 0 }
         if has(.counter) { counter.encode(to: &writer) }
