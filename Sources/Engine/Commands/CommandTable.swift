@@ -243,7 +243,7 @@ extension CommandParser {
         for name in ["eval", "evalsha", "eval_ro", "evalsha_ro", "script", "function", "fcall", "fcall_ro"] {
             refusals[name] = "\(name.uppercased()) is not served: a script that must see every node's writes atomically needs coordination; use MULTI/EXEC for an atomic local batch"
         }
-        for name in ["replicaof", "slaveof", "failover", "sync", "psync", "cluster", "readonly", "readwrite"] {
+        for name in ["replicaof", "slaveof", "failover", "sync", "psync", "replconf", "cluster", "readonly", "readwrite", "asking", "restore-asking"] {
             refusals[name] = "\(name.uppercased()) does not apply: every crdtd node accepts writes and replicates to its peers itself (see CRDT.PEERS)"
         }
         for name in ["save", "bgsave", "bgrewriteaof"] {
