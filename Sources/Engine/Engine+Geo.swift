@@ -17,19 +17,18 @@ extension Engine {
             guard typeAllows(.sortedSet, key) else { return Self.wrongType }
             let zset = live(key)?.sortedSet
             return .array(members.map { member in
-                guard let score = zset?.score(of: member) else { return .nullArray }
-                let position = Geohash.decode(score)
+                guard let score = zset?.score(of: member), let position = Geohash.decode(score) else { return .nullArray }
                 return .array([.double(position.longitude), .double(position.latitude)])
             })
         case .distance(let key, let from, let to, let unit):
             guard typeAllows(.sortedSet, key) else { return Self.wrongType }
-            guard let zset = live(key)?.sortedSet, let a = zset.score(of: from), let b = zset.score(of: to) else { return .null }
-            let (p, q) = (Geohash.decode(a), Geohash.decode(b))
+            guard let zset = live(key)?.sortedSet, let a = zset.score(of: from), let b = zset.score(of: to),
+                  let p = Geohash.decode(a), let q = Geohash.decode(b) else { return .null }
             return Self.distanceReply(Geohash.distance(p.longitude, p.latitude, q.longitude, q.latitude) / unit.metres)
         case .hash(let key, let members):
             guard typeAllows(.sortedSet, key) else { return Self.wrongType }
             let zset = live(key)?.sortedSet
-            return .array(members.map { member in zset?.score(of: member).map { .bulkString(Geohash.text(of: $0)) } ?? .null })
+            return .array(members.map { member in zset?.score(of: member).flatMap(Geohash.text(of:)).map { .bulkString($0) } ?? .null })
         case .search(let key, let query):
             return geoSearch(key, query, into: &output)
         }
@@ -60,12 +59,14 @@ extension Engine {
         switch query.center {
         case .coordinates(let longitude, let latitude): center = (longitude, latitude)
         case .member(let member):
-            guard let score = zset.score(of: member) else { return .error("ERR could not decode requested zset member") }
-            center = Geohash.decode(score)
+            guard let score = zset.score(of: member), let position = Geohash.decode(score) else {
+                return .error("ERR could not decode requested zset member")
+            }
+            center = position
         }
         var matches: [GeoMatch] = []
         for candidate in zset.sortedMembers {
-            let position = Geohash.decode(candidate.score)
+            guard let position = Geohash.decode(candidate.score) else { continue }
             let distance: Double
             switch query.shape {
             case .radius(let radius):

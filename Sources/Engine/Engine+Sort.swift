@@ -47,7 +47,8 @@ extension Engine {
         if let limit = query.limit {
             let offset = Int(clamping: max(0, limit.offset))
             let count = limit.count < 0 ? elements.count : Int(clamping: limit.count)
-            elements = offset >= elements.count ? [] : Array(elements[offset..<min(elements.count, offset + count)])
+            let end = count >= elements.count - offset ? elements.count : offset + count
+            elements = offset >= elements.count ? [] : Array(elements[offset..<end])
         }
         var rows: [Bytes?] = []
         if query.get.isEmpty {

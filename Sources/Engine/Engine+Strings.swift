@@ -52,7 +52,7 @@ extension Engine {
                 guard let bits = Self.bitSpan(bytes.count, start: range?.start, end: range?.end, bits: range?.bits ?? false) else {
                     return .integer(0)
                 }
-                return .integer(Int64(bits.filter { Self.bit(bytes, $0) }.count))
+                return .integer(Int64(Self.countSetBits(bytes, in: bits)))
             }
         case .bitPosition(let key, let bit, let start, let end, let bits):
             switch stringValue(key) {
@@ -106,6 +106,22 @@ extension Engine {
             return Self.longestCommonSubsequence(texts[0], texts[1], length: length, indices: indices,
                                                  minimumMatch: minimumMatch, withMatchLength: withMatchLength)
         }
+    }
+
+    /// The set bits among the positions `span`: whole bytes by population count, the ragged ends bit by bit.
+    static func countSetBits(_ bytes: Bytes, in span: Range<Int>) -> Int {
+        var count = 0
+        var position = span.lowerBound
+        while position < span.upperBound {
+            if position % 8 == 0 && position + 8 <= span.upperBound {
+                count += bytes[position / 8].nonzeroBitCount
+                position += 8
+            } else {
+                if bit(bytes, position) { count += 1 }
+                position += 1
+            }
+        }
+        return count
     }
 
     /// Bit `offset` of `bytes`, the most significant bit of byte 0 first (as Redis numbers them).
@@ -209,14 +225,17 @@ extension Engine {
     static func longestCommonSubsequence(_ a: Bytes, _ b: Bytes, length onlyLength: Bool, indices: Bool,
                                          minimumMatch: Int, withMatchLength: Bool) -> RESPReply {
         let (n, m) = (a.count, b.count)
-        guard n.multipliedReportingOverflow(by: m).partialValue <= 64 << 20 else {
-            return .error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
+        // The table costs 4 bytes per pair of positions: refused beyond 128 MiB, which an engine step
+        // should not allocate (Redis's own bound is its 512 MiB proto-max-bulk-len).
+        let cells = (n + 1).multipliedReportingOverflow(by: m + 1)
+        guard !cells.overflow, cells.partialValue <= 32 << 20 else {
+            return .error("ERR Insufficient memory, transient memory for LCS exceeds 128 MiB; compare shorter strings")
         }
-        var table = [Int](repeating: 0, count: (n + 1) * (m + 1))
-        func at(_ i: Int, _ j: Int) -> Int { table[j * (n + 1) + i] }
+        var table = [UInt32](repeating: 0, count: cells.partialValue)
+        func at(_ i: Int, _ j: Int) -> Int { Int(table[j * (n + 1) + i]) }
         for i in 0...n {
             for j in 0...m where i > 0 && j > 0 {
-                table[j * (n + 1) + i] = a[i - 1] == b[j - 1] ? at(i - 1, j - 1) + 1 : max(at(i - 1, j), at(i, j - 1))
+                table[j * (n + 1) + i] = UInt32(a[i - 1] == b[j - 1] ? at(i - 1, j - 1) + 1 : max(at(i - 1, j), at(i, j - 1)))
             }
         }
         let total = at(n, m)

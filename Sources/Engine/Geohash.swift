@@ -19,8 +19,10 @@ enum Geohash {
         return interleave(UInt32(latitudeOffset), UInt32(longitudeOffset))
     }
 
-    /// The centre of the cell a score names (Redis `geohashDecodeToLongLatWGS84`).
-    static func decode(_ score: Double) -> (longitude: Double, latitude: Double) {
+    /// The centre of the cell a score names (Redis `geohashDecodeToLongLatWGS84`), or nil for a score
+    /// no `GEOADD` makes (negative, fractional, 2^52 or more: a member added with `ZADD`).
+    static func decode(_ score: Double) -> (longitude: Double, latitude: Double)? {
+        guard score >= 0, score < Double(UInt64(1) << 52), score == score.rounded() else { return nil }
         let bits = UInt64(score)
         let separated = deinterleave(bits)
         let latitudeCell = Double(UInt32(truncatingIfNeeded: separated))
@@ -38,8 +40,8 @@ enum Geohash {
     }
 
     /// The 11-character base-32 geohash `GEOHASH` answers: the standard one, over latitudes ±90.
-    static func text(of score: Double) -> String {
-        let position = decode(score)
+    static func text(of score: Double) -> String? {
+        guard let position = decode(score) else { return nil }
         let bits = encode(longitude: position.longitude, latitude: position.latitude, latitudeRange: 90)
         let alphabet = Array("0123456789bcdefghjkmnpqrstuvwxyz")
         var text = ""

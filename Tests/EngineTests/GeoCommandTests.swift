@@ -49,4 +49,16 @@ import Testing
                 == .error("ERR could not decode requested zset member"))
         #expect(h.run("GEOSEARCH", "b", "BYRADIUS", "1", "m") != .array([]), "a centre is required")
     }
+
+    @Test func scoresNoGeoaddMakesAreNotPositions() throws {
+        var h = try barcelona()
+        h.run("ZADD", "b", "-1", "negative", "inf", "infinite", "1.5", "fraction")
+        #expect(h.run("GEOPOS", "b", "negative", "infinite", "fraction") == .array([.nullArray, .nullArray, .nullArray]))
+        #expect(h.run("GEOHASH", "b", "infinite") == .array([.null]))
+        #expect(h.run("GEODIST", "b", "place1", "negative") == .null)
+        #expect(h.run("GEOSEARCH", "b", "FROMMEMBER", "infinite", "BYRADIUS", "1", "km")
+                == .error("ERR could not decode requested zset member"))
+        #expect(h.run("GEOSEARCH", "b", "FROMLONLAT", "2.191", "41.433", "BYRADIUS", "10", "km") == .array([.bulk("place2"), .bulk("place1")]))
+        #expect(h.run("GEOADD", "b", "1e300", "0", "m") != .integer(1), "refused, not a crash")
+    }
 }

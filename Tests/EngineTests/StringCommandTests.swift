@@ -68,4 +68,15 @@ import Testing
                 "a map, flattened in RESP2")
         #expect(h.run("LCS", "a", "b", "LEN", "IDX") == .error("ERR If you want both the length and indexes, please just use IDX."))
     }
+
+    @Test func extremeRangesAnswerInsteadOfTrapping() throws {
+        var h = try Harness()
+        h.run("SET", "s", "foobar")
+        #expect(h.run("BITCOUNT", "s", "-9223372036854775808", "9223372036854775807") == .integer(26))
+        #expect(h.run("BITPOS", "s", "1", "-9223372036854775808", "9223372036854775807", "BIT") == .integer(1))
+        h.run("RPUSH", "l", "3", "1", "2")
+        #expect(h.run("SORT", "l", "LIMIT", "1", "9223372036854775807") == .array([.bulk("2"), .bulk("3")]))
+        #expect(h.run("LRANGE", "l", "-9223372036854775808", "9223372036854775807") == .array([.bulk("3"), .bulk("1"), .bulk("2")]))
+        #expect(h.run("LINDEX", "l", "-9223372036854775808") == .null)
+    }
 }

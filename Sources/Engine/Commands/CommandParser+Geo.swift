@@ -1,3 +1,5 @@
+import Foundation
+
 /// Parsing of the `GEO*` commands.
 extension CommandParser {
     static let geoCommandNames: Set<String> = [
@@ -23,7 +25,7 @@ extension CommandParser {
                         let longitude = try a.double(i, error: CommandError("ERR value is not a valid float"))
                         let latitude = try a.double(i + 1, error: CommandError("ERR value is not a valid float"))
                         guard Geohash.isValid(longitude: longitude, latitude: latitude) else {
-                            throw CommandError("ERR invalid longitude,latitude pair \(String(format6: longitude)),\(String(format6: latitude))")
+                            throw CommandError("ERR invalid longitude,latitude pair " + String(format: "%.6f,%.6f", longitude, latitude))
                         }
                         points.append(GeoPoint(longitude: longitude, latitude: latitude, member: a[i + 2]))
                         i += 3
@@ -157,16 +159,5 @@ extension CommandParser {
         let value = try a.double(i, error: CommandError("ERR need numeric radius"))
         guard value >= 0 else { throw CommandError("ERR radius cannot be negative") }
         return value
-    }
-}
-
-extension String {
-    /// `%.6f`, as Redis prints a refused coordinate.
-    init(format6 value: Double) {
-        let scaled = (value * 1_000_000).rounded()
-        let sign = scaled < 0 ? "-" : ""
-        let magnitude = Int64(scaled.magnitude)
-        let fraction = String(magnitude % 1_000_000)
-        self = "\(sign)\(magnitude / 1_000_000).\(String(repeating: "0", count: 6 - fraction.count))\(fraction)"
     }
 }
