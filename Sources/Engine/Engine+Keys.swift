@@ -92,13 +92,14 @@ extension Engine {
                 var delta = object.removeObserved()
                 switch original.visibleType {
                 case .counter?:
-                    delta.counter = try object.counter.add(original.counter.value, replica: replica)
+                    // Joined with the remove's delta, never assigned over it: that would drop the removal.
+                    delta.counter.join(try object.counter.add(original.counter.value, replica: replica))
                     if original.counter.value == 0 {
                         delta.counter.join(try object.counter.add(1, replica: replica))
                         delta.counter.join(try object.counter.add(-1, replica: replica))
                     }
                 case .string?:
-                    delta.string = object.string.assign(original.string.value ?? [], clock: &m.clock)
+                    delta.string.join(object.string.assign(original.string.value ?? [], clock: &m.clock))
                 case .set?:
                     for member in original.set.elements { delta.set.join(object.set.add(member, replica: replica)) }
                 case .hash?:
