@@ -44,6 +44,9 @@ extension Engine {
             sessions[client]?.queued = nil
             sessions[client]?.transactionFailed = false
             reply(.ok, to: client, into: &output)
+        case .success(.server(.reset)):
+            // RESET is never queued: it ends the transaction, as in Redis.
+            reply(run(.server(.reset), for: client, into: &output), to: client, into: &output)
         case .success(.quit):
             reply(.ok, to: client, into: &output)
             performSideEffects(of: .quit, for: client, early: false, into: &output)
@@ -223,6 +226,22 @@ extension Engine {
                 value.replaceSubrange(offset..<(offset + patch.count), with: patch)
                 return value
             }
+
+        // MARK: Lists
+        case .list(let command):
+            return runList(command, for: client, into: &output)
+        case .geo(let command):
+            return runGeo(command, into: &output)
+        case .sortedSet(let command):
+            return runSortedSet(command, for: client, into: &output)
+        case .sort(let query):
+            return sort(query, into: &output)
+        case .string(let command):
+            return runString(command, for: client, into: &output)
+        case .key(let command):
+            return runKey(command, for: client, into: &output)
+        case .server(let command):
+            return runServer(command, for: client, into: &output)
 
         // MARK: Sets
         case .sAdd(let key, let members):

@@ -67,6 +67,8 @@ extension Engine {
         case .hyperLogLog:
             // Redis keeps a HyperLogLog in a string.
             return "raw"
+        case .list:
+            return object.list.count <= 128 ? "listpack" : "quicklist"
         }
     }
 }

@@ -36,7 +36,9 @@ extension Engine {
         let replica = configuration.replica
         mutate(key, into: &output) { object, m in
             var delta = object.removeObserved(keepingDeadline: expiry == .keep)
-            delta.string = object.string.assign(value, clock: &m.clock)
+            // Joined, not assigned: the remove's context carries the dots of the value replaced, which
+            // the assign's delta (made after the remove emptied the register) no longer names.
+            delta.string.join(object.string.assign(value, clock: &m.clock))
             if let deadline { delta.expiry.join(object.expiry.expire(atMilliseconds: UInt64(deadline), replica: replica)) }
             return delta
         }

@@ -45,6 +45,20 @@ public enum Command: Sendable, Equatable {
     case append(key: Bytes, value: Bytes)
     case getRange(key: Bytes, start: Int64, end: Int64)
     case setRange(key: Bytes, offset: Int, value: Bytes)
+    // Lists (a sequence CRDT)
+    case list(ListCommand)
+    // Geo (a sorted set of geohash scores)
+    case geo(GeoCommand)
+    // Sorted-set algebra, random reads and multi-key pops
+    case sortedSet(SortedSetCommand)
+    /// `SORT`, `SORT_RO`.
+    case sort(SortQuery)
+    // Floats, bits and LCS on strings
+    case string(StringCommand)
+    // RENAME, COPY, RANDOMKEY, TOUCH, SPOP, SMOVE, SINTERCARD, HRANDFIELD
+    case key(KeyCommand)
+    // CLIENT KILL, RESET, ROLE, LASTSAVE, MEMORY STATS, ...
+    case server(ServerCommand)
     // Sets (add-wins)
     case sAdd(key: Bytes, members: [Bytes])
     case sRem(key: Bytes, members: [Bytes])
@@ -129,6 +143,18 @@ public enum Command: Sendable, Equatable {
             return true
         case .setAlgebra(_, _, let destination):
             return destination != nil
+        case .list(let command):
+            return command.isWrite
+        case .geo(let command):
+            return command.isWrite
+        case .sortedSet(let command):
+            return command.isWrite
+        case .sort(let query):
+            return query.store != nil
+        case .string(let command):
+            return command.isWrite
+        case .key(let command):
+            return command.isWrite
         default:
             return false
         }

@@ -51,6 +51,10 @@ extension CommandParser {
         .init("unwatch", 1, ["fast"]),
         .init("object", -2, ["readonly"], keys: (2, 2, 1)),
         .init("memory", -2, ["readonly"], keys: (2, 2, 1)),
+        .init("reset", 1, ["fast"]),
+        .init("role", 1, ["fast"]),
+        .init("lastsave", 1, ["fast"]),
+        .init("lolwut", -1, ["readonly", "fast"]),
         // Counters and strings
         .init("incr", 2, ["write", "fast"], keys: oneKey),
         .init("incrby", 3, ["write", "fast"], keys: oneKey),
@@ -69,6 +73,44 @@ extension CommandParser {
         .init("getrange", 4, ["readonly"], keys: oneKey),
         .init("substr", 4, ["readonly"], keys: oneKey),
         .init("setrange", 4, ["write"], keys: oneKey),
+        .init("incrbyfloat", 3, ["write", "fast"], keys: oneKey),
+        .init("setbit", 4, ["write"], keys: oneKey),
+        .init("getbit", 3, ["readonly", "fast"], keys: oneKey),
+        .init("bitcount", -2, ["readonly"], keys: oneKey),
+        .init("bitpos", -3, ["readonly"], keys: oneKey),
+        .init("bitop", -4, ["write"], keys: (2, -1, 1)),
+        .init("bitfield", -2, ["write"], keys: oneKey),
+        .init("bitfield_ro", -2, ["readonly", "fast"], keys: oneKey),
+        .init("lcs", -3, ["readonly"], keys: (1, 2, 1)),
+        // Lists
+        .init("lpush", -3, ["write", "fast"], keys: oneKey),
+        .init("rpush", -3, ["write", "fast"], keys: oneKey),
+        .init("lpushx", -3, ["write", "fast"], keys: oneKey),
+        .init("rpushx", -3, ["write", "fast"], keys: oneKey),
+        .init("lpop", -2, ["write", "fast"], keys: oneKey),
+        .init("rpop", -2, ["write", "fast"], keys: oneKey),
+        .init("lrange", 4, ["readonly"], keys: oneKey),
+        .init("llen", 2, ["readonly", "fast"], keys: oneKey),
+        .init("lindex", 3, ["readonly"], keys: oneKey),
+        .init("lrem", 4, ["write"], keys: oneKey),
+        .init("lset", 4, ["write"], keys: oneKey),
+        .init("linsert", 5, ["write"], keys: oneKey),
+        .init("lpos", -3, ["readonly"], keys: oneKey),
+        .init("ltrim", 4, ["write"], keys: oneKey),
+        .init("lmove", 5, ["write"], keys: (1, 2, 1)),
+        .init("rpoplpush", 3, ["write"], keys: (1, 2, 1)),
+        .init("lmpop", -4, ["write"]),
+        // Geo
+        .init("geoadd", -5, ["write"], keys: oneKey),
+        .init("geopos", -2, ["readonly"], keys: oneKey),
+        .init("geodist", -4, ["readonly"], keys: oneKey),
+        .init("geohash", -2, ["readonly"], keys: oneKey),
+        .init("geosearch", -7, ["readonly"], keys: oneKey),
+        .init("geosearchstore", -8, ["write"], keys: (1, 2, 1)),
+        .init("georadius", -6, ["write"], keys: oneKey),
+        .init("georadius_ro", -6, ["readonly"], keys: oneKey),
+        .init("georadiusbymember", -5, ["write"], keys: oneKey),
+        .init("georadiusbymember_ro", -5, ["readonly"], keys: oneKey),
         // Sets
         .init("sadd", -3, ["write", "fast"], keys: oneKey),
         .init("srem", -3, ["write", "fast"], keys: oneKey),
@@ -84,6 +126,9 @@ extension CommandParser {
         .init("sunionstore", -3, ["write"], keys: allKeys),
         .init("sdiffstore", -3, ["write"], keys: allKeys),
         .init("sscan", -3, ["readonly"], keys: oneKey),
+        .init("spop", -2, ["write", "fast"], keys: oneKey),
+        .init("smove", 4, ["write", "fast"], keys: (1, 2, 1)),
+        .init("sintercard", -3, ["readonly"]),
         // Hashes
         .init("hset", -4, ["write", "fast"], keys: oneKey),
         .init("hmset", -4, ["write", "fast"], keys: oneKey),
@@ -99,6 +144,7 @@ extension CommandParser {
         .init("hscan", -3, ["readonly"], keys: oneKey),
         .init("hincrby", 4, ["write", "fast"], keys: oneKey),
         .init("hincrbyfloat", 4, ["write", "fast"], keys: oneKey),
+        .init("hrandfield", -2, ["readonly"], keys: oneKey),
         // HyperLogLog
         .init("pfadd", -2, ["write", "fast"], keys: oneKey),
         .init("pfcount", -2, ["readonly"], keys: allKeys),
@@ -126,7 +172,19 @@ extension CommandParser {
         .init("zpopmin", -2, ["write", "fast"], keys: oneKey),
         .init("zpopmax", -2, ["write", "fast"], keys: oneKey),
         .init("zscan", -3, ["readonly"], keys: oneKey),
+        .init("zunion", -3, ["readonly"]),
+        .init("zinter", -3, ["readonly"]),
+        .init("zdiff", -3, ["readonly"]),
+        .init("zunionstore", -4, ["write"], keys: oneKey),
+        .init("zinterstore", -4, ["write"], keys: oneKey),
+        .init("zdiffstore", -4, ["write"], keys: oneKey),
+        .init("zintercard", -3, ["readonly"]),
+        .init("zrangestore", -5, ["write"], keys: (1, 2, 1)),
+        .init("zrandmember", -2, ["readonly"], keys: oneKey),
+        .init("zmpop", -4, ["write"]),
         // Keyspace
+        .init("sort", -2, ["write"], keys: oneKey),
+        .init("sort_ro", -2, ["readonly"], keys: oneKey),
         .init("del", -2, ["write"], keys: allKeys),
         .init("unlink", -2, ["write", "fast"], keys: allKeys),
         .init("exists", -2, ["readonly", "fast"], keys: allKeys),
@@ -136,6 +194,10 @@ extension CommandParser {
         .init("dbsize", 1, ["readonly", "fast"]),
         .init("flushdb", -1, ["write"]),
         .init("flushall", -1, ["write"]),
+        .init("rename", 3, ["write"], keys: (1, 2, 1)),
+        .init("copy", -3, ["write"], keys: (1, 2, 1)),
+        .init("randomkey", 1, ["readonly"]),
+        .init("touch", -2, ["readonly", "fast"], keys: allKeys),
         // Expiry
         .init("expire", -3, ["write", "fast"], keys: oneKey),
         .init("pexpire", -3, ["write", "fast"], keys: oneKey),
@@ -181,7 +243,7 @@ extension CommandParser {
         for name in ["eval", "evalsha", "eval_ro", "evalsha_ro", "script", "function", "fcall", "fcall_ro"] {
             refusals[name] = "\(name.uppercased()) is not served: a script that must see every node's writes atomically needs coordination; use MULTI/EXEC for an atomic local batch"
         }
-        for name in ["replicaof", "slaveof", "failover", "sync", "psync", "cluster", "readonly", "readwrite"] {
+        for name in ["replicaof", "slaveof", "failover", "sync", "psync", "replconf", "cluster", "readonly", "readwrite", "asking", "restore-asking"] {
             refusals[name] = "\(name.uppercased()) does not apply: every crdtd node accepts writes and replicates to its peers itself (see CRDT.PEERS)"
         }
         for name in ["save", "bgsave", "bgrewriteaof"] {
@@ -189,6 +251,23 @@ extension CommandParser {
         }
         refusals["watch"] = "WATCH \(coordination): it promises that no node changed the key before EXEC, which only "
             + "agreement between nodes can tell; MULTI/EXEC without WATCH applies its commands together on this node"
+        for name in ["xadd", "xrange", "xrevrange", "xlen", "xread", "xdel", "xtrim", "xinfo", "xsetid"] {
+            refusals[name] = "\(name.uppercased()) is not served yet: a coordination-free stream (entries ordered by Lamport time and "
+                + "node instead of wall-clock ids) is not built (docs/redis-compatibility.md); use RPUSH/LRANGE on a list, or ZADD on a sorted set scored by time"
+        }
+        for name in ["subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "publish", "spublish", "pubsub"] {
+            refusals[name] = "\(name.uppercased()) is not served yet: publish/subscribe and keyspace notifications are not built; poll the keys instead"
+        }
+        refusals["wait"] = "WAIT is not served yet: per-write acknowledgements from peers are not tracked; CRDT.PEERS shows how far each peer has received"
+        refusals["waitaof"] = "WAITAOF does not apply: every write is committed to SQLite before its reply"
+        for name in ["dump", "restore", "migrate"] {
+            refusals[name] = "\(name.uppercased()) is not served: it needs Redis's RDB serialisation, which crdtd's CRDT state is not; "
+                + "use CRDT.BACKUP for a copy of a node, or read and write the keys"
+        }
+        for name in ["acl", "monitor", "debug", "slowlog", "latency", "module", "pfdebug", "pfselftest", "object-freq"] {
+            refusals[name] = "\(name.uppercased()) is not served: crdtd has no such facility (users and passwords are set in its "
+                + "configuration, see docs/operations.md; metrics are on its HTTP /metrics endpoint)"
+        }
         refusals["move"] = "MOVE needs a second database; crdtd has one (0)"
         refusals["swapdb"] = "SWAPDB needs a second database; crdtd has one (0)"
         return refusals

@@ -6,7 +6,7 @@ import CRDT
 /// (`INCR k` here, `SADD k x` there) and no coordination may pick a winner. So every key is a product
 /// lattice of all types: both writes survive, the join stays commutative, and the key *reads* as the
 /// first non-empty slot in a fixed order — counter, string, set, hash, bounded counter, sorted set,
-/// HyperLogLog. Commands for a
+/// HyperLogLog, list. Commands for a
 /// shadowed type answer `WRONGTYPE`; `DEL` clears every slot, after which the shadowed data is gone too.
 /// Every replica applies the same order, so every replica shows the same type.
 public struct KeyObject: DeltaCRDT, BinaryCodable {
@@ -30,6 +30,8 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
     public var hyperLogLog = ResettableHyperLogLog()
     /// `EXPIRE`/`PERSIST`: the key's deadline. Not a type: it applies to whatever the key holds.
     public var expiry = ExpiryRegister()
+    /// `LPUSH`/`RPUSH`/`LSET`/`LPOP`/`LREM`: a sequence CRDT; concurrent inserts are all kept.
+    public var list = ReplicatedList<Bytes>()
 
     public init() {}
 
@@ -52,6 +54,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         if !other.sortedSet.context.isEmpty { changed = sortedSet.inflate(with: other.sortedSet) || changed }
         if !other.hyperLogLog.context.isEmpty { changed = hyperLogLog.inflate(with: other.hyperLogLog) || changed }
         if !other.expiry.context.isEmpty { changed = expiry.inflate(with: other.expiry) || changed }
+        if !other.list.context.isEmpty { changed = list.inflate(with: other.list) || changed }
         return changed
     }
 
@@ -78,6 +81,12 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         writer.write(fixed64: sortedSet.store.dotDigest.low)
         hyperLogLog.encode(to: &writer)
         expiry.encode(to: &writer)
+        if !list.context.isEmpty {
+            // Only when present, so the digests of keys without a list are what they were before lists.
+            list.context.encode(to: &writer)
+            writer.write(fixed64: list.store.dotDigest.high)
+            writer.write(fixed64: list.store.dotDigest.low)
+        }
         return Digest128(hashing: writer.bytes)
     }
 
@@ -93,6 +102,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         delta.hash = hash.removeAll()
         delta.sortedSet = sortedSet.removeAll()
         delta.hyperLogLog = hyperLogLog.removeAll()
+        if !list.context.isEmpty { delta.list = list.removeAll() }
         if !keepingDeadline { delta.expiry = expiry.clear() }
         return delta
     }
@@ -107,6 +117,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         if bounded != BoundedCounter() { return .boundedCounter }
         if sortedSet.count > 0 { return .sortedSet }
         if hyperLogLog.exists { return .hyperLogLog }
+        if list.count > 0 { return .list }
         return nil
     }
 
@@ -114,7 +125,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
 
     /// The slots in encoding order, by bit of the slot mask.
     enum Slot: Int, CaseIterable {
-        case counter, string, set, hash, bounded, sortedSet, hyperLogLog, expiry
+        case counter, string, set, hash, bounded, sortedSet, hyperLogLog, expiry, list
     }
 
     /// Slots are written only when they differ from bottom, behind a bit mask (a varint), so a delta
@@ -130,6 +141,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         mark(.sortedSet, sortedSet != SortedSet())
         mark(.hyperLogLog, hyperLogLog != ResettableHyperLogLog())
         mark(.expiry, expiry != ExpiryRegister())
+        mark(.list, !list.context.isEmpty)   // a list's dots are all in its context: empty only at bottom
         writer.write(varint: mask)
         func has(_ slot: Slot) -> Bool { mask & (1 << slot.rawValue) != 0 }
         if has(.counter) { counter.encode(to: &writer) }
@@ -140,6 +152,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         if has(.sortedSet) { sortedSet.encode(to: &writer) }
         if has(.hyperLogLog) { hyperLogLog.encode(to: &writer) }
         if has(.expiry) { expiry.encode(to: &writer) }
+        if has(.list) { list.encode(to: &writer) }
     }
 
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
@@ -155,6 +168,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         if has(.sortedSet) { sortedSet = try SortedSet(from: &reader) }
         if has(.hyperLogLog) { hyperLogLog = try ResettableHyperLogLog(from: &reader) }
         if has(.expiry) { expiry = try ExpiryRegister(from: &reader) }
+        if has(.list) { list = try ReplicatedList(from: &reader) }
     }
 
     /// Format 1 (before issue 16): a one-byte mask of five slots, hash fields as plain registers.
@@ -194,6 +208,8 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
     }
 
     /// 2 since issue 16: a varint slot mask, sorted sets, HyperLogLogs, expiry, and counting hash fields.
+    /// Lists came later as slot 8 of the same format: an older node refuses such a key's bytes (slot mask
+    /// out of range) rather than misreading them.
     static let formatVersion: UInt8 = 2
 }
 
@@ -203,6 +219,7 @@ public enum KeyType: String, Sendable, CaseIterable {
     case boundedCounter = "bcounter"
     case sortedSet = "zset"
     case hyperLogLog = "hyperloglog"
+    case list
 }
 
 extension ResettableCounter {
