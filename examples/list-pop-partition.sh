@@ -4,10 +4,10 @@
 # hold the same list, without it. Use a list as a log or a feed, not as a work queue that must hand
 # each job to exactly one worker (docs/redis-compatibility.md, Lists).
 #
-#   examples/list-pop-partition.sh            (builds crdtd unless CRDTD_BIN names a binary)
+#   examples/list-pop-partition.sh            (uses crdtd from CRDTD_BIN or the PATH, else builds it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-binary="${CRDTD_BIN:-}"
+binary="${CRDTD_BIN:-$(command -v crdtd || true)}"
 if [ -z "$binary" ]; then nice -n 10 swift build --product crdtd >/dev/null; binary=.build/debug/crdtd; fi
 command -v redis-cli >/dev/null || { echo "redis-cli is missing (scripts/setup installs it)" >&2; exit 2; }
 
@@ -39,7 +39,7 @@ converged() {
 echo "== n1: RPUSH jobs job-1 job-2 job-3"
 on "$c1" RPUSH jobs job-1 job-2 job-3 >/dev/null
 converged
-echo "   n2 sees: $(on "$c2" LRANGE jobs 0 -1 | tr '\n' ' ')"
+echo "   n2 sees: $(on "$c2" LRANGE jobs 0 -1 | paste -sd' ')"
 echo "== partition n1 | n2"
 on "$c1" CRDT.PARTITION n2 >/dev/null
 on "$c2" CRDT.PARTITION n1 >/dev/null
@@ -50,5 +50,16 @@ echo "== heal"
 on "$c1" CRDT.HEAL >/dev/null
 on "$c2" CRDT.HEAL >/dev/null
 converged
-echo "   n1: $(on "$c1" LRANGE jobs 0 -1 | tr '\n' ' ')"
-echo "   n2: $(on "$c2" LRANGE jobs 0 -1 | tr '\n' ' ')  (one list on both: job-1 removed once, job-4 kept)"
+echo "   n1: $(on "$c1" LRANGE jobs 0 -1 | paste -sd' ')"
+echo "   n2: $(on "$c2" LRANGE jobs 0 -1 | paste -sd' ')  (one list on both: job-1 removed once, job-4 kept)"
+
+# Expected output:
+# == n1: RPUSH jobs job-1 job-2 job-3
+#    n2 sees: job-1 job-2 job-3
+# == partition n1 | n2
+#    worker on n1: LPOP jobs -> job-1
+#    worker on n2: LPOP jobs -> job-1      (the same job: nobody could tell it was taken)
+#    n1: RPUSH jobs job-4 -> 3
+# == heal
+#    n1: job-2 job-3 job-4
+#    n2: job-2 job-3 job-4  (one list on both: job-1 removed once, job-4 kept)

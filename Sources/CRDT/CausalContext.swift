@@ -69,25 +69,39 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         _ = formUnionReportingGrowth(other)
     }
 
-    /// Adds every dot of `other` and returns whether any was new. O(other), plus this context's
-    /// cloud when it must be re-compacted.
+    /// Adds every dot of `other` and returns whether any was new. O(other) (a vector entry of `other`
+    /// counts as the dots it adds).
     @discardableResult
     public mutating func formUnionReportingGrowth(_ other: CausalContext) -> Bool {
+        // O(other), whatever the size of this context's cloud: a replica whose deltas arrive out of order
+        // (a lost datagram waits for its retransmission) keeps a cloud of thousands of dots, and scanning it
+        // for every delta joined made each join cost O(cloud) exactly when the node was falling behind.
         var grew = false
         var touched: [ReplicaID] = []
         for (replica, counter) in other.versionVector where counter > versionVector[replica, default: 0] {
             let old = versionVector[replica, default: 0]
             versionVector[replica] = counter
-            if cloud.isEmpty {
+            guard !cloud.isEmpty else {
                 grew = true
-            } else {
-                // The range (old, counter] is new unless the cloud already held all of it.
-                if !grew {
-                    let held = cloud.reduce(0) { $0 + ($1.replica == replica && $1.counter > old && $1.counter <= counter ? 1 : 0) }
-                    grew = UInt64(held) != counter - old
-                }
-                touched.append(replica)
+                continue
             }
+            // Cloud dots in (old, counter] are now covered by the vector: drop them, counting them to tell
+            // whether the range held anything new. O(min(range, cloud)).
+            let range = counter - old
+            var held: UInt64 = 0
+            if range <= UInt64(cloud.count) {
+                var next = old + 1
+                while next <= counter {
+                    if cloud.remove(Dot(replica: replica, counter: next)) != nil { held += 1 }
+                    next += 1
+                }
+            } else {
+                let before = cloud.count
+                cloud = cloud.filter { $0.replica != replica || $0.counter <= old || $0.counter > counter }
+                held = UInt64(before - cloud.count)
+            }
+            if held != range { grew = true }
+            touched.append(replica)
         }
         for dot in other.cloud where !contains(dot) {
             cloud.insert(dot)
@@ -96,7 +110,8 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         }
         guard !touched.isEmpty else { return grew }
         if touched.count > 1 { touched = Array(Set(touched)) }
-        for replica in touched { absorbCloud(of: replica) }
+        // Every cloud dot at or below the vector is gone (above, or never inserted): only successors remain.
+        for replica in touched { absorbSuccessors(of: replica) }
         return grew
     }
 

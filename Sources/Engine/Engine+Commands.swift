@@ -494,13 +494,15 @@ extension Engine {
             return .integer(Int64(clamping: clock.counter))
         case .peers:
             return peersReply()
-        case .partition(let nodes):
+        case .partition(let nodes, let direction):
             guard configuration.allowFaultInjection else { return Self.faultInjectionDisabled }
-            replicator?.blocked.formUnion(nodes)
+            if direction != .outbound { replicator?.blockedInbound.formUnion(nodes) }
+            if direction != .inbound { replicator?.blocked.formUnion(nodes) }
             return .ok
         case .heal:
             guard configuration.allowFaultInjection else { return Self.faultInjectionDisabled }
             replicator?.blocked.removeAll()
+            replicator?.blockedInbound.removeAll()
             return .ok
         }
     }

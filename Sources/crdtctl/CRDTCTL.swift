@@ -12,7 +12,7 @@ struct CRDTCTL: ParsableCommand {
         commandName: "crdtctl",
         abstract: "Start local crdtd clusters, inject partitions and crashes, and verify that replicas converge.",
         subcommands: [
-            Demo.self, Cluster.self, Partition.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
+            Demo.self, Cluster.self, Partition.self, Cut.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
             Status.self, Verify.self, Run.self, Bench.self, Check.self, Ping.self, Backup.self,
             Counter.self, SetCommand.self, Register.self, Hash.self, BoundedCounter.self, Keys.self, TypeCommand.self, Del.self,
         ])
@@ -102,6 +102,27 @@ extension CRDTCTL {
                 throw ValidationError("every node must be in a group; missing: \(missing.joined(separator: ", "))")
             }
             return cluster.nodes.indices.map { a in cluster.nodes.indices.filter { b in groupOf[a] != groupOf[b] } }
+        }
+    }
+
+    struct Cut: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cut one direction only: frames from one node to another are dropped, the reverse still flows.",
+            discussion: "crdtctl cut n1 n2  (n1's frames never reach n2; n2 still reaches n1). Cuts add up; `crdtctl heal` lifts them all.")
+        @OptionGroup var options: ClusterOptions
+        @Argument(help: "The node whose frames are dropped.") var from: String
+        @Argument(help: "The node that no longer hears it.") var to: String
+
+        func run() throws {
+            let cluster = try options.load()
+            let (sender, receiver) = (try cluster.index(of: from), try cluster.index(of: to))
+            guard sender != receiver else { throw ValidationError("a node cannot be cut from itself") }
+            // Both ends drop the traffic, so the cut holds even if one of them restarts.
+            for (node, direction, peer) in [(sender, "OUTBOUND", to), (receiver, "INBOUND", from)] {
+                let reply = try cluster.command(node, ["CRDT.PARTITION", direction, peer])
+                guard reply == .simpleString("OK") else { throw ClusterError("\(cluster.nodes[node].name) refused: \(reply.text)") }
+            }
+            print("\(from) → \(to) cut (\(to) → \(from) still flows)")
         }
     }
 

@@ -49,7 +49,10 @@ extension LocalCluster {
                 row.peersAlive = states.count { $0.hasPrefix("alive") }
                 row.peersSuspect = states.count { $0.hasPrefix("suspect") }
                 row.peersDead = states.count { $0.hasPrefix("dead") }
-                row.partitionedFrom = members.filter { ($0["state"] ?? "").contains("partitioned") }.compactMap { $0["node"] }
+                row.partitionedFrom = members.filter {
+                    let state = $0["state"] ?? ""
+                    return state.contains("partitioned") || state.contains("cut here")
+                }.compactMap { $0["node"] }
                 if case .bulkString(let info)? = try? command(i, ["INFO", "replication"], timeout: .seconds(2)),
                    let next = infoFields(String(decoding: info, as: UTF8.self))["delta_next_sequence"].flatMap({ Int64($0) }) {
                     let acknowledged = members.filter { !($0["state"] ?? "").hasPrefix("dead") }.map { Int64($0["acknowledged"] ?? "") ?? 0 }

@@ -92,6 +92,10 @@ struct LogicalTimeTests {
             let union = context.union(other)
             #expect(union == CausalContext(dots: model.union(otherModel)), "union differs from set union — seed \(seed)")
             #expect(union.dotCount == UInt64(model.union(otherModel).count), "dot count wrong — seed \(seed)")
+            var grown = context
+            let grew = grown.formUnionReportingGrowth(other)
+            #expect(grown == union, "the reporting union differs — seed \(seed)")
+            #expect(grew == !otherModel.isSubset(of: model), "growth reported wrongly — seed \(seed)")
             for replica in replicaIDs.prefix(3) {
                 for counter in 1...13 as ClosedRange<UInt64> {
                     let dot = Dot(replica: replica, counter: counter)

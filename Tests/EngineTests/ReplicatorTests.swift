@@ -1,4 +1,5 @@
 import CRDT
+import RESP
 import Testing
 import Wire
 @testable import Engine
@@ -155,5 +156,41 @@ import Wire
             if Envelope.isProbe(frame) { probes += 1 } else { data += 1 }
         }
         #expect(probes > 0 && data > 0)
+    }
+}
+
+/// An asymmetric cut (`CRDT.PARTITION OUTBOUND` on one end, `INBOUND` on the other), in simulation.
+@Suite struct OneWayCutTests {
+    @Test func writesCrossAOneWayCutThroughTheOtherMembersAndTheCutNodeStaysAlive() throws {
+        var sim = try Simulation(nodes: 3, seed: 21)
+        sim.run(milliseconds: 3000)
+        #expect(sim.command(0, ["CRDT.PARTITION", "OUTBOUND", "n2"]) == .simpleString("OK"))
+        #expect(sim.command(1, ["CRDT.PARTITION", "INBOUND", "n1"]) == .simpleString("OK"))
+        for i in 0..<50 {
+            _ = sim.command(0, ["SADD", "s", "from-n1-\(i)"])
+            _ = sim.command(1, ["SADD", "s", "from-n2-\(i)"])
+            sim.run(milliseconds: 20)
+        }
+        sim.run(milliseconds: 3000)
+        // n1's adds reached n2 through n3; n2's reached n1 directly.
+        #expect(sim.command(1, ["SCARD", "s"]) == .integer(100))
+        #expect(sim.command(0, ["SCARD", "s"]) == .integer(100))
+        #expect(Set(sim.digests()).count == 1)
+        // Indirect probes through n3 keep n1 alive at n2 although n2 hears nothing from n1 itself.
+        let text = strings(in: sim.command(1, ["CRDT.PEERS"])).joined(separator: " ")
+        #expect(text.contains("alive (inbound cut here)"), "n2's peers: \(text)")
+        #expect(!text.contains("dead") && !text.contains("suspect"), "n2's peers: \(text)")
+        #expect(sim.command(0, ["CRDT.HEAL"]) == .simpleString("OK"))
+        #expect(sim.command(1, ["CRDT.HEAL"]) == .simpleString("OK"))
+        #expect(!strings(in: sim.command(1, ["CRDT.PEERS"])).joined().contains("cut here"))
+    }
+
+    func strings(in reply: RESPReply?) -> [String] {
+        switch reply {
+        case .bulkString(let bytes)?: [String(decoding: bytes, as: UTF8.self)]
+        case .array(let elements)?: elements.flatMap { strings(in: $0) }
+        case .map(let entries)?: entries.flatMap { strings(in: $0.key) + strings(in: $0.value) }
+        default: []
+        }
     }
 }

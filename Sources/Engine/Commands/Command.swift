@@ -129,7 +129,7 @@ public enum Command: Sendable, Equatable {
     case digest(key: Bytes?)
     case clock
     case peers
-    case partition(nodes: [String])
+    case partition(nodes: [String], direction: PartitionDirection)
     case heal
 
     /// Whether the command may change replicated state (and so needs a durable commit before its reply).
@@ -259,4 +259,14 @@ public struct CommandError: Error, Sendable, Equatable, CustomStringConvertible 
         let shown = args.prefix(8).map { "'\(String(decoding: $0.prefix(64), as: UTF8.self))' " }.joined()
         return CommandError("ERR unknown command '\(String(decoding: name.prefix(64), as: UTF8.self))', with args beginning with: \(shown)")
     }
+}
+
+/// Which traffic `CRDT.PARTITION` drops: both ways (the default), or one way only (an asymmetric cut,
+/// as a misconfigured firewall makes).
+public enum PartitionDirection: Sendable, Equatable {
+    case both
+    /// Frames from the named nodes are dropped; frames to them still leave.
+    case inbound
+    /// Nothing is sent to the named nodes; their frames are still taken.
+    case outbound
 }

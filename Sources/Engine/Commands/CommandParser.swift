@@ -328,7 +328,16 @@ public enum CommandParser {
         case "CRDT.PEERS":
             return .peers
         case "CRDT.PARTITION":
-            return .partition(nodes: a.args.dropFirst().map { String(decoding: $0, as: UTF8.self) })
+            // CRDT.PARTITION [INBOUND | OUTBOUND] node ...
+            var nodes = a.args.dropFirst().map { String(decoding: $0, as: UTF8.self) }
+            var direction = PartitionDirection.both
+            switch nodes.first?.uppercased() {
+            case "INBOUND": direction = .inbound
+            case "OUTBOUND": direction = .outbound
+            default: break
+            }
+            if direction != .both { nodes.removeFirst() }
+            return .partition(nodes: nodes, direction: direction)
         case "CRDT.HEAL":
             return .heal
         default:

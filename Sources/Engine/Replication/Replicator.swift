@@ -39,7 +39,9 @@ struct Replicator {
     var pendingEager: [DeltaBuffer.Entry] = []
     /// Peers that may lack something the buffer no longer holds: compare digests with them first.
     var needsSync: Set<String> = []
-    /// Nodes whose traffic is dropped here (`CRDT.PARTITION`).
+    /// Nodes whose frames to us are dropped here (`CRDT.PARTITION` and `CRDT.PARTITION INBOUND`).
+    var blockedInbound: Set<String> = []
+    /// Nodes we send nothing to (`CRDT.PARTITION` and `CRDT.PARTITION OUTBOUND`); a two-way cut is both.
     var blocked: Set<String> = []
     var random: SplitMix64
     var now: UInt64 = 0
@@ -149,7 +151,7 @@ struct Replicator {
             stats.rejected["self", default: 0] += 1
             return
         }
-        guard !blocked.contains(header.nodeID) else {
+        guard !blockedInbound.contains(header.nodeID) else {
             stats.rejected["partitioned", default: 0] += 1
             return
         }
@@ -291,6 +293,16 @@ struct Replicator {
 
     // MARK: Administration
 
+    /// How an injected partition cuts this node from `node`, for `CRDT.PEERS`.
+    func partitionNote(_ node: String) -> String? {
+        switch (blockedInbound.contains(node), blocked.contains(node)) {
+        case (true, true): "partitioned here"
+        case (true, false): "inbound cut here"
+        case (false, true): "outbound cut here"
+        case (false, false): nil
+        }
+    }
+
     /// `CRDT.PEERS`: one entry per known member.
     func peersReply() -> RESPReply {
         let members = membership.members.values.sorted { $0.nodeID < $1.nodeID }
@@ -298,8 +310,8 @@ struct Replicator {
             .map([
                 .init(key: .bulkString("node"), value: .bulkString(member.nodeID)),
                 .init(key: .bulkString("address"), value: .bulkString(member.endpoint.description)),
-                .init(key: .bulkString("state"), value: .bulkString(blocked.contains(member.nodeID)
-                    ? "\(member.state) (partitioned here)" : member.state.description)),
+                .init(key: .bulkString("state"), value: .bulkString(partitionNote(member.nodeID).map { "\(member.state) (\($0))" }
+                    ?? member.state.description)),
                 .init(key: .bulkString("incarnation"), value: .integer(Int64(clamping: member.incarnation))),
                 .init(key: .bulkString("replica"), value: .bulkString(member.replica.description)),
                 .init(key: .bulkString("acknowledged"), value: .integer(Int64(clamping: acknowledged(by: member)))),
