@@ -86,7 +86,10 @@ public enum PeerMessage: Sendable, Equatable {
 
     // Delta-interval dissemination (Almeida et al. 2018, algorithm 2): the sender's buffered deltas with
     // sequence numbers in `from..<to`, and the receiver's acknowledgement of everything below `receivedThrough`.
-    case deltas(from: UInt64, to: UInt64, entries: [KeyedBytes])
+    /// `reaching` names the members whose acknowledgements of the sender's own sequence are advancing:
+    /// the sender delivers these entries to them itself (and resends until they acknowledge), so a
+    /// receiver does not forward the entries to them.
+    case deltas(from: UInt64, to: UInt64, entries: [KeyedBytes], reaching: [String] = [])
     case deltaAck(receivedThrough: UInt64)
 
     // Digest-driven repair: roots, then bucket digests, then per-key digests, then states.
@@ -162,10 +165,14 @@ public enum PeerCodec {
             write(target, to: &w)
         case .leave:
             break
-        case .deltas(let from, let to, let entries):
+        case .deltas(let from, let to, let entries, let reaching):
             w.write(varint: from)
             w.write(varint: to)
             write(entries, to: &w)
+            if !reaching.isEmpty {
+                w.write(varint: UInt64(reaching.count))
+                for node in reaching { w.write(lengthPrefixed: Array(node.utf8)) }
+            }
         case .deltaAck(let receivedThrough):
             w.write(varint: receivedThrough)
         case .syncRoot(let digest, let urgent):
@@ -225,7 +232,21 @@ public enum PeerCodec {
                 let from = try r.readVarint()
                 let to = try r.readVarint()
                 guard from <= to else { throw FrameRejection.malformed }
-                message = .deltas(from: from, to: to, entries: try readEntries(&r))
+                let entries = try readEntries(&r)
+                // Added after the entries; a frame without it names no member.
+                var reaching: [String] = []
+                if r.remaining > 0 {
+                    let count = try r.readCount(minimumElementSize: 2)
+                    guard count <= Self.maximumReaching else { throw FrameRejection.malformed }
+                    for _ in 0..<count {
+                        let node = try r.readLengthPrefixed()
+                        guard node.count <= 255, let name = String(validating: node, as: UTF8.self) else {
+                            throw FrameRejection.malformed
+                        }
+                        reaching.append(name)
+                    }
+                }
+                message = .deltas(from: from, to: to, entries: entries, reaching: reaching)
             case 11:
                 message = .deltaAck(receivedThrough: try r.readVarint())
             case 20:
@@ -277,6 +298,8 @@ public enum PeerCodec {
     /// Logical counters (Lamport values, incarnations) a peer may send: far above anything real, far
     /// enough below 2^64 that adding to them can never overflow (a forged 2^64-1 must not trap a receiver).
     public static let maximumCounter: UInt64 = 1 << 62
+    /// Members a `deltas` frame may name in `reaching`.
+    public static let maximumReaching = 64
 
     private static func readCounter(_ r: inout BinaryReader) throws -> UInt64 {
         let value = try r.readVarint()

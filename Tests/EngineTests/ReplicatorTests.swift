@@ -31,20 +31,21 @@ import Wire
         (output.effects + output.immediate).compactMap { effect in
             guard case .send(let frame, let endpoint, _) = effect,
                   let (_, message) = try? PeerCodec.decode(try envelope.open(frame)),
-                  case .deltas(let from, let to, let entries) = message else { return nil }
+                  case .deltas(let from, let to, let entries, _) = message else { return nil }
             let name = endpoints.first { $0.value == endpoint }!.key
             return (name, from, to, entries.count)
         }
     }
 
     /// A deltas frame from `peer` carrying one counter delta.
-    func frame(from peer: String, sequence: UInt64) throws -> Bytes {
+    func frame(from peer: String, sequence: UInt64, reaching: [String] = []) throws -> Bytes {
         var delta = KeyObject()
         var counter = ResettableCounter()
         delta.counter = try counter.add(1, replica: replicas[peer]!)
         let header = PeerHeader(nodeID: peer, replica: replicas[peer]!, endpoint: endpoints[peer]!, incarnation: 1, lamport: 1)
         let message = PeerMessage.deltas(from: sequence, to: sequence + 1,
-                                         entries: [KeyedBytes(key: Array("k".utf8), bytes: delta.serialized())])
+                                         entries: [KeyedBytes(key: Array("k".utf8), bytes: delta.serialized())],
+                                         reaching: reaching)
         return envelope.seal(PeerCodec.encode(header, message))
     }
 
@@ -140,6 +141,46 @@ import Wire
         output = EngineOutput()
         replicator.tick(now: 200, keyspace: &keyspace, acceptingWrites: true, into: &output)
         #expect(deltas(in: output).first { $0.peer == "c" }?.entries == 1)
+    }
+
+    @Test func aDeltaWhoseSourceReachesAPeerIsNotForwardedToIt() throws {
+        var replicator = replicator(fanout: 3)
+        var keyspace = Keyspace(digestBuckets: 4, snapshotFloorBytes: 4096)
+        var clock = LamportClock(replica: replicas["a"]!)
+        var output = EngineOutput()
+        // b says it delivers its deltas to c itself: a claims that one to c without carrying it.
+        replicator.receive(frame: try frame(from: "b", sequence: 0, reaching: ["a", "c"]), from: endpoints["b"]!,
+                           keyspace: &keyspace, clock: &clock, acceptingWrites: true, into: &output)
+        output = EngineOutput()
+        replicator.tick(now: 200, keyspace: &keyspace, acceptingWrites: true, into: &output)
+        #expect(deltas(in: output).first { $0.peer == "c" }.map { ($0.from, $0.to, $0.entries) } ?? (9, 9, 9) == (0, 1, 0))
+        // The next one names only a (c stopped acknowledging b): a carries it to c.
+        var changed = KeyObject()
+        var counter = ResettableCounter()
+        changed.counter = try counter.add(2, replica: replicas["b"]!)
+        let header = PeerHeader(nodeID: "b", replica: replicas["b"]!, endpoint: endpoints["b"]!, incarnation: 1, lamport: 2)
+        let second = envelope.seal(PeerCodec.encode(header, .deltas(from: 1, to: 2, entries: [KeyedBytes(key: Array("j".utf8), bytes: changed.serialized())],
+                                                                    reaching: ["a"])))
+        output = EngineOutput()
+        replicator.receive(frame: second, from: endpoints["b"]!, keyspace: &keyspace, clock: &clock, acceptingWrites: true, into: &output)
+        output = EngineOutput()
+        replicator.tick(now: 400, keyspace: &keyspace, acceptingWrites: true, into: &output)
+        #expect(deltas(in: output).first { $0.peer == "c" }.map { ($0.from, $0.to, $0.entries) } ?? (9, 9, 9) == (1, 2, 1))
+    }
+
+    @Test func aPeerIsNamedAsReachedWhileItsAcknowledgementsAdvance() {
+        var replicator = replicator()
+        replicator.record(delta: [1], of: Array("k".utf8))
+        var output = EngineOutput()
+        replicator.flush(into: &output)
+        #expect(replicator.membersKeepingUp().isEmpty)
+        replicator.now = 100
+        replicator.receiveDeltaAck(through: 1, from: "b")
+        #expect(replicator.membersKeepingUp() == ["b"])
+        // b holds everything: still reached. Once it lags without acknowledging for the timeout, it is not.
+        replicator.record(delta: [2], of: Array("k".utf8))
+        replicator.now = 100 + replicator.settings.retransmitMilliseconds
+        #expect(replicator.membersKeepingUp().isEmpty)
     }
 
     @Test func probesAreMarkedOnTheEnvelopeAndDataIsNot() throws {

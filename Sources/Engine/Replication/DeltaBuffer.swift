@@ -8,6 +8,9 @@ struct DeltaBuffer {
         var delta: KeyedBytes
         /// The peer this delta came from, which holds it already; `nil` for a local write.
         var source: String? = nil
+        /// Members the source delivers this delta to itself (`PeerMessage.deltas`'s `reaching`): not
+        /// forwarded to them.
+        var reaching: [String] = []
         /// Bytes appended to the buffer before this entry, over its whole life: the bytes between two
         /// sequences are a subtraction, so a lagging peer's backlog is measured in O(1).
         var offset: Int = 0

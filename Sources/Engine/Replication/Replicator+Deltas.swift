@@ -6,13 +6,14 @@ import Wire
 extension Replicator {
     /// A delta joined into `key` (local, or received from `source` and new to us): buffer it for peers and
     /// push it at the end of the batch.
-    mutating func record(delta: Bytes, of key: Bytes, from source: String? = nil) {
+    mutating func record(delta: Bytes, of key: Bytes, from source: String? = nil, reaching: [String] = []) {
         // A delta too large for one frame is not buffered; peers get the key by digest repair instead.
         guard delta.count + key.count < settings.maxFrameBytes / 2 else {
             needsSync.formUnion(membership.reachable.map(\.nodeID))
             return
         }
-        let entry = DeltaBuffer.Entry(sequence: nextSequence, delta: KeyedBytes(key: key, bytes: delta), source: source)
+        let entry = DeltaBuffer.Entry(sequence: nextSequence, delta: KeyedBytes(key: key, bytes: delta), source: source,
+                                      reaching: reaching)
         nextSequence += 1
         progressChanged = true
         if buffer.append(entry) { stats.bufferDrops += 1 }
@@ -50,6 +51,20 @@ extension Replicator {
         }
     }
 
+    /// Members whose acknowledgements of our sequence advanced within the retransmit timeout (or that
+    /// hold all of it): we deliver our buffered deltas to them ourselves, so receivers need not forward
+    /// them. A member cut off from us one way stops acknowledging and drops out of the list.
+    func membersKeepingUp() -> [String] {
+        var names: [String] = []
+        for member in targets where names.count < PeerCodec.maximumReaching {
+            let flow = outflow(to: member)
+            if flow.ackedAt > 0 && (flow.acked >= nextSequence || now < flow.ackedAt + settings.retransmitMilliseconds) {
+                names.append(member.nodeID)
+            }
+        }
+        return names
+    }
+
     /// What was sent to `member` and not yet acknowledged, per its current identity.
     func outflow(to member: Membership.Member) -> Outflow {
         let acked = acknowledged(by: member)
@@ -70,7 +85,9 @@ extension Replicator {
     /// one that came from `member` itself.
     mutating func sendDeltas(_ entries: ArraySlice<DeltaBuffer.Entry>, claimingFrom: UInt64, to member: Membership.Member,
                              into output: inout EngineOutput) {
+        let reaching = membersKeepingUp()
         let budget = settings.maxDatagramBytes - settings.envelope.overhead - 96 - selfID.utf8.count
+            - reaching.reduce(0) { $0 + $1.utf8.count + 1 }
         var from = claimingFrom
         var batch: [KeyedBytes] = []
         var size = 0
@@ -78,8 +95,9 @@ extension Replicator {
         // Below the first entry, a gap is a claimed skip (the buffer no longer holds those deltas).
         if let first = entries.first, first.sequence > claimingFrom { last = first.sequence }
         for entry in entries {
-            // The peer a delta came from holds it: the frame claims it without carrying it.
-            guard entry.source != member.nodeID else {
+            // The peer a delta came from holds it, and its source delivers it to those it names as
+            // reaching: the frame claims it without carrying it.
+            guard entry.source != member.nodeID, !entry.reaching.contains(member.nodeID) else {
                 last = entry.sequence + 1
                 continue
             }
@@ -87,13 +105,13 @@ extension Replicator {
             if entry.sequence > last {
                 // A gap (deltas left out of this push): never claim what the frame does not carry.
                 if !batch.isEmpty || from < last {
-                    send(.deltas(from: from, to: last, entries: batch), to: member.endpoint, recipient: member.nodeID, into: &output)
+                    send(.deltas(from: from, to: last, entries: batch, reaching: batch.isEmpty ? [] : reaching), to: member.endpoint, recipient: member.nodeID, into: &output)
                 }
                 from = entry.sequence
                 batch.removeAll(keepingCapacity: true)
                 size = 0
             } else if !batch.isEmpty && size + entrySize > budget {
-                send(.deltas(from: from, to: last, entries: batch), to: member.endpoint, recipient: member.nodeID, into: &output)
+                send(.deltas(from: from, to: last, entries: batch, reaching: batch.isEmpty ? [] : reaching), to: member.endpoint, recipient: member.nodeID, into: &output)
                 from = last
                 batch.removeAll(keepingCapacity: true)
                 size = 0
@@ -103,7 +121,7 @@ extension Replicator {
             last = entry.sequence + 1
         }
         if !batch.isEmpty || from < last {
-            send(.deltas(from: from, to: last, entries: batch), to: member.endpoint, recipient: member.nodeID, into: &output)
+            send(.deltas(from: from, to: last, entries: batch, reaching: batch.isEmpty ? [] : reaching), to: member.endpoint, recipient: member.nodeID, into: &output)
         }
     }
 
@@ -163,7 +181,7 @@ extension Replicator {
         buffer.collect(below: lowest)
     }
 
-    mutating func receiveDeltas(from: UInt64, to: UInt64, entries: [KeyedBytes], header: PeerHeader,
+    mutating func receiveDeltas(from: UInt64, to: UInt64, entries: [KeyedBytes], reaching: [String], header: PeerHeader,
                                 keyspace: inout Keyspace, into output: inout EngineOutput) {
         // Decode everything first: a frame with one bad delta is rejected whole and not acknowledged.
         var decoded: [(Bytes, KeyObject, Bytes)] = []
@@ -176,7 +194,8 @@ extension Replicator {
             decoded.append((entry.key, delta, entry.bytes))
         }
         for (key, delta, bytes) in decoded {
-            join(delta, bytes: bytes, into: key, keyspace: &keyspace, rebroadcastFrom: header.nodeID, output: &output)
+            join(delta, bytes: bytes, into: key, keyspace: &keyspace, rebroadcastFrom: header.nodeID, reaching: reaching,
+                 output: &output)
         }
         stats.deltasApplied += UInt64(decoded.count)
         if !decoded.isEmpty { lastDeltasAt[header.nodeID] = now }
@@ -202,15 +221,18 @@ extension Replicator {
         if clamped != before || acknowledged[node]?.replica != member.replica {
             acknowledged[node] = PeerProgress(replica: member.replica, sequence: clamped)
         }
-        if clamped > before { outflows[node]?.progressAt = now }
+        if clamped > before {
+            outflows[node]?.progressAt = now
+            outflows[node]?.ackedAt = now
+        }
     }
 
     /// Joins a delta or state from a peer into `key`; persists it and, if it was new and came from a peer
     /// as a delta (`rebroadcastFrom`), passes it on.
     mutating func join(_ delta: KeyObject, bytes: Bytes, into key: Bytes, keyspace: inout Keyspace,
-                       rebroadcastFrom source: String?, output: inout EngineOutput) {
+                       rebroadcastFrom source: String?, reaching: [String] = [], output: inout EngineOutput) {
         guard let record = keyspace.join(remote: delta, bytes: bytes, into: key) else { return }
         output.records.append(record)
-        if let source { self.record(delta: bytes, of: key, from: source) }
+        if let source { self.record(delta: bytes, of: key, from: source, reaching: reaching) }
     }
 }

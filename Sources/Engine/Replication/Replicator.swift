@@ -70,6 +70,8 @@ struct Replicator {
         var sentThrough: UInt64
         /// When the peer's acknowledgement last advanced (or we last resent): the retransmit timer.
         var progressAt: UInt64
+        /// When the peer's acknowledgement last advanced; 0 if never.
+        var ackedAt: UInt64 = 0
     }
 
     struct Deferral {
@@ -181,8 +183,9 @@ struct Replicator {
             perform(membership.relayProbe(for: sender, sequence: sequence, target: target, now: now), into: &output)
         case .leave:
             break
-        case .deltas(let from, let to, let entries):
-            receiveDeltas(from: from, to: to, entries: entries, header: header, keyspace: &keyspace, into: &output)
+        case .deltas(let from, let to, let entries, let reaching):
+            receiveDeltas(from: from, to: to, entries: entries, reaching: reaching, header: header, keyspace: &keyspace,
+                          into: &output)
         case .deltaAck(let through):
             receiveDeltaAck(through: through, from: header.nodeID)
         case .syncRoot, .syncBuckets, .syncKeys, .requestStates, .states, .stateChunk:
