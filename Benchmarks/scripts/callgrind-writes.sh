@@ -61,6 +61,20 @@ free_port() {
     log "no free port in 18000-18999"; exit 1
 }
 
+# The profile of the thread that runs the given function (mangled names keep the type's name).
+thread_file() {
+    local prefix=$1 marker=$2 file
+    for file in "$prefix"-*; do
+        if grep -q "$marker" "$file"; then echo "$file"; return 0; fi
+    done
+}
+
+# Inclusive instructions of the first function matching $2 in profile $1.
+inclusive() {
+    [ -n "$1" ] || { echo 0; return 0; }
+    callgrind_annotate --inclusive=yes --threshold=100 "$1" 2>/dev/null | grep -m1 "$2" | awk '{ gsub(",", "", $1); print $1 }'
+}
+
 # The thread whose profile holds the given Swift type's run loop (mangled names keep the type's name).
 thread_total() {
     local prefix=$1 marker=$2 file
@@ -73,8 +87,8 @@ thread_total() {
     echo 0
 }
 
-printf '| command | -P | commands run | engine instr/cmd | writer instr/cmd | loop instr/cmd | all threads instr/cmd |\n'
-printf '|---|---:|---:|---:|---:|---:|---:|\n'
+printf '| command | -P | commands run | Engine.execute instr/cmd | engine thread instr/cmd | writer instr/cmd | loop instr/cmd | all threads instr/cmd |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for test in $tests; do
     rm -rf "$work/data"; mkdir -p "$work/data"
     client_port=$(free_port)
@@ -101,14 +115,16 @@ for test in $tests; do
     pid=""
     engine=$(thread_total "$prefix" 'EngineThreadC3run')
     writer=$(thread_total "$prefix" 'WriterThreadC3run')
+    # The commands themselves (parse, run, reply), without the thread's ticks and idle wake-ups.
+    execute=$(inclusive "$(thread_file "$prefix" 'EngineThreadC3run')" 'EngineAAV7execute_3for4into')
     all=0
     for file in "$prefix"-*; do
         n=$(sed -n 's/^summary: \([0-9]*\).*/\1/p' "$file"); all=$((all + ${n:-0}))
     done
     # The loop thread is the main thread: the first profile.
     loop=$(sed -n 's/^summary: \([0-9]*\).*/\1/p' "$prefix-01" 2>/dev/null || echo 0)
-    awk -v t="$(echo "$test" | tr a-z A-Z)" -v p="$pipeline" -v n="${commands:-0}" -v e="$engine" -v w="$writer" -v l="$loop" -v a="$all" \
-        'BEGIN { if (n == 0) n = 1; printf "| %s | %s | %d | %.0f | %.0f | %.0f | %.0f |\n", t, p, n, e / n, w / n, l / n, a / n }'
+    awk -v t="$(echo "$test" | tr a-z A-Z)" -v p="$pipeline" -v n="${commands:-0}" -v e="$engine" -v x="${execute:-0}" -v w="$writer" -v l="$loop" -v a="$all" \
+        'BEGIN { if (n == 0) n = 1; printf "| %s | %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f |\n", t, p, n, x / n, e / n, w / n, l / n, a / n }'
 done
 echo
 echo "crdtd $crdtd; valgrind --tool=callgrind --separate-threads=yes; redis-benchmark -c $clients -n $requests -P $pipeline -r $keyspace; profiles in $out"
