@@ -148,10 +148,10 @@ start_servers() {
     rm -rf "$work/redis" "$work"/crdtd*; mkdir -p "$work/redis"
     used_ports=" "
     free_port redis_port
-    local i peer_ports=() port
+    local i peer_ports=() client_port_i="" peer_port_i=""
     for i in $(seq "$cluster"); do
-        free_port port; node_ports+=("$port")
-        free_port port; peer_ports+=("$port")
+        free_port client_port_i; node_ports+=("$client_port_i")
+        free_port peer_port_i; peer_ports+=("$peer_port_i")
     done
     crdtd_port=${node_ports[0]}
     redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$work/redis" --save '' \
