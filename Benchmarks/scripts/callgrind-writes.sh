@@ -72,7 +72,8 @@ thread_file() {
 # Inclusive instructions of the first function matching $2 in profile $1.
 inclusive() {
     [ -n "$1" ] || { echo 0; return 0; }
-    callgrind_annotate --inclusive=yes --threshold=100 "$1" 2>/dev/null | grep -m1 "$2" | awk '{ gsub(",", "", $1); print $1 }'
+    # awk reads everything (no early exit): under pipefail a SIGPIPE to callgrind_annotate would fail the script.
+    callgrind_annotate --inclusive=yes --threshold=100 "$1" 2>/dev/null | awk -v f="$2" '!done && index($0, f) { gsub(",", "", $1); print $1; done = 1 }'
 }
 
 # The thread whose profile holds the given Swift type's run loop (mangled names keep the type's name).

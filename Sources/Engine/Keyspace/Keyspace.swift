@@ -66,18 +66,21 @@ struct Keyspace {
         // copy of the object nor a delete and re-insert. What the bookkeeping needs of the object after
         // the write is read inside that same access (a read through the dictionary's getter copies the
         // whole object: every slot's storage retained and released).
-        let delta: KeyObject
-        let change: Change
+        var change = Change()
         if let existing = objects.index(forKey: key) {
-            (delta, change) = try Self.write(&objects.values[existing], body)
+            let delta = try Self.write(&objects.values[existing], &change, body)
             guard !delta.isBottom else { return nil }
-        } else {
-            var created = KeyObject()
-            (delta, change) = try Self.write(&created, body)
-            guard !delta.isBottom else { return nil }
-            objects[key] = created
-            order = nil
+            return recorded(key, delta, change)
         }
+        var created = KeyObject()
+        let delta = try Self.write(&created, &change, body)
+        guard !delta.isBottom else { return nil }
+        objects[key] = consume created
+        order = nil
+        return recorded(key, delta, change)
+    }
+
+    private mutating func recorded(_ key: Bytes, _ delta: borrowing KeyObject, _ change: Change) -> LocalWrite {
         let bytes = delta.serialized()
         return LocalWrite(delta: bytes, record: changed(key, change, deltaBytes: bytes))
     }
@@ -86,18 +89,16 @@ struct Keyspace {
     /// peer sent nothing new (a duplicate, a replay, or something already covered): the common case
     /// under gossip, decided in O(delta).
     mutating func join(remote delta: KeyObject, bytes: Bytes, into key: Bytes) -> DurableRecord? {
-        let joined: (Bool, Change)
+        var change = Change()
         if let existing = objects.index(forKey: key) {
-            joined = Self.write(&objects.values[existing]) { object in object.inflate(with: delta) }
-            guard joined.0 else { return nil }
+            guard Self.write(&objects.values[existing], &change, { object in object.inflate(with: delta) }) else { return nil }
         } else {
             var created = KeyObject()
-            joined = Self.write(&created) { object in object.inflate(with: delta) }
-            guard joined.0 else { return nil }
-            objects[key] = created
+            guard Self.write(&created, &change, { object in object.inflate(with: delta) }) else { return nil }
+            objects[key] = consume created
             order = nil
         }
-        return changed(key, joined.1, deltaBytes: bytes)
+        return changed(key, change, deltaBytes: bytes)
     }
 
     /// What the bookkeeping needs to know of a change to one object.
@@ -107,13 +108,17 @@ struct Keyspace {
         var deadline: UInt64?
     }
 
-    /// Runs `body` on `object` in place and reads what `changed` needs before and after it.
+    /// Runs `body` on `object` in place and reads what `changed` needs before and after it. The
+    /// change comes back through `change`, not in a tuple with the result: returning the delta
+    /// alone lets it move to the caller instead of being copied out of the tuple.
     private static func write<Result, Failure: Error>(
-        _ object: inout KeyObject, _ body: (inout KeyObject) throws(Failure) -> Result
-    ) throws(Failure) -> (Result, Change) {
-        let typeBefore = object.visibleType
+        _ object: inout KeyObject, _ change: inout Change, _ body: (inout KeyObject) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        change.typeBefore = object.visibleType
         let result = try body(&object)
-        return (result, Change(typeBefore: typeBefore, typeAfter: object.visibleType, deadline: object.expiry.expiresAt))
+        change.typeAfter = object.visibleType
+        change.deadline = object.expiry.expiresAt
+        return result
     }
 
     /// Bookkeeping after `key`'s object changed by a delta of `deltaBytes`; returns what to persist.
