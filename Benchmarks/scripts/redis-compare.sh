@@ -9,8 +9,11 @@
 # Prints a Markdown table (ops/s, ratio crdtd/redis, p50 latency) and keeps the raw CSV.
 #
 # Usage: Benchmarks/scripts/redis-compare.sh [--no-build] [--rounds N] [--passes "normal full"]
-#            [--tests "ping_mbulk set get incr sadd"] [--pipelines "1 16"] [--clients 50]
-#            [--requests-p1 N] [--requests-p16 N] [--keyspace N] [--out DIR]
+#            [--tests "ping_mbulk set get incr sadd hset"] [--pipelines "1 16"] [--clients 50]
+#            [--requests-p1 N] [--requests-p16 N] [--keyspace N] [--cluster N] [--out DIR]
+# --cluster N: crdtd runs as N release nodes on 127.0.0.1 peered with each other (as `crdtctl cluster
+#   start` does); redis-benchmark runs against node 1, and after every crdtd run the script polls
+#   CRDT.DIGEST on every node until they agree (the others hold every write), for at most 1 s.
 # Environment: CRDTD_BIN (use this binary; implies --no-build).
 set -euo pipefail
 
@@ -18,12 +21,13 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 build=1
 rounds=3
 passes="normal full"
-tests="ping_mbulk set get incr sadd"
+tests="ping_mbulk set get incr sadd hset"
 pipelines="1 16"
 clients=50
 requests_p1=50000
 requests_p16=200000
 keyspace=100000
+cluster=1
 out=""
 # One redis-benchmark run may not take longer than this (a wedged server must not hang the script).
 run_timeout=120
@@ -39,8 +43,9 @@ while [ $# -gt 0 ]; do
         --requests-p1) requests_p1=$2; shift ;;
         --requests-p16) requests_p16=$2; shift ;;
         --keyspace) keyspace=$2; shift ;;
+        --cluster) cluster=$2; shift ;;
         --out) out=$2; shift ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "redis-compare: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -81,6 +86,9 @@ work=$(mktemp -d /tmp/redis-compare.XXXXXX)
 mkdir -p "$out"
 redis_pid=""
 crdtd_pid=""
+# With --cluster: every node's pid and client port (node 1 first: crdtd_pid and crdtd_port).
+node_pids=()
+node_ports=()
 
 stop_pid() {
     local pid=$1
@@ -91,13 +99,15 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 stop_servers() {
-    stop_pid "$crdtd_pid"; crdtd_pid=""
+    local pid
+    for pid in "${node_pids[@]}"; do stop_pid "$pid"; done
+    node_pids=(); node_ports=(); crdtd_pid=""
     stop_pid "$redis_pid"; redis_pid=""
 }
 cleanup() {
     stop_servers
     # Keep the raw results when they were asked for elsewhere; the data directories always go.
-    rm -rf "$work/redis" "$work/crdtd"
+    rm -rf "$work/redis" "$work"/crdtd*
     [ "$out" = "$work" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -135,23 +145,54 @@ start_servers() {
         full) fsync=always; durability=full ;;
         *) log "unknown pass '$pass' (normal or full)"; exit 2 ;;
     esac
-    rm -rf "$work/redis" "$work/crdtd"; mkdir -p "$work/redis" "$work/crdtd"
+    rm -rf "$work/redis" "$work"/crdtd*; mkdir -p "$work/redis"
     used_ports=" "
-    free_port redis_port; free_port crdtd_port; free_port peer_port
+    free_port redis_port
+    local i peer_ports=() client_port_i="" peer_port_i=""
+    for i in $(seq "$cluster"); do
+        free_port client_port_i; node_ports+=("$client_port_i")
+        free_port peer_port_i; peer_ports+=("$peer_port_i")
+    done
+    crdtd_port=${node_ports[0]}
     redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$work/redis" --save '' \
         --appendonly yes --appendfsync "$fsync" --daemonize no --protected-mode yes \
         --logfile "$work/redis.log" &
     redis_pid=$!
-    "$crdtd" --node-id bench --data-dir "$work/crdtd" --client-addr "127.0.0.1:$crdtd_port" \
-        --peer-addr "127.0.0.1:$peer_port" --insecure --durability "$durability" --log-level warning \
-        >"$work/crdtd.log" 2>&1 &
-    crdtd_pid=$!
+    for i in $(seq 0 $((cluster - 1))); do
+        local name=bench seeds=() j
+        [ "$cluster" = 1 ] || name="n$((i + 1))"
+        for j in $(seq 0 $((cluster - 1))); do [ "$j" = "$i" ] || seeds+=(--seed "127.0.0.1:${peer_ports[$j]}"); done
+        mkdir -p "$work/crdtd-$name"
+        "$crdtd" --node-id "$name" --data-dir "$work/crdtd-$name" --client-addr "127.0.0.1:${node_ports[$i]}" \
+            --peer-addr "127.0.0.1:${peer_ports[$i]}" ${seeds[@]+"${seeds[@]}"} --insecure --durability "$durability" \
+            --log-level warning >"$work/crdtd-$name.log" 2>&1 &
+        node_pids+=($!)
+    done
+    crdtd_pid=${node_pids[0]}
     wait_ping "$redis_port" "$redis_pid" redis
-    wait_ping "$crdtd_port" "$crdtd_pid" crdtd
-    log "pass $pass: redis (appendfsync $fsync) pid $redis_pid port $redis_port; crdtd (--durability $durability) pid $crdtd_pid port $crdtd_port"
+    for i in $(seq 0 $((cluster - 1))); do wait_ping "${node_ports[$i]}" "${node_pids[$i]}" "crdtd-$( [ "$cluster" = 1 ] && echo bench || echo "n$((i + 1))")"; done
+    log "pass $pass: redis (appendfsync $fsync) pid $redis_pid port $redis_port; crdtd (--durability $durability, $cluster node(s)) pids ${node_pids[*]} client ports ${node_ports[*]}"
 }
 
-# One redis-benchmark run; appends "pass,server,round,test,pipeline,rps,p50" to the raw file.
+# With --cluster: milliseconds until every node reports node 1's CRDT.DIGEST, polled every 20 ms for
+# at most 1 s after the run; "late" when they still differ then.
+replicated_ms() {
+    local start now digest port same
+    start=$(date +%s%N)
+    while true; do
+        digest=$(redis-cli -h 127.0.0.1 -p "$crdtd_port" CRDT.DIGEST 2>/dev/null)
+        same=1
+        for port in "${node_ports[@]:1}"; do
+            [ "$(redis-cli -h 127.0.0.1 -p "$port" CRDT.DIGEST 2>/dev/null)" = "$digest" ] || { same=0; break; }
+        done
+        now=$(date +%s%N)
+        if [ "$same" = 1 ]; then echo $(( (now - start) / 1000000 )); return 0; fi
+        if [ $(( now - start )) -gt 1000000000 ]; then echo late; return 0; fi
+        sleep 0.02
+    done
+}
+
+# One redis-benchmark run; appends "pass,server,round,test,pipeline,rps,p50,replicated_ms" to the raw file.
 run_one() {
     local pass=$1 server=$2 port=$3 round=$4 test=$5 pipeline=$6 requests line
     requests=$requests_p1; [ "$pipeline" = 1 ] || requests=$requests_p16
@@ -162,11 +203,12 @@ run_one() {
     fi
     # Redis 7 CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",...
     echo "$line" | tr -d '"' | awk -F, -v pass="$pass" -v s="$server" -v r="$round" -v t="$test" -v p="$pipeline" \
-        '{ printf "%s,%s,%s,%s,%s,%s,%s\n", pass, s, r, t, p, $2, $5 }' >>"$raw"
+        '{ printf "%s,%s,%s,%s,%s,%s,%s,", pass, s, r, t, p, $2, $5 }' >>"$raw"
+    if [ "$server" = crdtd ] && [ "$cluster" -gt 1 ]; then replicated_ms >>"$raw"; else echo >>"$raw"; fi
 }
 
 raw="$out/raw.csv"
-echo "pass,server,round,test,pipeline,rps,p50_ms" >"$raw"
+echo "pass,server,round,test,pipeline,rps,p50_ms,replicated_ms" >"$raw"
 started=$(date +%s)
 for pass in $passes; do
     start_servers "$pass"
@@ -189,7 +231,9 @@ for pass in $passes; do
         done
         log "pass $pass: round $round of $rounds done ($(( $(date +%s) - started )) s elapsed)"
     done
-    kill -0 "$crdtd_pid" 2>/dev/null || { log "crdtd died during pass $pass (log: $work/crdtd.log)"; exit 1; }
+    for pid in "${node_pids[@]}"; do
+        kill -0 "$pid" 2>/dev/null || { log "a crdtd node (pid $pid) died during pass $pass (logs: $work/crdtd-*.log)"; exit 1; }
+    done
     stop_servers
 done
 elapsed=$(( $(date +%s) - started ))
@@ -198,17 +242,29 @@ elapsed=$(( $(date +%s) - started ))
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 cell() { awk -F, -v a="$1" -v s="$2" -v t="$3" -v p="$4" -v c="$5" 'NR > 1 && $1 == a && $2 == s && $4 == t && $5 == p { print $c }' "$raw" | median; }
 
+# The slowest round's replication time of a cell ("late" if any round missed 1 s).
+replicated() { awk -F, -v a="$1" -v t="$2" -v p="$3" 'NR > 1 && $1 == a && $2 == "crdtd" && $4 == t && $5 == p {
+    if ($8 == "late") late = 1; else if ($8 + 0 > worst) worst = $8 + 0 }
+    END { if (late) print "no (over 1 s)"; else printf "yes, %d ms\n", worst }' "$raw"; }
+
 {
-    echo "| durability | command | -P | Redis ops/s | crdtd ops/s | crdtd/Redis | Redis p50 ms | crdtd p50 ms |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    if [ "$cluster" -gt 1 ]; then
+        echo "| durability | command | -P | Redis ops/s | crdtd ops/s | crdtd/Redis | Redis p50 ms | crdtd p50 ms | nodes agree within 1 s (slowest round) |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
+    else
+        echo "| durability | command | -P | Redis ops/s | crdtd ops/s | crdtd/Redis | Redis p50 ms | crdtd p50 ms |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    fi
+    nodes=""; [ "$cluster" = 1 ] || nodes=" ($cluster nodes)"
     for pass in $passes; do
-        case "$pass" in normal) label="crdtd normal / Redis everysec" ;; full) label="crdtd full / Redis always" ;; esac
+        case "$pass" in normal) label="crdtd normal$nodes / Redis everysec" ;; full) label="crdtd full$nodes / Redis always" ;; esac
         for test in $tests; do
             for pipeline in $pipelines; do
                 r_rps=$(cell "$pass" redis "$test" "$pipeline" 6); c_rps=$(cell "$pass" crdtd "$test" "$pipeline" 6)
                 r_p50=$(cell "$pass" redis "$test" "$pipeline" 7); c_p50=$(cell "$pass" crdtd "$test" "$pipeline" 7)
                 awk -v l="$label" -v t="$(echo "$test" | tr a-z A-Z)" -v p="$pipeline" -v rr="$r_rps" -v cr="$c_rps" -v rp="$r_p50" -v cp="$c_p50" \
-                    'BEGIN { printf "| %s | %s | %s | %.0f | %.0f | %s | %.3f | %.3f |\n", l, t, p, rr, cr, (rr > 0 ? sprintf("%.2f", cr / rr) : "n/a"), rp, cp }'
+                    'BEGIN { printf "| %s | %s | %s | %.0f | %.0f | %s | %.3f | %.3f |", l, t, p, rr, cr, (rr > 0 ? sprintf("%.2f", cr / rr) : "n/a"), rp, cp }'
+                if [ "$cluster" -gt 1 ]; then echo " $(replicated "$pass" "$test" "$pipeline") |"; else echo; fi
             done
         done
     done

@@ -63,6 +63,11 @@ extension CausalCRDT {
         self = Self(store: store, context: context)
     }
 
+    /// Whether this is bottom (equal to `Self()`): nothing seen and no dot held. O(1), where
+    /// `== Self()` builds a bottom and compares every part of both.
+    @inlinable
+    public var isBottom: Bool { context.isEmpty && store.isBottom }
+
     /// O(other) plus the store's digest: the context grew, or the store's dots changed (a dot names
     /// one event, so equal dots mean equal entries).
     @inlinable

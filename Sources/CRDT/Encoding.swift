@@ -147,11 +147,36 @@ func encodeSortedByKeyBytes<Key: BinaryCodable, Value>(
         entry.key.encode(to: &scratch)
         keyed.append((scratch.bytes, entry.value))
     }
-    keyed.sort { $0.bytes.lexicographicallyPrecedes($1.bytes) }
+    keyed.sort { bytesPrecede($0.bytes, $1.bytes) }
     writer.write(varint: UInt64(keyed.count))
     for entry in keyed {
         writer.write(raw: entry.bytes)
         encodeValue(entry.value, &writer)
+    }
+}
+
+/// `lhs.lexicographicallyPrecedes(rhs)` for byte arrays, eight bytes per step: the sort of a large
+/// set's or hash's members by their encoding (every snapshot) spent most of its time in the generic
+/// element-by-element comparison.
+@inlinable
+func bytesPrecede(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+    lhs.withUnsafeBytes { a in
+        rhs.withUnsafeBytes { b in
+            let common = min(a.count, b.count)
+            var offset = 0
+            while offset + 8 <= common {
+                // Big-endian words compare as their bytes do.
+                let x = UInt64(bigEndian: a.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                let y = UInt64(bigEndian: b.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                if x != y { return x < y }
+                offset += 8
+            }
+            while offset < common {
+                if a[offset] != b[offset] { return a[offset] < b[offset] }
+                offset += 1
+            }
+            return a.count < b.count
+        }
     }
 }
 

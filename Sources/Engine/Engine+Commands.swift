@@ -251,7 +251,9 @@ extension Engine {
                 var delta = KeyObject()
                 for member in members {
                     if !object.set.contains(member) { added += 1 }
-                    delta.set.join(object.set.add(member, replica: m.replica))
+                    // Joining into bottom is the identity: the first member's delta is taken as is.
+                    let memberDelta = object.set.add(member, replica: m.replica)
+                    if delta.set.isBottom { delta.set = memberDelta } else { delta.set.join(memberDelta) }
                 }
                 return delta
             }
@@ -299,7 +301,8 @@ extension Engine {
                 var delta = KeyObject()
                 for pair in pairs {
                     if object.hash[pair.field] == nil { created += 1 }
-                    delta.hash.join(object.hash.update(pair.field) { register in register.assign(pair.value, clock: &m.clock) })
+                    let field = object.hash.update(pair.field) { register in register.assign(pair.value, clock: &m.clock) }
+                    if delta.hash.isBottom { delta.hash = field } else { delta.hash.join(field) }
                 }
                 return delta
             }

@@ -27,7 +27,7 @@ struct CommitTracker {
     var released: UInt64 = 0
     var condition: StorageCondition = .healthy
     /// Keys with local writes in steps not released yet, with the last such step.
-    private(set) var dirty: [Bytes: UInt64] = [:]
+    private(set) var dirty: [KeyName: UInt64] = [:]
     private var dirtyOrder = FIFO<(step: UInt64, key: Bytes)>()
     /// Steps not released yet that hold something for the disk, oldest first.
     private var waiting = FIFO<Waiting>()
@@ -50,7 +50,7 @@ struct CommitTracker {
 
     /// A local write to `key` in the current step.
     mutating func wrote(_ key: Bytes) {
-        dirty[key] = step
+        dirty[KeyName(key)] = step
         dirtyOrder.append((step, key))
         writesThisStep += 1
     }
@@ -84,7 +84,8 @@ struct CommitTracker {
             waiting.removeFirst()
         }
         while let first = dirtyOrder.first, first.step <= step {
-            if dirty[first.key] == first.step { dirty[first.key] = nil }
+            let name = KeyName(first.key)
+            if let index = dirty.index(forKey: name), dirty.values[index] == first.step { dirty.remove(at: index) }
             dirtyOrder.removeFirst()
         }
     }
@@ -145,7 +146,7 @@ extension Engine {
     func revealsOnlyDurableState(_ command: Command) -> Bool {
         switch command.reveals {
         case .nothing: true
-        case .keys(let keys): keys.allSatisfy { commits.dirty[$0] == nil }
+        case .keys(let keys): commits.dirty.isEmpty || keys.allSatisfy { commits.dirty[KeyName($0)] == nil }
         case .keyspace: commits.dirty.isEmpty
         case .notARead: false
         }
@@ -155,14 +156,25 @@ extension Engine {
     /// disk, else behind this step's commit. Returns whether it went early.
     @discardableResult
     mutating func reply(_ value: RESPReply, to client: ClientID, early: Bool = false, into output: inout EngineOutput) -> Bool {
-        let version = sessions[client]?.protocolVersion ?? .resp2
-        let effect = Effect.reply(client, value.encoded(protocol: version))
-        if early && (sessions[client]?.heldThrough ?? 0) <= commits.released {
+        // One lookup of the session, read and updated in place (its getter would copy it).
+        guard let index = sessions.index(forKey: client) else {
+            let effect = Effect.reply(client, value.encoded(protocol: .resp2))
+            if early { output.immediate.append(effect); return true }
+            output.effects.append(effect)
+            return false
+        }
+        return Self.reply(value, to: client, session: &sessions.values[index], early: early, commits: commits, into: &output)
+    }
+
+    private static func reply(_ value: RESPReply, to client: ClientID, session: inout Session, early: Bool,
+                              commits: CommitTracker, into output: inout EngineOutput) -> Bool {
+        let effect = Effect.reply(client, value.encoded(protocol: session.protocolVersion))
+        if early && session.heldThrough <= commits.released {
             output.immediate.append(effect)
             return true
         }
         output.effects.append(effect)
-        sessions[client]?.heldThrough = commits.step
+        session.heldThrough = commits.step
         return false
     }
 }

@@ -25,7 +25,7 @@ extension Engine {
     /// Without `KEEPTTL` the deadlines seen are removed (a concurrent `EXPIRE` elsewhere survives);
     /// with `EX`/`PX`/`EXAT`/`PXAT` the new deadline is in the same delta.
     mutating func setString(_ key: Bytes, _ value: Bytes, expiry: ExpiryChange?, into output: inout EngineOutput) -> RESPReply {
-        if let object = keyspace[key], object.bounded != BoundedCounter() { return Self.boundedCounterStays }
+        if keyspace.holdsBoundedCounter(key) { return Self.boundedCounterStays }
         let deadline = expiry.flatMap(deadline(of:))
         if let deadline, deadline <= Int64(clamping: wallMilliseconds) {
             // Already past: Redis stores nothing, and what the key held is gone.

@@ -133,10 +133,22 @@ public enum RESPReply: Sendable, Hashable {
 
     /// This reply's encoding for a client speaking `version`.
     public func encoded(protocol version: RESPVersion) -> [UInt8] {
+        // The replies of most writes, shared instead of allocated for each (the same in both protocols).
+        switch self {
+        case .simpleString(let text) where text == "OK": return Self.okEncoded
+        case .integer(let value) where value >= 0 && value < Self.smallIntegersEncoded.count:
+            return Self.smallIntegersEncoded[Int(value)]
+        default: break
+        }
         var buffer: [UInt8] = []
+        buffer.reserveCapacity(16)
         encode(protocol: version, into: &buffer)
         return buffer
     }
+
+    private static let okEncoded: [UInt8] = Array("+OK\r\n".utf8)
+    /// `:0` to `:15`: SADD's, HSET's and DEL's usual answers.
+    private static let smallIntegersEncoded: [[UInt8]] = (0..<16).map { Array(":\($0)\r\n".utf8) }
 
     private static func appendLine(_ text: String, into buffer: inout [UInt8]) {
         // A line end inside a simple string or error would end it early and desynchronise the client.

@@ -81,7 +81,8 @@ struct SequenceRuns: Equatable {
 /// ``Store/load()`` on; changed only after a commit succeeds, so a rolled-back batch leaves it as it was.
 struct Collector {
     /// Per key, the deltas appended after its snapshot (all of them if it has none).
-    private(set) var live: [[UInt8]: SequenceRuns] = [:]
+    /// Keyed by `RowKey` (hashed in one call): touched by every appended delta.
+    private(set) var live: [RowKey: SequenceRuns] = [:]
     /// Per key, the deltas its snapshot superseded that are not deleted yet.
     private(set) var superseded: [[UInt8]: SequenceRuns] = [:]
     /// Keys with superseded deltas, in the order their snapshots were written; a key may appear after
@@ -99,7 +100,7 @@ struct Collector {
 
     /// A delta row found by ``Store/load()`` or just appended.
     mutating func appended(_ sequence: Int64, key: [UInt8]) {
-        live[key, default: SequenceRuns()].append(sequence)
+        live[RowKey(key), default: SequenceRuns()].append(sequence)
         liveTotal += 1
     }
 
@@ -112,7 +113,7 @@ struct Collector {
 
     /// `key`'s snapshot was written: every live delta of the key is now superseded.
     mutating func snapshotWritten(_ key: [UInt8]) {
-        guard let runs = live.removeValue(forKey: key) else { return }
+        guard let runs = live.removeValue(forKey: RowKey(key)) else { return }
         liveTotal -= runs.count
         supersededTotal += runs.count
         if superseded[key] == nil { order.append(key) }
@@ -123,13 +124,13 @@ struct Collector {
     func rows(of key: [UInt8]) -> [ClosedRange<Int64>] {
         var rows = SequenceRuns()
         if let old = superseded[key] { rows.append(contentsOf: old) }
-        if let new = live[key] { rows.append(contentsOf: new) }
+        if let new = live[RowKey(key)] { rows.append(contentsOf: new) }
         return Array(rows.all)
     }
 
     /// `key` was removed and all its rows deleted.
     mutating func removed(_ key: [UInt8]) {
-        liveTotal -= live.removeValue(forKey: key)?.count ?? 0
+        liveTotal -= live.removeValue(forKey: RowKey(key))?.count ?? 0
         supersededTotal -= superseded.removeValue(forKey: key)?.count ?? 0
     }
 
@@ -174,4 +175,13 @@ struct Collector {
         var ranges: [ClosedRange<Int64>] = []
         var rows = 0
     }
+}
+
+/// A key as a dictionary key that hashes its bytes in one call (`[UInt8]`'s own `Hashable` feeds the
+/// hasher one byte at a time, a visible share of every commit).
+struct RowKey: Hashable {
+    var bytes: [UInt8]
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
+    static func == (lhs: RowKey, rhs: RowKey) -> Bool { lhs.bytes == rhs.bytes }
 }

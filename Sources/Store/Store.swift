@@ -203,9 +203,7 @@ public final class Store {
             for record in records {
                 switch record {
                 case .delta(let key, let bytes):
-                    try statements.appendDelta.bind(1, key)
-                    try statements.appendDelta.bind(2, bytes)
-                    try statements.appendDelta.run()
+                    try statements.appendDelta.run(blob: key, bytes)
                     sequences.append(statements.appendDelta.lastInsertedRowID)
                 case .snapshot(let key, let bytes):
                     try statements.putSnapshot.bind(1, key)

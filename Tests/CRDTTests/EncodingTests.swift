@@ -1,4 +1,4 @@
-import CRDT
+@testable import CRDT
 import Testing
 
 @Suite("Encoding")
@@ -209,4 +209,34 @@ struct EncodingTests {
 private func writeOneDotSet(_ dot: Dot, into writer: inout BinaryWriter) {
     writer.write(varint: 1)
     dot.encode(to: &writer)
+}
+
+@Suite("Byte order")
+struct ByteOrderTests {
+    /// The word-at-a-time comparison that sorts members for encoding must be exactly the
+    /// lexicographic order, including shared prefixes, prefixes of each other and empty arrays.
+    @Test func bytesPrecedeIsLexicographicOrder() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let prefix = Array("element:0000".utf8)
+        var samples: [[UInt8]] = [[], [0], [255], prefix]
+        for _ in 0..<300 {
+            let length = Int(next() % 24)
+            var bytes = next() % 2 == 0 ? prefix : []
+            for _ in 0..<length { bytes.append(UInt8(truncatingIfNeeded: next() % 4 == 0 ? next() : next() % 3)) }
+            samples.append(bytes)
+            samples.append(bytes + [0])
+        }
+        for a in samples {
+            for b in samples {
+                #expect(bytesPrecede(a, b) == a.lexicographicallyPrecedes(b), "\(a) vs \(b)")
+            }
+        }
+    }
 }

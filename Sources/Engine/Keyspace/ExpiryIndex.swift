@@ -6,7 +6,7 @@
 /// rebuilt when stale entries outnumber live ones, so its size stays within twice the keys plus a
 /// constant.
 struct ExpiryIndex {
-    private var deadlines: [Bytes: UInt64] = [:]
+    private var deadlines: [KeyName: UInt64] = [:]
     private var heap: [Entry] = []
 
     private struct Entry {
@@ -17,10 +17,18 @@ struct ExpiryIndex {
     /// Keys with a deadline (`INFO keyspace`'s `expires`).
     var count: Int { deadlines.count }
 
+    /// `key`'s deadline, as its object's `expiry.expiresAt` holds it (kept in step on every change).
+    func deadline(of key: Bytes) -> UInt64? {
+        deadlines.isEmpty ? nil : deadlines[KeyName(key)]
+    }
+
     /// Records `key`'s deadline after a change (`nil`: none, or persisted).
     mutating func update(_ key: Bytes, deadline: UInt64?) {
-        guard deadlines[key] != deadline else { return }
-        deadlines[key] = deadline
+        // Most writes touch keys without a deadline, in a keyspace that has none: no lookup then.
+        if deadline == nil && deadlines.isEmpty { return }
+        let name = KeyName(key)
+        guard deadlines[name] != deadline else { return }
+        deadlines[name] = deadline
         guard let deadline else { return }
         push(Entry(deadline: deadline, key: key))
         if heap.count > 2 * deadlines.count + 64 { rebuild() }
@@ -33,7 +41,7 @@ struct ExpiryIndex {
         var kept: [Entry] = []
         while keys.count < limit, let top = heap.first, top.deadline < now {
             popTop()
-            guard deadlines[top.key] == top.deadline else { continue }
+            guard deadlines[KeyName(top.key)] == top.deadline else { continue }
             keys.append(top.key)
             kept.append(top)
         }
@@ -44,7 +52,7 @@ struct ExpiryIndex {
 
     private mutating func rebuild() {
         heap = []
-        for (key, deadline) in deadlines { push(Entry(deadline: deadline, key: key)) }
+        for (name, deadline) in deadlines { push(Entry(deadline: deadline, key: name.bytes)) }
     }
 
     private mutating func push(_ entry: Entry) {

@@ -95,16 +95,25 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
     /// its rights are spread over replicas and cannot be revoked without coordination. `SET ... KEEPTTL`
     /// keeps the deadline.
     public mutating func removeObserved(keepingDeadline: Bool = false) -> KeyObject {
+        // A slot that holds no dot removes nothing (its removal delta is bottom): skip it, so a `SET`
+        // of a key holding a string costs one slot's removal, not seven.
         var delta = KeyObject()
-        if counter != ResettableCounter() { delta.counter = counter.reset() }
-        delta.string = string.remove()
-        delta.set = set.removeAll()
-        delta.hash = hash.removeAll()
-        delta.sortedSet = sortedSet.removeAll()
-        delta.hyperLogLog = hyperLogLog.removeAll()
+        if !counter.entries.isEmpty { delta.counter = counter.reset() }
+        if !string.store.isBottom { delta.string = string.remove() }
+        if !set.store.isBottom { delta.set = set.removeAll() }
+        if !hash.store.isBottom { delta.hash = hash.removeAll() }
+        if !sortedSet.store.isBottom { delta.sortedSet = sortedSet.removeAll() }
+        if !hyperLogLog.sketches.isEmpty { delta.hyperLogLog = hyperLogLog.removeAll() }
         if !list.context.isEmpty { delta.list = list.removeAll() }
-        if !keepingDeadline { delta.expiry = expiry.clear() }
+        if !keepingDeadline && !expiry.store.isBottom { delta.expiry = expiry.clear() }
         return delta
+    }
+
+    /// Whether every slot is bottom (equal to `KeyObject()`): a write that produced this changed
+    /// nothing. O(1), where `== KeyObject()` builds eight bottoms and compares every part.
+    public var isBottom: Bool {
+        counter.entries.isEmpty && string.isBottom && set.isBottom && hash.isBottom && bounded.isBottom
+            && sortedSet.isBottom && hyperLogLog.isBottom && expiry.isBottom && list.context.isEmpty
     }
 
     /// The type the key shows to clients, or `nil` when the key does not exist. Expiry is not
@@ -114,7 +123,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         if string.value != nil { return .string }
         if set.count > 0 { return .set }
         if !hash.isEmpty { return .hash }
-        if bounded != BoundedCounter() { return .boundedCounter }
+        if !bounded.isBottom { return .boundedCounter }
         if sortedSet.count > 0 { return .sortedSet }
         if hyperLogLog.exists { return .hyperLogLog }
         if list.count > 0 { return .list }
@@ -133,14 +142,15 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
     public func encode(to writer: inout BinaryWriter) {
         var mask: UInt64 = 0
         func mark(_ slot: Slot, _ present: Bool) { if present { mask |= 1 << slot.rawValue } }
-        mark(.counter, counter != ResettableCounter())
-        mark(.string, string != CausalLWWRegister())
-        mark(.set, set != AWSet())
-        mark(.hash, hash != ORMap())
-        mark(.bounded, bounded != BoundedCounter())
-        mark(.sortedSet, sortedSet != SortedSet())
-        mark(.hyperLogLog, hyperLogLog != ResettableHyperLogLog())
-        mark(.expiry, expiry != ExpiryRegister())
+        // `isBottom` rather than `!= T()`: the same test without building and comparing bottoms.
+        mark(.counter, !counter.entries.isEmpty)
+        mark(.string, !string.isBottom)
+        mark(.set, !set.isBottom)
+        mark(.hash, !hash.isBottom)
+        mark(.bounded, !bounded.isBottom)
+        mark(.sortedSet, !sortedSet.isBottom)
+        mark(.hyperLogLog, !hyperLogLog.isBottom)
+        mark(.expiry, !expiry.isBottom)
         mark(.list, !list.context.isEmpty)   // a list's dots are all in its context: empty only at bottom
         writer.write(varint: mask)
         func has(_ slot: Slot) -> Bool { mask & (1 << slot.rawValue) != 0 }
@@ -220,6 +230,16 @@ public enum KeyType: String, Sendable, CaseIterable {
     case sortedSet = "zset"
     case hyperLogLog = "hyperloglog"
     case list
+}
+
+extension BoundedCounter {
+    /// Whether it equals `BoundedCounter()`, without building one.
+    var isBottom: Bool { rights.isEmpty && decrements.isEmpty }
+}
+
+extension ResettableHyperLogLog {
+    /// Whether it equals `ResettableHyperLogLog()` (its equality compares sketches and context).
+    var isBottom: Bool { sketches.isEmpty && context.isEmpty }
 }
 
 extension ResettableCounter {

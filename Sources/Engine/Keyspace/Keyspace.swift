@@ -11,7 +11,7 @@ import CRDT
 struct Keyspace {
     private var objects: [Bytes: KeyObject] = [:]
     private var typeCounts: [KeyType: Int] = [:]
-    private var compaction: [Bytes: CompactionState] = [:]
+    private var compaction: [KeyName: CompactionState] = [:]
     /// Every key in byte order, rebuilt only after a key was created. Keys are never removed (a deleted
     /// key keeps its tombstone), so a SCAN cursor, an index into this order, only sees keys move later:
     /// a key present for the whole iteration is returned at least once.
@@ -53,7 +53,7 @@ struct Keyspace {
         objects[key] = object
         order = nil
         digests.invalidate(key)
-        compaction[key] = CompactionState(snapshotBytes: snapshotBytes, deltaBytes: deltaBytes)
+        compaction[KeyName(key)] = CompactionState(snapshotBytes: snapshotBytes, deltaBytes: deltaBytes)
         expiries.update(key, deadline: object.expiry.expiresAt)
     }
 
@@ -63,61 +63,96 @@ struct Keyspace {
         local key: Bytes, _ body: (inout KeyObject) throws(Failure) -> KeyObject
     ) throws(Failure) -> LocalWrite? {
         // Mutated in place through `Dictionary.Values`' modify accessor: one hash lookup, and neither a
-        // copy of the object nor a delete and re-insert.
-        let delta: KeyObject
-        let index: Dictionary<Bytes, KeyObject>.Index
-        let typeBefore: KeyType?
+        // copy of the object nor a delete and re-insert. What the bookkeeping needs of the object after
+        // the write is read inside that same access (a read through the dictionary's getter copies the
+        // whole object: every slot's storage retained and released).
+        var change = Change()
         if let existing = objects.index(forKey: key) {
-            typeBefore = objects.values[existing].visibleType
-            delta = try body(&objects.values[existing])
-            guard delta != KeyObject() else { return nil }
-            index = existing
-        } else {
-            var created = KeyObject()
-            typeBefore = nil
-            delta = try body(&created)
-            guard delta != KeyObject() else { return nil }
-            objects[key] = created
-            order = nil
-            index = objects.index(forKey: key)!
+            let delta = try Self.write(&objects.values[existing], &change, body)
+            guard !delta.isBottom else { return nil }
+            return recorded(key, delta, change)
         }
+        var created = KeyObject()
+        let delta = try Self.write(&created, &change, body)
+        guard !delta.isBottom else { return nil }
+        objects[key] = consume created
+        order = nil
+        return recorded(key, delta, change)
+    }
+
+    private mutating func recorded(_ key: Bytes, _ delta: borrowing KeyObject, _ change: Change) -> LocalWrite {
         let bytes = delta.serialized()
-        return LocalWrite(delta: bytes, record: changed(key, at: index, typeBefore: typeBefore, deltaBytes: bytes))
+        return LocalWrite(delta: bytes, record: changed(key, change, deltaBytes: bytes))
     }
 
     /// Joins a delta or state a peer sent into `key`. Returns the record to persist, or `nil` when the
     /// peer sent nothing new (a duplicate, a replay, or something already covered): the common case
     /// under gossip, decided in O(delta).
     mutating func join(remote delta: KeyObject, bytes: Bytes, into key: Bytes) -> DurableRecord? {
+        var change = Change()
         if let existing = objects.index(forKey: key) {
-            let typeBefore = objects.values[existing].visibleType
-            guard objects.values[existing].inflate(with: delta) else { return nil }
-            return changed(key, at: existing, typeBefore: typeBefore, deltaBytes: bytes)
+            guard Self.write(&objects.values[existing], &change, { object in object.inflate(with: delta) }) else { return nil }
+        } else {
+            var created = KeyObject()
+            guard Self.write(&created, &change, { object in object.inflate(with: delta) }) else { return nil }
+            objects[key] = consume created
+            order = nil
         }
-        var created = KeyObject()
-        guard created.inflate(with: delta) else { return nil }
-        objects[key] = created
-        order = nil
-        return changed(key, at: objects.index(forKey: key)!, typeBefore: nil, deltaBytes: bytes)
+        return changed(key, change, deltaBytes: bytes)
+    }
+
+    /// What the bookkeeping needs to know of a change to one object.
+    private struct Change {
+        var typeBefore: KeyType?
+        var typeAfter: KeyType?
+        var deadline: UInt64?
+    }
+
+    /// Runs `body` on `object` in place and reads what `changed` needs before and after it. The
+    /// change comes back through `change`, not in a tuple with the result: returning the delta
+    /// alone lets it move to the caller instead of being copied out of the tuple.
+    private static func write<Result, Failure: Error>(
+        _ object: inout KeyObject, _ change: inout Change, _ body: (inout KeyObject) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        change.typeBefore = object.visibleType
+        let result = try body(&object)
+        change.typeAfter = object.visibleType
+        change.deadline = object.expiry.expiresAt
+        return result
     }
 
     /// Bookkeeping after `key`'s object changed by a delta of `deltaBytes`; returns what to persist.
-    private mutating func changed(_ key: Bytes, at index: Dictionary<Bytes, KeyObject>.Index, typeBefore: KeyType?,
-                                  deltaBytes: Bytes) -> DurableRecord {
-        countTypeChange(from: typeBefore, to: objects.values[index].visibleType)
+    private mutating func changed(_ key: Bytes, _ change: Change, deltaBytes: Bytes) -> DurableRecord {
+        countTypeChange(from: change.typeBefore, to: change.typeAfter)
         digests.invalidate(key)
-        expiries.update(key, deadline: objects.values[index].expiry.expiresAt)
-        var state = compaction[key] ?? CompactionState()
-        state.changedAt = now
-        state.deltaBytes += deltaBytes.count
-        defer { compaction[key] = state }
-        if state.deltaBytes > max(state.snapshotBytes, snapshotFloorBytes) {
-            let snapshot = objects.values[index].serialized()
-            state = CompactionState(snapshotBytes: snapshot.count, deltaBytes: 0, changedAt: now)
-            return .snapshot(key: key, bytes: snapshot)
-        }
-        return .delta(key: key, bytes: deltaBytes)
+        expiries.update(key, deadline: change.deadline)
+        // One lookup of the key's compaction state, updated in place.
+        let snapshotDue = Self.account(&compaction[KeyName(key), default: CompactionState()], deltaBytes: deltaBytes.count,
+                                       now: now, floor: snapshotFloorBytes)
+        guard snapshotDue else { return .delta(key: key, bytes: deltaBytes) }
+        // Rare (once the deltas outweigh the last snapshot): the copy the getter makes is affordable.
+        let snapshot = objects[key]!.serialized()
+        compaction[KeyName(key)] = CompactionState(snapshotBytes: snapshot.count, deltaBytes: 0, changedAt: now)
+        return .snapshot(key: key, bytes: snapshot)
     }
+
+    /// Counts a delta into a key's compaction state; true when the deltas now outweigh the snapshot.
+    private static func account(_ state: inout CompactionState, deltaBytes: Int, now: UInt64, floor: Int) -> Bool {
+        state.changedAt = now
+        state.deltaBytes += deltaBytes
+        return state.deltaBytes > max(state.snapshotBytes, floor)
+    }
+
+    /// Whether `key` holds a bounded counter (which `SET` may not overwrite), without copying its object.
+    mutating func holdsBoundedCounter(_ key: Bytes) -> Bool {
+        guard let index = objects.index(forKey: key) else { return false }
+        return Self.isBounded(&objects.values[index])
+    }
+
+    private static func isBounded(_ object: inout KeyObject) -> Bool { !object.bounded.isBottom }
+
+    /// `key`'s expiry deadline (Unix milliseconds), from the expiry index: no lookup of the object.
+    func deadline(of key: Bytes) -> UInt64? { expiries.deadline(of: key) }
 
     private mutating func countTypeChange(from old: KeyType?, to new: KeyType?) {
         guard old != new else { return }
@@ -169,7 +204,7 @@ struct Keyspace {
     func bucket(of key: Bytes) -> Int { digests.bucket(of: key) }
 
     /// When `key` last changed here (tick time), if it ever did since start.
-    func lastChange(of key: Bytes) -> UInt64? { compaction[key]?.changedAt }
+    func lastChange(of key: Bytes) -> UInt64? { compaction[KeyName(key)]?.changedAt }
 }
 
 /// How much of a key's stored form is snapshot and how much appended deltas, and when it last changed.
