@@ -485,8 +485,7 @@ final class Frontend: @unchecked Sendable {
     private func submitPeerFrame(_ frame: [UInt8], from endpoint: PeerEndpoint) {
         guard !shuttingDown else { return }
         // A full ring drops the frame: peers retransmit until acknowledged, and repair covers the rest.
-        let message = PeerFrameMessage(bytes: frame, source: endpoint)
-        if peers.submit(message) { metrics.ringFull(Envelope.isProbe(frame) ? "peer_probes" : "peer_frames") }
+        if let full = peers.submit(PeerFrameMessage(bytes: frame, source: endpoint)) { metrics.ringFull(full) }
     }
 
     private func send(frame: [UInt8], to endpoint: PeerEndpoint, via channel: FrameChannel) {

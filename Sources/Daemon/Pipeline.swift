@@ -35,11 +35,11 @@ struct PeerRings: Sendable {
     }
 
     /// Queues a frame from the network; a full ring drops it (peers retransmit, probes are retried).
-    /// Returns whether it was dropped.
-    func submit(_ message: PeerFrameMessage) -> Bool {
-        let ring = Envelope.isProbe(message.bytes) ? probes : frames
-        if case .full = ring.tryPush(message) { return true }
-        return false
+    /// Returns the name of the ring that was full, for the metric, or `nil` when queued.
+    func submit(_ message: PeerFrameMessage) -> String? {
+        let probe = Envelope.isProbe(message.bytes)
+        if case .full = (probe ? probes : frames).tryPush(message) { return probe ? "peer_probes" : "peer_frames" }
+        return nil
     }
 }
 

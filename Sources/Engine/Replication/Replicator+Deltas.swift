@@ -39,11 +39,13 @@ extension Replicator {
         // Peers the deltas came from already hold them: push to the others first.
         let sources = Set(entries.compactMap(\.source))
         targets.sort { !sources.contains($0.nodeID) && sources.contains($1.nodeID) }
+        // Named in every frame of this push; computed once, since pushing changes no acknowledgement.
+        let reaching = membersKeepingUp()
         for member in targets.prefix(settings.fanout) {
             var flow = outflow(to: member)
             // A peer with a full window gets these in a gossip round, once its acknowledgements catch up.
             guard buffer.bytes(from: flow.acked) - buffer.bytes(from: flow.sentThrough) < settings.maxInFlightBytes else { continue }
-            sendDeltas(entries[...], claimingFrom: first.sequence, to: member, into: &output)
+            sendDeltas(entries[...], claimingFrom: first.sequence, to: member, reaching: reaching, into: &output)
             if flow.sentThrough == first.sequence, entries.count == Int(nextSequence - first.sequence) {
                 flow.sentThrough = nextSequence
             }
@@ -84,8 +86,7 @@ extension Replicator {
     /// between two entries starts a new claim, so a frame never claims a delta it does not carry, except
     /// one that came from `member` itself.
     mutating func sendDeltas(_ entries: ArraySlice<DeltaBuffer.Entry>, claimingFrom: UInt64, to member: Membership.Member,
-                             into output: inout EngineOutput) {
-        let reaching = membersKeepingUp()
+                             reaching: [String], into output: inout EngineOutput) {
         let budget = settings.maxDatagramBytes - settings.envelope.overhead - 96 - selfID.utf8.count
             - reaching.reduce(0) { $0 + $1.utf8.count + 1 }
         var from = claimingFrom
@@ -132,6 +133,7 @@ extension Replicator {
     mutating func gossipRound(into output: inout EngineOutput) {
         let next = nextSequence
         var lowest = next
+        let reaching = membersKeepingUp()
         for member in targets {
             var flow = outflow(to: member)
             defer { outflows[member.nodeID] = flow }
@@ -173,7 +175,7 @@ extension Replicator {
                 send(.deltas(from: start, to: next, entries: []), to: member.endpoint, recipient: member.nodeID, into: &output)
                 flow.sentThrough = next
             } else {
-                sendDeltas(entries, claimingFrom: start, to: member, into: &output)
+                sendDeltas(entries, claimingFrom: start, to: member, reaching: reaching, into: &output)
                 flow.sentThrough = entries[entries.endIndex - 1].sequence + 1
             }
         }
