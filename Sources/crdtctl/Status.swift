@@ -30,7 +30,7 @@ extension LocalCluster {
     func status() -> [NodeStatus] {
         nodes.indices.map { i in
             let node = nodes[i]
-            var row = NodeStatus(node: node.name, address: "127.0.0.1:\(node.clientPort)", pid: node.pid, state: "down")
+            var row = NodeStatus(node: node.name, address: "\(node.address):\(node.clientPort)", pid: node.pid, state: "down")
             guard isRunning(node.pid) else { return row }
             if isPaused(node.pid) {
                 row.state = "paused"

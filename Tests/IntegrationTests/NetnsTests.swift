@@ -1,0 +1,209 @@
+import Foundation
+import RESP
+import RESPClient
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why this machine cannot run NetnsTests (printed once), or nil.
+let netnsUnavailableReason: String? = {
+    var reason: String?
+    if geteuid() != 0 {
+        reason = "not root"
+    } else if NetnsTests.run(["ip", "netns", "list"]).status != 0 {
+        reason = "`ip netns` is unavailable"
+    }
+    if let reason { print("NetnsTests skipped: \(reason); network-namespace partitions are not tested on this machine") }
+    return reason
+}()
+
+/// Partitions in a real (virtual) network: three crdtd nodes in Linux network namespaces joined by a
+/// bridge, cut by nftables rules the daemons know nothing of. Needs root and `ip netns`; without them the
+/// suite is skipped and says why. Its names (prefix crdtnst, crdtnsc) and addresses (10.77.9.0/24,
+/// 10.77.10.0/24) are its own, so it touches nothing else.
+@Suite(.serialized, .enabled(if: netnsUnavailableReason == nil, "needs root and ip netns (see the printed reason)"))
+struct NetnsTests {
+    static let prefix = "crdtnst", subnet = "10.77.9", basePort = 43_000
+
+    static var binaries: String { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path }
+
+    /// Runs a program (looked up on the PATH plus the system folders); its status and output.
+    @discardableResult
+    static func run(_ arguments: [String], limit: Duration = .seconds(60)) -> (status: Int32, output: String) {
+        let out = NSTemporaryDirectory() + "netns-test-\(UUID().uuidString).out"
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        guard let handle = FileHandle(forWritingAtPath: out) else { return (127, "cannot write \(out)") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["PATH"] = binaries + ":/usr/sbin:/usr/bin:/sbin:/bin"
+        process.environment = environment
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        do { try process.run() } catch { return (127, "\(error)") }
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGINT)
+            Thread.sleep(forTimeInterval: 10)
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+        return (process.terminationStatus, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+    }
+
+    /// Every namespace and link whose name starts with `prefix-`.
+    static func leftovers(_ prefix: String) -> [String] {
+        let namespaces = run(["ip", "netns", "list"]).output.split(whereSeparator: \.isNewline)
+            .compactMap { $0.split(separator: " ").first.map(String.init) }
+        let links = run(["ip", "-o", "link", "show"]).output.split(whereSeparator: \.isNewline).compactMap { line -> String? in
+            let fields = line.split(separator: " ")
+            return fields.count > 1 ? String(fields[1].dropLast().split(separator: "@").first ?? "") : nil
+        }
+        return (namespaces + links).filter { $0.hasPrefix(prefix + "-") }
+    }
+
+    func connect(_ node: Int) throws -> RESPConnection {
+        try RESPConnection(host: "\(Self.subnet).\(node)", port: Self.basePort + node, timeout: .seconds(3))
+    }
+
+    func command(_ node: Int, _ arguments: String...) -> RESPReply? {
+        guard let connection = try? connect(node) else { return nil }
+        defer { connection.close() }
+        return try? connection.send(arguments)
+    }
+
+    @Test func bothSidesOfANetworkPartitionAcceptWritesAndConvergeWithEveryAcknowledgedWriteAfterTheHeal() throws {
+        let dir = NSTemporaryDirectory() + "crdtd-netns-\(UUID().uuidString)"
+        let crdtctl = ["crdtctl", "--dir", dir]
+        func ctl(_ arguments: String...) -> (status: Int32, output: String) {
+            let result = Self.run([crdtctl[0]] + arguments + Array(crdtctl.dropFirst()))
+            #expect(result.status == 0, "crdtctl \(arguments.joined(separator: " ")) exited \(result.status):\n\(result.output)")
+            return result
+        }
+
+        // A crashed earlier run's leftovers: a namespace with a process still in it, and a stray veth pair.
+        Self.run(["ip", "netns", "add", "\(Self.prefix)-n2"])
+        Self.run(["ip", "link", "add", "\(Self.prefix)-v9", "type", "veth", "peer", "name", "\(Self.prefix)-i9"])
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        sleeper.arguments = ["ip", "netns", "exec", "\(Self.prefix)-n2", "sleep", "120"]
+        try sleeper.run()
+        defer { if sleeper.isRunning { kill(sleeper.processIdentifier, SIGKILL) } }
+        #expect(Self.leftovers(Self.prefix).count >= 3)
+
+        let start = ctl("cluster", "start", "--netns", "--nodes", "3", "--base-port", String(Self.basePort),
+                        "--netns-prefix", Self.prefix, "--netns-subnet", Self.subnet)
+        defer { Self.run(crdtctl + ["cluster", "stop"]) }
+        guard start.status == 0 else { return }
+        #expect(eventually(timeout: .seconds(5)) { !sleeper.isRunning }, "the leftover namespace's process was killed")
+        #expect(!Self.leftovers(Self.prefix).contains("\(Self.prefix)-v9"), "the stray veth was removed")
+        #expect(start.output.contains("netns \(Self.prefix)-n1"), "\(start.output)")
+
+        // Each crdtd runs in its own namespace, at its own address.
+        let cluster = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/cluster.json"))) as? [String: Any]
+        let pids = (cluster?["nodes"] as? [[String: Any]] ?? []).compactMap { $0["pid"] as? Int }
+        #expect(pids.count == 3)
+        for (i, pid) in pids.enumerated() {
+            let identified = Self.run(["ip", "netns", "identify", String(pid)]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(identified == "\(Self.prefix)-n\(i + 1)", "crdtd pid \(pid) runs in its own namespace")
+        }
+
+        // n1 alone against n2 and n3, in the network only.
+        _ = ctl("partition", "n1", "n2,n3")
+        let ruleset = Self.run(["ip", "netns", "exec", "\(Self.prefix)-n1", "nft", "list", "ruleset"]).output
+        #expect(ruleset.contains("ip saddr \(Self.subnet).2 drop") && ruleset.contains("ip saddr \(Self.subnet).3 drop"), "\(ruleset)")
+        if case .array(let peers)? = command(1, "CRDT.PEERS") {
+            #expect(!peers.map { String(describing: $0) }.joined().contains("partitioned"), "the daemon was not told of the partition")
+        }
+
+        // Writes on both sides, each acknowledged.
+        var acknowledged: [(node: Int, member: String, delta: Int)] = []
+        for k in 0..<20 {
+            for (node, delta) in [(1, 1), (3, 10)] {
+                guard let connection = try? connect(node) else { continue }
+                defer { connection.close() }
+                let member = "n\(node)-\(k)"
+                let replies = try? connection.send(many: [["INCRBY", "visits", String(delta)], ["SADD", "seen", member]])
+                if let replies, !replies[0].isError, replies[1] == .integer(1) { acknowledged.append((node, member, delta)) }
+            }
+        }
+        #expect(acknowledged.filter { $0.node == 1 }.count == 20, "the lone side accepted every write")
+        #expect(acknowledged.filter { $0.node == 3 }.count == 20, "the majority side accepted every write")
+
+        // The cut is real: after 2 s neither side has the other's writes.
+        Thread.sleep(forTimeInterval: 2)
+        #expect(command(2, "SISMEMBER", "seen", "n1-0") == .integer(0), "n1's write crossed the partition")
+        #expect(command(1, "SISMEMBER", "seen", "n3-0") == .integer(0), "n3's write crossed the partition")
+        #expect(command(2, "SISMEMBER", "seen", "n3-0") == .integer(1), "n3's side still replicates within itself")
+
+        // Heal; every digest agrees, and every acknowledged write is on every node.
+        _ = ctl("heal")
+        #expect(Self.run(["ip", "netns", "exec", "\(Self.prefix)-n1", "nft", "list", "ruleset"]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "the heal removed every rule")
+        let agreed = eventually(timeout: .seconds(30)) {
+            let digests = (1...3).map { command($0, "CRDT.DIGEST") }
+            return digests.allSatisfy { $0 != nil && !$0!.isError } && Set(digests.map { String(describing: $0!) }).count == 1
+        }
+        #expect(agreed, "the nodes converged: \((1...3).map { command($0, "CRDT.DIGEST").map { String(describing: $0) } ?? "no answer" })")
+        let expectedCount = acknowledged.reduce(0) { $0 + $1.delta }
+        for node in 1...3 {
+            #expect(command(node, "GET", "visits") == .bulk(String(expectedCount)), "n\(node) holds every acknowledged increment")
+            guard case .array(let members)? = command(node, "SMEMBERS", "seen") else {
+                Issue.record("n\(node) did not answer SMEMBERS")
+                continue
+            }
+            let present = Set(members.compactMap { if case .bulkString(let b) = $0 { String(decoding: b, as: UTF8.self) } else { nil } })
+            let missing = acknowledged.map(\.member).filter { !present.contains($0) }
+            #expect(missing.isEmpty, "n\(node) lost acknowledged adds: \(missing)")
+        }
+
+        // A one-way cut: n2's packets no longer enter n1 or n3; n2 still hears both. n2's writes stay on n2.
+        _ = ctl("cut", "n2", "n1")
+        _ = ctl("cut", "n2", "n3")
+        for (node, expected) in [(1, true), (2, false), (3, true)] {
+            let rules = Self.run(["ip", "netns", "exec", "\(Self.prefix)-n\(node)", "nft", "list", "ruleset"]).output
+            #expect(rules.contains("ip saddr \(Self.subnet).2 drop") == expected, "n\(node)'s rules: \(rules)")
+        }
+        #expect(command(2, "SADD", "seen", "one-way") == .integer(1))
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(command(1, "SISMEMBER", "seen", "one-way") == .integer(0), "n2's packets are dropped on their way to n1")
+        #expect(command(3, "SISMEMBER", "seen", "one-way") == .integer(0), "and on their way to n3")
+        _ = ctl("heal")
+        #expect(eventually(timeout: .seconds(30)) { (1...3).allSatisfy { command($0, "SISMEMBER", "seen", "one-way") == .integer(1) } },
+                "after the heal n2's write reached everyone")
+
+        // Stop removes the namespaces, veths and bridge.
+        _ = ctl("cluster", "stop")
+        #expect(Self.leftovers(Self.prefix).isEmpty, "left behind: \(Self.leftovers(Self.prefix))")
+    }
+
+    @Test func checkWithNetworkPartitionsPassesAndCleansUp() throws {
+        let prefix = "crdtnsc"
+        let report = NSTemporaryDirectory() + "crdtd-netns-check-\(UUID().uuidString)"
+        let result = Self.run(["crdtctl", "check", "--partitions", "netns", "--netns-prefix", prefix, "--netns-subnet", "10.77.10",
+                               "--nodes", "3", "--base-port", "43400", "--dir", report + "-cluster", "--faults", "partition",
+                               "--rate", "60", "--duration", "9", "--fault-duration", "1", "--fault-gap", "0.3",
+                               "--converge-timeout", "20", "--seed", "7", "--report", report], limit: .seconds(50))
+        #expect(result.status == 0, "check with netns partitions must pass:\n\(result.output)")
+        #expect(result.output.contains("each in a network namespace"), "\(result.output)")
+        let verdict = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report + "/verdict.json")))) as? [String: Any]
+        let injected = verdict?["faultsInjected"] as? [String: Int] ?? [:]
+        #expect(injected.keys.filter { $0.hasPrefix("partition") }.count >= 3, "partitions were injected: \(injected)")
+        #expect(Self.leftovers(prefix).isEmpty, "left behind: \(Self.leftovers(prefix))")
+    }
+
+    @Test func saysItCannotRunWithoutRoot() {
+        // As nobody: exit 2, "could not run", naming root, and nothing created.
+        let result = Self.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               Self.binaries + "/crdtctl", "cluster", "start", "--netns", "--netns-prefix", "crdtnsu",
+                               "--dir", NSTemporaryDirectory() + "crdtd-netns-nobody"])
+        #expect(result.status == 2, "exit 2 without root:\n\(result.output)")
+        #expect(result.output.contains("could not run") && result.output.contains("root"), "\(result.output)")
+        #expect(Self.leftovers("crdtnsu").isEmpty)
+    }
+}
