@@ -211,32 +211,56 @@ public struct NetnsLab: Codable, Sendable, Equatable {
         if let error = nft(to, rules(sources: [from], replace: false)) { throw NetnsError(error) }
     }
 
-    /// Lifts every cut and every delay or loss.
+    /// Lifts every cut, loss and delay.
     public func heal() throws {
         try setCuts([])
         var errors: [String] = []
         for i in 0..<nodes {
-            // A namespace without netem answers "No such file or directory"; that is already healed.
-            let result = Self.run([try Self.required("ip"), "netns", "exec", namespace(i), try Self.required("tc"),
-                                   "qdisc", "del", "dev", "eth0", "root"])
-            if result.status != 0, !result.output.contains("No such file"), !result.output.contains("Cannot delete qdisc with handle of zero") {
-                errors.append("\(namespace(i)): tc: \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+            if let error = nft(i, "table inet \(Self.lossTable)\ndelete table inet \(Self.lossTable)\n") { errors.append(error) }
+            // Without netem (none set, or a kernel without it) there is nothing to delete.
+            let result = Self.run(try execPrefix(i) + [try Self.required("tc"), "qdisc", "show", "dev", "eth0"])
+            if result.output.contains("netem") {
+                let deleted = Self.run(try execPrefix(i) + [try Self.required("tc"), "qdisc", "del", "dev", "eth0", "root"])
+                if deleted.status != 0 { errors.append("\(namespace(i)): tc: \(deleted.output.trimmingCharacters(in: .whitespacesAndNewlines))") }
             }
         }
         if !errors.isEmpty { throw NetnsError(errors.joined(separator: "; ")) }
     }
 
-    /// Delays (milliseconds, with jitter) and/or drops (percent) every packet node `i` sends.
-    public func degrade(_ i: Int, delayMilliseconds: Int, jitterMilliseconds: Int = 0, lossPercent: Double) throws {
-        var netem = ["qdisc", "replace", "dev", "eth0", "root", "netem"]
-        if delayMilliseconds > 0 || jitterMilliseconds > 0 {
-            netem += ["delay", "\(delayMilliseconds)ms"] + (jitterMilliseconds > 0 ? ["\(jitterMilliseconds)ms"] : [])
+    /// The nftables table of a node's packet loss (its output chain), apart from the cuts.
+    public static let lossTable = "crdtnsloss"
+
+    /// Drops `lossPercent` percent of the packets node `i` sends (nftables, counted), and/or delays them
+    /// (tc netem, which needs a kernel with CONFIG_NET_SCH_NETEM). Replaces the node's earlier loss and delay.
+    public func degrade(_ i: Int, delayMilliseconds: Int, jitterMilliseconds: Int = 0, lossPercent: Int) throws {
+        let table = "inet \(Self.lossTable)"
+        var script = "table \(table)\ndelete table \(table)\n"
+        if lossPercent > 0 {
+            script += "table \(table) {\n  chain output {\n    type filter hook output priority 0; policy accept;\n"
+                + "    oifname \"eth0\" numgen random mod 100 < \(lossPercent) counter drop\n  }\n}\n"
         }
-        if lossPercent > 0 { netem += ["loss", String(format: "%g%%", lossPercent)] }
+        if let error = nft(i, script) { throw NetnsError(error) }
+        guard delayMilliseconds > 0 || jitterMilliseconds > 0 else { return }
+        let netem = ["qdisc", "replace", "dev", "eth0", "root", "netem", "delay", "\(delayMilliseconds)ms"]
+            + (jitterMilliseconds > 0 ? ["\(jitterMilliseconds)ms"] : [])
         let result = Self.run(try execPrefix(i) + [try Self.required("tc")] + netem)
         guard result.status == 0 else {
-            throw NetnsError("\(namespace(i)): tc \(netem.joined(separator: " ")): \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+            let said = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            if said.contains("qdisc kind is unknown") {
+                throw NetnsError("this kernel has no netem (CONFIG_NET_SCH_NETEM), so packets cannot be delayed here; loss works without it",
+                                 unavailable: true)
+            }
+            throw NetnsError("\(namespace(i)): tc \(netem.joined(separator: " ")): \(said)")
         }
+    }
+
+    /// How many packets node `i`'s loss rule has dropped so far (0 without one).
+    public func droppedByLoss(_ i: Int) throws -> Int {
+        let result = Self.run(try execPrefix(i) + [try Self.required("nft"), "list", "table", "inet", Self.lossTable])
+        guard result.status == 0 else { return 0 }
+        let words = result.output.split(whereSeparator: \.isWhitespace)
+        guard let at = words.firstIndex(of: "packets"), at + 1 < words.count else { return 0 }
+        return Int(words[at + 1]) ?? 0
     }
 
     /// The addresses node `i` drops packets from now, read back from its namespace's ruleset.

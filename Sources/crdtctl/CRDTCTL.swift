@@ -12,7 +12,7 @@ struct CRDTCTL: ParsableCommand {
         commandName: "crdtctl",
         abstract: "Start local crdtd clusters, inject partitions and crashes, and verify that replicas converge.",
         subcommands: [
-            Demo.self, Cluster.self, Partition.self, Cut.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
+            Demo.self, Cluster.self, Partition.self, Cut.self, Netem.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
             Status.self, Verify.self, Run.self, Bench.self, Check.self, Ping.self, Backup.self,
             Counter.self, SetCommand.self, Register.self, Hash.self, BoundedCounter.self, Keys.self, TypeCommand.self, Del.self,
         ])
@@ -151,6 +151,39 @@ extension CRDTCTL {
                 guard reply == .simpleString("OK") else { throw ClusterError("\(cluster.nodes[node].name) refused: \(reply.text)") }
             }
             print("\(from) → \(to) cut (\(to) → \(from) still flows)")
+        }
+    }
+
+    struct Netem: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Drop or delay a node's outgoing packets in its namespace; --netns clusters only.",
+            discussion: """
+                crdtctl netem n1 --loss 20  (nftables drops 20 % of what n1 sends, to peers and clients alike); \
+                crdtctl netem n1 --delay 100 --jitter 20  (tc netem; needs a kernel with CONFIG_NET_SCH_NETEM, exit 2 \
+                without). Each call replaces the node's earlier loss and delay; `crdtctl heal` lifts them all.
+                """)
+        @OptionGroup var options: ClusterOptions
+        @Argument(help: "The node whose outgoing packets (to peers and to clients) are delayed or dropped.") var node: String
+        @Option(help: "Milliseconds added to every packet.") var delay = 0
+        @Option(help: "Milliseconds of random variation around --delay.") var jitter = 0
+        @Option(help: "Percent of packets dropped (0 to 100).") var loss = 0
+
+        func validate() throws {
+            guard delay >= 0, jitter >= 0, (0...100).contains(loss), delay + jitter > 0 || loss > 0 else {
+                throw ValidationError("give --delay, --jitter (milliseconds, not negative) or --loss (0 to 100 percent)")
+            }
+        }
+
+        func run() throws {
+            let cluster = try options.load()
+            guard let netns = cluster.netns else {
+                throw ClusterError("netem needs a cluster in network namespaces: start it with `crdtctl cluster start --netns`")
+            }
+            try cluster.checkNetworkIsUp()
+            try couldNotRun {
+                try netns.degrade(try cluster.index(of: node), delayMilliseconds: delay, jitterMilliseconds: jitter, lossPercent: loss)
+            }
+            print("\(node): \(loss) % of outgoing packets dropped" + (delay + jitter > 0 ? ", the rest delayed \(delay) ms (±\(jitter) ms)" : ""))
         }
     }
 

@@ -79,9 +79,9 @@ struct NetnsTests {
 
     @Test func bothSidesOfANetworkPartitionAcceptWritesAndConvergeWithEveryAcknowledgedWriteAfterTheHeal() throws {
         let dir = NSTemporaryDirectory() + "crdtd-netns-\(UUID().uuidString)"
-        let crdtctl = ["crdtctl", "--dir", dir]
+        func crdtctl(_ arguments: [String]) -> (status: Int32, output: String) { Self.run(["crdtctl"] + arguments + ["--dir", dir]) }
         func ctl(_ arguments: String...) -> (status: Int32, output: String) {
-            let result = Self.run([crdtctl[0]] + arguments + Array(crdtctl.dropFirst()))
+            let result = crdtctl(arguments)
             #expect(result.status == 0, "crdtctl \(arguments.joined(separator: " ")) exited \(result.status):\n\(result.output)")
             return result
         }
@@ -98,7 +98,7 @@ struct NetnsTests {
 
         let start = ctl("cluster", "start", "--netns", "--nodes", "3", "--base-port", String(Self.basePort),
                         "--netns-prefix", Self.prefix, "--netns-subnet", Self.subnet)
-        defer { Self.run(crdtctl + ["cluster", "stop"]) }
+        defer { _ = crdtctl(["cluster", "stop"]) }
         guard start.status == 0 else { return }
         #expect(eventually(timeout: .seconds(5)) { !sleeper.isRunning }, "the leftover namespace's process was killed")
         #expect(!Self.leftovers(Self.prefix).contains("\(Self.prefix)-v9"), "the stray veth was removed")
@@ -176,6 +176,32 @@ struct NetnsTests {
         _ = ctl("heal")
         #expect(eventually(timeout: .seconds(30)) { (1...3).allSatisfy { command($0, "SISMEMBER", "seen", "one-way") == .integer(1) } },
                 "after the heal n2's write reached everyone")
+
+        // Loss in the network: 20 % of n1's packets are dropped (nftables counts them); TCP retransmits, so
+        // n1 still answers and its writes still spread. The heal lifts the loss.
+        _ = ctl("netem", "n1", "--loss", "20")
+        let lossy = try RESPConnection(host: "\(Self.subnet).1", port: Self.basePort + 1, timeout: .seconds(15))
+        for k in 0..<30 { #expect((try? lossy.send(["SADD", "seen", "lossy-\(k)"])) == .integer(1), "n1 answers through the loss") }
+        lossy.close()
+        let counted = Self.run(["ip", "netns", "exec", "\(Self.prefix)-n1", "nft", "list", "table", "inet", "crdtnsloss"]).output
+        let dropped = counted.split(whereSeparator: \.isWhitespace).drop { $0 != "packets" }.dropFirst().first.flatMap { Int($0) } ?? 0
+        #expect(dropped > 0, "the loss rule dropped packets: \(counted)")
+        _ = ctl("heal")
+        #expect(Self.run(["ip", "netns", "exec", "\(Self.prefix)-n1", "nft", "list", "ruleset"]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "the heal removed the loss")
+        #expect(eventually(timeout: .seconds(20)) { (2...3).allSatisfy { command($0, "SCARD", "seen") == command(1, "SCARD", "seen") } })
+        // Delay needs netem in the kernel; without it crdtctl says so and exits 2 (could not run).
+        let hasNetem = FileManager.default.fileExists(atPath: "/proc/config.gz")
+            ? Self.run(["sh", "-c", "zcat /proc/config.gz | grep -q '^CONFIG_NET_SCH_NETEM=[ym]'"]).status == 0 : true
+        let delay = crdtctl(["netem", "n1", "--delay", "300"])
+        if hasNetem && delay.status == 0 {
+            let start = ContinuousClock.now
+            _ = command(1, "PING")
+            #expect(ContinuousClock.now - start >= .milliseconds(300), "n1 answered through the delay")
+            _ = ctl("heal")
+        } else {
+            #expect(delay.status == 2 && delay.output.contains("netem"), "without netem, exit 2 naming it: \(delay.output)")
+        }
 
         // Stop removes the namespaces, veths and bridge.
         _ = ctl("cluster", "stop")
