@@ -117,6 +117,11 @@ struct NetnsTests {
         _ = ctl("partition", "n1", "n2,n3")
         let ruleset = Self.run(["ip", "netns", "exec", "\(Self.prefix)-n1", "nft", "list", "ruleset"]).output
         #expect(ruleset.contains("ip saddr \(Self.subnet).2 drop") && ruleset.contains("ip saddr \(Self.subnet).3 drop"), "\(ruleset)")
+        let status = (try? JSONSerialization.jsonObject(with: Data(ctl("status", "--json").output.utf8))) as? [[String: Any]] ?? []
+        let cutFrom = Dictionary(uniqueKeysWithValues: status.compactMap { row in
+            (row["node"] as? String).map { ($0, (row["partitionedFrom"] as? [String]) ?? []) }
+        })
+        #expect(cutFrom == ["n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]], "status shows the network's cuts: \(status)")
         if case .array(let peers)? = command(1, "CRDT.PEERS") {
             #expect(!peers.map { String(describing: $0) }.joined().contains("partitioned"), "the daemon was not told of the partition")
         }
