@@ -94,7 +94,8 @@ struct Thesis: ParsableCommand {
         }
         let report = Report(sections: sections, quick: quick, startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt),
                             loadBefore: loadBefore, loadAfter: loadAverage(), commandLine: commandLine, revision: revision,
-                            binaries: suite.binaries, redisCompareTable: try redisCompare.map { try String(contentsOfFile: $0, encoding: .utf8) })
+                            binaries: suite.binaries, redisCompareTable: try redisCompare.map { try String(contentsOfFile: $0, encoding: .utf8) },
+                            partitionNetwork: wanted.contains("partition") ? lab.map { "its own addresses \($0.subnet).1-3 in network namespaces" } : nil)
         let markdown = report.section()
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         try markdown.write(toFile: (work as NSString).appendingPathComponent("thesis.md"), atomically: true, encoding: .utf8)
