@@ -61,9 +61,16 @@ final class CheckCluster: Sendable {
         local = Mutex(nil)
     }
 
+    /// A fresh connection to node `i`. Refused once a netns cluster's bridge is gone (removed by another
+    /// start with the same prefix): its addresses would then be routed off this machine.
+    func connect(_ i: Int, timeout: Duration) throws -> RESPConnection {
+        if let netns, !netns.isUp { throw ClusterError("the network \(netns.bridge) is gone: not connecting to \(nodes[i].host)") }
+        return try RESPConnection(host: nodes[i].host, port: nodes[i].port, timeout: timeout)
+    }
+
     /// One command on node `i`, on a fresh connection.
     func command(_ i: Int, _ arguments: [String], timeout: Duration = .seconds(5)) throws -> RESPReply {
-        let connection = try RESPConnection(host: nodes[i].host, port: nodes[i].port, timeout: timeout)
+        let connection = try connect(i, timeout: timeout)
         defer { connection.close() }
         return try connection.send(arguments)
     }

@@ -154,7 +154,7 @@ extension CRDTCTL {
                 // Each client is made on its own thread: its connection never crosses threads.
                 Thread {
                     var client = CheckClient(id: c, node: node, host: address.host, port: address.port, keys: keys,
-                                             timeout: callTimeout, clock: clock, seed: seed)
+                                             timeout: callTimeout, clock: clock, seed: seed, network: cluster.netns)
                     client.run(rate: perClient, stop: stop, acknowledged: acknowledged, progress: progress)
                     histories.withLock { $0.append(client.operations) }
                     group.leave()
@@ -237,7 +237,7 @@ extension CRDTCTL {
             var operations: [Operation] = []
             operations.reserveCapacity(preload)
             do {
-                let connection = try RESPConnection(host: cluster.nodes[0].host, port: cluster.nodes[0].port, timeout: .seconds(60))
+                let connection = try cluster.connect(0, timeout: .seconds(60))
                 defer { connection.close() }
                 for start in stride(from: 0, to: preload, by: 1000) {
                     let members = (start..<min(preload, start + 1000)).map { "p-\($0)" }
@@ -295,7 +295,7 @@ extension CRDTCTL {
         func finalRead(_ cluster: CheckCluster, _ i: Int, keys: CheckKeys) -> FinalRead {
             var read = FinalRead(node: cluster.nodes[i].name)
             do {
-                let connection = try RESPConnection(host: cluster.nodes[i].host, port: cluster.nodes[i].port, timeout: .seconds(15))
+                let connection = try cluster.connect(i, timeout: .seconds(15))
                 defer { connection.close() }
                 let commands = keys.counters.map { ["GET", $0] } + [["SMEMBERS", keys.hotSet]] + keys.registers.map { ["GET", $0] }
                 let replies = try connection.send(many: commands)
