@@ -211,11 +211,18 @@ public struct NetnsLab: Codable, Sendable, Equatable {
         if let error = nft(to, rules(sources: [from], replace: false)) { throw NetnsError(error) }
     }
 
-    /// Lifts every cut, loss and delay.
+    /// Takes node `i`'s link down (or up again): it is cut off from everyone, its clients included, as
+    /// by a pulled cable.
+    public func unplug(_ i: Int, _ down: Bool = true) throws {
+        try ip(["-n", namespace(i), "link", "set", "eth0", down ? "down" : "up"])
+    }
+
+    /// Lifts every cut, loss, delay and unplugged link.
     public func heal() throws {
         try setCuts([])
         var errors: [String] = []
         for i in 0..<nodes {
+            do { try unplug(i, false) } catch { errors.append("\(error)") }
             if let error = nft(i, "table inet \(Self.lossTable)\ndelete table inet \(Self.lossTable)\n") { errors.append(error) }
             // Without netem (none set, or a kernel without it) there is nothing to delete.
             let result = Self.run(try execPrefix(i) + [try Self.required("tc"), "qdisc", "show", "dev", "eth0"])

@@ -12,7 +12,7 @@ struct CRDTCTL: ParsableCommand {
         commandName: "crdtctl",
         abstract: "Start local crdtd clusters, inject partitions and crashes, and verify that replicas converge.",
         subcommands: [
-            Demo.self, Cluster.self, Partition.self, Cut.self, Netem.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
+            Demo.self, Cluster.self, Partition.self, Cut.self, Netem.self, Unplug.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
             Status.self, Verify.self, Run.self, Bench.self, Check.self, Ping.self, Backup.self,
             Counter.self, SetCommand.self, Register.self, Hash.self, BoundedCounter.self, Keys.self, TypeCommand.self, Del.self,
         ])
@@ -187,8 +187,26 @@ extension CRDTCTL {
         }
     }
 
+    struct Unplug: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take a node's network link down, as a pulled cable would: peers and clients lose it; --netns clusters only.",
+            discussion: "crdtctl unplug n1  (n1 keeps running, unreachable; its clients' calls time out). `crdtctl heal` plugs it back in.")
+        @OptionGroup var options: ClusterOptions
+        @Argument(help: "The node to unplug.") var node: String
+
+        func run() throws {
+            let cluster = try options.load()
+            guard let netns = cluster.netns else {
+                throw ClusterError("unplug needs a cluster in network namespaces: start it with `crdtctl cluster start --netns`")
+            }
+            try cluster.checkNetworkIsUp()
+            try netns.unplug(try cluster.index(of: node))
+            print("\(node) unplugged: its link is down")
+        }
+    }
+
     struct Heal: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Lift every injected partition (and, on a --netns cluster, every network cut, delay and loss).")
+        static let configuration = CommandConfiguration(abstract: "Lift every injected partition (and, on a --netns cluster, every network cut, loss, delay and unplugged link).")
         @OptionGroup var options: ClusterOptions
         func run() throws { try heal(try options.load()) }
     }

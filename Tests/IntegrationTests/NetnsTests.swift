@@ -208,6 +208,15 @@ struct NetnsTests {
             #expect(delay.status == 2 && delay.output.contains("netem"), "without netem, exit 2 naming it: \(delay.output)")
         }
 
+        // A pulled cable: n3's link is down, so neither peers nor clients reach it, and a write on n1 waits
+        // for it; the heal plugs it back in and n3 catches up.
+        _ = ctl("unplug", "n3")
+        #expect(command(3, "PING") == nil, "an unplugged node does not answer")
+        #expect(command(1, "SADD", "seen", "while-unplugged") == .integer(1))
+        _ = ctl("heal")
+        #expect(eventually(timeout: .seconds(30)) { command(3, "SISMEMBER", "seen", "while-unplugged") == .integer(1) },
+                "after the heal n3 has the write it missed")
+
         // Stop removes the namespaces, veths and bridge.
         _ = ctl("cluster", "stop")
         #expect(Self.leftovers(Self.prefix).isEmpty, "left behind: \(Self.leftovers(Self.prefix))")
