@@ -237,6 +237,33 @@ struct NetnsTests {
         #expect(Self.leftovers(prefix).isEmpty, "left behind: \(Self.leftovers(prefix))")
     }
 
+    @Test func anInterruptedCheckStillJudgesAndRemovesItsNamespaces() throws {
+        let prefix = "crdtnsi"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binaries + "/crdtctl")
+        process.arguments = ["check", "--partitions", "netns", "--netns-prefix", prefix, "--netns-subnet", "10.77.11",
+                             "--nodes", "3", "--base-port", "43700", "--dir", NSTemporaryDirectory() + "crdtd-netns-int-\(UUID().uuidString)",
+                             "--faults", "partition", "--rate", "40", "--duration", "120", "--fault-duration", "1", "--seed", "3"]
+        let out = NSTemporaryDirectory() + "crdtd-netns-int-\(UUID().uuidString).out"
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: out)
+        process.standardError = process.standardOutput
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        // Once the nodes serve in their namespaces, and the load has run a little, ^C.
+        #expect(eventually(timeout: .seconds(30)) {
+            Self.run(["ip", "netns", "pids", "\(prefix)-n3"]).output.contains(where: \.isNumber)
+        }, "the check started its nodes in namespaces")
+        Thread.sleep(forTimeInterval: 5)
+        kill(process.processIdentifier, SIGINT)
+        #expect(eventually(timeout: .seconds(40)) { !process.isRunning }, "check ends after ^C")
+        process.waitUntilExit()
+        let printed = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(process.terminationStatus == 0, "judged as valid after ^C:\n\(printed)")
+        #expect(printed.contains("VALID"), "\(printed)")
+        #expect(Self.leftovers(prefix).isEmpty, "left behind after ^C: \(Self.leftovers(prefix))")
+    }
+
     @Test func saysItCannotRunWithoutRoot() {
         // As nobody: exit 2, "could not run", naming root, and nothing created.
         let result = Self.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
