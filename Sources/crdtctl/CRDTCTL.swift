@@ -459,11 +459,12 @@ struct NetnsOptions: ParsableArguments {
     }
 }
 
-/// Runs `body`; a network lab this machine cannot set up (no namespaces, say) is exit 2, "could not run".
+/// Runs `body`; a network lab this machine cannot set up (no namespaces, a subnet in use, a veth that
+/// cannot be made) is exit 2, "could not run", like a node that does not start.
 func couldNotRun<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
-    } catch let error as NetnsError where error.unavailable {
+    } catch let error as NetnsError {
         FileHandle.standardError.write(Data("crdtctl: could not run: \(error.description)\n".utf8))
         throw ExitCode(2)
     }
