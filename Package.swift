@@ -90,8 +90,8 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["TestSupport", "Wire", "CRDT"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CRDT", "RESP", "Wire"]),
-        // crdtctl's pure parts (the check harness' checker) without processes.
-        .testTarget(name: "CrdtctlTests", dependencies: ["crdtctl"]),
+        // crdtctl's pure parts (the check harness' checker, the network lab's names and rules) without processes.
+        .testTarget(name: "CrdtctlTests", dependencies: ["crdtctl", "NodeControl"]),
         // Start the real crdtd and crdtctl binaries; depend on them so they are built before these tests run.
         .testTarget(name: "IntegrationTests", dependencies: ["RESP", "RESPClient", "crdtd", "crdtctl"]),
         // The systemd unit and Kubernetes manifests in examples/deploy, checked against the binaries' flags.

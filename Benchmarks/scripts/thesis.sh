@@ -16,6 +16,9 @@
 #                       prints the section and leaves docs/ and README.md alone
 #   --no-redis-compare  skip the redis-benchmark table
 #   --keep-work         keep the temporary directory (data, logs) for inspection
+#   --partition-via M   auto (default), netns or freeze: how the partition measurement cuts both systems
+#                       (netns: every node and member in a network namespace, one nftables cut for both;
+#                       root only; auto uses it where it can, else freezes etcd members with SIGSTOP)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,6 +27,7 @@ build=1
 only=""
 redis_compare=1
 keep=0
+partition_via=auto
 args="$*"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,7 +36,8 @@ while [ $# -gt 0 ]; do
         --only) only=$2; shift ;;
         --no-redis-compare) redis_compare=0 ;;
         --keep-work) keep=1 ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --partition-via) partition_via=$2; shift ;;
+        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "thesis: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -49,6 +54,11 @@ command -v redis-benchmark >/dev/null || need+=(redis-tools)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v cc >/dev/null || need+=(gcc)
+if [ "$(id -u)" -eq 0 ] && [ "$partition_via" != freeze ]; then
+    # The partition measurement's network namespaces and cuts.
+    { command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ]; } || need+=(iproute2)
+    { command -v nft >/dev/null || [ -x /usr/sbin/nft ] || [ -x /sbin/nft ]; } || need+=(nftables)
+fi
 pkg-config --exists sqlite3 2>/dev/null || need+=(libsqlite3-dev pkg-config)
 if [ ${#need[@]} -gt 0 ]; then
     # shellcheck disable=SC2207
@@ -91,6 +101,15 @@ cleanup() {
             fi
         done <"$work/run/pids"
     fi
+    # The partition measurement's network lab (namespaces crdtnsb-n1..3, bridge crdtnsb-br), if the run
+    # died inside it; its processes were stopped above.
+    if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
+        for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^crdtnsb-/ {print $1}'); do
+            log "removing network namespace $ns, left behind"
+            ip netns delete "$ns" 2>/dev/null || true
+        done
+        ip link delete crdtnsb-br 2>/dev/null || true
+    fi
     if [ "$keep" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -110,7 +129,7 @@ fi
 images="$repo/docs/img"; [ -n "$only" ] && images="$work/img"
 thesis_args=(--work "$work/run" --crdtd "$crdtd" --etcd "$(command -v etcd)" --redis-server "$(command -v redis-server)"
     --sqlite-ceiling "$ceiling" --images "$images" --command-line "Benchmarks/scripts/thesis.sh${args:+ $args}"
-    --revision "$revision")
+    --revision "$revision" --partition-via "$partition_via")
 [ "$quick" = 1 ] && thesis_args+=(--quick)
 if [ -n "$only" ]; then
     thesis_args+=(--only "$only")

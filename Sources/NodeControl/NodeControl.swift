@@ -19,12 +19,20 @@ public struct NodeControlError: Error, CustomStringConvertible {
 /// own flags (durability, log level, passwords).
 public func crdtdArguments(name: String, dataDir: String, clientPort: Int, peerPort: Int, metricsPort: Int,
                            seeds: [Int], keyFile: String?) -> [String] {
+    crdtdArguments(name: name, dataDir: dataDir, host: "127.0.0.1", clientPort: clientPort, peerPort: peerPort,
+                   metricsPort: metricsPort, seedAddresses: seeds.map { "127.0.0.1:\($0)" }, keyFile: keyFile)
+}
+
+/// The same flags for a node listening on `host` (its address in a network namespace, say), seeded
+/// with the peer addresses (`host:port`) in `seedAddresses`.
+public func crdtdArguments(name: String, dataDir: String, host: String, clientPort: Int, peerPort: Int, metricsPort: Int,
+                           seedAddresses: [String], keyFile: String?) -> [String] {
     var arguments = [
         "--node-id", name, "--data-dir", dataDir,
-        "--client-addr", "127.0.0.1:\(clientPort)", "--peer-addr", "127.0.0.1:\(peerPort)",
-        "--metrics-addr", "127.0.0.1:\(metricsPort)", "--allow-fault-injection",
+        "--client-addr", "\(host):\(clientPort)", "--peer-addr", "\(host):\(peerPort)",
+        "--metrics-addr", "\(host):\(metricsPort)", "--allow-fault-injection",
     ]
-    for seed in seeds { arguments += ["--seed", "127.0.0.1:\(seed)"] }
+    for seed in seedAddresses { arguments += ["--seed", seed] }
     arguments += keyFile.map { ["--cluster-key-file", $0] } ?? ["--insecure"]
     return arguments
 }
@@ -86,9 +94,9 @@ public func waitUntil(timeout: Duration, every interval: Duration = .millisecond
     return nil
 }
 
-/// A minimal HTTP GET to 127.0.0.1 over a blocking socket, for scraping crdtd's /metrics; a read waits
-/// `timeout` seconds at most.
-public func httpGet(port: Int, path: String, timeout: Int = 5) throws -> String {
+/// A minimal HTTP GET to `host` (an IPv4 address) over a blocking socket, for scraping crdtd's /metrics;
+/// a read waits `timeout` seconds at most.
+public func httpGet(host: String = "127.0.0.1", port: Int, path: String, timeout: Int = 5) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var tv = timeval(tv_sec: timeout, tv_usec: 0)
@@ -96,12 +104,12 @@ public func httpGet(port: Int, path: String, timeout: Int = 5) throws -> String 
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_addr.s_addr = inet_addr(host)
     let ok = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard ok == 0 else { throw NodeControlError("cannot reach metrics on port \(port)") }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+    guard ok == 0 else { throw NodeControlError("cannot reach metrics on \(host):\(port)") }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
     _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     var out: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65_536)

@@ -126,7 +126,7 @@ extension CRDTCTL {
         /// Sum over nodes of crdtd_peer_bytes_total{direction="out"}.
         func bytesOut(_ cluster: LocalCluster) throws -> Int {
             let total = try cluster.nodes.reduce(0.0) { sum, node in
-                sum + metricSum(try httpGet(port: node.metricsPort, path: "/metrics"), "crdtd_peer_bytes_total", labels: "direction=\"out\"")
+                sum + metricSum(try httpGet(host: node.address, port: node.metricsPort, path: "/metrics"), "crdtd_peer_bytes_total", labels: "direction=\"out\"")
             }
             return Int(total)
         }

@@ -12,7 +12,7 @@ struct CRDTCTL: ParsableCommand {
         commandName: "crdtctl",
         abstract: "Start local crdtd clusters, inject partitions and crashes, and verify that replicas converge.",
         subcommands: [
-            Demo.self, Cluster.self, Partition.self, Cut.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
+            Demo.self, Cluster.self, Partition.self, Cut.self, Netem.self, Unplug.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
             Status.self, Verify.self, Run.self, Bench.self, Check.self, Ping.self, Backup.self, Node.self,
             Counter.self, SetCommand.self, Register.self, Hash.self, BoundedCounter.self, Keys.self, TypeCommand.self, Del.self,
         ])
@@ -32,8 +32,19 @@ extension CRDTCTL {
             abstract: "Start, stop or show a local cluster.", subcommands: [Start.self, Stop.self, CRDTCTL.Status.self])
 
         struct Start: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Start N crdtd nodes on 127.0.0.1.")
+            static let configuration = CommandConfiguration(
+                abstract: "Start N crdtd nodes on 127.0.0.1, or each in a network namespace of its own (--netns).",
+                discussion: """
+                    With --netns (root only), node i runs in namespace PREFIX-ni with address SUBNET.i, joined to \
+                    the others by bridge PREFIX-br (SUBNET.254 on this machine); `partition`, `cut` and `heal` \
+                    then act on the network (nftables in each namespace), and the daemons are not told. \
+                    Leftovers of an earlier run with the same prefix are removed first; `cluster stop` removes \
+                    the namespaces, veths and bridge. Exit code 2 when this machine cannot run namespaces.
+                    """)
             @OptionGroup var options: ClusterOptions
+            @Flag(help: "Run each node in a Linux network namespace of its own, joined by a bridge (root only); partitions are cut in the network.")
+            var netns = false
+            @OptionGroup var network: NetnsOptions
             @Option(help: "Number of nodes.") var nodes = 3
             @Option(help: "Client ports are base+1..base+N; peer ports base+101..; metrics base+201...") var basePort = 7000
             @Flag(help: "Run without a cluster key (peer traffic unauthenticated).") var insecure = false
@@ -45,21 +56,28 @@ extension CRDTCTL {
             }
 
             func run() throws {
-                let cluster = try startCluster(dir: options.dir, nodes: nodes, basePort: basePort, insecure: insecure, auth: auth)
+                let lab = netns ? try network.lab(nodes: nodes) : nil
+                let cluster = try couldNotRun {
+                    try startCluster(dir: options.dir, nodes: nodes, basePort: basePort, insecure: insecure, auth: auth, netns: lab)
+                }
                 let login = cluster.password.map { " -a \($0)" } ?? ""
-                for node in cluster.nodes {
-                    print("\(node.name)  redis-cli -p \(node.clientPort)\(login)   peer :\(node.peerPort)   metrics http://127.0.0.1:\(node.metricsPort)/metrics   pid \(node.pid)")
+                for (i, node) in cluster.nodes.enumerated() {
+                    let host = node.host.map { " -h \($0)" } ?? ""
+                    let place = cluster.netns.map { "   netns \($0.namespace(i))" } ?? ""
+                    print("\(node.name)  redis-cli\(host) -p \(node.clientPort)\(login)   peer :\(node.peerPort)   metrics http://\(node.address):\(node.metricsPort)/metrics   pid \(node.pid)\(place)")
                 }
             }
         }
 
         struct Stop: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Stop every node gracefully (SIGTERM, then SIGKILL after 10 s).")
+            static let configuration = CommandConfiguration(
+                abstract: "Stop every node gracefully (SIGTERM, then SIGKILL after 10 s); remove a --netns cluster's namespaces, veths and bridge.")
             @OptionGroup var options: ClusterOptions
             func run() throws {
                 let cluster = try options.load()
                 for i in cluster.nodes.indices { cluster.stop(i) }
-                print("stopped \(cluster.nodes.count) nodes")
+                cluster.netns?.tearDown()
+                print("stopped \(cluster.nodes.count) nodes" + (cluster.netns.map { "; removed network \($0.prefix)-*" } ?? ""))
             }
         }
     }
@@ -108,7 +126,11 @@ extension CRDTCTL {
     struct Cut: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Cut one direction only: frames from one node to another are dropped, the reverse still flows.",
-            discussion: "crdtctl cut n1 n2  (n1's frames never reach n2; n2 still reaches n1). Cuts add up; `crdtctl heal` lifts them all.")
+            discussion: """
+                crdtctl cut n1 n2  (n1's frames never reach n2; n2 still reaches n1). Cuts add up; `crdtctl heal` lifts them all. \
+                On a --netns cluster n1's packets are dropped on their way into n2's namespace; over TCP that also \
+                loses n1's acknowledgements of n2's data, so their connections stall, as under a real one-way fault.
+                """)
         @OptionGroup var options: ClusterOptions
         @Argument(help: "The node whose frames are dropped.") var from: String
         @Argument(help: "The node that no longer hears it.") var to: String
@@ -117,6 +139,12 @@ extension CRDTCTL {
             let cluster = try options.load()
             let (sender, receiver) = (try cluster.index(of: from), try cluster.index(of: to))
             guard sender != receiver else { throw ValidationError("a node cannot be cut from itself") }
+            if let netns = cluster.netns {
+                try cluster.checkNetworkIsUp()
+                try netns.cut(from: sender, to: receiver)
+                print("\(from) → \(to) cut in the network (\(to) → \(from) still flows)")
+                return
+            }
             // Both ends drop the traffic, so the cut holds even if one of them restarts.
             for (node, direction, peer) in [(sender, "OUTBOUND", to), (receiver, "INBOUND", from)] {
                 let reply = try cluster.command(node, ["CRDT.PARTITION", direction, peer])
@@ -126,8 +154,59 @@ extension CRDTCTL {
         }
     }
 
+    struct Netem: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Drop or delay a node's outgoing packets in its namespace; --netns clusters only.",
+            discussion: """
+                crdtctl netem n1 --loss 20  (nftables drops 20 % of what n1 sends, to peers and clients alike); \
+                crdtctl netem n1 --delay 100 --jitter 20  (tc netem; needs a kernel with CONFIG_NET_SCH_NETEM, exit 2 \
+                without). Each call replaces the node's earlier loss and delay; `crdtctl heal` lifts them all.
+                """)
+        @OptionGroup var options: ClusterOptions
+        @Argument(help: "The node whose outgoing packets (to peers and to clients) are delayed or dropped.") var node: String
+        @Option(help: "Milliseconds added to every packet.") var delay = 0
+        @Option(help: "Milliseconds of random variation around --delay.") var jitter = 0
+        @Option(help: "Percent of packets dropped (0 to 100).") var loss = 0
+
+        func validate() throws {
+            guard delay >= 0, jitter >= 0, (0...100).contains(loss), delay + jitter > 0 || loss > 0 else {
+                throw ValidationError("give --delay, --jitter (milliseconds, not negative) or --loss (0 to 100 percent)")
+            }
+        }
+
+        func run() throws {
+            let cluster = try options.load()
+            guard let netns = cluster.netns else {
+                throw ClusterError("netem needs a cluster in network namespaces: start it with `crdtctl cluster start --netns`")
+            }
+            try cluster.checkNetworkIsUp()
+            try couldNotRun {
+                try netns.degrade(try cluster.index(of: node), delayMilliseconds: delay, jitterMilliseconds: jitter, lossPercent: loss)
+            }
+            print("\(node): \(loss) % of outgoing packets dropped" + (delay + jitter > 0 ? ", the rest delayed \(delay) ms (±\(jitter) ms)" : ""))
+        }
+    }
+
+    struct Unplug: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take a node's network link down, as a pulled cable would: peers and clients lose it; --netns clusters only.",
+            discussion: "crdtctl unplug n1  (n1 keeps running, unreachable; its clients' calls time out). `crdtctl heal` plugs it back in.")
+        @OptionGroup var options: ClusterOptions
+        @Argument(help: "The node to unplug.") var node: String
+
+        func run() throws {
+            let cluster = try options.load()
+            guard let netns = cluster.netns else {
+                throw ClusterError("unplug needs a cluster in network namespaces: start it with `crdtctl cluster start --netns`")
+            }
+            try cluster.checkNetworkIsUp()
+            try netns.unplug(try cluster.index(of: node))
+            print("\(node) unplugged: its link is down")
+        }
+    }
+
     struct Heal: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Lift every injected partition.")
+        static let configuration = CommandConfiguration(abstract: "Lift every injected partition (and, on a --netns cluster, every network cut, loss, delay and unplugged link).")
         @OptionGroup var options: ClusterOptions
         func run() throws { try heal(try options.load()) }
     }
@@ -268,10 +347,13 @@ extension CRDTCTL {
 
 /// Starts `nodes` fresh nodes in `dir` (removing an earlier cluster there) and waits until all serve and
 /// know each other. With `storageFaults`, every node runs with the storage fault shim preloaded.
+/// With `netns`, each node runs in a namespace of that lab, set up here (after removing its leftovers)
+/// and torn down again if the cluster does not start.
 func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: Bool = false,
-                  storageFaults: Bool = false) throws -> LocalCluster {
+                  storageFaults: Bool = false, netns: NetnsLab? = nil) throws -> LocalCluster {
     if let old = try? LocalCluster.load(from: dir) {
         for i in old.nodes.indices { old.stop(i) }
+        old.netns?.tearDown()
     }
     try? FileManager.default.removeItem(atPath: dir)
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -284,9 +366,10 @@ func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: 
         let name = "n\(n)"
         let nodeDir = (dir as NSString).appendingPathComponent(name)
         return .init(name: name, clientPort: basePort + n, peerPort: basePort + 100 + n, metricsPort: basePort + 200 + n,
-                     dataDir: nodeDir, logFile: nodeDir + ".log", pid: 0)
+                     dataDir: nodeDir, logFile: nodeDir + ".log", pid: 0, host: netns?.address(n - 1))
     }, keyFile: keyFile)
     if storageFaults { cluster.storageFaults = true }
+    cluster.netns = netns
     if auth {
         var generator = SystemRandomNumberGenerator()
         let password = Data((0..<24).map { _ in UInt8.random(in: 0...255, using: &generator) }).base64EncodedString()
@@ -294,6 +377,7 @@ func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: 
         cluster.password = password
     }
     do {
+        try netns?.setUp()
         for i in cluster.nodes.indices { try cluster.launch(i, seeds: [0]) }
         try cluster.save()
         for i in cluster.nodes.indices { try cluster.waitUntilServing(i) }
@@ -301,6 +385,7 @@ func startCluster(dir: String, nodes: Int, basePort: Int, insecure: Bool, auth: 
     } catch {
         // A cluster that did not fully start is stopped, not left half running.
         for i in cluster.nodes.indices { cluster.stop(i) }
+        netns?.tearDown()
         throw error
     }
     return cluster
@@ -317,8 +402,19 @@ func partition(_ cluster: LocalCluster, shape: PartitionShape, victim: Int, quie
     try partition(cluster, blocked: shape.blockedPeers(nodes: cluster.nodes.count, victim: victim), quiet: quiet)
 }
 
-/// Lifts any earlier cut, then makes node `i` block `blocked[i]`.
+/// Lifts any earlier cut, then makes node `i` block `blocked[i]`: in the network for a --netns cluster
+/// (the daemons are not told), else through each daemon's CRDT.PARTITION.
 func partition(_ cluster: LocalCluster, blocked: [[Int]], quiet: Bool = false) throws {
+    if let netns = cluster.netns {
+        try cluster.checkNetworkIsUp()
+        try netns.setCuts(blocked)
+        if !quiet {
+            for (i, peers) in blocked.enumerated() where !peers.isEmpty {
+                print("\(cluster.nodes[i].name) cut from \(peers.map { cluster.nodes[$0].name }.joined(separator: ", ")) in the network")
+            }
+        }
+        return
+    }
     for (i, peers) in blocked.enumerated() {
         _ = try cluster.command(i, ["CRDT.HEAL"])
         guard !peers.isEmpty else { continue }
@@ -329,8 +425,47 @@ func partition(_ cluster: LocalCluster, blocked: [[Int]], quiet: Bool = false) t
 }
 
 func heal(_ cluster: LocalCluster) throws {
+    if let netns = cluster.netns {
+        try cluster.checkNetworkIsUp()
+        try netns.heal()
+    }
     for i in cluster.nodes.indices where cluster.isRunning(cluster.nodes[i].pid) {
         _ = try cluster.command(i, ["CRDT.HEAL"])
     }
     print("healed")
+}
+
+/// The names and addresses of a network lab (`cluster start --netns`, `check --partitions netns`).
+struct NetnsOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Prefix of the namespaces, veths and bridge (PREFIX-n1.., PREFIX-v1.., PREFIX-br); leftovers with it are removed.",
+                               valueName: "prefix"))
+    var netnsPrefix = "crdtns"
+    @Option(help: ArgumentHelp("The /24 of the namespaces, as three octets: node i gets SUBNET.i, this machine SUBNET.254.", valueName: "a.b.c"))
+    var netnsSubnet = "10.77.0"
+
+    /// The lab to start `nodes` nodes in. Not root or no `ip netns`: exit 2, "could not run".
+    func lab(nodes: Int) throws -> NetnsLab {
+        let lab: NetnsLab
+        do {
+            lab = try NetnsLab(prefix: netnsPrefix, subnet: netnsSubnet, nodes: nodes)
+        } catch let error as NetnsError {
+            throw ValidationError(error.description)
+        }
+        if let reason = NetnsLab.unavailableReason() {
+            FileHandle.standardError.write(Data("crdtctl: could not run: \(reason)\n".utf8))
+            throw ExitCode(2)
+        }
+        return lab
+    }
+}
+
+/// Runs `body`; a network lab this machine cannot set up (no namespaces, a subnet in use, a veth that
+/// cannot be made) is exit 2, "could not run", like a node that does not start.
+func couldNotRun<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as NetnsError {
+        FileHandle.standardError.write(Data("crdtctl: could not run: \(error.description)\n".utf8))
+        throw ExitCode(2)
+    }
 }

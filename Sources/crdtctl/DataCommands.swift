@@ -48,7 +48,8 @@ struct NodeOptions: ParsableArguments {
         let cluster = try LocalCluster.load(from: dir)
         guard let first = cluster.nodes.first else { throw ClusterError("the cluster in \(dir) has no nodes") }
         let chosen = try node.map(cluster.node) ?? first
-        return ("127.0.0.1", chosen.clientPort, chosen.name)
+        try cluster.checkNetworkIsUp()
+        return (chosen.address, chosen.clientPort, chosen.name)
     }
 }
 

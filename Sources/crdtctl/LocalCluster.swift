@@ -14,6 +14,11 @@ struct LocalCluster: Codable {
         var dataDir: String
         var logFile: String
         var pid: Int32
+        /// The address the node listens on: 127.0.0.1, or its address in the cluster's network lab.
+        /// Optional: older cluster.json files lack it.
+        var host: String?
+
+        var address: String { host ?? "127.0.0.1" }
     }
 
     var baseDir: String
@@ -24,6 +29,9 @@ struct LocalCluster: Codable {
     /// Whether the nodes run with the storage fault shim preloaded (`check --faults disk`), so that
     /// `injectStorageFault` can fill, stall or fail their disks. Optional: older cluster.json files lack it.
     var storageFaults: Bool?
+    /// The network namespaces the nodes run in (`cluster start --netns`), one per node; nil: all on
+    /// 127.0.0.1 in this machine's own namespace. Partitions of such a cluster are cut in the network.
+    var netns: NetnsLab?
 
     static func path(in baseDir: String) -> String { (baseDir as NSString).appendingPathComponent("cluster.json") }
     static func passwordPath(in baseDir: String) -> String { (baseDir as NSString).appendingPathComponent("client.password") }
@@ -116,13 +124,21 @@ struct LocalCluster: Codable {
         log.seekToEndOfFile()
         let daemon = try Self.daemonPath()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: daemon)
-        var arguments = crdtdArguments(name: node.name, dataDir: node.dataDir, clientPort: node.clientPort, peerPort: node.peerPort,
-                                       metricsPort: node.metricsPort, seeds: seeds.filter { $0 != i }.map { nodes[$0].peerPort },
+        var arguments = crdtdArguments(name: node.name, dataDir: node.dataDir, host: node.address, clientPort: node.clientPort,
+                                       peerPort: node.peerPort, metricsPort: node.metricsPort,
+                                       seedAddresses: seeds.filter { $0 != i }.map { "\(nodes[$0].address):\(nodes[$0].peerPort)" },
                                        keyFile: keyFile)
         if password != nil { arguments += ["--client-password-file", Self.passwordPath(in: baseDir)] }
         arguments += extraArguments
-        process.arguments = arguments
+        if let netns {
+            // `ip netns exec` enters the namespace and execs crdtd in place: the pid is crdtd's own.
+            let prefix = try netns.execPrefix(i)
+            process.executableURL = URL(fileURLWithPath: prefix[0])
+            process.arguments = Array(prefix.dropFirst()) + [daemon] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: daemon)
+            process.arguments = arguments
+        }
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
@@ -188,7 +204,16 @@ struct LocalCluster: Codable {
 
     /// A connection to node `i`, authenticated when the cluster has a password.
     func connection(_ i: Int, timeout: Duration = .seconds(5)) throws -> RESPConnection {
-        try authenticatedConnection(host: "127.0.0.1", port: nodes[i].clientPort, password: password, timeout: timeout)
+        try checkNetworkIsUp()
+        return try authenticatedConnection(host: nodes[i].address, port: nodes[i].clientPort, password: password, timeout: timeout)
+    }
+
+    /// Throws when the cluster's network lab is gone (torn down by `cluster stop`, or by a later start
+    /// with the same prefix): without its bridge, the nodes' addresses would be routed off this machine.
+    func checkNetworkIsUp() throws {
+        if let netns, !netns.isUp {
+            throw ClusterError("the cluster's network (bridge \(netns.bridge)) is gone: start it again with `crdtctl cluster start --netns`")
+        }
     }
 
     /// Runs one command on node `i`.

@@ -20,7 +20,8 @@ struct NodeStatus: Codable {
     /// caught up; it grows while a peer is cut off, paused or behind. Values too large for one frame reach
     /// peers by digest repair, outside this count.
     var replicationLag: Int64?
-    /// Peers this node blocks through an injected partition.
+    /// Peers this node blocks through an injected partition, or (on a --netns cluster) whose packets its
+    /// namespace drops.
     var partitionedFrom: [String]?
     var digest: String?
 }
@@ -30,7 +31,12 @@ extension LocalCluster {
     func status() -> [NodeStatus] {
         nodes.indices.map { i in
             let node = nodes[i]
-            var row = NodeStatus(node: node.name, address: "127.0.0.1:\(node.clientPort)", pid: node.pid, state: "down")
+            var row = NodeStatus(node: node.name, address: "\(node.address):\(node.clientPort)", pid: node.pid, state: "down")
+            // The network's cuts hold whether or not the node runs; the daemon knows nothing of them.
+            let networkCuts = netns.flatMap { try? $0.blockedSources(i) }.map { sources in
+                nodes.filter { sources.contains($0.address) }.map(\.name)
+            }
+            if let networkCuts, !networkCuts.isEmpty { row.partitionedFrom = networkCuts }
             guard isRunning(node.pid) else { return row }
             if isPaused(node.pid) {
                 row.state = "paused"
@@ -49,10 +55,12 @@ extension LocalCluster {
                 row.peersAlive = states.count { $0.hasPrefix("alive") }
                 row.peersSuspect = states.count { $0.hasPrefix("suspect") }
                 row.peersDead = states.count { $0.hasPrefix("dead") }
-                row.partitionedFrom = members.filter {
+                let daemonCuts = members.filter {
                     let state = $0["state"] ?? ""
                     return state.contains("partitioned") || state.contains("cut here")
                 }.compactMap { $0["node"] }
+                let network = networkCuts ?? []
+                row.partitionedFrom = network + daemonCuts.filter { !network.contains($0) }
                 if case .bulkString(let info)? = try? command(i, ["INFO", "replication"], timeout: .seconds(2)),
                    let next = infoFields(String(decoding: info, as: UTF8.self))["delta_next_sequence"].flatMap({ Int64($0) }) {
                     let acknowledged = members.filter { !($0["state"] ?? "").hasPrefix("dead") }.map { Int64($0["acknowledged"] ?? "") ?? 0 }

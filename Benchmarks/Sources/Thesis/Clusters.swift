@@ -12,10 +12,13 @@ struct Binaries {
     var sqliteCeiling: String
 }
 
-/// N crdtd nodes on 127.0.0.1, authenticated with a fresh cluster key, fault injection on.
+/// N crdtd nodes on 127.0.0.1 (or each in a namespace of a network lab), authenticated with a fresh
+/// cluster key, fault injection on.
 final class CrdtdCluster {
     struct Node {
         var name: String
+        /// 127.0.0.1, or the node's address in the lab.
+        var host: String
         var clientPort: Int
         var peerPort: Int
         var metricsPort: Int
@@ -23,8 +26,11 @@ final class CrdtdCluster {
     }
 
     let nodes: [Node]
+    /// The network lab the nodes run in, whose cuts `partition` sets; nil: 127.0.0.1, cut by CRDT.PARTITION.
+    let netns: NetnsLab?
 
-    init(_ launcher: Launcher, _ binaries: Binaries, size: Int, durability: String, label: String) throws {
+    init(_ launcher: Launcher, _ binaries: Binaries, size: Int, durability: String, label: String, netns: NetnsLab? = nil) throws {
+        self.netns = netns
         let base = try launcher.directory("crdtd-\(label)")
         let keyFile = (base as NSString).appendingPathComponent("cluster.key")
         try writeClusterKey(to: keyFile)
@@ -34,12 +40,14 @@ final class CrdtdCluster {
         do {
             for i in 0..<size {
                 let name = "n\(i + 1)"
-                let arguments = crdtdArguments(name: name, dataDir: (base as NSString).appendingPathComponent(name),
+                let host = netns?.address(i) ?? "127.0.0.1"
+                let arguments = crdtdArguments(name: name, dataDir: (base as NSString).appendingPathComponent(name), host: host,
                                                clientPort: ports[i].0, peerPort: ports[i].1, metricsPort: ports[i].2,
-                                               seeds: i > 0 ? [ports[0].1] : [], keyFile: keyFile)
+                                               seedAddresses: i > 0 ? ["\(netns?.address(0) ?? "127.0.0.1"):\(ports[0].1)"] : [],
+                                               keyFile: keyFile)
                     + ["--durability", durability, "--log-level", "warning"]
-                let server = try launcher.start("crdtd-\(label)-\(name)", binaries.crdtd, arguments)
-                nodes.append(Node(name: name, clientPort: ports[i].0, peerPort: ports[i].1, metricsPort: ports[i].2, server: server))
+                let server = try launcher.start("crdtd-\(label)-\(name)", binaries.crdtd, arguments, namespace: netns.map { ($0, i) })
+                nodes.append(Node(name: name, host: host, clientPort: ports[i].0, peerPort: ports[i].1, metricsPort: ports[i].2, server: server))
             }
             self.nodes = nodes
             try waitUntilReady(timeout: 60 + 4 * Double(size))
@@ -52,7 +60,7 @@ final class CrdtdCluster {
     func stop() { for node in nodes { node.server.stop() } }
 
     func connection(_ i: Int, timeout: Duration = .seconds(10)) throws -> RESPConnection {
-        try RESPConnection(host: "127.0.0.1", port: nodes[i].clientPort, timeout: timeout)
+        try RESPConnection(host: nodes[i].host, port: nodes[i].clientPort, timeout: timeout)
     }
 
     func command(_ i: Int, _ arguments: [String]) throws -> RESPReply {
@@ -94,11 +102,21 @@ final class CrdtdCluster {
         guard reply == .simpleString("OK") else { throw SuiteError("\(nodes[i].name) refused CRDT.PARTITION: \(reply)") }
     }
 
-    func healAll() throws { for i in nodes.indices { _ = try command(i, ["CRDT.HEAL"]) } }
+    /// Node `i` stops hearing the nodes in `blocked[i]`: in the network when the nodes run in a lab (the
+    /// daemons are not told), else by CRDT.PARTITION.
+    func partition(_ blocked: [[Int]]) throws {
+        if let netns { return try netns.setCuts(blocked) }
+        for (i, peers) in blocked.enumerated() { try cut(i, from: peers) }
+    }
+
+    func healAll() throws {
+        if let netns { return try netns.heal() }
+        for i in nodes.indices { _ = try command(i, ["CRDT.HEAL"]) }
+    }
 
     /// A Prometheus sample of node `i` (summed over label sets whose text contains `labels`).
     func metric(_ i: Int, _ name: String, labels: String = "") throws -> Double {
-        metricSum(try httpGet(port: nodes[i].metricsPort, path: "/metrics"), name, labels: labels)
+        metricSum(try httpGet(host: nodes[i].host, port: nodes[i].metricsPort, path: "/metrics"), name, labels: labels)
     }
 
     /// `crdtd_peer_bytes_total{direction="out"}` summed over every node.
@@ -107,35 +125,43 @@ final class CrdtdCluster {
     }
 }
 
-/// A 3-member etcd cluster on 127.0.0.1, data in the work directory, fsync on every commit (etcd's only mode).
+/// A 3-member etcd cluster on 127.0.0.1 (or each member in a namespace of a network lab), data in the
+/// work directory, fsync on every commit (etcd's only mode).
 final class EtcdCluster {
     struct Member {
         var name: String
+        var host: String
         var clientPort: Int
         var server: ServerProcess
+
+        func client(timeout: Double = 10) -> EtcdClient { EtcdClient(host: host, port: clientPort, timeout: timeout) }
     }
 
     let members: [Member]
+    /// The lab the members run in; nil: 127.0.0.1.
+    let netns: NetnsLab?
 
-    init(_ launcher: Launcher, _ binaries: Binaries, label: String) throws {
+    init(_ launcher: Launcher, _ binaries: Binaries, label: String, netns: NetnsLab? = nil) throws {
+        self.netns = netns
         let base = try launcher.directory("etcd-\(label)")
         var ports: [(client: Int, peer: Int)] = []
         for _ in 0..<3 { ports.append((try launcher.freePort(), try launcher.freePort())) }
-        let initial = (0..<3).map { "e\($0 + 1)=http://127.0.0.1:\(ports[$0].peer)" }.joined(separator: ",")
+        let hosts = (0..<3).map { netns?.address($0) ?? "127.0.0.1" }
+        let initial = (0..<3).map { "e\($0 + 1)=http://\(hosts[$0]):\(ports[$0].peer)" }.joined(separator: ",")
         var members: [Member] = []
         do {
             for i in 0..<3 {
                 let name = "e\(i + 1)"
                 let server = try launcher.start("etcd-\(label)-\(name)", binaries.etcd, [
                     "--name", name, "--data-dir", (base as NSString).appendingPathComponent(name),
-                    "--listen-client-urls", "http://127.0.0.1:\(ports[i].client)",
-                    "--advertise-client-urls", "http://127.0.0.1:\(ports[i].client)",
-                    "--listen-peer-urls", "http://127.0.0.1:\(ports[i].peer)",
-                    "--initial-advertise-peer-urls", "http://127.0.0.1:\(ports[i].peer)",
+                    "--listen-client-urls", "http://\(hosts[i]):\(ports[i].client)",
+                    "--advertise-client-urls", "http://\(hosts[i]):\(ports[i].client)",
+                    "--listen-peer-urls", "http://\(hosts[i]):\(ports[i].peer)",
+                    "--initial-advertise-peer-urls", "http://\(hosts[i]):\(ports[i].peer)",
                     "--initial-cluster", initial, "--initial-cluster-state", "new",
                     "--initial-cluster-token", "thesis-\(label)", "--log-level", "warn",
-                ])
-                members.append(Member(name: name, clientPort: ports[i].client, server: server))
+                ], namespace: netns.map { ($0, i) })
+                members.append(Member(name: name, host: hosts[i], clientPort: ports[i].client, server: server))
             }
             self.members = members
             try waitUntilReady()
@@ -151,7 +177,7 @@ final class EtcdCluster {
     private func waitUntilReady() throws {
         let deadline = now() + 60
         for member in members {
-            let client = EtcdClient(port: member.clientPort, timeout: 3)
+            let client = member.client(timeout: 3)
             while true {
                 if (try? client.put("ready", "1")) != nil { break }
                 guard member.server.isRunning else { throw SuiteError("\(member.name) exited during start; see \(member.server.logFile)") }
@@ -164,8 +190,8 @@ final class EtcdCluster {
     /// The index of the current leader.
     func leader() throws -> Int {
         for member in members {
-            guard let status = try? EtcdClient(port: member.clientPort, timeout: 3).status() else { continue }
-            if let i = try members.indices.first(where: { try EtcdClient(port: members[$0].clientPort, timeout: 3).status().member == status.leader }) {
+            guard let status = try? member.client(timeout: 3).status() else { continue }
+            if let i = try members.indices.first(where: { try members[$0].client(timeout: 3).status().member == status.leader }) {
                 return i
             }
         }

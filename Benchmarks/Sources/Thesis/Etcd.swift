@@ -11,13 +11,15 @@ struct RequestFailure: Error, CustomStringConvertible {
 /// A blocking HTTP/1.1 keep-alive connection for POST requests with JSON bodies: enough for etcd's v3
 /// JSON gateway. Reconnects on the next request after any failure.
 final class HTTPConnection {
+    let host: String
     let port: Int
     let timeout: Double
     private var fd: Int32 = -1
     private var pending: [UInt8] = []
     private var scratch = [UInt8](repeating: 0, count: 64 << 10)
 
-    init(port: Int, timeout: Double) {
+    init(host: String = "127.0.0.1", port: Int, timeout: Double) {
+        self.host = host
         self.port = port
         self.timeout = timeout
     }
@@ -42,7 +44,7 @@ final class HTTPConnection {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_addr.s_addr = inet_addr(host)
         let ok = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -58,7 +60,7 @@ final class HTTPConnection {
     func post(_ path: String, _ body: [UInt8]) throws(RequestFailure) -> (status: Int, body: [UInt8]) {
         do throws(RequestFailure) {
             try connectIfNeeded()
-            let request = Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
+            let request = Array("POST \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
             var offset = 0
             while offset < request.count {
                 let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
@@ -159,7 +161,7 @@ final class HTTPConnection {
 final class EtcdClient {
     let http: HTTPConnection
 
-    init(port: Int, timeout: Double = 10) { http = HTTPConnection(port: port, timeout: timeout) }
+    init(host: String = "127.0.0.1", port: Int, timeout: Double = 10) { http = HTTPConnection(host: host, port: port, timeout: timeout) }
 
     private func call(_ path: String, _ request: [String: Any]) throws(RequestFailure) -> [String: Any] {
         let body: [UInt8]

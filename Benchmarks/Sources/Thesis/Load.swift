@@ -71,8 +71,8 @@ func closedLoop(clients: Int, warmup: Double, seconds: Double,
 }
 
 /// A crdtd client: one command per operation on node `i % ports.count`; any reply but `expect` fails.
-func crdtdOperation(port: Int, _ command: [String], timeout: Duration = .seconds(10)) throws -> Operation {
-    let connection = try RESPConnection(host: "127.0.0.1", port: port, timeout: timeout)
+func crdtdOperation(host: String = "127.0.0.1", port: Int, _ command: [String], timeout: Duration = .seconds(10)) throws -> Operation {
+    let connection = try RESPConnection(host: host, port: port, timeout: timeout)
     let wire = command.map { Array($0.utf8) }
     return {
         let reply = try connection.send(wire)

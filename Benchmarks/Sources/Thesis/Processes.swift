@@ -1,6 +1,7 @@
 import BenchSupport
 import Foundation
 import Glibc
+import NodeControl
 
 /// A server this suite started. Every PID also goes into the work directory's `pids` file, so that
 /// `thesis.sh`'s trap can stop whatever is left if this program dies.
@@ -61,14 +62,22 @@ final class Launcher {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
     }
 
-    func start(_ name: String, _ executable: String, _ arguments: [String]) throws -> ServerProcess {
+    /// Starts `executable`; with `namespace` (a lab and a node index), inside that node's network
+    /// namespace through `ip netns exec`, which execs in place, so the PID recorded is the server's own.
+    func start(_ name: String, _ executable: String, _ arguments: [String], namespace: (NetnsLab, Int)? = nil) throws -> ServerProcess {
         let logFile = (work as NSString).appendingPathComponent("\(name).log")
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
         log.seekToEndOfFile()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        if let (lab, i) = namespace {
+            let prefix = try lab.execPrefix(i)
+            process.executableURL = URL(fileURLWithPath: prefix[0])
+            process.arguments = Array(prefix.dropFirst()) + [executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice

@@ -12,6 +12,8 @@ struct Report {
     var revision: String
     var binaries: Binaries
     var redisCompareTable: String?
+    /// The partition measurement's network lab, when it ran in one.
+    var partitionNetwork: String?
 
     private var headlines: [String: String] {
         sections.reduce(into: [:]) { $0.merge($1.headlines) { a, _ in a } }
@@ -30,7 +32,7 @@ struct Report {
             Load average (1, 5, 15 min) \(loadBefore) before and \(loadAfter) after: **the machine is shared with other
             engineers' builds and tests, and every server, peer and load generator shares its 2 cores**, so absolute
             figures are noisy; the ratios, each taken between two systems in the same run, are the result.
-            Every server listens on 127.0.0.1 only, on free ports, with its data in a temporary directory, and is
+            Every server listens on 127.0.0.1 only\(partitionNetwork.map { " (but in the partition measurement, on \($0))" } ?? ""), on free ports, with its data in a temporary directory, and is
             stopped by PID when the suite ends (a trap in the script stops any left).
 
             Commands: `Benchmarks/scripts/thesis.sh --quick` (about 10 minutes), `Benchmarks/scripts/thesis.sh`
@@ -38,7 +40,8 @@ struct Report {
             per value size, scale to 17 and 33 nodes with 5 heals each, redis-compare with 3 rounds; estimated
             at 45 to 60 minutes; not run yet), `--no-build` to reuse the
             release builds, `--only increments,partition,...` for some measurements (printed; docs/ and the README
-            are left alone), `--no-redis-compare` to skip the redis-benchmark table.
+            are left alone), `--no-redis-compare` to skip the redis-benchmark table, `--partition-via netns|freeze`
+            to choose how the partition measurement cuts both systems (default: in network namespaces when root).
 
 
             """

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NodeControl
 
 /// One measurement's part of the report: its Markdown, and the figures the summary and README quote.
 struct Section {
@@ -14,9 +15,13 @@ final class Suite {
     let launcher: Launcher
     let binaries: Binaries
     let imageDirectory: String
+    /// The network lab the partition measurement runs both systems in, cut with nftables; nil: crdtd cut
+    /// by CRDT.PARTITION and etcd members frozen with SIGSTOP.
+    let partitionLab: NetnsLab?
 
-    init(quick: Bool, launcher: Launcher, binaries: Binaries, imageDirectory: String) {
+    init(quick: Bool, launcher: Launcher, binaries: Binaries, imageDirectory: String, partitionLab: NetnsLab? = nil) {
         self.quick = quick
+        self.partitionLab = partitionLab
         self.launcher = launcher
         self.binaries = binaries
         self.imageDirectory = imageDirectory
@@ -49,14 +54,33 @@ struct Thesis: ParsableCommand {
     @Option(help: "Directory for the SVG plots (the doc links them as img/NAME).") var images: String
     @Option(help: "The command line that ran the suite, for the report.") var commandLine = "Benchmarks/scripts/thesis.sh"
     @Option(help: "The crdtd revision measured.") var revision = "?"
+    @Option(help: ArgumentHelp("""
+        How the partition measurement cuts both systems: netns (every node and member in a network namespace \
+        of its own, the same nftables cut for both; root), freeze (crdtd by CRDT.PARTITION, etcd members \
+        frozen with SIGSTOP), or auto (netns where this machine can, else freeze, saying why).
+        """, valueName: "auto|netns|freeze"))
+    var partitionVia = "auto"
+
+    func validate() throws {
+        guard ["auto", "netns", "freeze"].contains(partitionVia) else { throw ValidationError("--partition-via is auto, netns or freeze") }
+    }
 
     func run() throws {
         let startedAt = Date()
         let loadBefore = loadAverage()
         let launcher = try Launcher(work: work)
+        var lab: NetnsLab?
+        if partitionVia != "freeze" {
+            if let reason = NetnsLab.unavailableReason() {
+                guard partitionVia == "auto" else { throw ValidationError("--partition-via netns: \(reason)") }
+                FileHandle.standardError.write(Data("thesis: partitions by freezing etcd members, not in the network: \(reason)\n".utf8))
+            } else {
+                lab = try NetnsLab(prefix: "crdtnsb", subnet: "10.77.30", nodes: 3)
+            }
+        }
         let suite = Suite(quick: quick, launcher: launcher,
                           binaries: Binaries(crdtd: crdtd, etcd: etcd, redisServer: redisServer, sqliteCeiling: sqliteCeiling),
-                          imageDirectory: images)
+                          imageDirectory: images, partitionLab: lab)
         let wanted = Set(only.split(separator: ",").map(String.init))
         let measurements: [(String, (Suite) throws -> Section)] = [
             ("increments", measureIncrements), ("partition", measurePartition), ("visibility", measureVisibility),
@@ -70,7 +94,8 @@ struct Thesis: ParsableCommand {
         }
         let report = Report(sections: sections, quick: quick, startedAt: startedAt, seconds: Date().timeIntervalSince(startedAt),
                             loadBefore: loadBefore, loadAfter: loadAverage(), commandLine: commandLine, revision: revision,
-                            binaries: suite.binaries, redisCompareTable: try redisCompare.map { try String(contentsOfFile: $0, encoding: .utf8) })
+                            binaries: suite.binaries, redisCompareTable: try redisCompare.map { try String(contentsOfFile: $0, encoding: .utf8) },
+                            partitionNetwork: wanted.contains("partition") ? lab.map { "its own addresses \($0.subnet).1-3 in network namespaces" } : nil)
         let markdown = report.section()
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         try markdown.write(toFile: (work as NSString).appendingPathComponent("thesis.md"), atomically: true, encoding: .utf8)

@@ -19,11 +19,15 @@ final class CheckCluster: Sendable {
     let nodes: [Node]
     /// The local cluster's processes (pids change at each restart), or nil for nodes given by address.
     private let local: Mutex<LocalCluster?>
+    /// The network namespaces of a local cluster started in them: partitions are then cut in the network
+    /// (nftables), and the daemons are not told.
+    let netns: NetnsLab?
 
     var isLocal: Bool { local.withLock { $0 != nil } }
 
     init(local cluster: LocalCluster) {
-        nodes = cluster.nodes.map { Node(name: $0.name, host: "127.0.0.1", port: $0.clientPort) }
+        nodes = cluster.nodes.map { Node(name: $0.name, host: $0.address, port: $0.clientPort) }
+        netns = cluster.netns
         local = Mutex(cluster)
     }
 
@@ -53,12 +57,20 @@ final class CheckCluster: Sendable {
             throw ClusterError("two addresses are the same node: \(nodes.map(\.name).joined(separator: ", "))")
         }
         self.nodes = nodes
+        netns = nil
         local = Mutex(nil)
+    }
+
+    /// A fresh connection to node `i`. Refused once a netns cluster's bridge is gone (removed by another
+    /// start with the same prefix): its addresses would then be routed off this machine.
+    func connect(_ i: Int, timeout: Duration) throws -> RESPConnection {
+        if let netns, !netns.isUp { throw ClusterError("the network \(netns.bridge) is gone: not connecting to \(nodes[i].host)") }
+        return try RESPConnection(host: nodes[i].host, port: nodes[i].port, timeout: timeout)
     }
 
     /// One command on node `i`, on a fresh connection.
     func command(_ i: Int, _ arguments: [String], timeout: Duration = .seconds(5)) throws -> RESPReply {
-        let connection = try RESPConnection(host: nodes[i].host, port: nodes[i].port, timeout: timeout)
+        let connection = try connect(i, timeout: timeout)
         defer { connection.close() }
         return try connection.send(arguments)
     }
@@ -94,6 +106,11 @@ final class CheckCluster: Sendable {
     /// Cuts the cluster into `shape`; returns what went wrong on nodes that did not take it.
     func partition(_ shape: PartitionShape, victim: Int) -> [String] {
         let blocked = shape.blockedPeers(nodes: nodes.count, victim: victim)
+        if let netns {
+            guard netns.isUp else { return ["the network \(netns.bridge) is gone"] }
+            do { try netns.setCuts(blocked) } catch { return ["\(error)"] }
+            return []
+        }
         return onEveryNode { i in
             do {
                 _ = try self.command(i, ["CRDT.HEAL"], timeout: .seconds(2))
@@ -106,9 +123,35 @@ final class CheckCluster: Sendable {
         }
     }
 
+    /// Cuts node `victim`'s traffic to every other node, one way: in the network (each other namespace
+    /// drops its packets), or by the daemons (OUTBOUND on the victim, INBOUND on the others).
+    func cutOneWay(from victim: Int) -> [String] {
+        if let netns {
+            guard netns.isUp else { return ["the network \(netns.bridge) is gone"] }
+            do { try netns.setCuts(nodes.indices.map { $0 == victim ? [] : [victim] }) } catch { return ["\(error)"] }
+            return []
+        }
+        let others = nodes.indices.filter { $0 != victim }.map { nodes[$0].name }
+        return onEveryNode { i in
+            let command = i == victim ? ["CRDT.PARTITION", "OUTBOUND"] + others : ["CRDT.PARTITION", "INBOUND", self.nodes[victim].name]
+            do {
+                _ = try self.command(i, ["CRDT.HEAL"], timeout: .seconds(2))
+                let reply = try self.command(i, command, timeout: .seconds(2))
+                return reply == .simpleString("OK") ? nil : "\(self.nodes[i].name) refused \(command.joined(separator: " ")): \(reply.text)"
+            } catch {
+                return "\(self.nodes[i].name): CRDT.PARTITION failed: \(error)"
+            }
+        }
+    }
+
     /// Lifts every injected partition on `targets` (default all); returns the nodes that did not take it.
     func heal(_ targets: [Int]? = nil, timeout: Duration = .seconds(5)) -> [(node: Int, error: String)] {
         let targets = targets ?? Array(nodes.indices)
+        if let netns {
+            guard netns.isUp else { return targets.map { ($0, "the network \(netns.bridge) is gone") } }
+            do { try netns.heal() } catch { return targets.map { ($0, "\(error)") } }
+            return []
+        }
         let errors = Mutex([(node: Int, error: String)]())
         DispatchQueue.concurrentPerform(iterations: targets.count) { t in
             let i = targets[t]
@@ -181,10 +224,12 @@ final class CheckCluster: Sendable {
         local.withLock { cluster in cluster.map { $0.isRunning($0.nodes[i].pid) } ?? true }
     }
 
+    /// Stops every node and removes the cluster's network namespaces, veths and bridge.
     func stopAll() {
         local.withLock { cluster in
             guard let cluster else { return }
             for i in cluster.nodes.indices { cluster.stop(i) }
+            cluster.netns?.tearDown()
         }
     }
 

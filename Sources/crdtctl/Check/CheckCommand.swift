@@ -17,12 +17,18 @@ extension CRDTCTL {
                 Runs clients against every node (INCRBY on counters, SADD/SREM on one hot set, SET on registers, \
                 a few reads), at --rate operations per second in total for --duration seconds, while a nemesis \
                 injects partitions (isolate, minority, majority, ring, bridge), kill -9 with restart and SIGSTOP \
-                pauses (and, with --faults disk, a full, stalled or failing disk on one node), one at a time. \
+                pauses (and, with --faults oneway, one node's traffic cut one way: it hears the others, they do not \
+                hear it; with --faults disk, a full, stalled or failing disk on one node), one at a time. \
                 Every operation is recorded as ok, failed (certainly not applied) or \
                 indeterminate (timed out). After the final heal it waits until all digests agree, reads every \
                 node, and judges: each counter is the acknowledged sum plus a subset of the indeterminate deltas; \
                 each acknowledged add never removed is present, each acknowledged remove absent, nothing never \
                 added present; registers hold a written value; all nodes agree.
+
+                With --partitions netns (root only) the local cluster runs one node per Linux network namespace, \
+                joined by a bridge, and partitions are nftables rules dropping packets between namespaces: the \
+                daemons are not told. The namespaces, veths and bridge are removed at the end, on ^C too, and \
+                leftovers of a crashed run with the same --netns-prefix are removed at the start.
 
                 Exit codes: 0 valid, 1 invalid, 2 could not run (a node did not start or answer, or refuses \
                 fault injection), 64 bad arguments.
@@ -37,8 +43,12 @@ extension CRDTCTL {
         @Option(help: "Seconds of load.") var duration = 30.0
         @Option(help: "Clients per node.") var clientsPerNode = 2
         @Option(help: "Seconds a client waits for a reply before recording the operation as indeterminate.") var timeout = 2.0
-        @Option(help: "Faults to inject: partition, kill, pause, disk, comma-separated, or none. Default: partition,kill,pause for a local cluster, partition for --addr.")
+        @Option(help: "Faults to inject: partition, oneway, kill, pause, disk, comma-separated, or none. Default: partition,kill,pause for a local cluster, partition for --addr.")
         var faults: String?
+        @Option(help: ArgumentHelp("How partitions are made: daemon (each node's CRDT.PARTITION) or netns (the nodes in network namespaces, cut with nftables; root, local cluster only).",
+                                   valueName: "daemon|netns"))
+        var partitions = PartitionMechanism.daemon
+        @OptionGroup var network: NetnsOptions
         @Option(help: "Seconds each fault lasts.") var faultDuration = 3.0
         @Option(help: "Seconds between one fault's end and the next one's start.") var faultGap = 2.0
         @Option(help: "Seconds to wait after the final heal for every digest to agree.") var convergeTimeout = 30.0
@@ -59,6 +69,9 @@ extension CRDTCTL {
             }
             guard (1...64).contains(clientsPerNode) else { throw ValidationError("--clients-per-node must be between 1 and 64") }
             let families = try faultFamilies()
+            if !addresses.isEmpty, partitions == .netns {
+                throw ValidationError("--partitions netns starts its own nodes in namespaces: it cannot be used with --addr")
+            }
             if !addresses.isEmpty, let local = families.first(where: \.needsLocalCluster) {
                 throw ValidationError("--faults \(local.rawValue) needs a local cluster (its processes): with --addr use --faults partition")
             }
@@ -69,7 +82,7 @@ extension CRDTCTL {
             if faults == "none" { return [] }
             return try faults.split(separator: ",").map { name in
                 guard let family = FaultFamily(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("unknown fault '\(name)': use partition, kill, pause, disk (comma-separated) or none")
+                    throw ValidationError("unknown fault '\(name)': use partition, oneway, kill, pause, disk (comma-separated) or none")
                 }
                 return family
             }
@@ -80,6 +93,9 @@ extension CRDTCTL {
             do {
                 verdict = try execute()
             } catch let error as ClusterError {
+                print("check could not run: \(error)")
+                throw ExitCode(2)
+            } catch let error as NetnsError {
                 print("check could not run: \(error)")
                 throw ExitCode(2)
             }
@@ -95,9 +111,12 @@ extension CRDTCTL {
             let seed = self.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
             let cluster: CheckCluster
             if addresses.isEmpty {
-                say("== starting \(nodes) nodes in \(dir)")
-                cluster = CheckCluster(local: try startCluster(dir: dir, nodes: nodes, basePort: basePort, insecure: false,
-                                                               storageFaults: families.contains(.disk)))
+                let lab = partitions == .netns ? try network.lab(nodes: nodes) : nil
+                say("== starting \(nodes) nodes in \(dir)" + (lab.map { ", each in a network namespace (\($0.prefix)-n1.., \($0.subnet).0/24)" } ?? ""))
+                cluster = CheckCluster(local: try couldNotRun {
+                    try startCluster(dir: dir, nodes: nodes, basePort: basePort, insecure: false,
+                                     storageFaults: families.contains(.disk), netns: lab)
+                })
             } else {
                 cluster = try CheckCluster(addresses: addresses)
             }
@@ -135,7 +154,7 @@ extension CRDTCTL {
                 // Each client is made on its own thread: its connection never crosses threads.
                 Thread {
                     var client = CheckClient(id: c, node: node, host: address.host, port: address.port, keys: keys,
-                                             timeout: callTimeout, clock: clock, seed: seed)
+                                             timeout: callTimeout, clock: clock, seed: seed, network: cluster.netns)
                     client.run(rate: perClient, stop: stop, acknowledged: acknowledged, progress: progress)
                     histories.withLock { $0.append(client.operations) }
                     group.leave()
@@ -218,7 +237,7 @@ extension CRDTCTL {
             var operations: [Operation] = []
             operations.reserveCapacity(preload)
             do {
-                let connection = try RESPConnection(host: cluster.nodes[0].host, port: cluster.nodes[0].port, timeout: .seconds(60))
+                let connection = try cluster.connect(0, timeout: .seconds(60))
                 defer { connection.close() }
                 for start in stride(from: 0, to: preload, by: 1000) {
                     let members = (start..<min(preload, start + 1000)).map { "p-\($0)" }
@@ -241,7 +260,7 @@ extension CRDTCTL {
             [
                 "nodes": addresses.isEmpty ? String(nodes) : addresses.joined(separator: " "),
                 "rate": String(rate), "duration": String(duration), "clients per node": String(clientsPerNode),
-                "timeout": String(timeout), "faults": faults ?? "default", "fault duration": String(faultDuration),
+                "timeout": String(timeout), "faults": faults ?? "default", "partitions": partitions.rawValue, "fault duration": String(faultDuration),
                 "fault gap": String(faultGap), "converge timeout": String(convergeTimeout), "seed": String(seed),
                 "preload": String(preload),
             ]
@@ -276,7 +295,7 @@ extension CRDTCTL {
         func finalRead(_ cluster: CheckCluster, _ i: Int, keys: CheckKeys) -> FinalRead {
             var read = FinalRead(node: cluster.nodes[i].name)
             do {
-                let connection = try RESPConnection(host: cluster.nodes[i].host, port: cluster.nodes[i].port, timeout: .seconds(15))
+                let connection = try cluster.connect(i, timeout: .seconds(15))
                 defer { connection.close() }
                 let commands = keys.counters.map { ["GET", $0] } + [["SMEMBERS", keys.hotSet]] + keys.registers.map { ["GET", $0] }
                 let replies = try connection.send(many: commands)
@@ -315,13 +334,30 @@ extension CRDTCTL {
             return read
         }
 
-        /// ^C ends the load early but still heals, judges and reports, so no node is left frozen.
-        func interruptHandler(_ stop: StopFlag) -> any DispatchSourceSignal {
-            signal(SIGINT, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-            source.setEventHandler { stop.set() }
-            source.resume()
-            return source
+        /// ^C (or SIGTERM) ends the load early but still heals, judges and reports, so no node is left
+        /// frozen and no namespace left behind.
+        func interruptHandler(_ stop: StopFlag) -> Interruption {
+            Interruption(sources: [SIGINT, SIGTERM].map { number in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler { stop.set() }
+                source.resume()
+                return source
+            })
         }
     }
+}
+
+/// How `check` cuts the cluster.
+enum PartitionMechanism: String, ExpressibleByArgument, CaseIterable, Sendable {
+    /// Each node's own fault injection (CRDT.PARTITION): the daemon drops the frames.
+    case daemon
+    /// Nodes in network namespaces, packets dropped by nftables: the daemons are not told.
+    case netns
+}
+
+/// The signal handlers of one `check` run.
+struct Interruption {
+    let sources: [any DispatchSourceSignal]
+    func cancel() { for source in sources { source.cancel() } }
 }

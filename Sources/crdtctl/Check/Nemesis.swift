@@ -4,11 +4,14 @@ import Foundation
 /// The faults `check` can inject, as named by `--faults`.
 enum FaultFamily: String, CaseIterable, Sendable {
     case partition, kill, pause
+    /// One node's traffic to every other node cut, the reverse still flowing (it hears them, they do not
+    /// hear it). Not in the default set.
+    case oneway
     /// A full, stalled or failing disk on one node, through the storage fault shim preloaded into every
     /// node (Sources/CStorageFaults). Not in the default set: the nodes must be started with the shim.
     case disk
 
-    var needsLocalCluster: Bool { self != .partition }
+    var needsLocalCluster: Bool { self != .partition && self != .oneway }
 
     /// What `check` injects without `--faults`: everything but disk faults on a local cluster.
     static let localDefault: [FaultFamily] = [.partition, .kill, .pause]
@@ -18,6 +21,8 @@ enum FaultFamily: String, CaseIterable, Sendable {
 /// some node.
 enum Fault: Sendable, Equatable, CustomStringConvertible {
     case partition(PartitionShape)
+    /// The victim's frames (or, on a netns cluster, packets) reach no other node; it still hears them.
+    case oneWay
     case kill
     case pause
     /// Every write to the node's data directory fails with ENOSPC: the node answers writes `-MISCONF`.
@@ -31,6 +36,7 @@ enum Fault: Sendable, Equatable, CustomStringConvertible {
     var family: FaultFamily {
         switch self {
         case .partition: .partition
+        case .oneWay: .oneway
         case .kill: .kill
         case .pause: .pause
         case .diskFull, .diskStall, .diskError: .disk
@@ -49,6 +55,7 @@ enum Fault: Sendable, Equatable, CustomStringConvertible {
     var verdictName: String {
         switch self {
         case .partition(let shape): "partition \(shape.rawValue)"
+        case .oneWay: "partition one-way"
         case .kill: "kill"
         case .pause: "pause"
         case .diskFull: "disk full"
@@ -62,6 +69,7 @@ enum Fault: Sendable, Equatable, CustomStringConvertible {
         families.flatMap { family -> [Fault] in
             switch family {
             case .partition: PartitionShape.allCases.map { Fault.partition($0) }
+            case .oneway: [.oneWay]
             case .kill: [.kill]
             case .pause: [.pause]
             case .disk: [.diskFull, .diskStall, .diskError]
@@ -123,6 +131,13 @@ struct Nemesis {
         case .partition(let shape):
             errors += cluster.partition(shape, victim: victim)
             let detail = "\(shape.rawValue): " + describeSides(shape.blockedPeers(nodes: cluster.nodes.count, victim: victim))
+            log("          \(detail)")
+            sleep(hold, unless: stop)
+            errors += cluster.heal().map(\.error)
+            window = FaultWindow(kind: "partition", detail: detail, nodes: Array(cluster.nodes.indices), start: start, end: clock.now())
+        case .oneWay:
+            errors += cluster.cutOneWay(from: victim)
+            let detail = "one-way: \(name) → others cut, \(name) still hears them"
             log("          \(detail)")
             sleep(hold, unless: stop)
             errors += cluster.heal().map(\.error)

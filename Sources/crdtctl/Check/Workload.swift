@@ -87,14 +87,18 @@ struct CheckClient {
     let keys: CheckKeys
     let timeout: Duration
     let clock: RunClock
+    /// A netns cluster's lab: no connection is made once its bridge is gone (see CheckCluster.connect).
+    let network: NetnsLab?
     var generator: SplitMix64
     private var connection: RESPConnection?
     private var removable: [String] = []
     private var sequence = 0
     private(set) var operations: [Operation] = []
 
-    init(id: Int, node: Int, host: String, port: Int, keys: CheckKeys, timeout: Duration, clock: RunClock, seed: UInt64) {
+    init(id: Int, node: Int, host: String, port: Int, keys: CheckKeys, timeout: Duration, clock: RunClock, seed: UInt64,
+         network: NetnsLab? = nil) {
         self.id = id
+        self.network = network
         self.node = node
         self.host = host
         self.port = port
@@ -169,6 +173,7 @@ struct CheckClient {
                       complete: clock.now(), outcome: outcome, reply: reply)
         }
         if connection == nil || connection?.isConnected == false {
+            if let network, !network.isUp { return finish(.failed, "not sent: the network \(network.bridge) is gone") }
             do {
                 connection = try RESPConnection(host: host, port: port, timeout: timeout)
             } catch {
