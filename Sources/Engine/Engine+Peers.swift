@@ -22,6 +22,9 @@ extension Engine {
         let accepting = writeRefusal == nil
         replicator?.receive(frame: frame, from: source, keyspace: &keyspace, clock: &clock,
                             acceptingWrites: accepting, into: &output)
+        notifyRemoteChanges(into: &output)
+        // The frame may be an acknowledgement that a parked WAIT counts on.
+        if !parkedClients.isEmpty { serveParkedWaits(into: &output) }
     }
 
     mutating func replicationTick(now: UInt64, into output: inout EngineOutput) {
@@ -30,6 +33,7 @@ extension Engine {
         let accepting = writeRefusal == nil
         replicator?.lamport = clock.counter
         replicator?.tick(now: now, keyspace: &keyspace, acceptingWrites: accepting, into: &output)
+        notifyRemoteChanges(into: &output)
     }
 
     /// This node leaves the cluster gracefully (SIGTERM): every reachable peer is told.

@@ -41,6 +41,8 @@ extension Engine {
                 session.name = nil
                 sessions[client] = session
             }
+            // RESET also ends every subscription and an unanswered WAIT cannot precede it (it waits behind).
+            unsubscribeAll(client)
             return .simpleString("RESET")
         case .role:
             // Every node accepts writes; its peers are not Redis replicas, so none is listed.
