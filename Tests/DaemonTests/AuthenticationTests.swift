@@ -173,6 +173,28 @@ import Testing
         #expect(drain(&queue) == ["unsolicited"])
     }
 
+    @Test func pushesGoBeforeTheNextEngineReplyAndCountTheirBytes() {
+        var queue = ReplyQueue()
+        queue.expectEngine(name: "subscribe", started: 0)
+        queue.engineAnswered(bytes("S"))
+        queue.expectEngine(name: "ping", started: 0)
+        // Sent by the engine after S and before its reply to the PING: written between them.
+        #expect(queue.pushed(bytes("m1")) == 2)
+        #expect(queue.pushed(bytes("m2")) == 4)
+        #expect(drain(&queue) == ["S"])
+        queue.engineAnswered(bytes("P"))
+        #expect(drain(&queue) == ["m1m2P"])
+        #expect(queue.pushedBytes == 0)
+        // With no engine reply owed, a push is written at once.
+        #expect(queue.pushed(bytes("m3")) == 2)
+        #expect(drain(&queue) == ["m3"])
+        #expect(queue.pushedBytes == 0 && queue.isEmpty)
+        // Shell answers given after the engine's last request keep their place before a later push.
+        queue.answer(name: "auth", started: 0, reply: bytes("A"))
+        queue.pushed(bytes("m4"))
+        #expect(drain(&queue) == ["A", "m4"])
+    }
+
     @Test func ticketsStayValidAcrossCompaction() {
         var queue = ReplyQueue()
         let ticket = queue.reserve(name: "x", started: 0)

@@ -51,6 +51,30 @@ import Testing
         #expect(try nodes[0].run("PUBSUB", "NUMSUB", "chat") == .array([.bulk("chat"), .integer(1)]))
     }
 
+    @Test func aSubscriberThatDoesNotReadIsDisconnectedAtItsLimit() throws {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("crdtd-pubsub-\(UUID().uuidString).yaml").path
+        try "limits:\n  max_pending_pubsub_bytes: 1048576\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let node = DaemonProcess(extraArguments: ["--insecure", "--config", config], ports: (42300, 42301, 42302))
+        try node.start()
+        defer { node.stop() }
+        let slow = try node.connect()
+        _ = try slow.send(["SUBSCRIBE", "firehose"])
+        let fast = try node.connect()
+        #expect(try fast.send(["SUBSCRIBE", "firehose"]) == .array([.bulk("subscribe"), .bulk("firehose"), .integer(1)]))
+        let publisher = try node.connect()
+        let payload = String(repeating: "x", count: 64 << 10)
+        // The slow subscriber never reads: once the socket buffers are full its output grows past the limit.
+        var delivered: [Int64] = []
+        for _ in 0..<400 {
+            if case .integer(let n) = try publisher.send(["PUBLISH", "firehose", payload]) { delivered.append(n) }
+            _ = try fast.receive(timeout: .seconds(5))
+            if delivered.last == 1 { break }
+        }
+        #expect(delivered.first == 2 && delivered.last == 1, "the slow subscriber was not disconnected: \(delivered.suffix(3))")
+        #expect(node.log.contains("disconnecting a subscriber over its pub/sub output limit"))
+        #expect(try publisher.send(["PUBSUB", "NUMSUB", "firehose"]) == .array([.bulk("firehose"), .integer(1)]))
+    }
+
     @Test func waitCountsThePeerThatAcknowledgedAndZeroWhenPartitioned() throws {
         let nodes = try startPair(base: 42200)
         defer { for node in nodes { node.stop() } }
