@@ -14,6 +14,7 @@ extension Engine {
     /// are pushed to peers; then the step ends (see `CommitTracker`).
     public mutating func flush(into output: inout EngineOutput) {
         defer { endStep(into: &output) }
+        replicator?.publishedThisBatch = 0
         replicator?.lamport = clock.counter
         replicator?.flush(into: &output)
     }
@@ -23,6 +24,11 @@ extension Engine {
         replicator?.receive(frame: frame, from: source, keyspace: &keyspace, clock: &clock,
                             acceptingWrites: accepting, into: &output)
         notifyRemoteChanges(into: &output)
+        if replicator?.publications.isEmpty == false {
+            for publication in replicator?.takePublications() ?? [] {
+                publish(publication.channel, publication.message, early: true, into: &output)
+            }
+        }
         // The frame may be an acknowledgement that a parked WAIT counts on.
         if !parkedClients.isEmpty { serveParkedWaits(into: &output) }
     }

@@ -10,8 +10,8 @@ enum EventSource {
 
 /// Publish/subscribe and keyspace notifications. Subscriptions are connection state, kept by the engine
 /// beside the sessions (`PubSub`); a message becomes an `Effect.push` per receiving client, which the
-/// shell writes in its place among the client's replies. Messages are delivered at most once, on this
-/// node only (see docs/redis-compatibility.md); keyspace notifications are published on every node for
+/// shell writes in its place among the client's replies. Messages are delivered at most once: exactly to
+/// this node's subscribers, and best effort to peers' (`Replicator.publish`, docs/redis-compatibility.md); keyspace notifications are published on every node for
 /// the changes it applies, its own writes and those that arrive from peers alike.
 extension Engine {
     /// Whether keyspace notifications can reach anyone: then the keyspace reports its changes.
@@ -100,6 +100,8 @@ extension Engine {
         switch command {
         case .publish(let channel, let message):
             // The message reveals nothing stored: it goes out at once, behind the receivers' earlier replies.
+            // Peers get it best effort, for their own subscribers; the count is of this node's receivers.
+            replicator?.publish(channel: channel, message: message, into: &output)
             return .integer(Int64(publish(channel, message, early: true, into: &output)))
         case .channels(let pattern):
             let glob = pattern.map(GlobPattern.init)

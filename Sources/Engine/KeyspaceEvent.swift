@@ -26,6 +26,8 @@ struct KeyspaceEvent: Equatable, CustomStringConvertible {
         if after == nil && before != nil {
             // A write that emptied the key; an EXPIRE in the past deletes it, and says only `del`, as Redis.
             if primary.contains(.del) || primary.first?.name == "expire" { return events + [.del] }
+            // RENAME's source says `rename_from` only, as in Redis.
+            if primary.first?.name == "rename_from" { return events + primary }
             return events + primary + [.del]
         }
         return events + primary

@@ -106,6 +106,10 @@ public enum PeerMessage: Sendable, Equatable {
     /// A piece of one large state, so that no single message carries a huge object.
     case stateChunk(key: [UInt8], totalLength: UInt64, offset: UInt64, bytes: [UInt8])
 
+    /// A `PUBLISH` on the sender, for the receiver's subscribers: best effort, at most once, never
+    /// forwarded, never acknowledged, and not state (nothing is persisted).
+    case publish(channel: [UInt8], message: [UInt8])
+
     var typeTag: UInt8 {
         switch self {
         case .ping: 1
@@ -120,6 +124,7 @@ public enum PeerMessage: Sendable, Equatable {
         case .requestStates: 23
         case .states: 24
         case .stateChunk: 25
+        case .publish: 30
         }
     }
 
@@ -138,6 +143,7 @@ public enum PeerMessage: Sendable, Equatable {
         case .requestStates: "request_states"
         case .states: "states"
         case .stateChunk: "state_chunk"
+        case .publish: "publish"
         }
     }
 }
@@ -200,6 +206,9 @@ public enum PeerCodec {
             w.write(varint: totalLength)
             w.write(varint: offset)
             w.write(lengthPrefixed: bytes)
+        case .publish(let channel, let message):
+            w.write(lengthPrefixed: channel)
+            w.write(lengthPrefixed: message)
         }
         return w.bytes
     }
@@ -283,6 +292,8 @@ public enum PeerCodec {
                 let chunk = try r.readLengthPrefixed()
                 guard offset <= total, UInt64(chunk.count) <= total - offset else { throw FrameRejection.malformed }
                 message = .stateChunk(key: key, totalLength: total, offset: offset, bytes: chunk)
+            case 30:
+                message = .publish(channel: try r.readLengthPrefixed(), message: try r.readLengthPrefixed())
             default:
                 throw FrameRejection.unknownType
             }
