@@ -26,7 +26,7 @@ extension Engine {
         notifyRemoteChanges(into: &output)
         if replicator?.publications.isEmpty == false {
             for publication in replicator?.takePublications() ?? [] {
-                publish(publication.channel, publication.message, early: true, into: &output)
+                publish(publication.channel, publication.message, sharded: publication.sharded, early: true, into: &output)
             }
         }
         // The frame may be an acknowledgement that a parked WAIT counts on.

@@ -26,6 +26,7 @@ extension Engine {
     mutating func forget(_ client: ClientID) {
         sessions[client] = nil
         parkedClients.remove(client)
+        shardPubSub.remove(client)
         if pubSub.count(of: client) > 0 {
             pubSub.remove(client)
             notificationsChanged()
@@ -33,6 +34,7 @@ extension Engine {
     }
 
     mutating func unsubscribeAll(_ client: ClientID) {
+        shardPubSub.remove(client)
         guard pubSub.count(of: client) > 0 else { return }
         pubSub.remove(client)
         notificationsChanged()
@@ -41,7 +43,7 @@ extension Engine {
     /// A RESP2 client with subscriptions may only change them, `PING`, `QUIT` and `RESET`, as in Redis:
     /// its connection carries messages, and a reply could not be told from one. RESP3 tells pushes apart.
     func subscribedRefusal(of command: Command, _ arguments: [Bytes], for client: ClientID) -> String? {
-        guard pubSub.count(of: client) > 0, protocolVersion(of: client) == .resp2 else { return nil }
+        guard isSubscribed(client), protocolVersion(of: client) == .resp2 else { return nil }
         switch command {
         case .pubSub(let sub) where sub.changesSubscriptions: return nil
         case .ping, .quit, .server(.reset): return nil
@@ -58,8 +60,10 @@ extension Engine {
         switch command {
         case .pubSub(let sub) where sub.changesSubscriptions:
             reply(frames: changeSubscriptions(sub, for: client), to: client, early: true, into: &output)
+            let last = isSubscribed(client) ? sub.name.lowercased() : nil
+            sessions[client]?.lastSubscription = last
             return true
-        case .ping(let message) where pubSub.count(of: client) > 0 && protocolVersion(of: client) == .resp2:
+        case .ping(let message) where isSubscribed(client) && protocolVersion(of: client) == .resp2:
             reply(.array([.bulkString("pong"), .bulkString(message ?? [])]), to: client, early: true, into: &output)
             return true
         case .wait(let replicas, let timeout):
@@ -90,7 +94,13 @@ extension Engine {
             let patterns = named.isEmpty ? pubSub.patterns(of: client) : named
             if patterns.isEmpty { return [frame("punsubscribe", nil, pubSub.count(of: client))] }
             return patterns.map { frame("punsubscribe", $0, pubSub.unsubscribe(client, pattern: $0)) }
-        case .publish, .channels, .numSub, .numPat:
+        case .sSubscribe(let channels):
+            return channels.map { frame("ssubscribe", $0, shardPubSub.subscribe(client, channel: $0)) }
+        case .sUnsubscribe(let named):
+            let channels = named.isEmpty ? shardPubSub.channels(of: client) : named
+            if channels.isEmpty { return [frame("sunsubscribe", nil, shardPubSub.count(of: client))] }
+            return channels.map { frame("sunsubscribe", $0, shardPubSub.unsubscribe(client, channel: $0)) }
+        case .publish, .channels, .numSub, .numPat, .sPublish, .shardChannels, .shardNumSub:
             return []
         }
     }
@@ -103,17 +113,33 @@ extension Engine {
             // Peers get it best effort, for their own subscribers; the count is of this node's receivers.
             replicator?.publish(channel: channel, message: message, into: &output)
             return .integer(Int64(publish(channel, message, early: true, into: &output)))
+        case .sPublish(let channel, let message):
+            replicator?.publish(channel: channel, message: message, sharded: true, into: &output)
+            return .integer(Int64(publish(channel, message, sharded: true, early: true, into: &output)))
         case .channels(let pattern):
-            let glob = pattern.map(GlobPattern.init)
-            let names = pubSub.channels.keys.filter { glob?.matches($0) ?? true }.sorted { $0.lexicographicallyPrecedes($1) }
-            return .array(names.map { .bulkString($0) })
+            return Self.channelList(pubSub, pattern)
+        case .shardChannels(let pattern):
+            return Self.channelList(shardPubSub, pattern)
         case .numSub(let channels):
             return .array(channels.flatMap { [RESPReply.bulkString($0), .integer(Int64(pubSub.subscribers(of: $0)))] })
+        case .shardNumSub(let channels):
+            return .array(channels.flatMap { [RESPReply.bulkString($0), .integer(Int64(shardPubSub.subscribers(of: $0)))] })
         case .numPat:
             return .integer(Int64(pubSub.patternCount))
-        case .subscribe, .unsubscribe, .pSubscribe, .pUnsubscribe:
+        case .subscribe, .unsubscribe, .pSubscribe, .pUnsubscribe, .sSubscribe, .sUnsubscribe:
             return .error("ERR \(command.name) inside MULTI is not served by crdtd: subscribe outside the transaction")
         }
+    }
+
+    /// Whether the client holds any subscription, sharded ones included (RESP2 subscribe mode).
+    func isSubscribed(_ client: ClientID) -> Bool {
+        pubSub.count(of: client) > 0 || shardPubSub.count(of: client) > 0
+    }
+
+    private static func channelList(_ registry: PubSub, _ pattern: Bytes?) -> RESPReply {
+        let glob = pattern.map(GlobPattern.init)
+        let names = registry.channels.keys.filter { glob?.matches($0) ?? true }.sorted { $0.lexicographicallyPrecedes($1) }
+        return .array(names.map { .bulkString($0) })
     }
 
     /// Delivers `message` to every subscriber of `channel` on this node; returns how many received it.
@@ -121,12 +147,16 @@ extension Engine {
     /// may leave before this step's commit; a notification of a local write waits for it, as the
     /// write's reply does.
     @discardableResult
-    mutating func publish(_ channel: Bytes, _ message: Bytes, early: Bool, into output: inout EngineOutput) -> Int {
-        guard !pubSub.isEmpty else { return 0 }
-        let recipients = pubSub.recipients(of: channel)
+    mutating func publish(_ channel: Bytes, _ message: Bytes, sharded: Bool = false, early: Bool,
+                          into output: inout EngineOutput) -> Int {
+        let registry = sharded ? shardPubSub : pubSub
+        guard !registry.isEmpty else { return 0 }
+        let recipients = registry.recipients(of: channel)
         for (client, pattern) in recipients {
             let push: RESPReply
-            if let pattern {
+            if sharded {
+                push = .push([.bulkString("smessage"), .bulkString(channel), .bulkString(message)])
+            } else if let pattern {
                 push = .push([.bulkString("pmessage"), .bulkString(pattern), .bulkString(channel), .bulkString(message)])
             } else {
                 push = .push([.bulkString("message"), .bulkString(channel), .bulkString(message)])
@@ -176,8 +206,11 @@ extension PubSubCommand {
         case .unsubscribe: "UNSUBSCRIBE"
         case .pSubscribe: "PSUBSCRIBE"
         case .pUnsubscribe: "PUNSUBSCRIBE"
+        case .sSubscribe: "SSUBSCRIBE"
+        case .sUnsubscribe: "SUNSUBSCRIBE"
         case .publish: "PUBLISH"
-        case .channels, .numSub, .numPat: "PUBSUB"
+        case .sPublish: "SPUBLISH"
+        case .channels, .numSub, .numPat, .shardChannels, .shardNumSub: "PUBSUB"
         }
     }
 }

@@ -33,9 +33,9 @@ extension Engine {
         let name = session.name.map { String(decoding: $0, as: UTF8.self) } ?? ""
         let age = stats.lastTick >= session.connectedAt ? (stats.lastTick - session.connectedAt) / 1000 : 0
         let multi = session.queued.map { String($0.count) } ?? "-1"
-        return "id=\(client.rawValue) addr=\(session.address) laddr= fd=0 name=\(name) age=\(age) idle=0 flags=\(pubSub.count(of: client) > 0 ? "P" : "N") db=0 "
-            + "sub=\(pubSub.channels(of: client).count) psub=\(pubSub.patterns(of: client).count) ssub=0 multi=\(multi) qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 "
-            + "events=r cmd=client|list user=default redir=-1 resp=\(session.protocolVersion.rawValue) lib-name= lib-ver="
+        return "id=\(client.rawValue) addr=\(session.address) laddr= fd=0 name=\(name) age=\(age) idle=0 flags=\(isSubscribed(client) ? "P" : "N") db=0 "
+            + "sub=\(pubSub.channels(of: client).count) psub=\(pubSub.patterns(of: client).count) ssub=\(shardPubSub.count(of: client)) multi=\(multi) qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 "
+            + "events=r cmd=\(session.lastSubscription ?? "client|list") user=default redir=-1 resp=\(session.protocolVersion.rawValue) lib-name= lib-ver="
     }
 
     /// `CLIENT LIST [ID id ...]`: one line per client, in id order.

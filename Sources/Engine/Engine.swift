@@ -84,6 +84,8 @@ public struct Engine {
     var commits = CommitTracker()
     /// Channel and pattern subscriptions of this node's clients.
     var pubSub = PubSub()
+    /// Sharded channel subscriptions (`SSUBSCRIBE`), a namespace of their own.
+    var shardPubSub = PubSub()
     /// `notify-keyspace-events`: which keyspace notifications are published.
     var notifyFlags: KeyspaceEventFlags = []
     /// What the writes being applied belong to, for their keyspace events.
@@ -281,6 +283,9 @@ struct Session {
     var writeSequence: UInt64 = 0
     /// A `WAIT` that has not answered yet, and the requests that arrived behind it.
     var parked: ParkedWait?
+    /// The last (un)subscribing command of a subscribed client, for `CLIENT LIST`'s `cmd` (other
+    /// commands are not recorded, to keep the common path free of it).
+    var lastSubscription: String?
     /// A command queued since `MULTI` was refused: `EXEC` must abort the whole transaction.
     var transactionFailed = false
     /// The monotonic time of the tick before the client connected, for `CLIENT LIST`'s `age`.

@@ -137,6 +137,20 @@ func message(_ channel: String, _ payload: String) -> RESPReply {
         #expect(h.run(2, "PUBLISH", "x", "gone") == [.integer(0)])
     }
 
+    @Test func shardedChannelsAreANamespaceOfTheirOwn() throws {
+        var h = try PubSubHarness()
+        #expect(h.run(1, "SSUBSCRIBE", "orders") == [.array([.bulk("ssubscribe"), .bulk("orders"), .integer(1)])])
+        #expect(h.run(1, "GET", "k").first?.isError == true, "sharded subscriptions enter subscribe mode too")
+        #expect(h.run(2, "PUBLISH", "orders", "plain") == [.integer(0)])
+        #expect(h.run(2, "SPUBLISH", "orders", "o1") == [.integer(1)])
+        #expect(h.takePushes(1) == [.array([.bulk("smessage"), .bulk("orders"), .bulk("o1")])])
+        #expect(h.run(2, "PUBSUB", "SHARDCHANNELS") == [.array([.bulk("orders")])])
+        #expect(h.run(2, "PUBSUB", "SHARDNUMSUB", "orders") == [.array([.bulk("orders"), .integer(1)])])
+        #expect(h.run(2, "PUBSUB", "CHANNELS") == [.array([])])
+        #expect(h.run(1, "SUNSUBSCRIBE") == [.array([.bulk("sunsubscribe"), .bulk("orders"), .integer(0)])])
+        #expect(h.run(1, "GET", "k") == [.null])
+    }
+
     @Test func keyspaceNotificationsOfLocalWrites() throws {
         var h = try PubSubHarness()
         #expect(h.run(2, "CONFIG", "GET", "notify-keyspace-events") == [.array([.bulk("notify-keyspace-events"), .bulk("")])])

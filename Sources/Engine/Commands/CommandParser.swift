@@ -87,6 +87,12 @@ public enum CommandParser {
             return .pubSub(.pUnsubscribe(Array(a.args.dropFirst())))
         case "PUBLISH":
             return .pubSub(.publish(channel: a[1], message: a[2]))
+        case "SSUBSCRIBE":
+            return .pubSub(.sSubscribe(Array(a.args.dropFirst())))
+        case "SUNSUBSCRIBE":
+            return .pubSub(.sUnsubscribe(Array(a.args.dropFirst())))
+        case "SPUBLISH":
+            return .pubSub(.sPublish(channel: a[1], message: a[2]))
         case "PUBSUB":
             switch a.upper(1) {
             case "CHANNELS":
@@ -97,11 +103,13 @@ public enum CommandParser {
             case "NUMPAT":
                 try a.arity(exactly: 2)
                 return .pubSub(.numPat)
-            case "SHARDCHANNELS", "SHARDNUMSUB":
-                throw CommandError("ERR PUBSUB \(a.upper(1)) is not served: sharded publish/subscribe is for Redis Cluster, "
-                    + "and every crdtd node holds every key; use SUBSCRIBE and PUBSUB CHANNELS|NUMSUB")
+            case "SHARDCHANNELS":
+                try a.arity(min: 2, max: 3)
+                return .pubSub(.shardChannels(pattern: a.count == 3 ? a[2] : nil))
+            case "SHARDNUMSUB":
+                return .pubSub(.shardNumSub(Array(a.args.dropFirst(2))))
             default:
-                throw CommandError("ERR unknown subcommand '\(a.string(1))'. Try PUBSUB CHANNELS, NUMSUB or NUMPAT.")
+                throw CommandError("ERR unknown subcommand '\(a.string(1))'. Try PUBSUB CHANNELS, NUMSUB, NUMPAT, SHARDCHANNELS or SHARDNUMSUB.")
             }
         case "WAIT":
             let replicas = try a.integer(1)

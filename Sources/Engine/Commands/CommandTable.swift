@@ -62,6 +62,9 @@ extension CommandParser {
         .init("punsubscribe", -1, ["pubsub", "noscript", "loading", "stale"]),
         .init("publish", 3, ["pubsub", "loading", "stale", "fast"]),
         .init("pubsub", -2, []),
+        .init("ssubscribe", -2, ["pubsub", "noscript", "loading", "stale"], keys: allKeys),
+        .init("sunsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], keys: allKeys),
+        .init("spublish", 3, ["pubsub", "loading", "stale", "fast"], keys: oneKey),
         .init("wait", 3, ["noscript"]),
         // Counters and strings
         .init("incr", 2, ["write", "fast"], keys: oneKey),
@@ -262,10 +265,6 @@ extension CommandParser {
         for name in ["xadd", "xrange", "xrevrange", "xlen", "xread", "xdel", "xtrim", "xinfo", "xsetid"] {
             refusals[name] = "\(name.uppercased()) is not served yet: a coordination-free stream (entries ordered by Lamport time and "
                 + "node instead of wall-clock ids) is not built (docs/redis-compatibility.md); use RPUSH/LRANGE on a list, or ZADD on a sorted set scored by time"
-        }
-        for name in ["ssubscribe", "sunsubscribe", "spublish"] {
-            refusals[name] = "\(name.uppercased()) is not served: sharded publish/subscribe is for Redis Cluster, and every crdtd node "
-                + "holds every key; use \(name.dropFirst().uppercased())"
         }
         refusals["waitaof"] = "WAITAOF does not apply: every write is committed to SQLite before its reply"
         for name in ["dump", "restore", "migrate"] {

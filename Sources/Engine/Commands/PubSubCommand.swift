@@ -6,6 +6,14 @@ public enum PubSubCommand: Sendable, Equatable {
     case pSubscribe([Bytes])
     case pUnsubscribe([Bytes])
     case publish(channel: Bytes, message: Bytes)
+    /// `SSUBSCRIBE`, `SUNSUBSCRIBE`, `SPUBLISH`: sharded channels, a namespace of their own. crdtd has
+    /// no shards (every node holds every key), so they behave as on a Redis server outside a cluster.
+    case sSubscribe([Bytes])
+    case sUnsubscribe([Bytes])
+    case sPublish(channel: Bytes, message: Bytes)
+    /// `PUBSUB SHARDCHANNELS [pattern]`, `PUBSUB SHARDNUMSUB [channel ...]`.
+    case shardChannels(pattern: Bytes?)
+    case shardNumSub([Bytes])
     /// `PUBSUB CHANNELS [pattern]`: channels with at least one subscriber (not patterns).
     case channels(pattern: Bytes?)
     /// `PUBSUB NUMSUB [channel ...]`: subscribers per named channel.
@@ -17,8 +25,8 @@ public enum PubSubCommand: Sendable, Equatable {
     /// `QUIT` and `RESET`.
     var changesSubscriptions: Bool {
         switch self {
-        case .subscribe, .unsubscribe, .pSubscribe, .pUnsubscribe: true
-        case .publish, .channels, .numSub, .numPat: false
+        case .subscribe, .unsubscribe, .pSubscribe, .pUnsubscribe, .sSubscribe, .sUnsubscribe: true
+        case .publish, .channels, .numSub, .numPat, .sPublish, .shardChannels, .shardNumSub: false
         }
     }
 }

@@ -194,9 +194,9 @@ struct Replicator {
             receiveDeltaAck(through: through, from: header.nodeID)
         case .syncRoot, .syncBuckets, .syncKeys, .requestStates, .states, .stateChunk:
             receiveRepair(message, from: header.nodeID, at: sender, keyspace: &keyspace, into: &output)
-        case .publish(let channel, let payload):
+        case .publish(let channel, let payload, let sharded):
             // Delivered to this node's subscribers by the engine; never forwarded (the origin sends to all).
-            publications.append(Publication(channel: channel, message: payload))
+            publications.append(Publication(channel: channel, message: payload, sharded: sharded))
         }
         if membership.refutationPending {
             // A rumour against us: gossip our own alive update (our real address and identity).
@@ -350,6 +350,7 @@ extension MetaKey {
 struct Publication: Equatable {
     var channel: Bytes
     var message: Bytes
+    var sharded = false
 }
 
 extension Replicator {
@@ -363,7 +364,7 @@ extension Replicator {
     /// Sends a `PUBLISH` to every reachable peer, best effort: once, as a datagram when it fits and on
     /// the stream otherwise, unacknowledged. Returns whether it was sent.
     @discardableResult
-    mutating func publish(channel: Bytes, message: Bytes, into output: inout EngineOutput) -> Bool {
+    mutating func publish(channel: Bytes, message: Bytes, sharded: Bool = false, into output: inout EngineOutput) -> Bool {
         let members = targets
         guard !members.isEmpty else { return true }
         let size = channel.count + message.count
@@ -373,7 +374,8 @@ extension Replicator {
         }
         publishedThisBatch += size * members.count
         for member in members {
-            send(.publish(channel: channel, message: message), to: member.endpoint, recipient: member.nodeID, into: &output)
+            send(.publish(channel: channel, message: message, sharded: sharded), to: member.endpoint, recipient: member.nodeID,
+                 into: &output)
         }
         return true
     }
