@@ -438,6 +438,7 @@ final class Frontend: @unchecked Sendable {
                 metrics.command(CommandNames.canonical(name), failed: bytes.first == UInt8(ascii: "-"), nanoseconds: now &- entry.started)
             }
             if session.coalescedReplies.isEmpty { clientsWithReplies.append(id) }
+            session.coalescedReplies.append(contentsOf: entry.pushedBefore)
             session.coalescedReplies.append(contentsOf: bytes)
             if session.coalescedReplies.count >= Self.maxCoalescedReplyBytes { flushReplies(of: session) }
         }

@@ -94,15 +94,12 @@ struct ReplyQueue {
     /// The next reply that may be written, if every one before it was.
     mutating func popReady() -> Entry? {
         guard head < entries.count, entries[head].reply != nil else { return nil }
-        var entry = entries[head]
+        // The caller writes `pushedBefore`, then `reply`.
+        let entry = entries[head]
         entries[head].reply = nil
         entries[head].pushedBefore = []
-        if !entry.pushedBefore.isEmpty {
-            pushedBytes -= entry.pushedBefore.count
-            entry.reply = entry.pushedBefore + (entry.reply ?? [])
-        } else if entry.name == nil && !entry.fromEngine {
-            pushedBytes -= entry.reply?.count ?? 0
-        }
+        pushedBytes -= entry.pushedBefore.count
+        if entry.name == nil && !entry.fromEngine { pushedBytes -= entry.reply?.count ?? 0 }
         head += 1
         if head > 64 && head * 2 > entries.count {
             entries.removeFirst(head)

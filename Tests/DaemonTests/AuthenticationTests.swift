@@ -149,7 +149,7 @@ import Testing
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
     func drain(_ queue: inout ReplyQueue) -> [String] {
         var out: [String] = []
-        while let entry = queue.popReady() { out.append(String(decoding: entry.reply ?? [], as: UTF8.self)) }
+        while let entry = queue.popReady() { out.append(String(decoding: entry.pushedBefore + (entry.reply ?? []), as: UTF8.self)) }
         return out
     }
 
