@@ -111,6 +111,9 @@ final class DaemonMetrics: Sendable {
             .increment(by: Int64(clamping: replication.statesApplied &- previous.statesApplied))
         Counter(label: "crdtd_delta_buffer_drops_total")
             .increment(by: Int64(clamping: replication.bufferDrops &- previous.bufferDrops))
+        // PUBLISHes that reached only this node's subscribers (too large, or over the per-batch budget).
+        Counter(label: "crdtd_pubsub_peer_drops_total")
+            .increment(by: Int64(clamping: replication.publishDropped &- previous.publishDropped))
         for (reason, count) in replication.rejected {
             Counter(label: "crdtd_peer_frames_rejected_total", dimensions: [("reason", reason)])
                 .increment(by: Int64(clamping: count &- (previous.rejected[reason] ?? 0)))
