@@ -122,11 +122,13 @@ import Testing
     }
 
     @Test func readOnlyUsersMayReadButNotWriteOrAdminister() {
-        for read in [args("GET", "k"), args("SMEMBERS", "s"), args("SCAN", "0"), args("CRDT.DIGEST"), args("INFO"), args("PING")] {
+        for read in [args("GET", "k"), args("SMEMBERS", "s"), args("SCAN", "0"), args("CRDT.DIGEST"), args("INFO"), args("PING"),
+                     args("SUBSCRIBE", "c"), args("PUBLISH", "c", "m"), args("WAIT", "1", "0")] {
             #expect(decide(read, reader) == .forward, "\(read)")
         }
         for write in [args("SET", "k", "v"), args("INCR", "c"), args("DEL", "k"), args("HSET", "h", "f", "v"),
-                      args("CRDT.BDECRBY", "b", "1"), args("SHUTDOWN"), args("CRDT.HEAL")] {
+                      args("CRDT.BDECRBY", "b", "1"), args("SHUTDOWN"), args("CRDT.HEAL"),
+                      args("CONFIG", "SET", "notify-keyspace-events", "KEA")] {
             let name = String(decoding: write[0], as: UTF8.self).lowercased()
             #expect(decide(write, reader) == .answer("-NOPERM this user has no permissions to run the '\(name)' command\r\n", close: false))
             #expect(decide(write, writer) == .forward)
