@@ -16,8 +16,9 @@ extension Engine {
                 return true
             }.map(\.key)
             for victim in victims {
-                // Forgotten at once, so a CLIENT LIST right after no longer shows it; the frontend closes it.
-                sessions[victim] = nil
+                // Forgotten at once (with its subscriptions and WAIT), so a CLIENT LIST right after no longer
+                // shows it and no message is published to it; the frontend closes it.
+                forget(victim)
                 output.effects.append(.closeClient(victim))
             }
             if legacy { return victims.isEmpty ? .error("ERR No such client") : .ok }
