@@ -277,6 +277,32 @@ func message(_ channel: String, _ payload: String) -> RESPReply {
         #expect(sim.pushes[2]?[listeners[1]]?.count == 1, "best effort: a cut-off peer misses it for good")
     }
 
+    @Test func changesRepairedByDigestsNotifyToo() throws {
+        // A buffer too small to keep the partition's deltas: the peer gets the keys by digest repair.
+        var sim = try Simulation(nodes: 2, seed: 13) { $0.deltaBufferBytes = 512 }
+        sim.run(milliseconds: 1000)
+        let watcher = sim.connect(1)
+        sim.command(1, client: watcher, ["CONFIG", "SET", "notify-keyspace-events", "K$"])
+        sim.command(1, client: watcher, ["PSUBSCRIBE", "__keyspace@0__:k*"])
+        sim.command(0, ["CRDT.PARTITION", "n2"])
+        sim.command(1, ["CRDT.PARTITION", "n1"])
+        for i in 0..<40 { sim.command(0, ["SET", "k\(i)", String(repeating: "v", count: 100)]) }
+        sim.run(milliseconds: 200)
+        #expect(sim.pushes[1]?[watcher] == nil, "nothing crosses the partition")
+        let statesBefore = sim.nodes[1].engine!.replicationStats.statesApplied
+        sim.command(0, ["CRDT.HEAL"])
+        sim.command(1, ["CRDT.HEAL"])
+        let converged = sim.converge(timeout: 20_000)
+        #expect(converged)
+        #expect(sim.nodes[1].engine!.replicationStats.statesApplied > statesBefore, "repair carried some keys")
+        let channels = Set((sim.pushes[1]?[watcher] ?? []).compactMap { push -> String? in
+            guard case .array(let parts) = push, parts.count == 4, parts[3] == .bulk("set"),
+                  case .bulkString(let channel) = parts[2] else { return nil }
+            return String(decoding: channel, as: UTF8.self)
+        })
+        #expect(channels == Set((0..<40).map { "__keyspace@0__:k\($0)" }), "one set event per key, however it arrived")
+    }
+
     @Test func waitCountsPeersThatAcknowledgedTheLastWrite() throws {
         var sim = try Simulation(nodes: 2, seed: 11)
         sim.run(milliseconds: 1000)
