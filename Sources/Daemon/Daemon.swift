@@ -88,6 +88,9 @@ public enum Daemon {
         }
         let engine = try Engine(configuration: engineConfiguration, recovery: EngineRecovery(recovered))
         logger.info("recovered", metadata: ["keys": "\(recovered.keys.count)", "replica": "\(replica)"])
+        if let refusal = engine.decommissionedRefusal {
+            logger.error("\(refusal)")
+        }
 
         let metrics = DaemonMetrics.bootstrap()
         let engineDoorbell = Doorbell.parking()

@@ -88,7 +88,7 @@ final class DaemonMetrics: Sendable {
         for type in KeyType.allCases {
             Gauge(label: "crdtd_keys", dimensions: [("type", type.rawValue)]).record(keysByType[type.rawValue] ?? 0)
         }
-        for state in ["alive", "suspect", "dead", "left"] {
+        for state in ["alive", "suspect", "dead", "left", "forgotten"] {
             Gauge(label: "crdtd_peers", dimensions: [("state", state)]).record(members[state] ?? 0)
         }
         Counter(label: "crdtd_peer_bytes_total", dimensions: [("direction", "in")])

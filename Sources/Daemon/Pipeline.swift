@@ -118,6 +118,8 @@ final class EngineThread: @unchecked Sendable {
         batch.reserveCapacity(Self.maximumBatch)
         var stopping = false
         var lastExport: UInt64 = 0
+        // Logged once, when the node learns (or starts knowing) that the cluster forgot its identity.
+        var decommissionLogged = engine.decommissionedRefusal != nil
         var exported = ReplicationStats()
         var released: UInt64 = 0
         var generation: UInt64 = 0
@@ -153,6 +155,10 @@ final class EngineThread: @unchecked Sendable {
                         metrics.exportEngine(keysByType: engine.keysByType, members: engine.membersByState,
                                              replication: stats, previous: exported)
                         exported = stats
+                        if !decommissionLogged, let refusal = engine.decommissionedRefusal {
+                            decommissionLogged = true
+                            logger.error("\(refusal)")
+                        }
                     }
                     engine.handle(input, into: &output)
                 case .leave:

@@ -531,6 +531,8 @@ extension Engine {
             replicator?.blocked.removeAll()
             replicator?.blockedInbound.removeAll()
             return .ok
+        case .forget(let node):
+            return forget(node)
         }
     }
 

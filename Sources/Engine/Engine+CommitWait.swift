@@ -131,6 +131,7 @@ extension Engine {
     /// instead, so that clients retrying reads cannot pile up replies behind a disk that does not move.
     /// A read of a client whose earlier replies wait is not refused: it keeps its place in line.
     func refusal(of command: Command, from client: ClientID) -> String? {
+        if command.isWrite, let decommissioned = decommissionedRefusal { return decommissioned }
         guard let refusal = writeRefusal else { return nil }
         if command.isWrite { return refusal }
         guard case .notARead = command.reveals else {

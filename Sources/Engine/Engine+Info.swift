@@ -34,8 +34,13 @@ extension Engine {
             case "replication":
                 // The sequence number this node's next delta gets: a peer whose CRDT.PEERS `acknowledged` is
                 // lower has not yet taken that many of its deltas (crdtctl status shows it as the lag).
+                let forgotten = replicator?.membership.forgotten ?? [:]
                 fields = [("role", "master"), ("replication_model", "delta-state CRDT, coordination-free"),
-                          ("delta_next_sequence", String(replicator?.nextSequence ?? 0))]
+                          ("delta_next_sequence", String(replicator?.nextSequence ?? 0)),
+                          // Identities decommissioned (CRDT.FORGET) or abandoned by their node, refused here.
+                          ("forgotten_identities", String(forgotten.count)),
+                          ("forgotten", forgotten.sorted { $0.key < $1.key }.map { "\($0.value)=\($0.key)" }.joined(separator: ",")),
+                          ("decommissioned", replicator?.membership.decommissioned == true ? "1" : "0")]
             case "memory":
                 fields = []
             case "cluster":

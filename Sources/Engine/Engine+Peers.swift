@@ -53,3 +53,32 @@ extension Engine {
         replicator?.peersReply() ?? .array([])
     }
 }
+
+// MARK: Decommissioning
+
+extension Engine {
+    /// `CRDT.FORGET node`. The fact is persisted with this batch and gossiped; the reply follows the commit.
+    mutating func forget(_ node: String) -> RESPReply {
+        guard replicator != nil else {
+            return .error("ERR this node runs without peers: CRDT.FORGET decommissions a member of a cluster")
+        }
+        switch replicator!.forget(node) {
+        case .success:
+            return .ok
+        case .failure(.unknown):
+            return .error("ERR no member named '\(node)' is known here (CRDT.PEERS lists the members)")
+        case .failure(.selfNode):
+            return .error("ERR a node cannot forget itself: run CRDT.FORGET \(node) on another member")
+        case .failure(.reachable(let state)):
+            return .error("ERR \(node) is \(state): CRDT.FORGET decommissions a node that is gone for good; stop it "
+                + "first (a stopped node shows as left, a killed one as dead within seconds)")
+        }
+    }
+
+    /// Why writes are refused on a node whose identity the cluster forgot: they would never replicate.
+    public var decommissionedRefusal: String? {
+        guard let replicator, replicator.membership.decommissioned else { return nil }
+        return "DECOMMISSIONED this node's identity \(replicator.replica) was removed from the cluster (CRDT.FORGET): "
+            + "its writes would never replicate. Stop it, wipe its data directory and start it again to rejoin as a new replica"
+    }
+}

@@ -134,10 +134,17 @@ public struct Engine {
                 return value
             }
             // A restarted node takes a new incarnation, which overrides any rumour of its death.
+            var forgotten: [ReplicaID: String] = [:]
+            if let bytes = recovery.meta[MetaKey.forgotten] {
+                guard let decoded = Replicator.decodeForgotten(bytes) else {
+                    throw RecoveryError(description: "the stored replication metadata '\(MetaKey.forgotten)' is corrupt")
+                }
+                forgotten = decoded
+            }
             var replicator = Replicator(settings: settings, selfID: configuration.nodeID, replica: configuration.replica,
                                         decodingLimits: configuration.decodingLimits,
                                         incarnation: try counter(MetaKey.incarnation) + 1,
-                                        nextSequence: try counter(MetaKey.deltaSequence))
+                                        nextSequence: try counter(MetaKey.deltaSequence), forgotten: forgotten)
             replicator.membership.incarnationChanged = true
             if let bytes = recovery.meta[MetaKey.received] {
                 guard let received = Replicator.decodeProgress(bytes) else {
@@ -193,6 +200,7 @@ public struct Engine {
     public var membersByState: [String: Int] {
         var counts: [String: Int] = [:]
         for member in replicator?.membership.members.values ?? [:].values { counts[member.state.description, default: 0] += 1 }
+        if let forgotten = replicator?.membership.forgotten.count, forgotten > 0 { counts["forgotten"] = forgotten }
         return counts
     }
 

@@ -35,8 +35,10 @@ public struct PeerHeader: Sendable, Equatable {
 
 /// A member's state as gossiped by SWIM.
 public enum MemberState: UInt8, Sendable, CaseIterable, CustomStringConvertible {
-    case alive = 0, suspect = 1, dead = 2, left = 3
-    public var description: String { ["alive", "suspect", "dead", "left"][Int(rawValue)] }
+    /// `forgotten`: decommissioned for good (`CRDT.FORGET`), or an identity its node abandoned (a wiped or
+    /// restored data directory). Sticky: no incarnation overrides it, and that identity is refused.
+    case alive = 0, suspect = 1, dead = 2, left = 3, forgotten = 4
+    public var description: String { ["alive", "suspect", "dead", "left", "forgotten"][Int(rawValue)] }
 }
 
 /// One membership fact, piggybacked on probes: "node X at E is S as of incarnation I".

@@ -13,7 +13,7 @@ struct CRDTCTL: ParsableCommand {
         abstract: "Start local crdtd clusters, inject partitions and crashes, and verify that replicas converge.",
         subcommands: [
             Demo.self, Cluster.self, Partition.self, Cut.self, Heal.self, Kill.self, Restart.self, Pause.self, Resume.self,
-            Status.self, Verify.self, Run.self, Bench.self, Check.self, Ping.self, Backup.self,
+            Status.self, Verify.self, Run.self, Bench.self, Check.self, Ping.self, Backup.self, Node.self,
             Counter.self, SetCommand.self, Register.self, Hash.self, BoundedCounter.self, Keys.self, TypeCommand.self, Del.self,
         ])
 }

@@ -142,4 +142,30 @@ import Glibc
         #expect(try ok("bcounter", "get", "stock", "--node", "n3") == "3")
         #expect((json(try ok("bcounter", "rights", "stock", "--node", "n1", "--json")) as? [String: Any])?["value"] as? Int == 3)
     }
+
+    @Test func nodeRemoveDecommissionsANodeForGood() throws {
+        let start = try crdtctl(["cluster", "start", "--nodes", "3", "--base-port", String(basePort + 100)])
+        #expect(start.status == 0, "\(start.stderr)")
+        defer { _ = try? crdtctl(["cluster", "stop"]) }
+        #expect(try ok("set", "add", "tags", "a", "b", "--node", "n3") == "2")
+        #expect(try ok("verify").contains("converged"))
+
+        let removed = try ok("node", "remove", "n3")
+        #expect(removed.contains("n3 decommissioned: forgotten by n1, n2"), "\(removed)")
+        // The cluster is two nodes now; both list only each other, and kept n3's writes.
+        let status = try ok("status")
+        #expect(!status.contains("n3"), "\(status)")
+        func run(_ arguments: String...) throws -> String {
+            let result = try crdtctl(["run", "--dir", dir] + arguments, dir: false)
+            #expect(result.status == 0, "\(result.stderr)")
+            return result.stdout
+        }
+        let peers = try run("n1", "CRDT.PEERS")
+        #expect(peers.contains("n2") && !peers.contains("n3"), "\(peers)")
+        #expect(try ok("set", "card", "tags", "--node", "n2") == "2")
+        #expect(try run("n2", "INFO", "replication").contains("forgotten:n3="))
+        // Unknown names are refused clearly.
+        let unknown = try crdtctl(["node", "remove", "n9"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("n9"), "\(unknown.stderr)")
+    }
 }

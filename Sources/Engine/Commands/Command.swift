@@ -137,6 +137,8 @@ public enum Command: Sendable, Equatable {
     case peers
     case partition(nodes: [String], direction: PartitionDirection)
     case heal
+    /// `CRDT.FORGET node`: decommission a member that is gone for good.
+    case forget(node: String)
 
     /// Whether the command may change replicated state (and so needs a durable commit before its reply).
     public var isWrite: Bool {

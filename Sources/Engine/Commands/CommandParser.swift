@@ -395,6 +395,9 @@ public enum CommandParser {
             return .partition(nodes: nodes, direction: direction)
         case "CRDT.HEAL":
             return .heal
+        case "CRDT.FORGET":
+            try a.arity(min: 2, max: 2)
+            return .forget(node: String(decoding: a[1], as: UTF8.self))
         default:
             // The families kept in files of their own, looked up last so the hot commands above pay nothing.
             if listCommandNames.contains(name) { return .list(try parseList(name, &a)) }

@@ -230,6 +230,7 @@ extension CommandParser {
         .init("crdt.peers", 1, ["readonly"]),
         .init("crdt.partition", -2, ["admin"]),
         .init("crdt.heal", 1, ["admin"]),
+        .init("crdt.forget", 2, ["admin"]),
     ]
 
     static let specsByName: [String: CommandSpec] = Dictionary(table.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })

@@ -17,21 +17,91 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
     public var counter = ResettableCounter()
     /// `SET`/`GET`: last writer wins by (Lamport timestamp, replica); `DEL` removes the observed value.
     public var string = CausalLWWRegister<Bytes>()
-    /// `SADD`/`SREM`: add wins over a concurrent remove.
-    public var set = AWSet<Bytes>()
-    /// `HSET`/`HINCRBY`/`HDEL`: an observed-remove map of fields, each a last-writer-wins value plus
-    /// the increments the winning write had not seen.
-    public var hash = ORMap<Bytes, HashField>()
-    /// `CRDT.B*`: a counter that never goes below zero without coordination.
-    public var bounded = BoundedCounter()
-    /// `ZADD`/`ZINCRBY`/`ZREM`: an observed-remove map from member to score.
-    public var sortedSet = SortedSet()
-    /// `PFADD`/`PFMERGE`: per-replica sketches that a `DEL` can remove.
-    public var hyperLogLog = ResettableHyperLogLog()
     /// `EXPIRE`/`PERSIST`: the key's deadline. Not a type: it applies to whatever the key holds.
     public var expiry = ExpiryRegister()
+    /// The collection slots, allocated only for a key that has one. Inline, the nine slots took 432
+    /// bytes and about 35 reference-counted buffers per key, for keys that almost always use one
+    /// slot: every counter and string paid for a set, a hash, a sorted set and a list in memory, and
+    /// in every copy and destroy of the object. Copy on write: see `collectionsForWriting`.
+    @usableFromInline var collections: Collections?
+
+    /// `SADD`/`SREM`: add wins over a concurrent remove.
+    public var set: AWSet<Bytes> {
+        get { collections?.set ?? AWSet() }
+        set { collectionsForWriting().set = newValue }
+        _modify { yield &collectionsForWriting().set }
+    }
+    /// `HSET`/`HINCRBY`/`HDEL`: an observed-remove map of fields, each a last-writer-wins value plus
+    /// the increments the winning write had not seen.
+    public var hash: ORMap<Bytes, HashField> {
+        get { collections?.hash ?? ORMap() }
+        set { collectionsForWriting().hash = newValue }
+        _modify { yield &collectionsForWriting().hash }
+    }
+    /// `CRDT.B*`: a counter that never goes below zero without coordination.
+    public var bounded: BoundedCounter {
+        get { collections?.bounded ?? BoundedCounter() }
+        set { collectionsForWriting().bounded = newValue }
+        _modify { yield &collectionsForWriting().bounded }
+    }
+    /// `ZADD`/`ZINCRBY`/`ZREM`: an observed-remove map from member to score.
+    public var sortedSet: SortedSet {
+        get { collections?.sortedSet ?? SortedSet() }
+        set { collectionsForWriting().sortedSet = newValue }
+        _modify { yield &collectionsForWriting().sortedSet }
+    }
+    /// `PFADD`/`PFMERGE`: per-replica sketches that a `DEL` can remove.
+    public var hyperLogLog: ResettableHyperLogLog {
+        get { collections?.hyperLogLog ?? ResettableHyperLogLog() }
+        set { collectionsForWriting().hyperLogLog = newValue }
+        _modify { yield &collectionsForWriting().hyperLogLog }
+    }
     /// `LPUSH`/`RPUSH`/`LSET`/`LPOP`/`LREM`: a sequence CRDT; concurrent inserts are all kept.
-    public var list = ReplicatedList<Bytes>()
+    public var list: ReplicatedList<Bytes> {
+        get { collections?.list ?? ReplicatedList() }
+        set { collectionsForWriting().list = newValue }
+        _modify { yield &collectionsForWriting().list }
+    }
+
+    /// The boxed slots. A box is shared between copies of a `KeyObject` and mutated only by an object that
+    /// holds the sole reference (`collectionsForWriting` copies it first otherwise), so it behaves as a value.
+    // @unchecked Sendable: a box reachable from two `KeyObject` values (so possibly two threads) is never
+    // mutated; mutation happens only through `collectionsForWriting`, after `isKnownUniquelyReferenced`.
+    @usableFromInline final class Collections: @unchecked Sendable {
+        @usableFromInline var set = AWSet<Bytes>()
+        @usableFromInline var hash = ORMap<Bytes, HashField>()
+        @usableFromInline var bounded = BoundedCounter()
+        @usableFromInline var sortedSet = SortedSet()
+        @usableFromInline var hyperLogLog = ResettableHyperLogLog()
+        @usableFromInline var list = ReplicatedList<Bytes>()
+
+        @usableFromInline init() {}
+
+        @usableFromInline init(copying other: Collections) {
+            set = other.set
+            hash = other.hash
+            bounded = other.bounded
+            sortedSet = other.sortedSet
+            hyperLogLog = other.hyperLogLog
+            list = other.list
+        }
+    }
+
+    /// The box, allocated or copied so that this object holds the only reference to it.
+    @inlinable
+    mutating func collectionsForWriting() -> Collections {
+        // Checked before anything else holds the box: a binding taken first would make it look shared.
+        if !isKnownUniquelyReferenced(&collections) {
+            collections = collections.map(Collections.init(copying:)) ?? Collections()
+        }
+        return collections.unsafelyUnwrapped
+    }
+
+    public static func == (lhs: KeyObject, rhs: KeyObject) -> Bool {
+        lhs.counter == rhs.counter && lhs.string == rhs.string && lhs.expiry == rhs.expiry && lhs.set == rhs.set
+            && lhs.hash == rhs.hash && lhs.bounded == rhs.bounded && lhs.sortedSet == rhs.sortedSet
+            && lhs.hyperLogLog == rhs.hyperLogLog && lhs.list == rhs.list
+    }
 
     public init() {}
 
@@ -46,6 +116,8 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         var changed = false
         if !other.counter.entries.isEmpty { changed = counter.inflate(with: other.counter) || changed }
         if !other.string.context.isEmpty { changed = string.inflate(with: other.string) || changed }
+        if !other.expiry.context.isEmpty { changed = expiry.inflate(with: other.expiry) || changed }
+        guard let other = other.collections else { return changed }
         if !other.set.context.isEmpty { changed = set.inflate(with: other.set) || changed }
         if !other.hash.context.isEmpty { changed = hash.inflate(with: other.hash) || changed }
         if !other.bounded.rights.isEmpty || !other.bounded.decrements.isEmpty {
@@ -53,7 +125,6 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         }
         if !other.sortedSet.context.isEmpty { changed = sortedSet.inflate(with: other.sortedSet) || changed }
         if !other.hyperLogLog.context.isEmpty { changed = hyperLogLog.inflate(with: other.hyperLogLog) || changed }
-        if !other.expiry.context.isEmpty { changed = expiry.inflate(with: other.expiry) || changed }
         if !other.list.context.isEmpty { changed = list.inflate(with: other.list) || changed }
         return changed
     }
@@ -69,19 +140,23 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         writer.write(lengthPrefixed: key)
         counter.encode(to: &writer)
         string.encode(to: &writer)
-        bounded.encode(to: &writer)
-        set.context.encode(to: &writer)
-        writer.write(fixed64: set.store.dotDigest.high)
-        writer.write(fixed64: set.store.dotDigest.low)
-        hash.context.encode(to: &writer)
-        writer.write(fixed64: hash.store.dotDigest.high)
-        writer.write(fixed64: hash.store.dotDigest.low)
-        sortedSet.context.encode(to: &writer)
-        writer.write(fixed64: sortedSet.store.dotDigest.high)
-        writer.write(fixed64: sortedSet.store.dotDigest.low)
-        hyperLogLog.encode(to: &writer)
+        if let c = collections {
+            c.bounded.encode(to: &writer)
+            c.set.context.encode(to: &writer)
+            writer.write(fixed64: c.set.store.dotDigest.high)
+            writer.write(fixed64: c.set.store.dotDigest.low)
+            c.hash.context.encode(to: &writer)
+            writer.write(fixed64: c.hash.store.dotDigest.high)
+            writer.write(fixed64: c.hash.store.dotDigest.low)
+            c.sortedSet.context.encode(to: &writer)
+            writer.write(fixed64: c.sortedSet.store.dotDigest.high)
+            writer.write(fixed64: c.sortedSet.store.dotDigest.low)
+            c.hyperLogLog.encode(to: &writer)
+        } else {
+            writer.write(raw: Self.bottomCollectionsDigestBytes)
+        }
         expiry.encode(to: &writer)
-        if !list.context.isEmpty {
+        if let list = collections?.list, !list.context.isEmpty {
             // Only when present, so the digests of keys without a list are what they were before lists.
             list.context.encode(to: &writer)
             writer.write(fixed64: list.store.dotDigest.high)
@@ -89,6 +164,25 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         }
         return Digest128(hashing: writer.bytes)
     }
+
+    /// What `digest(key:)` writes for the boxed slots at bottom, so that a key without a box digests as
+    /// it did when every slot was inline.
+    static let bottomCollectionsDigestBytes: Bytes = {
+        var writer = BinaryWriter()
+        let c = Collections()
+        c.bounded.encode(to: &writer)
+        c.set.context.encode(to: &writer)
+        writer.write(fixed64: c.set.store.dotDigest.high)
+        writer.write(fixed64: c.set.store.dotDigest.low)
+        c.hash.context.encode(to: &writer)
+        writer.write(fixed64: c.hash.store.dotDigest.high)
+        writer.write(fixed64: c.hash.store.dotDigest.low)
+        c.sortedSet.context.encode(to: &writer)
+        writer.write(fixed64: c.sortedSet.store.dotDigest.high)
+        writer.write(fixed64: c.sortedSet.store.dotDigest.low)
+        c.hyperLogLog.encode(to: &writer)
+        return writer.bytes
+    }()
 
     /// An observed remove of every slot (`DEL`, `FLUSHDB`, an expired key): what this replica has seen
     /// is removed, and a concurrent write survives. Returns the delta. The bounded counter is left alone:
@@ -100,11 +194,13 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         var delta = KeyObject()
         if !counter.entries.isEmpty { delta.counter = counter.reset() }
         if !string.store.isBottom { delta.string = string.remove() }
-        if !set.store.isBottom { delta.set = set.removeAll() }
-        if !hash.store.isBottom { delta.hash = hash.removeAll() }
-        if !sortedSet.store.isBottom { delta.sortedSet = sortedSet.removeAll() }
-        if !hyperLogLog.sketches.isEmpty { delta.hyperLogLog = hyperLogLog.removeAll() }
-        if !list.context.isEmpty { delta.list = list.removeAll() }
+        if let c = collections {
+            if !c.set.store.isBottom { delta.set = set.removeAll() }
+            if !c.hash.store.isBottom { delta.hash = hash.removeAll() }
+            if !c.sortedSet.store.isBottom { delta.sortedSet = sortedSet.removeAll() }
+            if !c.hyperLogLog.sketches.isEmpty { delta.hyperLogLog = hyperLogLog.removeAll() }
+            if !c.list.context.isEmpty { delta.list = list.removeAll() }
+        }
         if !keepingDeadline && !expiry.store.isBottom { delta.expiry = expiry.clear() }
         return delta
     }
@@ -112,8 +208,10 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
     /// Whether every slot is bottom (equal to `KeyObject()`): a write that produced this changed
     /// nothing. O(1), where `== KeyObject()` builds eight bottoms and compares every part.
     public var isBottom: Bool {
-        counter.entries.isEmpty && string.isBottom && set.isBottom && hash.isBottom && bounded.isBottom
-            && sortedSet.isBottom && hyperLogLog.isBottom && expiry.isBottom && list.context.isEmpty
+        guard counter.entries.isEmpty && string.isBottom && expiry.isBottom else { return false }
+        guard let c = collections else { return true }
+        return c.set.isBottom && c.hash.isBottom && c.bounded.isBottom && c.sortedSet.isBottom && c.hyperLogLog.isBottom
+            && c.list.context.isEmpty
     }
 
     /// The type the key shows to clients, or `nil` when the key does not exist. Expiry is not
@@ -121,12 +219,13 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
     public var visibleType: KeyType? {
         if counter.isLive { return .counter }
         if string.value != nil { return .string }
-        if set.count > 0 { return .set }
-        if !hash.isEmpty { return .hash }
-        if !bounded.isBottom { return .boundedCounter }
-        if sortedSet.count > 0 { return .sortedSet }
-        if hyperLogLog.exists { return .hyperLogLog }
-        if list.count > 0 { return .list }
+        guard let c = collections else { return nil }
+        if c.set.count > 0 { return .set }
+        if !c.hash.isEmpty { return .hash }
+        if !c.bounded.isBottom { return .boundedCounter }
+        if c.sortedSet.count > 0 { return .sortedSet }
+        if c.hyperLogLog.exists { return .hyperLogLog }
+        if c.list.count > 0 { return .list }
         return nil
     }
 
@@ -145,24 +244,29 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         // `isBottom` rather than `!= T()`: the same test without building and comparing bottoms.
         mark(.counter, !counter.entries.isEmpty)
         mark(.string, !string.isBottom)
-        mark(.set, !set.isBottom)
-        mark(.hash, !hash.isBottom)
-        mark(.bounded, !bounded.isBottom)
-        mark(.sortedSet, !sortedSet.isBottom)
-        mark(.hyperLogLog, !hyperLogLog.isBottom)
         mark(.expiry, !expiry.isBottom)
-        mark(.list, !list.context.isEmpty)   // a list's dots are all in its context: empty only at bottom
+        let c = collections
+        if let c {
+            mark(.set, !c.set.isBottom)
+            mark(.hash, !c.hash.isBottom)
+            mark(.bounded, !c.bounded.isBottom)
+            mark(.sortedSet, !c.sortedSet.isBottom)
+            mark(.hyperLogLog, !c.hyperLogLog.isBottom)
+            mark(.list, !c.list.context.isEmpty)   // a list's dots are all in its context: empty only at bottom
+        }
         writer.write(varint: mask)
         func has(_ slot: Slot) -> Bool { mask & (1 << slot.rawValue) != 0 }
         if has(.counter) { counter.encode(to: &writer) }
         if has(.string) { string.encode(to: &writer) }
-        if has(.set) { set.encode(to: &writer) }
-        if has(.hash) { hash.encode(to: &writer) }
-        if has(.bounded) { bounded.encode(to: &writer) }
-        if has(.sortedSet) { sortedSet.encode(to: &writer) }
-        if has(.hyperLogLog) { hyperLogLog.encode(to: &writer) }
+        if let c {
+            if has(.set) { c.set.encode(to: &writer) }
+            if has(.hash) { c.hash.encode(to: &writer) }
+            if has(.bounded) { c.bounded.encode(to: &writer) }
+            if has(.sortedSet) { c.sortedSet.encode(to: &writer) }
+            if has(.hyperLogLog) { c.hyperLogLog.encode(to: &writer) }
+        }
         if has(.expiry) { expiry.encode(to: &writer) }
-        if has(.list) { list.encode(to: &writer) }
+        if let c, has(.list) { c.list.encode(to: &writer) }
     }
 
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {

@@ -37,8 +37,21 @@ struct Membership {
     }
 
     let selfID: String
+    /// This node's replica identity: a rumour that *it* was forgotten concerns only this identity.
+    let selfReplica: ReplicaID
     private(set) var incarnation: UInt64
     private(set) var members: [String: Member] = [:]
+    /// Identities decommissioned for good (`CRDT.FORGET`) or abandoned by their node (it came back with
+    /// a new identity), with the node name they had. Sticky and persisted: frames from them are refused.
+    private(set) var forgotten: [ReplicaID: String] = [:]
+    /// Set when `forgotten` changed and must be persisted.
+    var forgottenChanged = false
+    /// Set once this node learnt that its own identity was forgotten: it must not replicate again until
+    /// its data directory is wiped (it then starts as a new replica).
+    private(set) var decommissioned = false
+    /// Round-robin position over `forgotten`, which rides one fact per message (see `piggyback`).
+    private var forgottenCursor = 0
+    private var forgottenOrder: [ReplicaID] = []
     private var gossip: [(update: MemberUpdate, remaining: Int)] = []
     private var probe: Probe?
     private var probeOrder: [String] = []
@@ -51,9 +64,13 @@ struct Membership {
     /// Set once this node said it leaves: only then is a rumour that it left true.
     private(set) var leaving = false
 
-    init(selfID: String, incarnation: UInt64) {
+    init(selfID: String, replica: ReplicaID, incarnation: UInt64, forgotten: [ReplicaID: String] = [:]) {
         self.selfID = selfID
+        self.selfReplica = replica
         self.incarnation = incarnation
+        self.forgotten = forgotten
+        forgottenOrder = forgotten.keys.sorted()
+        decommissioned = forgotten[replica] != nil
     }
 
     /// Members that may receive data: alive and suspect ones (a suspect may just be slow).
@@ -74,6 +91,15 @@ struct Membership {
     /// Applies a gossiped (or directly observed) update with SWIM's precedence: a higher incarnation wins;
     /// at equal incarnations dead/left beat suspect, which beats alive.
     mutating func apply(_ update: MemberUpdate, now: UInt64, direct: Bool = false) {
+        if update.state == .forgotten {
+            learnForgotten(update.replica, nodeID: update.nodeID)
+            return
+        }
+        if forgotten[update.replica] != nil {
+            // Someone still knows a forgotten identity as a member: tell it again (it missed the rumour).
+            enqueue(forgottenUpdate(update.replica))
+            return
+        }
         if update.nodeID == selfID {
             // A rumour that we are suspect, dead, or gone (an older life of ours left): refute it with a newer
             // incarnation. Incarnations from the wire are at most 2^62, so this cannot overflow.
@@ -90,6 +116,8 @@ struct Membership {
                                incarnation: max(update.incarnation, current.incarnation), state: .alive, stateSince: now)
             members[update.nodeID] = fresh
             enqueue(fresh.update)
+            // The old identity is abandoned for good (its data directory was wiped or restored over).
+            learnForgotten(current.replica, nodeID: current.nodeID)
             return
         }
         guard let current = members[update.nodeID] else {
@@ -107,6 +135,7 @@ struct Membership {
             return
         }
         var member = current
+        if member.replica != update.replica { learnForgotten(member.replica, nodeID: member.nodeID) }
         member.incarnation = update.incarnation
         member.endpoint = update.endpoint
         member.replica = update.replica
@@ -122,7 +151,51 @@ struct Membership {
         case .suspect: 1
         case .dead: 2
         case .left: 3
+        case .forgotten: 4
         }
+    }
+
+    // MARK: Decommissioning
+
+    /// Why `forget` refused.
+    enum ForgetRefusal: Error, Equatable {
+        case unknown
+        case reachable(MemberState)
+        case selfNode
+    }
+
+    /// Decommissions `nodeID` for good (`CRDT.FORGET`): only a member that is dead or left (a live one would
+    /// just come back). Its identity is remembered as forgotten and gossiped, so every member drops it too.
+    /// Returns the identity forgotten.
+    mutating func forget(_ nodeID: String) -> Result<ReplicaID, ForgetRefusal> {
+        guard nodeID != selfID else { return .failure(.selfNode) }
+        guard let member = members[nodeID] else { return .failure(.unknown) }
+        guard member.state == .dead || member.state == .left else { return .failure(.reachable(member.state)) }
+        learnForgotten(member.replica, nodeID: nodeID)
+        return .success(member.replica)
+    }
+
+    /// Whether frames from `replica` are refused.
+    func isForgotten(_ replica: ReplicaID) -> Bool { forgotten[replica] != nil }
+
+    /// The fact that `replica` is forgotten, as gossiped.
+    func forgottenUpdate(_ replica: ReplicaID) -> MemberUpdate {
+        MemberUpdate(nodeID: forgotten[replica] ?? "", replica: replica, endpoint: PeerEndpoint(host: "", port: 0),
+                     incarnation: 0, state: .forgotten)
+    }
+
+    private mutating func learnForgotten(_ replica: ReplicaID, nodeID: String) {
+        guard forgotten[replica] == nil, !nodeID.isEmpty else { return }
+        forgotten[replica] = nodeID
+        forgottenOrder.append(replica)
+        forgottenChanged = true
+        if replica == selfReplica {
+            decommissioned = true
+            return
+        }
+        if members[nodeID]?.replica == replica { members[nodeID] = nil }
+        probeOrder.removeAll { $0 == nodeID && members[nodeID] == nil }
+        enqueue(forgottenUpdate(replica))
     }
 
     func selfUpdate(endpoint: PeerEndpoint, replica: ReplicaID) -> MemberUpdate {
@@ -130,7 +203,7 @@ struct Membership {
     }
 
     private mutating func enqueue(_ update: MemberUpdate) {
-        gossip.removeAll { $0.update.nodeID == update.nodeID }
+        gossip.removeAll { $0.update.nodeID == update.nodeID && ($0.update.state == .forgotten) == (update.state == .forgotten) }
         gossip.append((update, retransmits))
     }
 
@@ -152,6 +225,13 @@ struct Membership {
         if let recipient, let member = members[recipient], member.state != .alive,
            !out.contains(where: { $0.nodeID == recipient }) {
             out.append(member.update)
+        }
+        // One forgotten identity per message, round-robin: a member that missed the rumour (it was cut off
+        // when the node was forgotten) still learns every one, at the cost of one small update per message.
+        if !forgotten.isEmpty {
+            forgottenCursor = (forgottenCursor + 1) % forgottenOrder.count
+            let fact = forgottenUpdate(forgottenOrder[forgottenCursor])
+            if !out.contains(fact) { out.append(fact) }
         }
         return out
     }

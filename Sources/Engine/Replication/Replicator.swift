@@ -53,6 +53,8 @@ struct Replicator {
     /// Large states being received in chunks, one per peer at a time.
     var assemblies: [String: Assembly] = [:]
     var progressChanged = false
+    /// When each forgotten identity was last told so (see `tellForgotten`).
+    var forgottenNotices: [ReplicaID: UInt64] = [:]
     var stats = ReplicationStats()
     /// `PUBLISH`es received from peers since the engine last took them (it delivers them locally).
     var publications: [Publication] = []
@@ -94,12 +96,12 @@ struct Replicator {
     }
 
     init(settings: ReplicationSettings, selfID: String, replica: ReplicaID, decodingLimits: DecodingLimits,
-         incarnation: UInt64, nextSequence: UInt64) {
+         incarnation: UInt64, nextSequence: UInt64, forgotten: [ReplicaID: String] = [:]) {
         self.selfID = selfID
         self.replica = replica
         self.decodingLimits = decodingLimits
         self.settings = settings
-        self.membership = Membership(selfID: selfID, incarnation: incarnation)
+        self.membership = Membership(selfID: selfID, replica: replica, incarnation: incarnation, forgotten: forgotten)
         self.buffer = DeltaBuffer(capacityBytes: settings.deltaBufferBytes)
         self.nextSequence = nextSequence
         self.random = SplitMix64(seed: settings.randomSeed)
@@ -122,6 +124,8 @@ struct Replicator {
     /// commit; they resume after.
     mutating func tick(now: UInt64, keyspace: inout Keyspace, acceptingWrites: Bool, into output: inout EngineOutput) {
         self.now = max(self.now, now)
+        // A decommissioned identity stays silent: its peers refuse it, and probing them would only be refused.
+        guard !membership.decommissioned else { return }
         let blocked = blocked
         let actions = membership.tick(now: self.now, settings: settings, seeds: settings.seeds, blocked: blocked,
                                       random: &random)
@@ -159,6 +163,15 @@ struct Replicator {
         }
         guard !blockedInbound.contains(header.nodeID) else {
             stats.rejected["partitioned", default: 0] += 1
+            return
+        }
+        guard !membership.decommissioned else {
+            stats.rejected["decommissioned", default: 0] += 1
+            return
+        }
+        guard !membership.isForgotten(header.replica) else {
+            stats.rejected["forgotten", default: 0] += 1
+            tellForgotten(header, into: &output)
             return
         }
         stats.framesIn[message.name, default: 0] += 1
@@ -275,6 +288,11 @@ struct Replicator {
     /// Appends the records of progress made since the last call (incarnation, delta sequence, what we
     /// received from each peer): once per batch, in the same commit as the batch's deltas.
     mutating func recordProgress(into output: inout EngineOutput) {
+        if membership.forgottenChanged {
+            membership.forgottenChanged = false
+            output.records.append(.meta(name: MetaKey.forgotten, value: Self.encodeForgotten(membership.forgotten)))
+            pruneDeparted()
+        }
         if membership.incarnationChanged {
             membership.incarnationChanged = false
             output.records.append(.meta(name: MetaKey.incarnation, value: Engine.encodeCounter(membership.incarnation)))
@@ -283,6 +301,26 @@ struct Replicator {
         progressChanged = false
         output.records.append(.meta(name: MetaKey.deltaSequence, value: Engine.encodeCounter(nextSequence)))
         output.records.append(.meta(name: MetaKey.received, value: Self.encodeProgress(received)))
+    }
+
+    static func encodeForgotten(_ forgotten: [ReplicaID: String]) -> Bytes {
+        var writer = BinaryWriter()
+        writer.write(varint: UInt64(forgotten.count))
+        for (replica, node) in forgotten.sorted(by: { $0.key < $1.key }) {
+            writer.write(varint: replica.rawValue)
+            writer.write(lengthPrefixed: Array(node.utf8))
+        }
+        return writer.bytes
+    }
+
+    static func decodeForgotten(_ bytes: Bytes) -> [ReplicaID: String]? {
+        guard var reader = try? BinaryReader(bytes), let count = try? reader.readCount(minimumElementSize: 2) else { return nil }
+        var forgotten: [ReplicaID: String] = [:]
+        for _ in 0..<count {
+            guard let replica = try? reader.readVarint(), let node = try? reader.readLengthPrefixed() else { return nil }
+            forgotten[ReplicaID(replica)] = String(decoding: node, as: UTF8.self)
+        }
+        return (try? reader.finish()) != nil ? forgotten : nil
     }
 
     static func encodeProgress(_ progress: [String: PeerProgress]) -> Bytes {
@@ -305,6 +343,43 @@ struct Replicator {
             progress[String(decoding: node, as: UTF8.self)] = PeerProgress(replica: ReplicaID(replica), sequence: sequence)
         }
         return (try? reader.finish()) != nil ? progress : nil
+    }
+
+    // MARK: Decommissioning
+
+    /// `CRDT.FORGET node`: decommissions a member that is gone for good. Its identity is refused from now
+    /// on, here and (by gossip) on every member; the per-peer state kept for it is dropped at the end of
+    /// the batch, with the fact persisted.
+    mutating func forget(_ node: String) -> Result<ReplicaID, Membership.ForgetRefusal> {
+        membership.forget(node)
+    }
+
+    /// Tells a forgotten identity that it is, at most once a second: it stops replicating and says why.
+    mutating func tellForgotten(_ header: PeerHeader, into output: inout EngineOutput) {
+        if let last = forgottenNotices[header.replica], now < last + 1000 { return }
+        forgottenNotices[header.replica] = now
+        send(.ack(sequence: 0, updates: [membership.forgottenUpdate(header.replica)]), to: header.endpoint, recipient: nil,
+             into: &output)
+    }
+
+    /// Drops what is kept per peer for nodes that are no longer members (forgotten), or for an identity a
+    /// node abandoned: without this, every decommissioned node would leave its entries behind for ever.
+    mutating func pruneDeparted() {
+        let members = membership.members
+        func current(_ node: String, _ replica: ReplicaID?) -> Bool {
+            guard let member = members[node] else { return false }
+            return replica == nil || member.replica == replica
+        }
+        acknowledged = acknowledged.filter { current($0.key, $0.value.replica) }
+        received = received.filter { current($0.key, $0.value.replica) }
+        outflows = outflows.filter { current($0.key, $0.value.replica) }
+        lastDeltasAt = lastDeltasAt.filter { current($0.key, nil) }
+        safetyNetComparisons = safetyNetComparisons.filter { current($0, nil) }
+        needsSync = needsSync.filter { current($0, nil) }
+        assemblies = assemblies.filter { current($0.key, nil) }
+        repairDeferrals = repairDeferrals.filter { current($0.key, nil) }
+        forgottenNotices = forgottenNotices.filter { membership.isForgotten($0.key) }
+        progressChanged = true
     }
 
     // MARK: Administration
@@ -342,6 +417,7 @@ extension MetaKey {
     static let deltaSequence = "delta_seq"
     static let incarnation = "incarnation"
     static let received = "received"
+    static let forgotten = "forgotten"
     static let acknowledged = "acknowledged"
 }
 
