@@ -11,12 +11,12 @@ extension Engine {
     /// Parses and runs one client request, appending its reply. Between `MULTI` and `EXEC` commands
     /// are queued in the client's session instead (`+QUEUED`).
     mutating func execute(_ arguments: [Bytes], for client: ClientID, into output: inout EngineOutput) {
-        stats.commandsProcessed += 1
         if sessions[client]?.parked != nil {
-            // Behind a WAIT: run after it answers, so that replies keep request order.
+            // Behind a WAIT: run after it answers (and counted then), so that replies keep request order.
             deferBehindWait(arguments, for: client, into: &output)
             return
         }
+        stats.commandsProcessed += 1
         let parsed = CommandParser.parse(arguments)
         if sessions[client]?.queued != nil {
             queue(parsed, arguments: arguments, for: client, into: &output)

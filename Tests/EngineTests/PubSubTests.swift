@@ -112,6 +112,8 @@ func message(_ channel: String, _ payload: String) -> RESPReply {
         #expect(h.run(2, "PUBSUB", "CHANNELS") == [.array([.bulk("a"), .bulk("b")])])
         #expect(h.run(2, "PUBSUB", "CHANNELS", "b*") == [.array([.bulk("b")])])
         #expect(h.run(2, "PUBSUB", "NUMSUB", "a", "z") == [.array([.bulk("a"), .integer(1), .bulk("z"), .integer(0)])])
+        guard case .bulkString(let info)? = h.run(2, "INFO", "stats").first else { Issue.record("INFO"); return }
+        #expect(String(decoding: info, as: UTF8.self).contains("pubsub_channels:2\r\n"))
         #expect(h.run(1, "UNSUBSCRIBE") == [
             .array([.bulk("unsubscribe"), .bulk("a"), .integer(1)]),
             .array([.bulk("unsubscribe"), .bulk("b"), .integer(0)]),
