@@ -91,7 +91,7 @@ enum ClientGate {
     static func refusedToReaders(_ command: Command) -> Bool {
         if command.isWrite { return true }
         switch command {
-        case .shutdown, .partition, .heal, .forget: return true
+        case .shutdown, .partition, .heal, .forget, .configSetKeyspaceEvents: return true
         default: return false
         }
     }

@@ -63,6 +63,9 @@ public struct Configuration: Sendable, Equatable {
         public var maxArguments: Int = 1 << 20
         /// Replies queued for one client that it has not read yet.
         public var maxPendingReplyBytes: Int = 64 << 20
+        /// Output a client with pushed messages (pub/sub, keyspace notifications) has not read yet, past
+        /// which it is disconnected (Redis's `client-output-buffer-limit pubsub` hard limit, 32 MiB).
+        public var maxPendingPubSubBytes: Int = 32 << 20
 
         public init() {}
     }
@@ -119,8 +122,8 @@ public struct Configuration: Sendable, Equatable {
             throw .invalid("max_bulk_bytes \(limits.maxBulkBytes) is over 60 MiB: a key's state must fit the 64 MiB that peers accept")
         }
         guard limits.maxClients >= 1, limits.maxRequestBytes >= 1024, limits.maxBulkBytes >= 1,
-              limits.maxArguments >= 1, limits.maxPendingReplyBytes >= 1024 else {
-            throw .invalid("limits must be positive (max_request_bytes and max_pending_reply_bytes at least 1024)")
+              limits.maxArguments >= 1, limits.maxPendingReplyBytes >= 1024, limits.maxPendingPubSubBytes >= 1024 else {
+            throw .invalid("limits must be positive (max_request_bytes, max_pending_reply_bytes and max_pending_pubsub_bytes at least 1024)")
         }
     }
 }
@@ -216,6 +219,7 @@ extension Configuration {
                 case "max_bulk_bytes": limits.maxBulkBytes = number
                 case "max_arguments": limits.maxArguments = number
                 case "max_pending_reply_bytes": limits.maxPendingReplyBytes = number
+                case "max_pending_pubsub_bytes": limits.maxPendingPubSubBytes = number
                 default: throw .invalid("\(source): unknown setting limits.\(name)")
                 }
             }

@@ -15,6 +15,8 @@ final class DaemonMetrics: Sendable {
     let commits = Counter(label: "crdtd_commits_total")
     /// `AUTH` or `HELLO AUTH` attempts with a wrong user or password.
     let authFailures = Counter(label: "crdtd_auth_failures_total")
+    /// Subscribers disconnected over their pub/sub output limit (`limits.max_pending_pubsub_bytes`).
+    let pubSubDisconnects = Counter(label: "crdtd_pubsub_disconnects_total")
     /// 1 while commits fail for want of space (writes refused), else 0.
     let storageDegraded = Gauge(label: "crdtd_storage_degraded")
     /// How long the store has been degraded, 0 when it is not.
@@ -109,6 +111,9 @@ final class DaemonMetrics: Sendable {
             .increment(by: Int64(clamping: replication.statesApplied &- previous.statesApplied))
         Counter(label: "crdtd_delta_buffer_drops_total")
             .increment(by: Int64(clamping: replication.bufferDrops &- previous.bufferDrops))
+        // PUBLISHes that reached only this node's subscribers (too large, or over the per-batch budget).
+        Counter(label: "crdtd_pubsub_peer_drops_total")
+            .increment(by: Int64(clamping: replication.publishDropped &- previous.publishDropped))
         for (reason, count) in replication.rejected {
             Counter(label: "crdtd_peer_frames_rejected_total", dimensions: [("reason", reason)])
                 .increment(by: Int64(clamping: count &- (previous.rejected[reason] ?? 0)))

@@ -438,6 +438,7 @@ final class Frontend: @unchecked Sendable {
                 metrics.command(CommandNames.canonical(name), failed: bytes.first == UInt8(ascii: "-"), nanoseconds: now &- entry.started)
             }
             if session.coalescedReplies.isEmpty { clientsWithReplies.append(id) }
+            session.coalescedReplies.append(contentsOf: entry.pushedBefore)
             session.coalescedReplies.append(contentsOf: bytes)
             if session.coalescedReplies.count >= Self.maxCoalescedReplyBytes { flushReplies(of: session) }
         }
@@ -616,6 +617,23 @@ final class Frontend: @unchecked Sendable {
         case .reply(let client, let bytes):
             guard let session = clients[client.rawValue] else { return }
             session.replies.engineAnswered(bytes)
+            release(session)
+        case .push(let client, let bytes):
+            guard let session = clients[client.rawValue], !session.closing else { return }
+            let queued = session.replies.pushed(bytes)
+            let unread = queued + session.coalescedReplies.count + session.connection.pendingWriteBytes
+            guard unread <= configuration.limits.maxPendingPubSubBytes else {
+                // A subscriber that does not read its messages is cut off rather than held in memory
+                // without bound (Redis's client-output-buffer-limit pubsub); the others are unaffected.
+                logger.warning("disconnecting a subscriber over its pub/sub output limit", metadata: [
+                    "client": "\(client.rawValue)", "unread_bytes": "\(unread)",
+                    "limit_bytes": "\(configuration.limits.maxPendingPubSubBytes)",
+                ])
+                metrics.pubSubDisconnects.increment()
+                session.closing = true
+                session.connection.close()
+                return
+            }
             release(session)
         case .closeClient(let client):
             guard let session = clients[client.rawValue] else { return }

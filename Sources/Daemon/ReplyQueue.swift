@@ -9,6 +9,9 @@ struct ReplyQueue {
         var started: UInt64
         var fromEngine: Bool
         var reply: [UInt8]?
+        /// Messages no request asked for (`Effect.push`) that the engine sent before this entry's reply:
+        /// written just before it.
+        var pushedBefore: [UInt8] = []
     }
 
     /// A place for a reply the shell gives later.
@@ -65,11 +68,38 @@ struct ReplyQueue {
         }
     }
 
+    /// A message no request asked for (a published message, a keyspace notification). The engine sent
+    /// it after its replies to every request it has answered and before its reply to the next one, so
+    /// it is written just before that reply; with no engine reply owed, after everything queued.
+    /// Returns the bytes of messages now waiting in the queue, for the pub/sub output limit.
+    @discardableResult
+    mutating func pushed(_ bytes: [UInt8]) -> Int {
+        nextEngine = max(nextEngine, head)
+        while nextEngine < entries.count && !(entries[nextEngine].fromEngine && entries[nextEngine].reply == nil) {
+            nextEngine += 1
+        }
+        if nextEngine < entries.count {
+            entries[nextEngine].pushedBefore.append(contentsOf: bytes)
+        } else {
+            entries.append(Entry(name: nil, started: 0, fromEngine: false, reply: bytes))
+            nextEngine = entries.count
+        }
+        pushedBytes += bytes.count
+        return pushedBytes
+    }
+
+    /// Bytes of pushed messages not yet released.
+    private(set) var pushedBytes = 0
+
     /// The next reply that may be written, if every one before it was.
     mutating func popReady() -> Entry? {
         guard head < entries.count, entries[head].reply != nil else { return nil }
+        // The caller writes `pushedBefore`, then `reply`.
         let entry = entries[head]
         entries[head].reply = nil
+        entries[head].pushedBefore = []
+        pushedBytes -= entry.pushedBefore.count
+        if entry.name == nil && !entry.fromEngine { pushedBytes -= entry.reply?.count ?? 0 }
         head += 1
         if head > 64 && head * 2 > entries.count {
             entries.removeFirst(head)

@@ -11,21 +11,30 @@ extension Engine {
     /// Parses and runs one client request, appending its reply. Between `MULTI` and `EXEC` commands
     /// are queued in the client's session instead (`+QUEUED`).
     mutating func execute(_ arguments: [Bytes], for client: ClientID, into output: inout EngineOutput) {
+        if sessions[client]?.parked != nil {
+            // Behind a WAIT: run after it answers (and counted then), so that replies keep request order.
+            deferBehindWait(arguments, for: client, into: &output)
+            return
+        }
         stats.commandsProcessed += 1
         let parsed = CommandParser.parse(arguments)
         if sessions[client]?.queued != nil {
-            queue(parsed, for: client, into: &output)
+            queue(parsed, arguments: arguments, for: client, into: &output)
             return
         }
         switch parsed {
         case .failure(let error):
             reply(.error(error.message), to: client, early: true, into: &output)
         case .success(let command):
-            if let refusal = refusal(of: command, from: client) {
+            if let refusal = refusal(of: command, from: client) ?? subscribedRefusal(of: command, arguments, for: client) {
                 reply(.error(refusal), to: client, early: true, into: &output)
                 return
             }
+            if runsApart(command, for: client, into: &output) { return }
+            eventSource = .command(arguments)
             let answer = run(command, for: client, into: &output)
+            eventSource = nil
+            if command.isWrite { noteWrite(by: client) }
             let early = reply(answer, to: client, early: revealsOnlyDurableState(command), into: &output)
             performSideEffects(of: command, for: client, early: early, into: &output)
         }
@@ -33,7 +42,8 @@ extension Engine {
 
     /// Inside `MULTI`: queue the command, or end the transaction. A command refused while queueing
     /// (unknown, wrong arity, refused) aborts the whole transaction at `EXEC`, as in Redis.
-    mutating func queue(_ parsed: Result<Command, CommandError>, for client: ClientID, into output: inout EngineOutput) {
+    mutating func queue(_ parsed: Result<Command, CommandError>, arguments: [Bytes], for client: ClientID,
+                        into output: inout EngineOutput) {
         switch parsed {
         case .failure(let error):
             sessions[client]?.transactionFailed = true
@@ -63,11 +73,16 @@ extension Engine {
             // commit and its replies released together, and no other client's command runs in between.
             var replies: [RESPReply] = []
             replies.reserveCapacity(commands.count)
-            for command in commands { replies.append(run(command, for: client, into: &output)) }
+            for queued in commands {
+                eventSource = .command(queued.arguments)
+                replies.append(run(queued.command, for: client, into: &output))
+                eventSource = nil
+                if queued.command.isWrite { noteWrite(by: client) }
+            }
             reply(.array(replies), to: client, into: &output)
-            for command in commands { performSideEffects(of: command, for: client, early: false, into: &output) }
+            for queued in commands { performSideEffects(of: queued.command, for: client, early: false, into: &output) }
         case .success(let command):
-            sessions[client]?.queued?.append(command)
+            sessions[client]?.queued?.append(QueuedCommand(command: command, arguments: arguments))
             reply(.simpleString("QUEUED"), to: client, into: &output)
         }
     }
@@ -109,6 +124,15 @@ extension Engine {
             return commandReply(sub)
         case .configGet(let patterns):
             return configReply(patterns)
+        case .configSetKeyspaceEvents(let flags):
+            notifyFlags = flags
+            notificationsChanged()
+            return .ok
+        case .pubSub(let command):
+            return runPubSub(command, for: client, into: &output)
+        case .wait:
+            // Inside MULTI/EXEC a WAIT cannot block (the transaction runs in one step): it answers at once.
+            return .integer(Int64(acknowledgements(of: client)))
         case .configResetStat:
             stats.commandsProcessed = 0
             stats.localWrites = 0

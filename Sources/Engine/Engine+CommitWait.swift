@@ -157,19 +157,46 @@ extension Engine {
     /// disk, else behind this step's commit. Returns whether it went early.
     @discardableResult
     mutating func reply(_ value: RESPReply, to client: ClientID, early: Bool = false, into output: inout EngineOutput) -> Bool {
+        deliver([value], to: client, early: early, push: false, into: &output)
+    }
+
+    /// One reply made of several RESP frames (`SUBSCRIBE a b` confirms each channel in a frame of its own).
+    @discardableResult
+    mutating func reply(frames: [RESPReply], to client: ClientID, early: Bool, into output: inout EngineOutput) -> Bool {
+        deliver(frames, to: client, early: early, push: false, into: &output)
+    }
+
+    /// A message no request asked for (`Effect.push`): a published message or a keyspace notification.
+    /// It keeps its place among the client's replies by the same rule.
+    mutating func push(_ value: RESPReply, to client: ClientID, early: Bool, into output: inout EngineOutput) {
+        _ = deliver([value], to: client, early: early, push: true, into: &output)
+    }
+
+    private mutating func deliver(_ frames: [RESPReply], to client: ClientID, early: Bool, push: Bool,
+                                  into output: inout EngineOutput) -> Bool {
         // One lookup of the session, read and updated in place (its getter would copy it).
         guard let index = sessions.index(forKey: client) else {
-            let effect = Effect.reply(client, value.encoded(protocol: .resp2))
+            if push { return false }
+            let effect = Effect.reply(client, Self.encode(frames, .resp2))
             if early { output.immediate.append(effect); return true }
             output.effects.append(effect)
             return false
         }
-        return Self.reply(value, to: client, session: &sessions.values[index], early: early, commits: commits, into: &output)
+        return Self.deliver(frames, to: client, session: &sessions.values[index], early: early, push: push,
+                            commits: commits, into: &output)
     }
 
-    private static func reply(_ value: RESPReply, to client: ClientID, session: inout Session, early: Bool,
-                              commits: CommitTracker, into output: inout EngineOutput) -> Bool {
-        let effect = Effect.reply(client, value.encoded(protocol: session.protocolVersion))
+    private static func encode(_ frames: [RESPReply], _ version: RESPVersion) -> Bytes {
+        if frames.count == 1 { return frames[0].encoded(protocol: version) }
+        var bytes: Bytes = []
+        for frame in frames { frame.encode(protocol: version, into: &bytes) }
+        return bytes
+    }
+
+    private static func deliver(_ frames: [RESPReply], to client: ClientID, session: inout Session, early: Bool, push: Bool,
+                                commits: CommitTracker, into output: inout EngineOutput) -> Bool {
+        let bytes = encode(frames, session.protocolVersion)
+        let effect = push ? Effect.push(client, bytes) : Effect.reply(client, bytes)
         if early && session.heldThrough <= commits.released {
             output.immediate.append(effect)
             return true
@@ -196,7 +223,7 @@ extension Command {
     var reveals: RevealedState {
         switch self {
         case .ping, .echo, .hello, .clientSetName, .clientGetName, .clientID, .command, .configGet, .quit, .info,
-             .select, .clock, .peers:
+             .select, .clock, .peers, .configSetKeyspaceEvents, .pubSub, .wait:
             return .nothing
         case .get(let key), .sMembers(let key), .sIsMember(let key, _), .sCard(let key), .hGet(let key, _),
              .hGetAll(let key), .hLen(let key), .boundedGet(let key), .boundedRights(let key), .type(let key):
@@ -230,7 +257,7 @@ extension EngineOutput {
         }
         for effect in effects {
             switch effect {
-            case .reply(_, let bytes), .send(let bytes, _, _): total += bytes.count
+            case .reply(_, let bytes), .push(_, let bytes), .send(let bytes, _, _): total += bytes.count
             case .closeClient, .shutdown: break
             }
         }

@@ -125,6 +125,9 @@ extension Engine {
         // The expiry index holds every key's `expiry.expiresAt`: asking it costs no copy of the object.
         guard wallMilliseconds > 0, let deadline = keyspace.deadline(of: key), wallMilliseconds > deadline else { return }
         stats.expiredKeys += 1
+        let source = eventSource
+        eventSource = .expiry
         applyLocal(key, into: &output) { object, _ in object.removeObserved() }
+        eventSource = source
     }
 }

@@ -51,6 +51,9 @@ extension Engine {
                     ("total_commands_processed", String(stats.commandsProcessed)),
                     ("local_writes", String(stats.localWrites)),
                     ("expired_keys", String(stats.expiredKeys)),
+                    ("pubsub_channels", String(pubSub.channels.count)),
+                    ("pubsub_patterns", String(pubSub.patternCount)),
+                    ("pubsubshard_channels", String(shardPubSub.channels.count)),
                 ]
             case "keyspace":
                 var byType: [KeyType: Int] = [:]

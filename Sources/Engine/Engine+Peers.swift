@@ -14,6 +14,7 @@ extension Engine {
     /// are pushed to peers; then the step ends (see `CommitTracker`).
     public mutating func flush(into output: inout EngineOutput) {
         defer { endStep(into: &output) }
+        replicator?.publishedThisBatch = 0
         replicator?.lamport = clock.counter
         replicator?.flush(into: &output)
     }
@@ -22,6 +23,14 @@ extension Engine {
         let accepting = writeRefusal == nil
         replicator?.receive(frame: frame, from: source, keyspace: &keyspace, clock: &clock,
                             acceptingWrites: accepting, into: &output)
+        notifyRemoteChanges(into: &output)
+        if replicator?.publications.isEmpty == false {
+            for publication in replicator?.takePublications() ?? [] {
+                publish(publication.channel, publication.message, sharded: publication.sharded, early: true, into: &output)
+            }
+        }
+        // The frame may be an acknowledgement that a parked WAIT counts on.
+        if !parkedClients.isEmpty { serveParkedWaits(into: &output) }
     }
 
     mutating func replicationTick(now: UInt64, into output: inout EngineOutput) {
@@ -30,6 +39,7 @@ extension Engine {
         let accepting = writeRefusal == nil
         replicator?.lamport = clock.counter
         replicator?.tick(now: now, keyspace: &keyspace, acceptingWrites: accepting, into: &output)
+        notifyRemoteChanges(into: &output)
     }
 
     /// This node leaves the cluster gracefully (SIGTERM): every reachable peer is told.

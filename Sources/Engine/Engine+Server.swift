@@ -22,7 +22,10 @@ extension Engine {
     func configReply(_ patterns: [Bytes]) -> RESPReply {
         let globs = patterns.map { GlobPattern(Array(String(decoding: $0, as: UTF8.self).lowercased().utf8)) }
         let matching = Self.configParameters.filter { parameter in globs.contains { $0.matches(Array(parameter.0.utf8)) } }
-        return .map(matching.map { .init(key: .bulkString($0.0), value: .bulkString($0.1)) })
+        return .map(matching.map { parameter in
+            let value = parameter.0 == "notify-keyspace-events" ? notifyFlags.letters : parameter.1
+            return .init(key: .bulkString(parameter.0), value: .bulkString(value))
+        })
     }
 
     /// One `CLIENT LIST` line, with the fields Redis prints (those crdtd does not track are zero).
@@ -30,9 +33,9 @@ extension Engine {
         let name = session.name.map { String(decoding: $0, as: UTF8.self) } ?? ""
         let age = stats.lastTick >= session.connectedAt ? (stats.lastTick - session.connectedAt) / 1000 : 0
         let multi = session.queued.map { String($0.count) } ?? "-1"
-        return "id=\(client.rawValue) addr=\(session.address) laddr= fd=0 name=\(name) age=\(age) idle=0 flags=N db=0 "
-            + "sub=0 psub=0 ssub=0 multi=\(multi) qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 "
-            + "events=r cmd=client|list user=default redir=-1 resp=\(session.protocolVersion.rawValue) lib-name= lib-ver="
+        return "id=\(client.rawValue) addr=\(session.address) laddr= fd=0 name=\(name) age=\(age) idle=0 flags=\(isSubscribed(client) ? "P" : "N") db=0 "
+            + "sub=\(pubSub.channels(of: client).count) psub=\(pubSub.patterns(of: client).count) ssub=\(shardPubSub.count(of: client)) multi=\(multi) qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 "
+            + "events=r cmd=\(session.lastSubscription ?? "client|list") user=default redir=-1 resp=\(session.protocolVersion.rawValue) lib-name= lib-ver="
     }
 
     /// `CLIENT LIST [ID id ...]`: one line per client, in id order.

@@ -16,8 +16,9 @@ extension Engine {
                 return true
             }.map(\.key)
             for victim in victims {
-                // Forgotten at once, so a CLIENT LIST right after no longer shows it; the frontend closes it.
-                sessions[victim] = nil
+                // Forgotten at once (with its subscriptions and WAIT), so a CLIENT LIST right after no longer
+                // shows it and no message is published to it; the frontend closes it.
+                forget(victim)
                 output.effects.append(.closeClient(victim))
             }
             if legacy { return victims.isEmpty ? .error("ERR No such client") : .ok }
@@ -41,6 +42,8 @@ extension Engine {
                 session.name = nil
                 sessions[client] = session
             }
+            // RESET also ends every subscription and an unanswered WAIT cannot precede it (it waits behind).
+            unsubscribeAll(client)
             return .simpleString("RESET")
         case .role:
             // Every node accepts writes; its peers are not Redis replicas, so none is listed.

@@ -82,6 +82,16 @@ public struct Engine {
     public internal(set) var shutdownRequested = false
     /// Released steps, local writes not durable yet, and the store's condition.
     var commits = CommitTracker()
+    /// Channel and pattern subscriptions of this node's clients.
+    var pubSub = PubSub()
+    /// Sharded channel subscriptions (`SSUBSCRIBE`), a namespace of their own.
+    var shardPubSub = PubSub()
+    /// `notify-keyspace-events`: which keyspace notifications are published.
+    var notifyFlags: KeyspaceEventFlags = []
+    /// What the writes being applied belong to, for their keyspace events.
+    var eventSource: EventSource?
+    /// Clients waiting in `WAIT`.
+    var parkedClients: Set<ClientID> = []
 
     public init(configuration: EngineConfiguration, recovery: EngineRecovery = EngineRecovery()) throws(RecoveryError) {
         self.configuration = configuration
@@ -158,9 +168,9 @@ public struct Engine {
         case .clientProtocolError(let client, let message):
             reply(.error(message), to: client, into: &output)
             output.effects.append(.closeClient(client))
-            sessions[client] = nil
+            forget(client)
         case .clientDisconnected(let client):
-            sessions[client] = nil
+            forget(client)
         case .peerFrame(let frame, let source):
             receive(frame: frame, from: source, into: &output)
         case .tick(let now, let wall):
@@ -170,6 +180,7 @@ public struct Engine {
             commits.ticked(now)
             expireDueKeys(into: &output)
             replicationTick(now: now, into: &output)
+            if !parkedClients.isEmpty { serveParkedWaits(into: &output) }
         case .released, .storage:
             storageInput(input)
         }
@@ -226,6 +237,7 @@ public struct Engine {
         clock = mutation.clock
         if clock.counter == mutation.startCounter { _ = clock.tick() }
         output.records.append(write.record)
+        if keyspace.recordsChanges { notifyLocal(key, before: write.typeBefore, after: write.typeAfter, into: &output) }
         commits.wrote(key)
         disseminate(write.delta, of: key)
         stats.localWrites += 1
@@ -273,11 +285,25 @@ struct Session {
     /// The last step in which a reply to this client waited for the disk: later replies may not overtake it.
     var heldThrough: UInt64 = 0
     /// Commands queued since `MULTI`, or `nil` outside a transaction.
-    var queued: [Command]?
+    var queued: [QueuedCommand]?
+    /// The delta sequence this node reaches after the client's last write: `WAIT` counts the peers that
+    /// acknowledged it (0: the client wrote nothing yet).
+    var writeSequence: UInt64 = 0
+    /// A `WAIT` that has not answered yet, and the requests that arrived behind it.
+    var parked: ParkedWait?
+    /// The last (un)subscribing command of a subscribed client, for `CLIENT LIST`'s `cmd` (other
+    /// commands are not recorded, to keep the common path free of it).
+    var lastSubscription: String?
     /// A command queued since `MULTI` was refused: `EXEC` must abort the whole transaction.
     var transactionFailed = false
     /// The monotonic time of the tick before the client connected, for `CLIENT LIST`'s `age`.
     var connectedAt: UInt64 = 0
+}
+
+/// A command queued inside `MULTI`, with its arguments (they name its keyspace events).
+struct QueuedCommand {
+    var command: Command
+    var arguments: [Bytes]
 }
 
 /// Counters reported by `INFO`.

@@ -65,6 +65,10 @@ public enum FrameChannel: Sendable, Equatable {
 public enum Effect: Sendable, Equatable {
     /// Bytes to write to a client, already encoded in the client's protocol version.
     case reply(ClientID, Bytes)
+    /// Bytes to write to a client that no request asked for (a published message, a keyspace
+    /// notification), in the client's protocol: RESP3 `>` pushes, RESP2 arrays. They come after every
+    /// reply the engine gave the client before, and before every later one.
+    case push(ClientID, Bytes)
     /// Close the client connection after everything queued for it was written.
     case closeClient(ClientID)
     /// Send a frame to a peer.

@@ -74,6 +74,24 @@ public final class RESPConnection {
         }
     }
 
+    /// Waits for the next message the server sends without a request: a published message or a
+    /// keyspace notification on a subscribed connection. Throws on a timeout (the connection closes).
+    public func receive(timeout: Duration? = nil) throws(RESPClientError) -> RESPReply {
+        guard descriptor >= 0 else {
+            throw RESPClientError(.notConnected, "the connection is closed; open a new RESPConnection")
+        }
+        let deadline = Self.now() + (timeout ?? self.timeout)
+        do throws(RESPClientError) {
+            while true {
+                if let reply = try nextReply() { return reply }
+                try readSome(deadline: deadline)
+            }
+        } catch {
+            close()
+            throw error
+        }
+    }
+
     /// Closes the connection. Calling it again does nothing.
     public func close() {
         if descriptor >= 0 {

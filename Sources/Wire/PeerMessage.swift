@@ -108,6 +108,10 @@ public enum PeerMessage: Sendable, Equatable {
     /// A piece of one large state, so that no single message carries a huge object.
     case stateChunk(key: [UInt8], totalLength: UInt64, offset: UInt64, bytes: [UInt8])
 
+    /// A `PUBLISH` on the sender, for the receiver's subscribers: best effort, at most once, never
+    /// forwarded, never acknowledged, and not state (nothing is persisted). `sharded`: an `SPUBLISH`.
+    case publish(channel: [UInt8], message: [UInt8], sharded: Bool = false)
+
     var typeTag: UInt8 {
         switch self {
         case .ping: 1
@@ -122,6 +126,7 @@ public enum PeerMessage: Sendable, Equatable {
         case .requestStates: 23
         case .states: 24
         case .stateChunk: 25
+        case .publish: 30
         }
     }
 
@@ -140,6 +145,7 @@ public enum PeerMessage: Sendable, Equatable {
         case .requestStates: "request_states"
         case .states: "states"
         case .stateChunk: "state_chunk"
+        case .publish: "publish"
         }
     }
 }
@@ -202,6 +208,10 @@ public enum PeerCodec {
             w.write(varint: totalLength)
             w.write(varint: offset)
             w.write(lengthPrefixed: bytes)
+        case .publish(let channel, let message, let sharded):
+            w.write(lengthPrefixed: channel)
+            w.write(lengthPrefixed: message)
+            if sharded { w.write(byte: 1) }
         }
         return w.bytes
     }
@@ -285,6 +295,13 @@ public enum PeerCodec {
                 let chunk = try r.readLengthPrefixed()
                 guard offset <= total, UInt64(chunk.count) <= total - offset else { throw FrameRejection.malformed }
                 message = .stateChunk(key: key, totalLength: total, offset: offset, bytes: chunk)
+            case 30:
+                let channel = try r.readLengthPrefixed()
+                let payload = try r.readLengthPrefixed()
+                // The flag follows only for a sharded message.
+                let sharded = r.remaining > 0 ? try r.readByte() : 0
+                guard sharded <= 1 else { throw FrameRejection.malformed }
+                message = .publish(channel: channel, message: payload, sharded: sharded == 1)
             default:
                 throw FrameRejection.unknownType
             }

@@ -122,11 +122,13 @@ import Testing
     }
 
     @Test func readOnlyUsersMayReadButNotWriteOrAdminister() {
-        for read in [args("GET", "k"), args("SMEMBERS", "s"), args("SCAN", "0"), args("CRDT.DIGEST"), args("INFO"), args("PING")] {
+        for read in [args("GET", "k"), args("SMEMBERS", "s"), args("SCAN", "0"), args("CRDT.DIGEST"), args("INFO"), args("PING"),
+                     args("SUBSCRIBE", "c"), args("PUBLISH", "c", "m"), args("WAIT", "1", "0")] {
             #expect(decide(read, reader) == .forward, "\(read)")
         }
         for write in [args("SET", "k", "v"), args("INCR", "c"), args("DEL", "k"), args("HSET", "h", "f", "v"),
-                      args("CRDT.BDECRBY", "b", "1"), args("SHUTDOWN"), args("CRDT.HEAL")] {
+                      args("CRDT.BDECRBY", "b", "1"), args("SHUTDOWN"), args("CRDT.HEAL"),
+                      args("CONFIG", "SET", "notify-keyspace-events", "KEA")] {
             let name = String(decoding: write[0], as: UTF8.self).lowercased()
             #expect(decide(write, reader) == .answer("-NOPERM this user has no permissions to run the '\(name)' command\r\n", close: false))
             #expect(decide(write, writer) == .forward)
@@ -149,7 +151,7 @@ import Testing
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
     func drain(_ queue: inout ReplyQueue) -> [String] {
         var out: [String] = []
-        while let entry = queue.popReady() { out.append(String(decoding: entry.reply ?? [], as: UTF8.self)) }
+        while let entry = queue.popReady() { out.append(String(decoding: entry.pushedBefore + (entry.reply ?? []), as: UTF8.self)) }
         return out
     }
 
@@ -171,6 +173,28 @@ import Testing
         #expect(queue.isEmpty)
         queue.engineAnswered(bytes("unsolicited"))
         #expect(drain(&queue) == ["unsolicited"])
+    }
+
+    @Test func pushesGoBeforeTheNextEngineReplyAndCountTheirBytes() {
+        var queue = ReplyQueue()
+        queue.expectEngine(name: "subscribe", started: 0)
+        queue.engineAnswered(bytes("S"))
+        queue.expectEngine(name: "ping", started: 0)
+        // Sent by the engine after S and before its reply to the PING: written between them.
+        #expect(queue.pushed(bytes("m1")) == 2)
+        #expect(queue.pushed(bytes("m2")) == 4)
+        #expect(drain(&queue) == ["S"])
+        queue.engineAnswered(bytes("P"))
+        #expect(drain(&queue) == ["m1m2P"])
+        #expect(queue.pushedBytes == 0)
+        // With no engine reply owed, a push is written at once.
+        #expect(queue.pushed(bytes("m3")) == 2)
+        #expect(drain(&queue) == ["m3"])
+        #expect(queue.pushedBytes == 0 && queue.isEmpty)
+        // Shell answers given after the engine's last request keep their place before a later push.
+        queue.answer(name: "auth", started: 0, reply: bytes("A"))
+        queue.pushed(bytes("m4"))
+        #expect(drain(&queue) == ["A", "m4"])
     }
 
     @Test func ticketsStayValidAcrossCompaction() {

@@ -15,6 +15,7 @@ import Testing
             gossip_interval_ms: 50
             limits:
               max_clients: 3
+              max_pending_pubsub_bytes: 2048
             """)
         #expect(c.nodeID == "n7")
         #expect(c.peerAddr == "[::1]:7101")
@@ -22,6 +23,7 @@ import Testing
         #expect(c.durability == "full")
         #expect(c.gossipIntervalMilliseconds == 50)
         #expect(c.limits.maxClients == 3)
+        #expect(c.limits.maxPendingPubSubBytes == 2048)
         #expect(c.limits.maxBulkBytes == Configuration.Limits().maxBulkBytes, "unset limits keep their defaults")
         try c.validate()
     }
@@ -64,6 +66,7 @@ import Testing
         #expect(failure { $0.durability = "sometimes" }.contains("durability"))
         #expect(failure { $0.limits.maxBulkBytes = 100 << 20 }.contains("max_bulk_bytes"))
         #expect(failure { $0.fanout = 0 }.contains("fanout"))
+        #expect(failure { $0.limits.maxPendingPubSubBytes = 10 }.contains("max_pending_pubsub_bytes"))
         let hash = PasswordHash(hashing: Array("pw".utf8), rounds: PasswordHash.minimumRounds)
         #expect(failure { $0.users = [ClientUser(name: "a", passwordHashes: [hash]), ClientUser(name: "a", passwordHashes: [hash])] }
             .contains("'a' is listed twice"))

@@ -39,6 +39,10 @@ struct Simulation {
     /// Effects observed, for assertions: frames sent, and bytes of them.
     var framesSent = 0
     var bytesSent = 0
+    /// Pushed messages (`Effect.push`) and replies to connected clients (`connect`), decoded, per node and client.
+    var pushes: [Int: [ClientID: [RESPReply]]] = [:]
+    var sessionReplies: [Int: [ClientID: [RESPReply]]] = [:]
+    var connected: Set<ClientID> = []
 
     init(nodes count: Int, seed: UInt64, encrypted: Bool = false,
          configure: (inout ReplicationSettings) -> Void = { _ in }) throws {
@@ -79,12 +83,41 @@ struct Simulation {
         return replies.first
     }
 
+    /// A client that stays connected to node `i` (ids from 1000, apart from `command`'s one-shot clients).
+    mutating func connect(_ i: Int) -> ClientID {
+        let client = ClientID(1000 + nodes[i].nextClient)
+        nodes[i].nextClient += 1
+        connected.insert(client)
+        var output = EngineOutput()
+        nodes[i].engine!.handle(.clientConnected(client, address: "sim"), into: &output)
+        nodes[i].engine!.flush(into: &output)
+        _ = apply(output, at: i)
+        return client
+    }
+
+    /// Runs a command for a connected client; its replies (and pushes) are collected in `sessionReplies`
+    /// (and `pushes`) as they are released, now or in later steps.
+    mutating func command(_ i: Int, client: ClientID, _ arguments: [String]) {
+        var output = EngineOutput()
+        nodes[i].engine!.handle(.clientCommand(client, arguments.map { Array($0.utf8) }), into: &output)
+        nodes[i].engine!.flush(into: &output)
+        _ = apply(output, at: i)
+    }
+
     /// Persists a step's records, then performs its effects, as the daemon does. Returns the replies.
     mutating func apply(_ output: EngineOutput, at i: Int) -> [RESPReply] {
         nodes[i].durable += output.records
         var replies: [RESPReply] = []
         for effect in output.immediate + output.effects {
             switch effect {
+            case .reply(let client, let bytes) where connected.contains(client):
+                var parser = RESPReplyParser()
+                try? parser.append(bytes)
+                while let reply = try? parser.next() { sessionReplies[i, default: [:]][client, default: []].append(reply) }
+            case .push(let client, let bytes):
+                var parser = RESPReplyParser()
+                try? parser.append(bytes)
+                while let reply = try? parser.next() { pushes[i, default: [:]][client, default: []].append(reply) }
             case .reply(_, let bytes):
                 var parser = RESPReplyParser()
                 try? parser.append(bytes)

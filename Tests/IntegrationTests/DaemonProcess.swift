@@ -24,13 +24,15 @@ final class DaemonProcess {
     private(set) var process: Process?
     let logPath: String
 
-    init(name: String = "n1", dataDir: String? = nil, extraArguments: [String] = ["--insecure"]) {
+    /// `ports`: the client, peer and metrics ports, when a test must stay within a range; free ones otherwise.
+    init(name: String = "n1", dataDir: String? = nil, extraArguments: [String] = ["--insecure"],
+         ports: (client: Int, peer: Int, metrics: Int)? = nil) {
         self.name = name
         self.dataDir = dataDir ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("crdtd-test-\(UUID().uuidString)").path
-        self.clientPort = freePort()
-        self.peerPort = freePort(udpToo: true)
-        self.metricsPort = freePort()
+        self.clientPort = ports?.client ?? freePort()
+        self.peerPort = ports?.peer ?? freePort(udpToo: true)
+        self.metricsPort = ports?.metrics ?? freePort()
         self.extraArguments = extraArguments
         self.logPath = self.dataDir + ".log"
     }

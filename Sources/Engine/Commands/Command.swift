@@ -16,6 +16,12 @@ public enum Command: Sendable, Equatable {
     case command(CommandSubcommand)
     case configGet(patterns: [Bytes])
     case configResetStat
+    /// `CONFIG SET notify-keyspace-events flags`: the only parameter that changes at run time.
+    case configSetKeyspaceEvents(KeyspaceEventFlags)
+    /// Publish/subscribe (`Engine+PubSub.swift`).
+    case pubSub(PubSubCommand)
+    /// `WAIT numreplicas timeout`: how many peers acknowledged this client's last write (`Engine+Wait.swift`).
+    case wait(replicas: Int64, timeoutMilliseconds: Int64)
     case clientList(ids: [UInt64]?)
     case clientInfo
     /// `CLIENT SETINFO LIB-NAME|LIB-VER`: accepted, not recorded.

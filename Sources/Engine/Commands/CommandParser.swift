@@ -55,12 +55,67 @@ public enum CommandParser {
             case "RESETSTAT":
                 try a.arity(exactly: 2)
                 return .configResetStat
+            case "SET":
+                try a.arity(min: 4)
+                guard a.count % 2 == 0 else { throw CommandError.wrongArity("config|set") }
+                var flags: KeyspaceEventFlags?
+                for index in stride(from: 2, to: a.count, by: 2) {
+                    guard a.string(index).lowercased() == "notify-keyspace-events" else {
+                        throw CommandError("ERR CONFIG SET of '\(a.string(index))' is refused: crdtd is configured by its config file "
+                            + "and flags at start (see docs/operations.md); only notify-keyspace-events changes at run time")
+                    }
+                    guard let parsed = KeyspaceEventFlags(parsing: a[index + 1]) else {
+                        throw CommandError("ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - "
+                            + "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+                    }
+                    flags = parsed
+                }
+                return .configSetKeyspaceEvents(flags ?? [])
             default:
                 throw CommandError("ERR crdtd is configured by its config file and flags at start (see docs/operations.md); "
-                    + "only CONFIG GET is answered")
+                    + "only CONFIG GET, CONFIG SET notify-keyspace-events and CONFIG RESETSTAT are answered")
             }
         case "QUIT":
             return .quit
+        case "SUBSCRIBE":
+            return .pubSub(.subscribe(Array(a.args.dropFirst())))
+        case "UNSUBSCRIBE":
+            return .pubSub(.unsubscribe(Array(a.args.dropFirst())))
+        case "PSUBSCRIBE":
+            return .pubSub(.pSubscribe(Array(a.args.dropFirst())))
+        case "PUNSUBSCRIBE":
+            return .pubSub(.pUnsubscribe(Array(a.args.dropFirst())))
+        case "PUBLISH":
+            return .pubSub(.publish(channel: a[1], message: a[2]))
+        case "SSUBSCRIBE":
+            return .pubSub(.sSubscribe(Array(a.args.dropFirst())))
+        case "SUNSUBSCRIBE":
+            return .pubSub(.sUnsubscribe(Array(a.args.dropFirst())))
+        case "SPUBLISH":
+            return .pubSub(.sPublish(channel: a[1], message: a[2]))
+        case "PUBSUB":
+            switch a.upper(1) {
+            case "CHANNELS":
+                try a.arity(min: 2, max: 3)
+                return .pubSub(.channels(pattern: a.count == 3 ? a[2] : nil))
+            case "NUMSUB":
+                return .pubSub(.numSub(Array(a.args.dropFirst(2))))
+            case "NUMPAT":
+                try a.arity(exactly: 2)
+                return .pubSub(.numPat)
+            case "SHARDCHANNELS":
+                try a.arity(min: 2, max: 3)
+                return .pubSub(.shardChannels(pattern: a.count == 3 ? a[2] : nil))
+            case "SHARDNUMSUB":
+                return .pubSub(.shardNumSub(Array(a.args.dropFirst(2))))
+            default:
+                throw CommandError("ERR unknown subcommand '\(a.string(1))'. Try PUBSUB CHANNELS, NUMSUB, NUMPAT, SHARDCHANNELS or SHARDNUMSUB.")
+            }
+        case "WAIT":
+            let replicas = try a.integer(1)
+            let timeout = try a.integer(2)
+            guard timeout >= 0 else { throw CommandError("ERR timeout is negative") }
+            return .wait(replicas: replicas, timeoutMilliseconds: timeout)
         case "MULTI":
             return .multi
         case "EXEC":

@@ -55,6 +55,17 @@ extension CommandParser {
         .init("role", 1, ["fast"]),
         .init("lastsave", 1, ["fast"]),
         .init("lolwut", -1, ["readonly", "fast"]),
+        // Publish/subscribe and WAIT
+        .init("subscribe", -2, ["pubsub", "noscript", "loading", "stale"]),
+        .init("unsubscribe", -1, ["pubsub", "noscript", "loading", "stale"]),
+        .init("psubscribe", -2, ["pubsub", "noscript", "loading", "stale"]),
+        .init("punsubscribe", -1, ["pubsub", "noscript", "loading", "stale"]),
+        .init("publish", 3, ["pubsub", "loading", "stale", "fast"]),
+        .init("pubsub", -2, []),
+        .init("ssubscribe", -2, ["pubsub", "noscript", "loading", "stale"], keys: allKeys),
+        .init("sunsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], keys: allKeys),
+        .init("spublish", 3, ["pubsub", "loading", "stale", "fast"], keys: oneKey),
+        .init("wait", 3, ["noscript"]),
         // Counters and strings
         .init("incr", 2, ["write", "fast"], keys: oneKey),
         .init("incrby", 3, ["write", "fast"], keys: oneKey),
@@ -256,10 +267,6 @@ extension CommandParser {
             refusals[name] = "\(name.uppercased()) is not served yet: a coordination-free stream (entries ordered by Lamport time and "
                 + "node instead of wall-clock ids) is not built (docs/redis-compatibility.md); use RPUSH/LRANGE on a list, or ZADD on a sorted set scored by time"
         }
-        for name in ["subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "publish", "spublish", "pubsub"] {
-            refusals[name] = "\(name.uppercased()) is not served yet: publish/subscribe and keyspace notifications are not built; poll the keys instead"
-        }
-        refusals["wait"] = "WAIT is not served yet: per-write acknowledgements from peers are not tracked; CRDT.PEERS shows how far each peer has received"
         refusals["waitaof"] = "WAITAOF does not apply: every write is committed to SQLite before its reply"
         for name in ["dump", "restore", "migrate"] {
             refusals[name] = "\(name.uppercased()) is not served: it needs Redis's RDB serialisation, which crdtd's CRDT state is not; "

@@ -328,6 +328,26 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
 }
 
 /// The type a key shows to clients (`TYPE`).
+extension KeyObject {
+    /// Elements of the shown type (members, fields, list elements; 0 for a counter, string or sketch),
+    /// in O(1), for keyspace notifications of changes from peers.
+    var shownCount: Int {
+        switch visibleType {
+        case .set: set.count
+        case .hash: hash.count
+        case .sortedSet: sortedSet.count
+        case .list: list.count
+        default: 0
+        }
+    }
+
+    /// Whether this delta holds nothing but a deadline change (`EXPIRE`, `PERSIST` on another node).
+    var changesOnlyDeadline: Bool {
+        !expiry.isBottom && counter.entries.isEmpty && string.isBottom && set.isBottom && hash.isBottom && bounded.isBottom
+            && sortedSet.isBottom && hyperLogLog.isBottom && list.context.isEmpty
+    }
+}
+
 public enum KeyType: String, Sendable, CaseIterable {
     case counter, string, set, hash
     case boundedCounter = "bcounter"

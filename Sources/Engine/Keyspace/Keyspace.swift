@@ -30,10 +30,37 @@ struct Keyspace {
         self.snapshotFloorBytes = snapshotFloorBytes
     }
 
-    /// What a local write produced: the delta to ship and the record to persist.
+    /// What a local write produced: the delta to ship and the record to persist, and the type the key
+    /// showed before and after (for keyspace notifications).
     struct LocalWrite {
         var delta: Bytes
         var record: DurableRecord
+        var typeBefore: KeyType?
+        var typeAfter: KeyType?
+    }
+
+    /// Whether someone listens for keyspace notifications: only then are remote changes kept in
+    /// `remoteChanges` (and local ones reported), so that nobody listening costs one flag test.
+    var recordsChanges = false
+    /// Changes joined from peers since the engine last took them, when `recordsChanges`.
+    private(set) var remoteChanges: [RemoteChange] = []
+
+    /// A key changed by a peer's delta or state: what a notification can say of it, read in O(1).
+    struct RemoteChange: Equatable {
+        var key: Bytes
+        var typeBefore: KeyType?
+        var typeAfter: KeyType?
+        /// Elements of the shown type (members, fields, list elements) before and after.
+        var countBefore: Int
+        var countAfter: Int
+        /// The delta changed nothing but the deadline.
+        var onlyDeadline: Bool
+        var deadline: UInt64?
+    }
+
+    mutating func takeRemoteChanges() -> [RemoteChange] {
+        defer { remoteChanges.removeAll(keepingCapacity: true) }
+        return remoteChanges
     }
 
     subscript(key: Bytes) -> KeyObject? { objects[key] }
@@ -82,7 +109,8 @@ struct Keyspace {
 
     private mutating func recorded(_ key: Bytes, _ delta: borrowing KeyObject, _ change: Change) -> LocalWrite {
         let bytes = delta.serialized()
-        return LocalWrite(delta: bytes, record: changed(key, change, deltaBytes: bytes))
+        return LocalWrite(delta: bytes, record: changed(key, change, deltaBytes: bytes), typeBefore: change.typeBefore,
+                          typeAfter: change.typeAfter)
     }
 
     /// Joins a delta or state a peer sent into `key`. Returns the record to persist, or `nil` when the
@@ -90,15 +118,34 @@ struct Keyspace {
     /// under gossip, decided in O(delta).
     mutating func join(remote delta: KeyObject, bytes: Bytes, into key: Bytes) -> DurableRecord? {
         var change = Change()
+        let recording = recordsChanges
+        var counts = (before: 0, after: 0)
         if let existing = objects.index(forKey: key) {
-            guard Self.write(&objects.values[existing], &change, { object in object.inflate(with: delta) }) else { return nil }
+            guard Self.write(&objects.values[existing], &change, { object in
+                Self.inflate(&object, with: delta, counting: recording, &counts)
+            }) else { return nil }
         } else {
             var created = KeyObject()
-            guard Self.write(&created, &change, { object in object.inflate(with: delta) }) else { return nil }
+            guard Self.write(&created, &change, { object in
+                Self.inflate(&object, with: delta, counting: recording, &counts)
+            }) else { return nil }
             objects[key] = consume created
             order = nil
         }
+        if recording {
+            remoteChanges.append(RemoteChange(key: key, typeBefore: change.typeBefore, typeAfter: change.typeAfter,
+                                              countBefore: counts.before, countAfter: counts.after,
+                                              onlyDeadline: delta.changesOnlyDeadline, deadline: change.deadline))
+        }
         return changed(key, change, deltaBytes: bytes)
+    }
+
+    private static func inflate(_ object: inout KeyObject, with delta: KeyObject, counting: Bool,
+                                _ counts: inout (before: Int, after: Int)) -> Bool {
+        if counting { counts.before = object.shownCount }
+        let inflated = object.inflate(with: delta)
+        if counting { counts.after = object.shownCount }
+        return inflated
     }
 
     /// What the bookkeeping needs to know of a change to one object.

@@ -56,6 +56,10 @@ struct Replicator {
     /// When each forgotten identity was last told so (see `tellForgotten`).
     var forgottenNotices: [ReplicaID: UInt64] = [:]
     var stats = ReplicationStats()
+    /// `PUBLISH`es received from peers since the engine last took them (it delivers them locally).
+    var publications: [Publication] = []
+    /// Bytes of `PUBLISH` frames sent in the current batch (see `publish(channel:message:)`).
+    var publishedThisBatch = 0
     /// Per peer, large keys whose repair is held back while their difference is in flux (see
     /// `deferRepair`), with the digests last compared.
     var repairDeferrals: [String: [Bytes: Deferral]] = [:]
@@ -203,6 +207,9 @@ struct Replicator {
             receiveDeltaAck(through: through, from: header.nodeID)
         case .syncRoot, .syncBuckets, .syncKeys, .requestStates, .states, .stateChunk:
             receiveRepair(message, from: header.nodeID, at: sender, keyspace: &keyspace, into: &output)
+        case .publish(let channel, let payload, let sharded):
+            // Delivered to this node's subscribers by the engine; never forwarded (the origin sends to all).
+            publications.append(Publication(channel: channel, message: payload, sharded: sharded))
         }
         if membership.refutationPending {
             // A rumour against us: gossip our own alive update (our real address and identity).
@@ -214,9 +221,14 @@ struct Replicator {
     /// not be durable).
     static func needsCommit(_ message: PeerMessage) -> Bool {
         switch message {
-        case .ping, .ack, .pingRequest, .leave, .deltaAck: false
+        case .ping, .ack, .pingRequest, .leave, .deltaAck, .publish: false
         case .deltas, .syncRoot, .syncBuckets, .syncKeys, .requestStates, .states, .stateChunk: true
         }
+    }
+
+    static func isPublication(_ message: PeerMessage) -> Bool {
+        if case .publish = message { return true }
+        return false
     }
 
     /// Frames that carry only membership (SWIM probes): they reveal no data, so they leave at once and a
@@ -256,7 +268,8 @@ struct Replicator {
         stats.framesOut[message.name, default: 0] += 1
         stats.bytesOut += UInt64(frame.count)
         let effect = Effect.send(frame, to: endpoint, via: frame.count <= settings.maxDatagramBytes ? .datagram : .stream)
-        if probe { output.immediate.append(effect) } else { output.effects.append(effect) }
+        // A published message reveals nothing stored either: it does not wait for the commit.
+        if probe || Self.isPublication(message) { output.immediate.append(effect) } else { output.effects.append(effect) }
     }
 
     /// This node leaves the cluster gracefully: every reachable peer is told, so none waits to suspect it.
@@ -409,7 +422,49 @@ extension MetaKey {
 }
 
 /// Counters the daemon exports as metrics.
+/// A message published on another node.
+struct Publication: Equatable {
+    var channel: Bytes
+    var message: Bytes
+    var sharded = false
+}
+
+extension Replicator {
+    /// Bytes of `PUBLISH` frames one batch may send to peers; past it a message reaches this node's
+    /// subscribers only (counted in `publishDropped`). Publishing never delays replication: the
+    /// frames leave at once, outside the commit, and are never resent.
+    static let maxPublishBytesPerBatch = 1 << 20
+    /// A message larger than this (channel and payload) is delivered on this node only.
+    static let maxPublishBytes = 64 << 10
+
+    /// Sends a `PUBLISH` to every reachable peer, best effort: once, as a datagram when it fits and on
+    /// the stream otherwise, unacknowledged. Returns whether it was sent.
+    @discardableResult
+    mutating func publish(channel: Bytes, message: Bytes, sharded: Bool = false, into output: inout EngineOutput) -> Bool {
+        let members = targets
+        guard !members.isEmpty else { return true }
+        let size = channel.count + message.count
+        guard size <= Self.maxPublishBytes, publishedThisBatch + size * members.count <= Self.maxPublishBytesPerBatch else {
+            stats.publishDropped += 1
+            return false
+        }
+        publishedThisBatch += size * members.count
+        for member in members {
+            send(.publish(channel: channel, message: message, sharded: sharded), to: member.endpoint, recipient: member.nodeID,
+                 into: &output)
+        }
+        return true
+    }
+
+    mutating func takePublications() -> [Publication] {
+        defer { publications.removeAll(keepingCapacity: true) }
+        return publications
+    }
+}
+
 public struct ReplicationStats: Sendable, Equatable {
+    /// `PUBLISH`es not sent to peers: over the per-batch budget or too large (they reached local subscribers).
+    public var publishDropped: UInt64 = 0
     public var framesIn: [String: UInt64] = [:]
     public var framesOut: [String: UInt64] = [:]
     public var bytesIn: UInt64 = 0
