@@ -9,7 +9,8 @@ import CRDT
 /// drift. Both cost O(delta): the object is mutated in place (never copied), change is detected by the
 /// join itself, and the key's digest is recomputed from its small parts and its maps' dot digests.
 struct Keyspace {
-    private var objects: [Bytes: KeyObject] = [:]
+    /// Keyed by `KeyName`, which hashes the bytes in one call (`[UInt8]` feeds the hasher byte by byte).
+    private var objects: [KeyName: KeyObject] = [:]
     private var typeCounts: [KeyType: Int] = [:]
     private var compaction: [KeyName: CompactionState] = [:]
     /// Every key in byte order, rebuilt only after a key was created. Keys are never removed (a deleted
@@ -63,10 +64,10 @@ struct Keyspace {
         return remoteChanges
     }
 
-    subscript(key: Bytes) -> KeyObject? { objects[key] }
+    subscript(key: Bytes) -> KeyObject? { objects[KeyName(key)] }
 
     /// Every object, for tests and `INFO`-style walks; O(keys).
-    var allObjects: Dictionary<Bytes, KeyObject>.Values { objects.values }
+    var allObjects: Dictionary<KeyName, KeyObject>.Values { objects.values }
 
     /// Keys that show a type (`DBSIZE`). O(types).
     var liveKeyCount: Int { typeCounts.values.reduce(0, +) }
@@ -76,8 +77,8 @@ struct Keyspace {
 
     /// Installs a key read back from the store at start.
     mutating func recover(key: Bytes, object: KeyObject, snapshotBytes: Int, deltaBytes: Int) {
-        countTypeChange(from: objects[key]?.visibleType, to: object.visibleType)
-        objects[key] = object
+        countTypeChange(from: objects[KeyName(key)]?.visibleType, to: object.visibleType)
+        objects[KeyName(key)] = object
         order = nil
         digests.invalidate(key)
         compaction[KeyName(key)] = CompactionState(snapshotBytes: snapshotBytes, deltaBytes: deltaBytes)
@@ -94,7 +95,7 @@ struct Keyspace {
         // the write is read inside that same access (a read through the dictionary's getter copies the
         // whole object: every slot's storage retained and released).
         var change = Change()
-        if let existing = objects.index(forKey: key) {
+        if let existing = objects.index(forKey: KeyName(key)) {
             let delta = try Self.write(&objects.values[existing], &change, body)
             guard !delta.isBottom else { return nil }
             return recorded(key, delta, change)
@@ -102,7 +103,7 @@ struct Keyspace {
         var created = KeyObject()
         let delta = try Self.write(&created, &change, body)
         guard !delta.isBottom else { return nil }
-        objects[key] = consume created
+        objects[KeyName(key)] = consume created
         order = nil
         return recorded(key, delta, change)
     }
@@ -120,7 +121,7 @@ struct Keyspace {
         var change = Change()
         let recording = recordsChanges
         var counts = (before: 0, after: 0)
-        if let existing = objects.index(forKey: key) {
+        if let existing = objects.index(forKey: KeyName(key)) {
             guard Self.write(&objects.values[existing], &change, { object in
                 Self.inflate(&object, with: delta, counting: recording, &counts)
             }) else { return nil }
@@ -129,7 +130,7 @@ struct Keyspace {
             guard Self.write(&created, &change, { object in
                 Self.inflate(&object, with: delta, counting: recording, &counts)
             }) else { return nil }
-            objects[key] = consume created
+            objects[KeyName(key)] = consume created
             order = nil
         }
         if recording {
@@ -178,7 +179,7 @@ struct Keyspace {
                                        now: now, floor: snapshotFloorBytes)
         guard snapshotDue else { return .delta(key: key, bytes: deltaBytes) }
         // Rare (once the deltas outweigh the last snapshot): the copy the getter makes is affordable.
-        let snapshot = objects[key]!.serialized()
+        let snapshot = objects[KeyName(key)]!.serialized()
         compaction[KeyName(key)] = CompactionState(snapshotBytes: snapshot.count, deltaBytes: 0, changedAt: now)
         return .snapshot(key: key, bytes: snapshot)
     }
@@ -192,7 +193,7 @@ struct Keyspace {
 
     /// Whether `key` holds a bounded counter (which `SET` may not overwrite), without copying its object.
     mutating func holdsBoundedCounter(_ key: Bytes) -> Bool {
-        guard let index = objects.index(forKey: key) else { return false }
+        guard let index = objects.index(forKey: KeyName(key)) else { return false }
         return Self.isBounded(&objects.values[index])
     }
 
@@ -210,7 +211,7 @@ struct Keyspace {
     /// Every key in byte order (cached until a key is created).
     mutating func orderedKeys() -> [Bytes] {
         if let order { return order }
-        let sorted = objects.keys.sorted { $0.lexicographicallyPrecedes($1) }
+        let sorted = objects.keys.map(\.bytes).sorted { $0.lexicographicallyPrecedes($1) }
         order = sorted
         return sorted
     }

@@ -9,12 +9,12 @@ import CRDT
 struct DigestIndex {
     let bucketCount: Int
     private var buckets: [(UInt64, UInt64)]
-    private var keyDigests: [[Bytes: Digest128]]
+    private var keyDigests: [[KeyName: Digest128]]
     /// Each bucket's keys in byte order, kept sorted as keys arrive (binary search and insert), so that
     /// listing a bucket for repair costs O(bucket) instead of a sort per frame: under continuous writes
     /// every bucket differs at every comparison, and the sorts had come to dominate the engine thread.
     private var ordered: [[Bytes]]
-    private var dirty: Set<Bytes> = []
+    private var dirty: Set<KeyName> = []
 
     init(bucketCount: Int) {
         self.bucketCount = bucketCount
@@ -39,28 +39,29 @@ struct DigestIndex {
     }
 
     /// `key`'s state changed; its digest is recomputed at the next `refresh`.
-    mutating func invalidate(_ key: Bytes) { dirty.insert(key) }
+    mutating func invalidate(_ key: Bytes) { dirty.insert(KeyName(key)) }
 
     /// Recomputes the digests of changed keys.
-    mutating func refresh(_ keyspace: [Bytes: KeyObject]) {
+    mutating func refresh(_ keyspace: [KeyName: KeyObject]) {
         guard !dirty.isEmpty else { return }
-        for key in dirty {
+        for name in dirty {
+            let key = name.bytes
             let b = bucket(of: key)
-            let old = keyDigests[b][key]
+            let old = keyDigests[b][name]
             if let old {
                 buckets[b].0 ^= old.high
                 buckets[b].1 ^= old.low
             }
-            guard let object = keyspace[key] else {
+            guard let object = keyspace[name] else {
                 if old != nil {
-                    keyDigests[b][key] = nil
+                    keyDigests[b][name] = nil
                     ordered[b].remove(at: position(of: key, inBucket: b))
                 }
                 continue
             }
             if old == nil { ordered[b].insert(key, at: position(of: key, inBucket: b)) }
             let digest = object.digest(key: key)
-            keyDigests[b][key] = digest
+            keyDigests[b][name] = digest
             buckets[b].0 ^= digest.high
             buckets[b].1 ^= digest.low
         }
@@ -84,8 +85,8 @@ struct DigestIndex {
     /// Keys of one bucket with their digests, in key order.
     func keys(inBucket b: Int) -> [(key: Bytes, digest: Digest128)] {
         guard b >= 0 && b < bucketCount else { return [] }
-        return ordered[b].map { ($0, keyDigests[b][$0]!) }
+        return ordered[b].map { ($0, keyDigests[b][KeyName($0)]!) }
     }
 
-    func digest(of key: Bytes) -> Digest128? { keyDigests[bucket(of: key)][key] }
+    func digest(of key: Bytes) -> Digest128? { keyDigests[bucket(of: key)][KeyName(key)] }
 }
