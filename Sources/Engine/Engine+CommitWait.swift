@@ -223,7 +223,9 @@ extension EngineOutput {
         var total = 0
         for record in records {
             switch record {
-            case .delta(let key, let bytes), .snapshot(let key, let bytes): total += key.count + bytes.count
+            case .delta(let key, let bytes), .snapshot(let key, let bytes), .snapshotPart(let key, let bytes):
+                total += key.count + bytes.count
+            case .snapshotBegin(let key), .snapshotSeal(let key): total += key.count
             case .meta(let name, let value): total += name.utf8.count + value.count
             }
         }

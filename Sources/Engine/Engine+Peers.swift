@@ -14,6 +14,7 @@ extension Engine {
     /// are pushed to peers; then the step ends (see `CommitTracker`).
     public mutating func flush(into output: inout EngineOutput) {
         defer { endStep(into: &output) }
+        keyspace.stageSnapshots(into: &output.records)
         replicator?.lamport = clock.counter
         replicator?.flush(into: &output)
     }

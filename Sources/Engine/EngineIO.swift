@@ -79,6 +79,14 @@ public enum DurableRecord: Sendable, Equatable {
     case delta(key: Bytes, bytes: Bytes)
     /// The whole object of `key`, replacing its earlier snapshot and deltas (amortised compaction).
     case snapshot(key: Bytes, bytes: Bytes)
+    /// Starts a staged snapshot of a large object: it covers every record of `key` before this one, and
+    /// is written as `snapshotPart`s over the following steps, a bounded amount per step, so no commit
+    /// writes the object whole (docs/storage.md, "Staged snapshots").
+    case snapshotBegin(key: Bytes)
+    /// The next bytes of `key`'s staged snapshot.
+    case snapshotPart(key: Bytes, bytes: Bytes)
+    /// `key`'s staged snapshot is complete: it replaces the key's snapshot and the deltas before its begin.
+    case snapshotSeal(key: Bytes)
     /// Small engine metadata (the Lamport clock, replication progress), keyed by name.
     case meta(name: String, value: Bytes)
 }

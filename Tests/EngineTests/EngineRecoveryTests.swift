@@ -8,12 +8,21 @@ func recovery(from records: [DurableRecord]) -> EngineRecovery {
     var snapshots: [Bytes: Bytes] = [:]
     var deltas: [Bytes: [Bytes]] = [:]
     var meta: [String: Bytes] = [:]
+    // Staged snapshots as the store keeps them: parts aside, and at the seal the deltas before the begin go.
+    var pending: [Bytes: (deltasBefore: Int, bytes: Bytes)] = [:]
     for record in records {
         switch record {
         case .delta(let key, let bytes): deltas[key, default: []].append(bytes)
         case .snapshot(let key, let bytes):
             snapshots[key] = bytes
             deltas[key] = []
+            pending[key] = nil
+        case .snapshotBegin(let key): pending[key] = (deltas[key]?.count ?? 0, [])
+        case .snapshotPart(let key, let bytes): pending[key]!.bytes += bytes
+        case .snapshotSeal(let key):
+            let stage = pending.removeValue(forKey: key)!
+            snapshots[key] = stage.bytes
+            deltas[key] = Array((deltas[key] ?? []).dropFirst(stage.deltasBefore))
         case .meta(let name, let value): meta[name] = value
         }
     }
@@ -61,6 +70,55 @@ func recovery(from records: [DurableRecord]) -> EngineRecovery {
         let restarted = try Harness(recovery: recovery(from: records))
         var copy = restarted
         #expect(copy.run("SCARD", "big") == .integer(3000))
+    }
+
+    /// A large object is snapshotted in parts: no step persists more than a part's worth (or twice its
+    /// deltas) of snapshot bytes, no inline snapshot of it exceeds the threshold, and a restart from what
+    /// was persisted, at any point, holds every write.
+    @Test func largeObjectsAreSnapshottedInPartsAcrossSteps() throws {
+        var configuration = EngineConfiguration(nodeID: "n1", replica: ReplicaID(1))
+        configuration.stagedSnapshotBytes = 8 << 10
+        configuration.snapshotPartBytes = 1 << 10
+        var engine = try Engine(configuration: configuration)
+        let client = ClientID(1)
+        _ = engine.handle(.clientConnected(client, address: "test"))
+        var records: [DurableRecord] = []
+        var largestStepSnapshotBytes = 0, largestInline = 0, begins = 0, seals = 0
+        var restartedMidStage = false
+        for round in 0..<400 {
+            let members = (0..<10).map { Array("member-\(round)-\($0)".utf8) }
+            let output = engine.handle(.clientCommand(client, [Array("SADD".utf8), Array("big".utf8)] + members))
+            var stepSnapshot = 0, stepDeltas = 0
+            for record in output.records {
+                switch record {
+                case .snapshotPart(_, let bytes): stepSnapshot += bytes.count
+                case .snapshot(_, let bytes): largestInline = max(largestInline, bytes.count)
+                case .delta(_, let bytes): stepDeltas += bytes.count
+                case .snapshotBegin: begins += 1
+                case .snapshotSeal: seals += 1
+                case .meta: break
+                }
+            }
+            #expect(stepSnapshot <= max(1 << 10, 2 * stepDeltas), "round \(round): \(stepSnapshot) snapshot bytes")
+            largestStepSnapshotBytes = max(largestStepSnapshotBytes, stepSnapshot)
+            records += output.records
+            // Restart from what is durable while a stage is half written: nothing is lost.
+            if begins > seals, !restartedMidStage {
+                restartedMidStage = true
+                var restarted = try Harness(recovery: recovery(from: records))
+                #expect(restarted.run("SCARD", "big") == .integer(Int64((round + 1) * 10)))
+            }
+        }
+        #expect(begins >= 2 && seals >= 1 && restartedMidStage)
+        #expect(largestInline < 16 << 10, "inline snapshots stay under twice the threshold: \(largestInline)")
+        // Ticks finish the stage in progress without writes.
+        for tick in 0..<200 { records += engine.handle(.tick(monotonicMilliseconds: UInt64(tick), wallMilliseconds: 1)).records }
+        #expect(engine.keyspace.stagedSnapshotsInProgress == 0)
+        var restarted = try Harness(recovery: recovery(from: records))
+        #expect(restarted.run("SCARD", "big") == .integer(4000))
+        let full = recovery(from: records).objects.first { $0.key == Array("big".utf8) }!
+        #expect(full.snapshot.map { $0.count > 8 << 10 } == true, "the last snapshot is a staged one")
+        #expect(full.deltas.count < 400, "deltas before the last begin were superseded")
     }
 
     @Test func corruptStoredStateStopsRecoveryWithAClearError() {

@@ -1,0 +1,141 @@
+// LargeObjectBench: a 1 M-member set grown through the engine into a real store, as the daemon's
+// engine and writer threads do it (minus the network), with staged snapshots and with every snapshot
+// written in one commit (the behaviour before staging: `stagedSnapshotBytes = .max`), side by side.
+//
+//   swift run -c release --package-path Benchmarks LargeObjectBench [members] [per-command] [commands-per-step]
+//
+// Each step is one pipelined batch: `commands-per-step` SADDs of `per-command` new 16-byte members,
+// handled into one output and committed in one transaction (synchronous=NORMAL, the daemon's default).
+// Per step it times the engine (commands + flush, where a staged snapshot serialises the object at its
+// begin) and the commit; it prints the largest, the p99 and the rate.
+import BenchSupport
+import Engine
+import Foundation
+import Store
+
+let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
+let totalMembers = arguments.count > 0 ? arguments[0] : 1_000_000
+let perCommand = arguments.count > 1 ? arguments[1] : 1000
+let commandsPerStep = arguments.count > 2 ? arguments[2] : 4
+
+struct Result {
+    var label: String
+    var seconds: Double
+    var largestCommitMs: Double
+    var p99CommitMs: Double
+    var largestEngineMs: Double
+    var largestStepMs: Double
+    var snapshotBytesWritten: Int
+    var largestCommitBytes: Int
+    var databaseBytes: Int
+    var restartSeconds: Double
+}
+
+func fileSize(_ path: String) -> Int {
+    (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+}
+
+func member(_ index: Int) -> Bytes {
+    // "m" + 15 digits: 16 bytes, as in the memory benchmark.
+    var text = String(index)
+    text = "m" + String(repeating: "0", count: max(0, 15 - text.count)) + text
+    return Array(text.utf8)
+}
+
+func run(label: String, staged: Bool) throws -> Result {
+    let directory = NSTemporaryDirectory() + "large-object-bench-\(getpid())-\(label)"
+    try? FileManager.default.removeItem(atPath: directory)
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let path = directory + "/crdtd.db"
+    let store = try Store(path: path, options: StoreOptions(synchronous: .normal))
+    _ = try store.load()
+    var configuration = EngineConfiguration(nodeID: "bench", replica: ReplicaID(1))
+    if !staged { configuration.stagedSnapshotBytes = .max }
+    var engine = try Engine(configuration: configuration)
+    let client = ClientID(1)
+    _ = engine.handle(.clientConnected(client, address: "bench"))
+    let sadd = Array("SADD".utf8), key = Array("big".utf8)
+    var commitTimes: [Double] = []
+    var largestEngine = 0.0, largestStep = 0.0
+    var snapshotBytes = 0, largestCommitBytes = 0
+    var next = 0
+    let start = monotonicNanoseconds()
+    func commit(_ output: EngineOutput) throws {
+        var records: [StoreRecord] = []
+        var bytes = 0
+        for record in output.records {
+            switch record {
+            case .delta(let k, let b): records.append(.delta(key: k, bytes: b)); bytes += b.count
+            case .snapshot(let k, let b): records.append(.snapshot(key: k, bytes: b)); bytes += b.count; snapshotBytes += b.count
+            case .snapshotBegin(let k): records.append(.snapshotBegin(key: k))
+            case .snapshotPart(let k, let b): records.append(.snapshotPart(key: k, bytes: b)); bytes += b.count; snapshotBytes += b.count
+            case .snapshotSeal(let k): records.append(.snapshotSeal(key: k))
+            case .meta(let n, let v): records.append(.meta(name: n, value: v)); bytes += v.count
+            }
+        }
+        let t0 = monotonicNanoseconds()
+        if !records.isEmpty { try store.commit(records) }
+        commitTimes.append(Double(monotonicNanoseconds() - t0) / 1e6)
+        largestCommitBytes = max(largestCommitBytes, bytes)
+    }
+    while next < totalMembers {
+        let t0 = monotonicNanoseconds()
+        var output = EngineOutput()
+        for _ in 0..<commandsPerStep where next < totalMembers {
+            let count = min(perCommand, totalMembers - next)
+            let members = (next..<(next + count)).map(member)
+            next += count
+            engine.handle(.clientCommand(client, [sadd, key] + members), into: &output)
+        }
+        engine.flush(into: &output)
+        let engineMs = Double(monotonicNanoseconds() - t0) / 1e6
+        largestEngine = max(largestEngine, engineMs)
+        try commit(output)
+        largestStep = max(largestStep, Double(monotonicNanoseconds() - t0) / 1e6)
+    }
+    let seconds = Double(monotonicNanoseconds() - start) / 1e9
+    // Let a stage in progress finish on ticks, as an idle daemon does (not timed).
+    for tick in 0..<2000 {
+        var output = EngineOutput()
+        engine.handle(.tick(monotonicMilliseconds: UInt64(tick * 10), wallMilliseconds: 1), into: &output)
+        engine.flush(into: &output)
+        try commit(output)
+    }
+    store.close()
+    let dbBytes = fileSize(path) + fileSize(path + "-wal")
+    // Restart: load and rebuild the engine (what a daemon does at start).
+    let r0 = monotonicNanoseconds()
+    let reopened = try Store(path: path, options: StoreOptions(synchronous: .normal))
+    let recovered = try reopened.load()
+    let restartedEngine = try Engine(configuration: configuration, recovery: EngineRecovery(
+        objects: recovered.keys.map { .init(key: $0.key, snapshot: $0.value.snapshot, deltas: $0.value.deltas) },
+        meta: recovered.meta))
+    let restart = Double(monotonicNanoseconds() - r0) / 1e9
+    var check = restartedEngine
+    let reply = check.handle(.clientCommand(client, [Array("SCARD".utf8), key]))
+    blackHole(reply)
+    reopened.close()
+    let sorted = commitTimes.sorted()
+    return Result(label: label, seconds: seconds, largestCommitMs: sorted.last ?? 0,
+                  p99CommitMs: sorted[min(sorted.count - 1, sorted.count * 99 / 100)],
+                  largestEngineMs: largestEngine, largestStepMs: largestStep, snapshotBytesWritten: snapshotBytes,
+                  largestCommitBytes: largestCommitBytes, databaseBytes: dbBytes, restartSeconds: restart)
+}
+
+print("LargeObjectBench: \(totalMembers) members, \(perCommand) per SADD, \(commandsPerStep) SADDs per step (one commit)")
+var results: [Result] = []
+for (label, staged) in [("one commit per snapshot (before)", false), ("staged snapshots (after)", true)] {
+    results.append(try run(label: label, staged: staged))
+}
+func f(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
+printTable(header: ["snapshots", "members/s", "largest commit", "p99 commit", "largest engine step", "largest step (engine + commit)",
+                    "largest commit bytes", "snapshot bytes written", "database", "restart"],
+           rows: results.map { r in
+               [r.label, f(Double(totalMembers) / r.seconds, 0), f(r.largestCommitMs) + " ms", f(r.p99CommitMs, 2) + " ms",
+                f(r.largestEngineMs) + " ms", f(r.largestStepMs) + " ms", "\(r.largestCommitBytes / 1024) KiB",
+                "\(r.snapshotBytesWritten >> 20) MiB", "\(r.databaseBytes >> 20) MiB", f(r.restartSeconds, 2) + " s"]
+           })
+if results.count == 2 {
+    print("largest commit, after / before: \(f(results[1].largestCommitMs / results[0].largestCommitMs, 3)); rate after / before: \(f(results[0].seconds / results[1].seconds, 2))")
+}
