@@ -65,6 +65,22 @@ struct ReplyQueue {
         }
     }
 
+    /// The engine's next reply will be built later (a large read encoded on a worker thread): the place
+    /// of the oldest engine request not answered yet is kept for it, and filled through `fill`.
+    mutating func engineAnsweredLater() -> Ticket {
+        nextEngine = max(nextEngine, head)
+        while nextEngine < entries.count && !(entries[nextEngine].fromEngine && entries[nextEngine].reply == nil) {
+            nextEngine += 1
+        }
+        if nextEngine == entries.count {
+            entries.append(Entry(name: nil, started: 0, fromEngine: true, reply: nil))
+        }
+        // No longer the engine's to answer in order: `engineAnswered` passes over it.
+        entries[nextEngine].fromEngine = false
+        nextEngine += 1
+        return Ticket(position: dropped + nextEngine - 1)
+    }
+
     /// The next reply that may be written, if every one before it was.
     mutating func popReady() -> Entry? {
         guard head < entries.count, entries[head].reply != nil else { return nil }

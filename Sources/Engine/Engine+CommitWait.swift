@@ -166,9 +166,26 @@ extension Engine {
         return Self.reply(value, to: client, session: &sessions.values[index], early: early, commits: commits, into: &output)
     }
 
+    /// `reply`, for a reply built off the engine thread: the same ordering rules.
+    @discardableResult
+    mutating func reply(deferred: DeferredReply, to client: ClientID, early: Bool, into output: inout EngineOutput) -> Bool {
+        let effect = Effect.deferredReply(client, deferred)
+        guard let index = sessions.index(forKey: client) else {
+            if early { output.immediate.append(effect); return true }
+            output.effects.append(effect)
+            return false
+        }
+        return Self.place(effect, session: &sessions.values[index], early: early, commits: commits, into: &output)
+    }
+
     private static func reply(_ value: RESPReply, to client: ClientID, session: inout Session, early: Bool,
                               commits: CommitTracker, into output: inout EngineOutput) -> Bool {
-        let effect = Effect.reply(client, value.encoded(protocol: session.protocolVersion))
+        place(.reply(client, value.encoded(protocol: session.protocolVersion)), session: &session, early: early,
+              commits: commits, into: &output)
+    }
+
+    private static func place(_ effect: Effect, session: inout Session, early: Bool,
+                              commits: CommitTracker, into output: inout EngineOutput) -> Bool {
         if early && session.heldThrough <= commits.released {
             output.immediate.append(effect)
             return true
@@ -232,7 +249,7 @@ extension EngineOutput {
         for effect in effects {
             switch effect {
             case .reply(_, let bytes), .send(let bytes, _, _): total += bytes.count
-            case .closeClient, .shutdown: break
+            case .closeClient, .shutdown, .deferredReply: break
             }
         }
         return total

@@ -65,12 +65,35 @@ public enum FrameChannel: Sendable, Equatable {
 public enum Effect: Sendable, Equatable {
     /// Bytes to write to a client, already encoded in the client's protocol version.
     case reply(ClientID, Bytes)
+    /// Bytes to write to a client, computed off the engine thread: `DeferredReply.encode` builds them
+    /// from an immutable copy of what the command read. A read of a large object (`SMEMBERS`,
+    /// `HGETALL` of 10,000 members or more) sorts and encodes its reply this way, so the engine goes on
+    /// serving other clients meanwhile. The reply keeps its place among the client's replies.
+    case deferredReply(ClientID, DeferredReply)
     /// Close the client connection after everything queued for it was written.
     case closeClient(ClientID)
     /// Send a frame to a peer.
     case send(Bytes, to: PeerEndpoint, via: FrameChannel)
     /// The node was asked to shut down (`SHUTDOWN`).
     case shutdown
+}
+
+/// A reply to build later, on any thread: a pure function of a copy of the state the command read
+/// (copy-on-write, so taking it costs nothing; the engine's next write to that object copies its storage
+/// once if the reply is still being built). Equal by `id`, unique per engine.
+public struct DeferredReply: Sendable, Equatable {
+    public let id: UInt64
+    /// Members or fields the reply holds, for the metrics and the logs.
+    public let elements: Int
+    public let encode: @Sendable () -> Bytes
+
+    public init(id: UInt64, elements: Int, encode: @escaping @Sendable () -> Bytes) {
+        self.id = id
+        self.elements = elements
+        self.encode = encode
+    }
+
+    public static func == (lhs: DeferredReply, rhs: DeferredReply) -> Bool { lhs.id == rhs.id }
 }
 
 /// Something to persist before the step's effects are released.

@@ -121,6 +121,47 @@ func recovery(from records: [DurableRecord]) -> EngineRecovery {
         #expect(full.deltas.count < 400, "deltas before the last begin were superseded")
     }
 
+    /// SMEMBERS and HGETALL of a large key are built off the engine thread from a copy: the reply is the
+    /// same as the engine's own, in byte order; writes after the read do not change it; a wrong type is
+    /// still an error at once; small keys are answered by the engine as before.
+    @Test func largeReadsAreDeferredAndAnswerTheSame() throws {
+        var h = try Harness()
+        let count = Engine.deferredReplyElements + 5
+        let members = (0..<count).map { index -> String in
+            let digits = String((index * 7919) % count)
+            return "m" + String(repeating: "0", count: 6 - digits.count) + digits
+        }
+        for start in stride(from: 0, to: count, by: 1000) {
+            h.run(["SADD", "s"].map { Array($0.utf8) } + members[start..<min(count, start + 1000)].map { Array($0.utf8) })
+            h.run(["HSET", "h"].map { Array($0.utf8) } + members[start..<min(count, start + 1000)].flatMap { [Array($0.utf8), Array("v".utf8)] })
+        }
+        h.run("HINCRBY", "h", members[0], "0")
+        h.run("HSET", "h", members[1], "5")
+        h.run("HINCRBY", "h", members[1], "2")
+        let output = h.engine.handle(.clientCommand(h.client, [Array("SMEMBERS".utf8), Array("s".utf8)]))
+        guard case .deferredReply(_, let deferred)? = (output.immediate + output.effects).first else {
+            Issue.record("expected a deferred reply, got \(output.immediate + output.effects)")
+            return
+        }
+        h.run("SADD", "s", "written-after-the-read")
+        var parser = RESPReplyParser()
+        try parser.append(deferred.encode())
+        let sorted = members.sorted().map { RESPReply.bulk($0) }
+        #expect(try parser.next() == .array(sorted), "the copy taken at the read, in byte order")
+        #expect(h.run("SCARD", "s") == .integer(Int64(count + 1)))
+        // RESP2: the map comes as a flat array, field, value, field, value...
+        guard case .array(let flat) = h.run("HGETALL", "h") else { Issue.record("HGETALL is not an array"); return }
+        let fields = stride(from: 0, to: flat.count, by: 2).map { flat[$0] }
+        #expect(fields == sorted)
+        #expect(flat.firstIndex(of: .bulk(members[1])).map { flat[$0 + 1] } == .bulk("7"))
+        #expect(flat.firstIndex(of: .bulk(members[0])).map { flat[$0 + 1] } == .bulk("v"))
+        guard case .error(let message) = h.run("HGETALL", "s") else { Issue.record("HGETALL of a set is not an error"); return }
+        #expect(message.hasPrefix("WRONGTYPE"))
+        h.run("SADD", "small", "b", "a")
+        let small = h.engine.handle(.clientCommand(h.client, [Array("SMEMBERS".utf8), Array("small".utf8)]))
+        #expect(small.immediate.allSatisfy { if case .reply = $0 { true } else { false } } && !small.immediate.isEmpty)
+    }
+
     @Test func corruptStoredStateStopsRecoveryWithAClearError() {
         let bad = EngineRecovery(objects: [.init(key: Array("k".utf8), snapshot: [1, 0xFF, 0xFF], deltas: [])])
         #expect(throws: RecoveryError.self) { try Harness(recovery: bad) }

@@ -2,17 +2,23 @@
 // engine and writer threads do it (minus the network), with staged snapshots and with every snapshot
 // written in one commit (the behaviour before staging: `stagedSnapshotBytes = .max`), side by side.
 //
-//   swift run -c release --package-path Benchmarks LargeObjectBench [members] [per-command] [commands-per-step]
+//   swift run -c release --package-path Benchmarks LargeObjectBench [grow] [members] [per-command] [commands-per-step]
+//   swift run -c release --package-path Benchmarks LargeObjectBench reply [members]
+//
+// `reply`: how long the engine thread is busy answering SMEMBERS, HGETALL and ZRANGE 0 -1 of one key
+// holding `members` members (what a PING on another connection waits behind), and the reply's size.
 //
 // Each step is one pipelined batch: `commands-per-step` SADDs of `per-command` new 16-byte members,
 // handled into one output and committed in one transaction (synchronous=NORMAL, the daemon's default).
 // Per step it times the engine (commands + flush, where a staged snapshot serialises the object at its
 // begin) and the commit; it prints the largest, the p99 and the rate.
 import BenchSupport
+import CRDT
 import Engine
 import Foundation
 import Store
 
+let mode = CommandLine.arguments.dropFirst().first { Int($0) == nil } ?? "grow"
 let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let totalMembers = arguments.count > 0 ? arguments[0] : 1_000_000
 let perCommand = arguments.count > 1 ? arguments[1] : 1000
@@ -121,6 +127,41 @@ func run(label: String, staged: Bool) throws -> Result {
                   p99CommitMs: sorted[min(sorted.count - 1, sorted.count * 99 / 100)],
                   largestEngineMs: largestEngine, largestStepMs: largestStep, snapshotBytesWritten: snapshotBytes,
                   largestCommitBytes: largestCommitBytes, databaseBytes: dbBytes, restartSeconds: restart)
+}
+
+func replies() throws {
+    var engine = try Engine(configuration: EngineConfiguration(nodeID: "bench", replica: ReplicaID(1)))
+    let client = ClientID(1)
+    _ = engine.handle(.clientConnected(client, address: "bench"))
+    func command(_ words: [Bytes]) -> EngineOutput { engine.handle(.clientCommand(client, words)) }
+    var next = 0
+    while next < totalMembers {
+        let count = min(1000, totalMembers - next)
+        let members = (next..<(next + count)).map(member)
+        _ = command([Array("SADD".utf8), Array("s".utf8)] + members)
+        _ = command([Array("HSET".utf8), Array("h".utf8)] + members.flatMap { [$0, Array("value".utf8)] })
+        _ = command([Array("ZADD".utf8), Array("z".utf8)] + members.enumerated().flatMap { [Array(String(next + $0.offset).utf8), $0.element] })
+        next += count
+    }
+    var rows: [[String]] = []
+    for words in [["SMEMBERS", "s"], ["HGETALL", "h"], ["ZRANGE", "z", "0", "-1"]] {
+        var times: [Double] = []
+        var bytes = 0
+        for _ in 0..<3 {
+            let t0 = monotonicNanoseconds()
+            let output = command(words.map { Array($0.utf8) })
+            times.append(Double(monotonicNanoseconds() - t0) / 1e6)
+            bytes = 0
+            for case .reply(_, let reply) in output.immediate + output.effects { bytes += reply.count }
+        }
+        rows.append([words.joined(separator: " "), "\(totalMembers)", String(format: "%.0f ms", median(times)), "\(bytes >> 20) MiB"])
+    }
+    printTable(header: ["command", "members", "engine busy (median of 3)", "reply"], rows: rows)
+}
+
+if mode == "reply" {
+    try replies()
+    exit(0)
 }
 
 print("LargeObjectBench: \(totalMembers) members, \(perCommand) per SADD, \(commandsPerStep) SADDs per step (one commit)")
