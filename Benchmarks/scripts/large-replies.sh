@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Large replies (issue 14): how long a PING on another connection waits while a node answers SMEMBERS,
 # HGETALL and ZRANGE 0 -1 of one key holding MEMBERS members, crdtd and Redis side by side in one run.
-# Fills one set, one hash and one sorted set of 16-byte members with redis-cli --pipe (1,000 members
-# per command), then for each read: a PING loop on a second connection (pinglat.py, 2 ms apart) runs
+# Fills one set, one hash and one sorted set of 16-byte members with fill.py (1,000 members per
+# command, 16 in flight), then for each read: a PING loop on a second connection (pinglat.py, 2 ms apart) runs
 # while redis-cli sends the read once; prints the read's time, its reply size and the PINGs' p50/p99/max.
 #
 # Usage: Benchmarks/scripts/large-replies.sh [--members N] [--port-base P]
@@ -27,20 +27,6 @@ cleanup() { for pid in "${pids[@]:-}"; do kill "$pid" 2>/dev/null || true; done;
 trap cleanup EXIT
 log() { echo "large-replies: $*" >&2; }
 
-python3 - "$members" >"$work/fill.resp" <<'PY'
-import sys
-n = int(sys.argv[1])
-out = sys.stdout.buffer
-def cmd(words):
-    out.write(b"*%d\r\n" % len(words))
-    for w in words:
-        out.write(b"$%d\r\n%s\r\n" % (len(w), w))
-for start in range(0, n, 1000):
-    ms = [b"m%015d" % i for i in range(start, min(n, start + 1000))]
-    cmd([b"SADD", b"s"] + ms)
-    cmd([b"HSET", b"h"] + [x for m in ms for x in (m, b"value")])
-    cmd([b"ZADD", b"z"] + [x for i, m in enumerate(ms) for x in (b"%d" % (start + i), m)])
-PY
 
 wait_up() { for _ in $(seq 400); do redis-cli -p "$1" PING >/dev/null 2>&1 && return; sleep 0.05; done; log "port $1 does not answer"; exit 1; }
 
@@ -48,7 +34,10 @@ measure() { # NAME PORT
     local name=$1 port=$2
     local t0 t1
     t0=$(date +%s.%N)
-    redis-cli -p "$port" --pipe <"$work/fill.resp" >/dev/null
+    for kind in "set s" "hash h" "zset z"; do
+        # shellcheck disable=SC2086
+        python3 "$repo/Benchmarks/scripts/fill.py" "$port" $kind "$members"
+    done
     t1=$(date +%s.%N)
     log "$name: filled in $(echo "$t1 - $t0" | bc) s; SCARD $(redis-cli -p "$port" SCARD s), HLEN $(redis-cli -p "$port" HLEN h), ZCARD $(redis-cli -p "$port" ZCARD z)"
     sleep 3  # staged snapshots and the like settle

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Transfer of a large set to a new node (issue 14), end to end: n1 alone takes MEMBERS 16-byte members
-# into one set (redis-cli --pipe, 1,000 per SADD); then n2 starts with an empty data directory, seeded
+# into one set (fill.py, 1,000 per SADD, 16 in flight); then n2 starts with an empty data directory, seeded
 # with n1, and the script waits until both answer the same CRDT.DIGEST. Prints the time from n2's start
 # to equal digests, the peer bytes n1 sent and n2 received meanwhile (crdtd_peer_bytes_total), the set's
 # stored size, and the PING latency on both nodes during the transfer (pinglat.py, 2 ms apart).
@@ -41,21 +41,10 @@ peer_bytes() { # METRICS-PORT DIRECTION
     curl -s "http://127.0.0.1:$1/metrics" | awk -v d="$2" '$1 ~ "^crdtd_peer_bytes_total" && $1 ~ "direction=\""d"\"" { print $2 }' | head -1
 }
 
-python3 - "$members" >"$work/fill.resp" <<'PY'
-import sys
-n = int(sys.argv[1])
-out = sys.stdout.buffer
-for start in range(0, n, 1000):
-    ms = [b"m%015d" % i for i in range(start, min(n, start + 1000))]
-    words = [b"SADD", b"big"] + ms
-    out.write(b"*%d\r\n" % len(words))
-    for w in words:
-        out.write(b"$%d\r\n%s\r\n" % (len(w), w))
-PY
 
 start n1 "$c1" "$p1" "$m1" "$p2"
 t0=$(date +%s.%N)
-redis-cli -p "$c1" --pipe <"$work/fill.resp" >/dev/null
+python3 "$repo/Benchmarks/scripts/fill.py" "$c1" set big "$members"
 log "n1 filled in $(echo "$(date +%s.%N) - $t0" | bc) s, SCARD $(redis-cli -p "$c1" SCARD big)"
 sleep 3
 

@@ -1,7 +1,8 @@
 import CRDT
 import RESP
 
-/// Reads of large objects answered off the engine thread (`Effect.deferredReply`). `SMEMBERS` of a
+/// Reads of large objects answered off the engine thread (`Effect.deferredReply`): `SMEMBERS`,
+/// `HGETALL`, and `ZRANGE` (any form) selecting 10,000 members or more. `SMEMBERS` of a
 /// million members took the engine 1.5 s to sort and encode (7.8 s before the byte order used
 /// `memcmp`; docs/benchmarks.md, "Large replies"), and every other client waited behind it. The engine
 /// now takes a copy-on-write copy of the set or hash, which costs a retain, and hands the sorting and
@@ -28,6 +29,14 @@ extension Engine {
                 RESPReply.map(ByteOrder.sorted(hash.keys).compactMap { field in
                     hash[field].flatMap(Engine.shownValue).map { RESPReply.MapEntry(key: .bulkString(field), value: .bulkString($0)) }
                 }).encoded(protocol: version)
+            }
+        case .zRange(let key, let query):
+            // The ranks are found here (O(log n)); the members are read and encoded on the worker.
+            guard typeAllows(.sortedSet, key), let zset = live(key)?.sortedSet, zset.count >= Self.deferredReplyElements else { return nil }
+            let selected = Self.selectedRanks(zset, query)
+            guard selected.count >= Self.deferredReplyElements else { return nil }
+            return DeferredReply(id: id, elements: selected.count) {
+                Engine.rangeReply(zset, selected, query, nested: version == .resp3).encoded(protocol: version)
             }
         default:
             return nil

@@ -121,7 +121,7 @@ func recovery(from records: [DurableRecord]) -> EngineRecovery {
         #expect(full.deltas.count < 400, "deltas before the last begin were superseded")
     }
 
-    /// SMEMBERS and HGETALL of a large key are built off the engine thread from a copy: the reply is the
+    /// SMEMBERS, HGETALL and ZRANGE of a large key are built off the engine thread from a copy: the reply is the
     /// same as the engine's own, in byte order; writes after the read do not change it; a wrong type is
     /// still an error at once; small keys are answered by the engine as before.
     @Test func largeReadsAreDeferredAndAnswerTheSame() throws {
@@ -157,6 +157,16 @@ func recovery(from records: [DurableRecord]) -> EngineRecovery {
         #expect(flat.firstIndex(of: .bulk(members[0])).map { flat[$0 + 1] } == .bulk("v"))
         guard case .error(let message) = h.run("HGETALL", "s") else { Issue.record("HGETALL of a set is not an error"); return }
         #expect(message.hasPrefix("WRONGTYPE"))
+        // ZRANGE of a large selection: the same order as the engine's own, ranks chosen at the read.
+        for start in stride(from: 0, to: count, by: 1000) {
+            h.run(["ZADD", "z"].map { Array($0.utf8) } + (start..<min(count, start + 1000)).flatMap { [Array(String(count - $0).utf8), Array(members[$0].utf8)] })
+        }
+        let byScore = (0..<count).reversed().map { RESPReply.bulk(members[$0]) }
+        #expect(h.run("ZRANGE", "z", "0", "-1") == .array(byScore))
+        guard case .array(let scored) = h.run("ZRANGE", "z", "0", "-1", "REV", "WITHSCORES") else { Issue.record("not an array"); return }
+        #expect(scored.count == 2 * count && scored[0] == .bulk(members[0]) && scored[1] == .bulk(String(count)))
+        let few = h.engine.handle(.clientCommand(h.client, ["ZRANGE", "z", "0", "9"].map { Array($0.utf8) }))
+        #expect(!(few.immediate + few.effects).contains { if case .deferredReply = $0 { true } else { false } })
         h.run("SADD", "small", "b", "a")
         let small = h.engine.handle(.clientCommand(h.client, [Array("SMEMBERS".utf8), Array("small".utf8)]))
         #expect(small.immediate.allSatisfy { if case .reply = $0 { true } else { false } } && !small.immediate.isEmpty)
