@@ -178,9 +178,12 @@ if mode == "reply" {
 }
 
 print("LargeObjectBench: \(totalMembers) members, \(perCommand) per SADD, \(commandsPerStep) SADDs per step (one commit)")
+// Interleaved, before then after, twice: drift on a shared machine hits both alike.
 var results: [Result] = []
-for (label, staged) in [("one commit per snapshot (before)", false), ("staged snapshots (after)", true)] {
-    results.append(try run(label: label, staged: staged))
+for round in 1...2 {
+    for (label, staged) in [("one commit per snapshot (before)", false), ("staged snapshots (after)", true)] {
+        results.append(try run(label: "\(label), round \(round)", staged: staged))
+    }
 }
 func f(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
 printTable(header: ["snapshots", "members/s", "largest commit (wall / CPU)", "p99 commit", "largest engine step (wall / CPU)", "largest step (engine + commit)",
@@ -190,6 +193,7 @@ printTable(header: ["snapshots", "members/s", "largest commit (wall / CPU)", "p9
                 f(r.p99CommitMs, 2) + " ms", f(r.largestEngineMs) + " / " + f(r.largestEngineCPUMs) + " ms", f(r.largestStepMs) + " ms", "\(r.largestCommitBytes / 1024) KiB",
                 "\(r.snapshotBytesWritten >> 20) MiB", "\(r.databaseBytes >> 20) MiB", f(r.restartSeconds, 2) + " s"]
            })
-if results.count == 2 {
+for pair in stride(from: 0, to: results.count, by: 2) {
+    let results = Array(results[pair..<(pair + 2)])
     print("largest commit, after / before: wall \(f(results[1].largestCommitMs / results[0].largestCommitMs, 3)), CPU \(f(results[1].largestCommitCPUMs / results[0].largestCommitCPUMs, 3)), bytes \(f(Double(results[1].largestCommitBytes) / Double(results[0].largestCommitBytes), 3)); rate after / before: \(f(results[0].seconds / results[1].seconds, 2))")
 }
