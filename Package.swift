@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "CRDT", targets: ["CRDT"]),
         .library(name: "Rings", targets: ["Rings"]),
         .library(name: "Store", targets: ["Store"]),
+        // The sans-IO engine, for Benchmarks/LargeObjectBench (an engine and a store without the daemon).
+        .library(name: "Engine", targets: ["Engine"]),
         // The Redis protocol and the blocking client, for the load generators in Benchmarks/.
         .library(name: "RESP", targets: ["RESP"]),
         .library(name: "RESPClient", targets: ["RESPClient"]),

@@ -19,6 +19,11 @@ let package = Package(
         .executableTarget(name: "CRDTBench", dependencies: [
             "BenchSupport", .product(name: "CRDT", package: "crdtd"),
         ]),
+        // A large set grown through the engine into a real store: staged snapshots against one-commit ones.
+        .executableTarget(name: "LargeObjectBench", dependencies: [
+            "BenchSupport", .product(name: "Engine", package: "crdtd"), .product(name: "Store", package: "crdtd"),
+            .product(name: "CRDT", package: "crdtd"),
+        ]),
         // A C11 SPSC ring compiled from these sources: the hardware reference for RingBench.
         .target(name: "CRingReference"),
         .executableTarget(name: "RingBench", dependencies: [

@@ -421,6 +421,17 @@ final class Frontend: @unchecked Sendable {
         thread.start()
     }
 
+    /// The worker thread that builds large replies (`Effect.deferredReply`): one, so that several large
+    /// reads at once take one core, not every core the engine and the loop need.
+    static let largeReplies = DispatchQueue(label: "crdtd-large-replies", qos: .utility)
+
+    private func answerDeferred(_ id: UInt64, _ ticket: ReplyQueue.Ticket, _ bytes: [UInt8]) {
+        guard let session = clients[id] else { return }
+        session.replies.fill(ticket, reply: bytes)
+        release(session)
+        flushReplies(of: session)
+    }
+
     private func answerBackup(_ id: UInt64, _ ticket: ReplyQueue.Ticket, _ reply: RESPReply) {
         guard let session = clients[id] else { return }
         session.replies.fill(ticket, reply: reply.encoded(protocol: .resp2))
@@ -635,6 +646,16 @@ final class Frontend: @unchecked Sendable {
                 return
             }
             release(session)
+        case .deferredReply(let client, let deferred):
+            guard let session = clients[client.rawValue] else { return }
+            let ticket = session.replies.engineAnsweredLater()
+            let loop = loop
+            // Sorted and encoded on the worker, from the engine's immutable copy; the loop thread only
+            // puts the bytes in their place. Later replies of this client wait behind it, in order.
+            Self.largeReplies.async {
+                let bytes = deferred.encode()
+                try? loop.execute { [self] in answerDeferred(client.rawValue, ticket, bytes) }
+            }
         case .closeClient(let client):
             guard let session = clients[client.rawValue] else { return }
             session.closeWhenAnswered = true

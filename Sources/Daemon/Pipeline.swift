@@ -363,6 +363,9 @@ extension StoreRecord {
         switch record {
         case .delta(let key, let bytes): self = .delta(key: key, bytes: bytes)
         case .snapshot(let key, let bytes): self = .snapshot(key: key, bytes: bytes)
+        case .snapshotBegin(let key): self = .snapshotBegin(key: key)
+        case .snapshotPart(let key, let bytes): self = .snapshotPart(key: key, bytes: bytes)
+        case .snapshotSeal(let key): self = .snapshotSeal(key: key)
         case .meta(let name, let value): self = .meta(name: name, value: value)
         }
     }

@@ -12,6 +12,8 @@ struct ReplyQueue {
         /// Messages no request asked for (`Effect.push`) that the engine sent before this entry's reply:
         /// written just before it.
         var pushedBefore: [UInt8] = []
+        /// A pushed message standing alone (no engine reply was owed): its bytes count as pushed bytes.
+        var isPush = false
     }
 
     /// A place for a reply the shell gives later.
@@ -55,10 +57,7 @@ struct ReplyQueue {
     /// The engine's next reply, for the oldest engine request not answered yet. A reply no request
     /// asked for (the engine's answer to a protocol error) takes its place at the end.
     mutating func engineAnswered(_ reply: [UInt8]) {
-        nextEngine = max(nextEngine, head)
-        while nextEngine < entries.count && !(entries[nextEngine].fromEngine && entries[nextEngine].reply == nil) {
-            nextEngine += 1
-        }
+        advanceToOwedEngineReply()
         if nextEngine < entries.count {
             entries[nextEngine].reply = reply
             nextEngine += 1
@@ -74,14 +73,11 @@ struct ReplyQueue {
     /// Returns the bytes of messages now waiting in the queue, for the pub/sub output limit.
     @discardableResult
     mutating func pushed(_ bytes: [UInt8]) -> Int {
-        nextEngine = max(nextEngine, head)
-        while nextEngine < entries.count && !(entries[nextEngine].fromEngine && entries[nextEngine].reply == nil) {
-            nextEngine += 1
-        }
+        advanceToOwedEngineReply()
         if nextEngine < entries.count {
             entries[nextEngine].pushedBefore.append(contentsOf: bytes)
         } else {
-            entries.append(Entry(name: nil, started: 0, fromEngine: false, reply: bytes))
+            entries.append(Entry(name: nil, started: 0, fromEngine: false, reply: bytes, isPush: true))
             nextEngine = entries.count
         }
         pushedBytes += bytes.count
@@ -91,6 +87,27 @@ struct ReplyQueue {
     /// Bytes of pushed messages not yet released.
     private(set) var pushedBytes = 0
 
+    /// The engine's next reply will be built later (a large read encoded on a worker thread): the place
+    /// of the oldest engine request not answered yet is kept for it, and filled through `fill`.
+    mutating func engineAnsweredLater() -> Ticket {
+        advanceToOwedEngineReply()
+        if nextEngine == entries.count {
+            entries.append(Entry(name: nil, started: 0, fromEngine: true, reply: nil))
+        }
+        // No longer the engine's to answer in order: `engineAnswered` passes over it.
+        entries[nextEngine].fromEngine = false
+        nextEngine += 1
+        return Ticket(position: dropped + nextEngine - 1)
+    }
+
+    /// Moves `nextEngine` to the oldest entry still owed a reply by the engine (or the end).
+    private mutating func advanceToOwedEngineReply() {
+        nextEngine = max(nextEngine, head)
+        while nextEngine < entries.count && !(entries[nextEngine].fromEngine && entries[nextEngine].reply == nil) {
+            nextEngine += 1
+        }
+    }
+
     /// The next reply that may be written, if every one before it was.
     mutating func popReady() -> Entry? {
         guard head < entries.count, entries[head].reply != nil else { return nil }
@@ -99,7 +116,7 @@ struct ReplyQueue {
         entries[head].reply = nil
         entries[head].pushedBefore = []
         pushedBytes -= entry.pushedBefore.count
-        if entry.name == nil && !entry.fromEngine { pushedBytes -= entry.reply?.count ?? 0 }
+        if entry.isPush { pushedBytes -= entry.reply?.count ?? 0 }
         head += 1
         if head > 64 && head * 2 > entries.count {
             entries.removeFirst(head)

@@ -31,6 +31,10 @@ extension Engine {
                 return
             }
             if runsApart(command, for: client, into: &output) { return }
+            if let deferred = deferredRead(command, for: client) {
+                reply(deferred: deferred, to: client, early: revealsOnlyDurableState(command), into: &output)
+                return
+            }
             eventSource = .command(arguments)
             let answer = run(command, for: client, into: &output)
             eventSource = nil
@@ -296,7 +300,7 @@ extension Engine {
             return .integer(Int64(removed))
         case .sMembers(let key):
             guard typeAllows(.set, key) else { return Self.wrongType }
-            let members = live(key)?.set.elements.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+            let members = live(key).map { ByteOrder.sorted($0.set.store.entries.keys) } ?? []
             return .set(members.map { .bulkString($0) })
         case .sIsMember(let key, let member):
             guard typeAllows(.set, key) else { return Self.wrongType }
@@ -314,7 +318,7 @@ extension Engine {
             return setAlgebra(operation, keys: keys, destination: destination, into: &output)
         case .sScan(let key, let cursor, let match, let count):
             guard typeAllows(.set, key) else { return Self.wrongType }
-            let members = live(key)?.set.elements.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+            let members = live(key).map { ByteOrder.sorted($0.set.store.entries.keys) } ?? []
             return collectionScan(members, cursor: cursor, match: match, count: count) { [.bulkString($0)] }
 
         // MARK: Hashes
@@ -349,9 +353,10 @@ extension Engine {
         case .hGetAll(let key):
             guard typeAllows(.hash, key) else { return Self.wrongType }
             guard let hash = live(key)?.hash else { return .map([]) }
-            let fields = hash.keys.sorted { $0.lexicographicallyPrecedes($1) }
+            // The map read once: looking each field up through the keyspace copied the object per field.
+            let fields = ByteOrder.sorted(hash.keys)
             return .map(fields.compactMap { field in
-                hashValue(key, field).map { RESPReply.MapEntry(key: .bulkString(field), value: .bulkString($0)) }
+                hash[field].flatMap(Self.shownValue).map { RESPReply.MapEntry(key: .bulkString(field), value: .bulkString($0)) }
             })
         case .hLen(let key):
             guard typeAllows(.hash, key) else { return Self.wrongType }
@@ -433,7 +438,7 @@ extension Engine {
         case .zScan(let key, let cursor, let match, let count):
             guard typeAllows(.sortedSet, key) else { return Self.wrongType }
             let zset = live(key)?.sortedSet
-            let members = zset?.store.entries.keys.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+            let members = zset.map { ByteOrder.sorted($0.store.entries.keys) } ?? []
             return collectionScan(members, cursor: cursor, match: match, count: count) { member in
                 [.bulkString(member), .bulkString(Array(Self.formatScore(zset!.score(of: member) ?? 0).utf8))]
             }

@@ -197,6 +197,23 @@ extension Engine {
                                 commits: CommitTracker, into output: inout EngineOutput) -> Bool {
         let bytes = encode(frames, session.protocolVersion)
         let effect = push ? Effect.push(client, bytes) : Effect.reply(client, bytes)
+        return place(effect, session: &session, early: early, commits: commits, into: &output)
+    }
+
+    /// `reply`, for a reply built off the engine thread: the same ordering rules.
+    @discardableResult
+    mutating func reply(deferred: DeferredReply, to client: ClientID, early: Bool, into output: inout EngineOutput) -> Bool {
+        let effect = Effect.deferredReply(client, deferred)
+        guard let index = sessions.index(forKey: client) else {
+            if early { output.immediate.append(effect); return true }
+            output.effects.append(effect)
+            return false
+        }
+        return Self.place(effect, session: &sessions.values[index], early: early, commits: commits, into: &output)
+    }
+
+    private static func place(_ effect: Effect, session: inout Session, early: Bool,
+                              commits: CommitTracker, into output: inout EngineOutput) -> Bool {
         if early && session.heldThrough <= commits.released {
             output.immediate.append(effect)
             return true
@@ -251,14 +268,16 @@ extension EngineOutput {
         var total = 0
         for record in records {
             switch record {
-            case .delta(let key, let bytes), .snapshot(let key, let bytes): total += key.count + bytes.count
+            case .delta(let key, let bytes), .snapshot(let key, let bytes), .snapshotPart(let key, let bytes):
+                total += key.count + bytes.count
+            case .snapshotBegin(let key), .snapshotSeal(let key): total += key.count
             case .meta(let name, let value): total += name.utf8.count + value.count
             }
         }
         for effect in effects {
             switch effect {
             case .reply(_, let bytes), .push(_, let bytes), .send(let bytes, _, _): total += bytes.count
-            case .closeClient, .shutdown: break
+            case .closeClient, .shutdown, .deferredReply: break
             }
         }
         return total

@@ -15,6 +15,7 @@ extension Engine {
     public mutating func flush(into output: inout EngineOutput) {
         defer { endStep(into: &output) }
         replicator?.publishedThisBatch = 0
+        keyspace.stageSnapshots(into: &output.records)
         replicator?.lamport = clock.counter
         replicator?.flush(into: &output)
     }

@@ -11,7 +11,7 @@ extension Engine {
         switch live(query.key)?.visibleType {
         case nil: elements = []
         case .list?: elements = live(query.key)!.list.values
-        case .set?: elements = live(query.key)!.set.elements.sorted { $0.lexicographicallyPrecedes($1) }
+        case .set?: elements = ByteOrder.sorted(live(query.key)!.set.store.entries.keys)
         case .sortedSet?: elements = live(query.key)!.sortedSet.sortedMembers.map(\.member)
         default: return Self.wrongType
         }

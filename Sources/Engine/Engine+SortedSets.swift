@@ -155,6 +155,20 @@ extension Engine {
     func sortedSetRange(_ key: Bytes, _ query: ZRangeQuery, for client: ClientID) -> RESPReply {
         guard typeAllows(.sortedSet, key) else { return Self.wrongType }
         guard let zset = live(key)?.sortedSet, zset.count > 0 else { return .array([]) }
+        let selected = Self.selectedRanks(zset, query)
+        guard !selected.isEmpty else { return .array([]) }
+        return Self.rangeReply(zset, selected, query, nested: protocolVersion(of: client) == .resp3)
+    }
+
+    /// The members of `selected`, in the query's direction, as the reply. O(k).
+    static func rangeReply(_ zset: SortedSet, _ selected: Range<Int>, _ query: ZRangeQuery, nested: Bool) -> RESPReply {
+        var members = zset.members(inRanks: selected)
+        if query.reverse { members.reverse() }
+        return scoredReply(members, withScores: query.withScores, nested: nested)
+    }
+
+    /// The ranks a `ZRANGE` query selects (empty when its `LIMIT` is out of range). O(log n).
+    static func selectedRanks(_ zset: SortedSet, _ query: ZRangeQuery) -> Range<Int> {
         var selected: Range<Int>
         if case .rank(let start, let stop) = query.by, query.reverse {
             // Positions counted from the highest score.
@@ -164,20 +178,22 @@ extension Engine {
             selected = Self.ranks(zset, query.by)
         }
         if let limit = query.limit {
-            guard limit.offset >= 0, limit.offset < Int64(selected.count) else { return .array([]) }
+            guard limit.offset >= 0, limit.offset < Int64(selected.count) else { return 0..<0 }
             let offset = Int(limit.offset)
             let taken = limit.count < 0 ? selected.count - offset : min(Int(clamping: limit.count), selected.count - offset)
             selected = query.reverse
                 ? (selected.upperBound - offset - taken)..<(selected.upperBound - offset)
                 : (selected.lowerBound + offset)..<(selected.lowerBound + offset + taken)
         }
-        var members = zset.members(inRanks: selected)
-        if query.reverse { members.reverse() }
-        return scoredReply(members, withScores: query.withScores, nested: protocolVersion(of: client) == .resp3)
+        return selected
     }
 
     /// Members, with their scores flattened after each one (RESP2) or paired (RESP3).
     func scoredReply(_ members: [ScoredMember], withScores: Bool, nested: Bool) -> RESPReply {
+        Self.scoredReply(members, withScores: withScores, nested: nested)
+    }
+
+    static func scoredReply(_ members: [ScoredMember], withScores: Bool, nested: Bool) -> RESPReply {
         guard withScores else { return .array(members.map { .bulkString($0.member) }) }
         if nested { return .array(members.map { .array([.bulkString($0.member), .double($0.score)]) }) }
         var flat: [RESPReply] = []

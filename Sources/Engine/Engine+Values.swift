@@ -164,7 +164,7 @@ extension Engine {
 
     /// The fields of a hash in byte order.
     func sortedFields(_ key: Bytes) -> [Bytes] {
-        live(key)?.hash.keys.sorted { $0.lexicographicallyPrecedes($1) } ?? []
+        live(key).map { ByteOrder.sorted($0.hash.keys) } ?? []
     }
 
     // MARK: Sets

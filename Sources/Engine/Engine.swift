@@ -12,6 +12,12 @@ public struct EngineConfiguration: Sendable {
     /// A key's appended deltas are folded into a snapshot once they outweigh the last snapshot (and this
     /// floor): storage stays within about twice the state while each write still costs O(delta), amortised.
     public var snapshotFloorBytes: Int = 4096
+    /// An object whose snapshot would be at least this large is snapshotted in parts across steps
+    /// (`DurableRecord.snapshotBegin`), so that no commit writes megabytes for one write.
+    public var stagedSnapshotBytes: Int = 1 << 20
+    /// The size of each part of a staged snapshot; each step writes at least one part, and at least
+    /// twice the bytes of the deltas it persisted, so staging keeps ahead of the writes.
+    public var snapshotPartBytes: Int = 256 << 10
     /// Limits on decoding what peers send. A peer's state may be as large as
     /// `ReplicationSettings.maxObjectBytes`; element counts are bounded by the bytes that hold them.
     public var decodingLimits = DecodingLimits(maxBytes: 64 << 20, maxElements: .max, maxDepth: 8)
@@ -106,7 +112,9 @@ public struct Engine {
         self.clockReservation = clock.counter
         random = SplitMix64(seed: configuration.replica.rawValue)
         keyspace = Keyspace(digestBuckets: configuration.replication?.digestBuckets ?? 64,
-                            snapshotFloorBytes: configuration.snapshotFloorBytes)
+                            snapshotFloorBytes: configuration.snapshotFloorBytes,
+                            staging: StagingSettings(thresholdBytes: configuration.stagedSnapshotBytes,
+                                                     partBytes: max(1, configuration.snapshotPartBytes)))
         for object in recovery.objects {
             var state = KeyObject()
             do {

@@ -69,6 +69,11 @@ public enum Effect: Sendable, Equatable {
     /// notification), in the client's protocol: RESP3 `>` pushes, RESP2 arrays. They come after every
     /// reply the engine gave the client before, and before every later one.
     case push(ClientID, Bytes)
+    /// Bytes to write to a client, computed off the engine thread: `DeferredReply.encode` builds them
+    /// from an immutable copy of what the command read. A read of a large object (`SMEMBERS`,
+    /// `HGETALL` of 10,000 members or more) sorts and encodes its reply this way, so the engine goes on
+    /// serving other clients meanwhile. The reply keeps its place among the client's replies.
+    case deferredReply(ClientID, DeferredReply)
     /// Close the client connection after everything queued for it was written.
     case closeClient(ClientID)
     /// Send a frame to a peer.
@@ -77,12 +82,38 @@ public enum Effect: Sendable, Equatable {
     case shutdown
 }
 
+/// A reply to build later, on any thread: a pure function of a copy of the state the command read
+/// (copy-on-write, so taking it costs nothing; the engine's next write to that object copies its storage
+/// once if the reply is still being built). Equal by `id`, unique per engine.
+public struct DeferredReply: Sendable, Equatable {
+    public let id: UInt64
+    /// Members or fields the reply holds, for the metrics and the logs.
+    public let elements: Int
+    public let encode: @Sendable () -> Bytes
+
+    public init(id: UInt64, elements: Int, encode: @escaping @Sendable () -> Bytes) {
+        self.id = id
+        self.elements = elements
+        self.encode = encode
+    }
+
+    public static func == (lhs: DeferredReply, rhs: DeferredReply) -> Bool { lhs.id == rhs.id }
+}
+
 /// Something to persist before the step's effects are released.
 public enum DurableRecord: Sendable, Equatable {
     /// A delta joined into `key`'s object: appended, so that a write costs O(delta).
     case delta(key: Bytes, bytes: Bytes)
     /// The whole object of `key`, replacing its earlier snapshot and deltas (amortised compaction).
     case snapshot(key: Bytes, bytes: Bytes)
+    /// Starts a staged snapshot of a large object: it covers every record of `key` before this one, and
+    /// is written as `snapshotPart`s over the following steps, a bounded amount per step, so no commit
+    /// writes the object whole (docs/storage.md, "Staged snapshots").
+    case snapshotBegin(key: Bytes)
+    /// The next bytes of `key`'s staged snapshot.
+    case snapshotPart(key: Bytes, bytes: Bytes)
+    /// `key`'s staged snapshot is complete: it replaces the key's snapshot and the deltas before its begin.
+    case snapshotSeal(key: Bytes)
     /// Small engine metadata (the Lamport clock, replication progress), keyed by name.
     case meta(name: String, value: Bytes)
 }

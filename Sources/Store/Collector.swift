@@ -72,6 +72,24 @@ struct SequenceRuns: Equatable {
         }
     }
 
+    /// Removes the numbers up to and including `through` and returns them (a staged snapshot supersedes
+    /// the deltas appended before its begin, not those appended while its parts were written).
+    mutating func removePrefix(through: Int64) -> SequenceRuns {
+        var taken = SequenceRuns()
+        var total = 0
+        var index = head
+        while index < runs.count, runs[index].lowerBound <= through {
+            let run = runs[index]
+            let cut = run.lowerBound...min(run.upperBound, through)
+            taken.runs.append(cut)
+            total += Int(cut.upperBound - cut.lowerBound + 1)
+            index += 1
+        }
+        taken.count = total
+        removeFirst(total)
+        return taken
+    }
+
     /// Every run, oldest first.
     var all: ArraySlice<ClosedRange<Int64>> { runs[head...] }
 }
@@ -111,9 +129,16 @@ struct Collector {
         supersededTotal += 1
     }
 
-    /// `key`'s snapshot was written: every live delta of the key is now superseded.
-    mutating func snapshotWritten(_ key: [UInt8]) {
-        guard let runs = live.removeValue(forKey: RowKey(key)) else { return }
+    /// `key`'s snapshot was written: every live delta of the key (up to `through`, if given: a staged
+    /// snapshot covers the log as it was at its begin) is now superseded.
+    mutating func snapshotWritten(_ key: [UInt8], through: Int64? = nil) {
+        guard var runs = live.removeValue(forKey: RowKey(key)) else { return }
+        if let through {
+            let covered = runs.removePrefix(through: through)
+            if !runs.isEmpty { live[RowKey(key)] = runs }
+            runs = covered
+            guard !runs.isEmpty else { return }
+        }
         liveTotal -= runs.count
         supersededTotal += runs.count
         if superseded[key] == nil { order.append(key) }

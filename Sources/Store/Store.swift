@@ -68,6 +68,26 @@ public final class Store {
             "DROP TABLE migration_through",
             "ALTER TABLE snapshots_v2 RENAME TO snapshots",
         ]),
+        // Version 3: staged snapshots, written in parts over several commits (docs/storage.md). A stage's
+        // row holds only small columns; its parts are rows of their own, appended once, deleted by rowid.
+        Migration(description: "staged snapshots of large objects, written in parts", statements: [
+            """
+            CREATE TABLE snapshot_stages (
+                stage INTEGER PRIMARY KEY AUTOINCREMENT,
+                key BLOB NOT NULL,
+                through_seq INTEGER NOT NULL,
+                sealed INTEGER NOT NULL DEFAULT 0,
+                parts INTEGER NOT NULL DEFAULT 0,
+                bytes INTEGER NOT NULL DEFAULT 0)
+            """,
+            """
+            CREATE TABLE snapshot_parts (
+                part INTEGER PRIMARY KEY AUTOINCREMENT,
+                stage INTEGER NOT NULL,
+                checksum INTEGER NOT NULL,
+                bytes BLOB NOT NULL)
+            """,
+        ]),
     ]
 
     /// One schema step.
@@ -84,22 +104,30 @@ public final class Store {
     private var database: OpaquePointer?
     private var statements: Statements?
     private(set) var collector = Collector()
+    /// Staged snapshots, pending and sealed, and the parts of replaced ones still to delete.
+    private(set) var stages = StageBook()
+    /// Stage rows found unsealed by `load()`, deleted by the next commit.
+    private var doomedStageRows: [Int64] = []
     private let checkpoints = CheckpointWatch()
 
     private struct Statements {
         let begin, commit, rollback: Statement
         let appendDelta, putSnapshot, removeSnapshot, deleteDeltas, putMeta: Statement
-        let loadSnapshots, loadDeltas, loadMeta: Statement
+        let beginStage, appendPart, sealStage, deleteStage, deleteParts: Statement
+        let loadSnapshots, loadDeltas, loadMeta, loadStages, loadParts: Statement
 
         var all: [Statement] {
             [begin, commit, rollback, appendDelta, putSnapshot, removeSnapshot, deleteDeltas, putMeta,
-             loadSnapshots, loadDeltas, loadMeta]
+             beginStage, appendPart, sealStage, deleteStage, deleteParts,
+             loadSnapshots, loadDeltas, loadMeta, loadStages, loadParts]
         }
 
         /// The statements a commit runs, by name: none of them may scan a table (`StoreQueryPlanTests`).
         var commitPath: [(String, Statement)] {
             [("appendDelta", appendDelta), ("putSnapshot", putSnapshot), ("removeSnapshot", removeSnapshot),
-             ("deleteDeltas", deleteDeltas), ("putMeta", putMeta)]
+             ("deleteDeltas", deleteDeltas), ("putMeta", putMeta), ("beginStage", beginStage),
+             ("appendPart", appendPart), ("sealStage", sealStage), ("deleteStage", deleteStage),
+             ("deleteParts", deleteParts)]
         }
     }
 
@@ -140,7 +168,9 @@ public final class Store {
                 + options.busyTimeout.components.attoseconds / 1_000_000_000_000_000
             try check(sqlite3_busy_timeout(handle, Int32(clamping: milliseconds)), handle, "setting the busy timeout")
             try verifyAndMigrate(migrations)
-            statements = try Self.prepare(handle)
+            // A list older than this build's (tests that write an old schema by hand) leaves tables the
+            // statements need missing: such a store only answers pragmas and closes.
+            if migrations.count >= Self.migrations.count { statements = try Self.prepare(handle) }
             checkpoints.watch(handle)
         } catch {
             close()
@@ -154,6 +184,9 @@ public final class Store {
 
     /// Reads everything the store holds. Call once at start-up, before the first ``commit(_:)``:
     /// it also counts live and superseded deltas, which decides when the collector runs.
+    ///
+    /// - Throws: ``StoreError/Code/corrupt`` when a sealed staged snapshot misses a part or a part does
+    ///   not match its checksum, naming the key; nothing is changed.
     public func load() throws(StoreError) -> RecoveredState {
         let statements = try open()
         var state = RecoveredState()
@@ -166,6 +199,9 @@ public final class Store {
             coveredThrough[key] = loadSnapshots.int(1)
             state.keys[key] = RecoveredKey(snapshot: loadSnapshots.blob(2))
         }
+        // Small rows: which staged snapshots are sealed, and what they cover, before the log is read.
+        var staged = try loadStageRows(statements, coveredThrough: &coveredThrough)
+        for stage in staged.current.values { state.keys[stage.stage.key] = RecoveredKey() }
         let loadDeltas = statements.loadDeltas
         defer { loadDeltas.reset() }
         // One sequential pass over the log, in append order; a superseded row's bytes are not read.
@@ -184,22 +220,138 @@ public final class Store {
         while try loadMeta.step() {
             state.meta[loadMeta.text(0)] = loadMeta.blob(1)
         }
+        try loadParts(statements, &staged, into: &state)
         self.collector = collector
+        self.stages = staged.book
+        self.doomedStageRows = staged.doomedRows
         return state
+    }
+
+    /// What `load()` learns of the staged snapshots.
+    private struct LoadedStages {
+        struct Current { var stage: StageBook.Stage; var parts: Int; var bytes: Int }
+        /// Per stage id, the sealed stages that are their keys' snapshots.
+        var current: [Int64: Current] = [:]
+        /// Per stage id, stages whose parts are to be deleted (never sealed, or replaced).
+        var doomed: [Int64: StageBook.Stage] = [:]
+        var doomedRows: [Int64] = []
+        var book = StageBook()
+    }
+
+    /// Reads the stage rows. A key's snapshot is its sealed stage when that covers more of the log than
+    /// its inline snapshot (a seal deletes the inline one in its own commit, and an inline snapshot
+    /// drops the stages; so there is one of the two, unless a crash tore nothing, which SQLite prevents).
+    private func loadStageRows(_ statements: Statements, coveredThrough: inout [[UInt8]: Int64]) throws(StoreError) -> LoadedStages {
+        var loaded = LoadedStages()
+        var byKey: [[UInt8]: Int64] = [:]
+        let loadStages = statements.loadStages
+        defer { loadStages.reset() }
+        while try loadStages.step() {
+            let stage = StageBook.Stage(id: loadStages.int(0), key: loadStages.blob(1), through: loadStages.int(2))
+            guard loadStages.int(3) != 0 else {
+                loaded.doomed[stage.id] = stage
+                loaded.doomedRows.append(stage.id)
+                continue
+            }
+            let current = LoadedStages.Current(stage: stage, parts: Int(loadStages.int(4)), bytes: Int(loadStages.int(5)))
+            if let other = byKey[stage.key], let previous = loaded.current[other] {
+                // Two sealed stages of one key: the newer wins (a seal deletes the older in its commit).
+                let (keep, drop) = previous.stage.id > stage.id ? (previous, current) : (current, previous)
+                loaded.current[drop.stage.id] = nil
+                loaded.doomed[drop.stage.id] = drop.stage
+                loaded.doomedRows.append(drop.stage.id)
+                loaded.current[keep.stage.id] = keep
+                byKey[stage.key] = keep.stage.id
+            } else {
+                loaded.current[stage.id] = current
+                byKey[stage.key] = stage.id
+            }
+        }
+        for (id, current) in loaded.current {
+            if let inline = coveredThrough[current.stage.key], inline > current.stage.through {
+                loaded.current[id] = nil
+                loaded.doomed[id] = current.stage
+                loaded.doomedRows.append(id)
+            } else {
+                coveredThrough[current.stage.key] = current.stage.through
+            }
+        }
+        return loaded
+    }
+
+    /// Reads the parts in order: a current stage's are checked and concatenated into its key's snapshot;
+    /// the others' bytes are not read, their rowids are kept for deletion.
+    private func loadParts(_ statements: Statements, _ loaded: inout LoadedStages, into state: inout RecoveredState) throws(StoreError) {
+        var orphans = SequenceRuns()
+        var assembled: [Int64: [UInt8]] = [:]
+        let loadParts = statements.loadParts
+        defer { loadParts.reset() }
+        while try loadParts.step() {
+            let part = loadParts.int(0)
+            let id = loadParts.int(1)
+            guard var current = loaded.current[id] else {
+                if loaded.doomed[id] != nil { loaded.doomed[id]!.parts.append(part) } else { orphans.append(part) }
+                continue
+            }
+            let bytes = loadParts.blob(3)
+            guard partChecksum(bytes) == loadParts.int(2) else {
+                throw Self.damagedStage(current.stage, path: path,
+                    "part \(current.stage.parts.count + 1) of \(current.parts) (row \(part)) does not match its checksum")
+            }
+            var buffer = assembled.removeValue(forKey: id) ?? []
+            if buffer.isEmpty { buffer.reserveCapacity(current.bytes) }
+            buffer += bytes
+            assembled[id] = buffer
+            current.stage.parts.append(part)
+            current.stage.bytes += bytes.count
+            loaded.current[id] = current
+        }
+        for current in loaded.current.values.sorted(by: { $0.stage.id < $1.stage.id }) {
+            let stage = current.stage
+            guard stage.parts.count == current.parts, stage.bytes == current.bytes else {
+                throw Self.damagedStage(stage, path: path,
+                    "\(stage.parts.count) of its \(current.parts) parts (\(stage.bytes) of \(current.bytes) bytes) are present")
+            }
+            state.keys[stage.key, default: RecoveredKey()].snapshot = assembled.removeValue(forKey: stage.id) ?? []
+            loaded.book.loadedSealed(stage)
+        }
+        for stage in loaded.doomed.values.sorted(by: { $0.id < $1.id }) { loaded.book.doom(stage.parts) }
+        if !orphans.isEmpty { loaded.book.doom(orphans) }
+    }
+
+    private static func damagedStage(_ stage: StageBook.Stage, path: String, _ what: String) -> StoreError {
+        let name = String(decoding: stage.key.prefix(80), as: UTF8.self)
+        return StoreError(.corrupt, """
+            the staged snapshot of key '\(name)' (stage \(stage.id)) in '\(path)' is damaged: \(what). Nothing was changed \
+            and no other key is affected; restore the file from a backup or resynchronise this node from a peer, it is never reset automatically
+            """, resultCode: SQLITE_CORRUPT)
     }
 
     /// Writes `records`, in order, as one transaction: after a crash either all of them are there or
     /// none is. Returns once the transaction is as durable as ``StoreOptions/synchronous`` promises.
+    ///
+    /// - Throws: ``StoreError/Code/invalidRecord`` for a ``StoreRecord/snapshotPart(key:bytes:)`` or
+    ///   ``StoreRecord/snapshotSeal(key:)`` of a key with no staged snapshot begun (nothing is committed).
     public func commit(_ records: [StoreRecord]) throws(StoreError) {
         let statements = try open()
         // Chosen from the state before the batch, and accounted for before the batch's own records.
         let collection = collector.isDue(threshold: options.collectorThreshold)
             ? collector.nextCollection(max(4 * records.count, Self.collectionFloor))
             : Collector.Collection()
+        var partsWritten = 0
+        for record in records { if case .snapshotPart = record { partsWritten += 1 } }
+        let doomed = stages.doomedPartCount > 0
+            ? stages.nextDoomed(max(options.doomedPartsPerCommit, 2 * partsWritten))
+            : (ranges: [], parts: 0)
+        // Changed in a copy, kept only if the transaction commits.
+        var book = stages
+        var sealedThrough: [Int64] = []
         var sequences: [Int64] = []
         try statements.begin.run()
         do throws(StoreError) {
-            try delete(collection.ranges, statements)
+            try delete(collection.ranges, statements.deleteDeltas)
+            try delete(doomed.ranges, statements.deleteParts)
+            for row in doomedStageRows { try deleteStage(row, statements) }
             for record in records {
                 switch record {
                 case .delta(let key, let bytes):
@@ -209,9 +361,39 @@ public final class Store {
                     try statements.putSnapshot.bind(1, key)
                     try statements.putSnapshot.bind(2, bytes)
                     try statements.putSnapshot.run()
+                    // An inline snapshot covers everything: the key's stages, pending or sealed, are dropped.
+                    try drop(book.drop(key), &book, statements)
+                case .snapshotBegin(let key):
+                    try statements.beginStage.bind(1, key)
+                    guard try statements.beginStage.step() else {
+                        throw StoreError(.sqlite, "starting a staged snapshot returned no row")
+                    }
+                    let stage = StageBook.Stage(id: statements.beginStage.int(0), key: key, through: statements.beginStage.int(1))
+                    statements.beginStage.reset()
+                    if let unsealed = book.begin(stage) { try drop([unsealed], &book, statements) }
+                case .snapshotPart(let key, let bytes):
+                    guard let stage = book.pendingStage(key) else { throw Self.noStage(key, "a part") }
+                    try statements.appendPart.bind(1, stage.id)
+                    try statements.appendPart.bind(2, partChecksum(bytes))
+                    try statements.appendPart.bind(3, bytes)
+                    try statements.appendPart.run()
+                    book.appendPart(statements.appendPart.lastInsertedRowID, bytes: bytes.count, key: key)
+                case .snapshotSeal(let key):
+                    guard let sealing = book.seal(key) else { throw Self.noStage(key, "a seal") }
+                    let (stage, replaced) = (sealing.sealed, sealing.replaced)
+                    try statements.sealStage.bind(1, stage.id)
+                    try statements.sealStage.bind(2, Int64(stage.parts.count))
+                    try statements.sealStage.bind(3, Int64(stage.bytes))
+                    try statements.sealStage.run()
+                    // The inline snapshot this replaces, if any: a one-time free when a key turns large.
+                    try statements.removeSnapshot.bind(1, key)
+                    try statements.removeSnapshot.run()
+                    if let replaced { try drop([replaced], &book, statements) }
+                    sealedThrough.append(stage.through)
                 case .remove(let key):
                     try statements.removeSnapshot.bind(1, key)
                     try statements.removeSnapshot.run()
+                    try drop(book.drop(key), &book, statements)
                     // Every row of the key: those committed before, and those appended by this batch.
                     var rows = collector.rows(of: key)
                     var index = 0
@@ -219,7 +401,7 @@ public final class Store {
                         if deltaKey == key, index < sequences.count { rows.append(sequences[index]...sequences[index]) }
                         index += 1
                     }
-                    try delete(rows, statements)
+                    try delete(rows, statements.deleteDeltas)
                 case .meta(let name, let value):
                     try statements.putMeta.bind(1, name)
                     try statements.putMeta.bind(2, value)
@@ -233,19 +415,41 @@ public final class Store {
             throw error
         }
         collector.collected(collection)
+        book.collectedDoomed(doomed.parts)
+        stages = book
+        doomedStageRows = []
         var next = sequences.makeIterator()
+        var seals = sealedThrough.makeIterator()
         for record in records {
             switch record {
             case .delta(let key, _): collector.appended(next.next()!, key: key)
             case .snapshot(let key, _): collector.snapshotWritten(key)
+            case .snapshotSeal(let key): collector.snapshotWritten(key, through: seals.next()!)
             case .remove(let key): collector.removed(key)
-            case .meta: break
+            case .meta, .snapshotBegin, .snapshotPart: break
             }
         }
         if !collection.ranges.isEmpty {
             logger.trace("collected superseded deltas", metadata: ["deleted": "\(collection.rows)"])
         }
         try checkCheckpoint()
+    }
+
+    /// Deletes the rows of stages that are dropped and queues their parts for deletion.
+    private func drop(_ dropped: [StageBook.Stage], _ book: inout StageBook, _ statements: Statements) throws(StoreError) {
+        for stage in dropped {
+            try deleteStage(stage.id, statements)
+            book.doom(stage.parts)
+        }
+    }
+
+    private func deleteStage(_ id: Int64, _ statements: Statements) throws(StoreError) {
+        try statements.deleteStage.bind(1, id)
+        try statements.deleteStage.run()
+    }
+
+    private static func noStage(_ key: [UInt8], _ what: String) -> StoreError {
+        StoreError(.invalidRecord, "\(what) of a staged snapshot of key '\(String(decoding: key.prefix(80), as: UTF8.self))' with no snapshotBegin before it; nothing was committed")
     }
 
     /// Throws if the checkpoint the last commit ran failed in a way that puts synced data in doubt.
@@ -268,24 +472,29 @@ public final class Store {
     public func compact() throws(StoreError) -> Int {
         let statements = try open()
         let collection = collector.nextCollection(collector.supersededTotal)
+        let doomed = stages.nextDoomed(stages.doomedPartCount)
         try statements.begin.run()
         do throws(StoreError) {
-            try delete(collection.ranges, statements)
+            try delete(collection.ranges, statements.deleteDeltas)
+            try delete(doomed.ranges, statements.deleteParts)
+            for row in doomedStageRows { try deleteStage(row, statements) }
             try statements.commit.run()
         } catch {
             try? statements.rollback.run()
             throw error
         }
         collector.collected(collection)
-        return collection.rows
+        stages.collectedDoomed(doomed.parts)
+        doomedStageRows = []
+        return collection.rows + doomed.parts
     }
 
-    /// Deletes the delta rows in `ranges`, one rowid range at a time.
-    private func delete(_ ranges: [ClosedRange<Int64>], _ statements: Statements) throws(StoreError) {
+    /// Deletes the rows in `ranges` with `statement` (a `DELETE ... WHERE rowid BETWEEN ?1 AND ?2`).
+    private func delete(_ ranges: [ClosedRange<Int64>], _ statement: Statement) throws(StoreError) {
         for range in ranges {
-            try statements.deleteDeltas.bind(1, range.lowerBound)
-            try statements.deleteDeltas.bind(2, range.upperBound)
-            try statements.deleteDeltas.run()
+            try statement.bind(1, range.lowerBound)
+            try statement.bind(2, range.upperBound)
+            try statement.run()
         }
     }
 
@@ -314,6 +523,15 @@ public final class Store {
             total += Int(current)
         }
         return total
+    }
+
+    /// Pages this connection wrote to the log or the file since the last call: how much a commit wrote,
+    /// counted deterministically; for tests.
+    func pagesWrittenSinceLastCall() -> Int {
+        guard let database else { return 0 }
+        var current: Int32 = 0, highest: Int32 = 0
+        sqlite3_db_status(database, SQLITE_DBSTATUS_CACHE_WRITE, &current, &highest, 1)
+        return Int(current)
     }
 
     /// Rows in `table` (superseded deltas included); for tests.
@@ -370,9 +588,21 @@ public final class Store {
                 INSERT INTO meta(name, value) VALUES (?1, ?2)
                 ON CONFLICT(name) DO UPDATE SET value = excluded.value
                 """),
+            // through_seq as putSnapshot's: every delta committed so far, this batch's earlier ones included.
+            beginStage: Statement(database, """
+                INSERT INTO snapshot_stages(key, through_seq)
+                VALUES (?1, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deltas'), 0))
+                RETURNING stage, through_seq
+                """),
+            appendPart: Statement(database, "INSERT INTO snapshot_parts(stage, checksum, bytes) VALUES (?1, ?2, ?3)"),
+            sealStage: Statement(database, "UPDATE snapshot_stages SET sealed = 1, parts = ?2, bytes = ?3 WHERE stage = ?1"),
+            deleteStage: Statement(database, "DELETE FROM snapshot_stages WHERE stage = ?1"),
+            deleteParts: Statement(database, "DELETE FROM snapshot_parts WHERE part BETWEEN ?1 AND ?2"),
             loadSnapshots: Statement(database, "SELECT key, through_seq, bytes FROM snapshots"),
             loadDeltas: Statement(database, "SELECT key, seq, bytes FROM deltas ORDER BY seq"),
-            loadMeta: Statement(database, "SELECT name, value FROM meta"))
+            loadMeta: Statement(database, "SELECT name, value FROM meta"),
+            loadStages: Statement(database, "SELECT stage, key, through_seq, sealed, parts, bytes FROM snapshot_stages ORDER BY stage"),
+            loadParts: Statement(database, "SELECT part, stage, checksum, bytes FROM snapshot_parts ORDER BY part"))
     }
 
     /// Runs SQL with no parameters, returning the first column of each row as text.

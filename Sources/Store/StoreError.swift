@@ -8,7 +8,7 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case openFailed, notADatabase, foreignDatabase, newerSchema, corrupt, migrationFailed, sqlite, closed
-            case checkpointFailed
+            case checkpointFailed, invalidRecord
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -32,6 +32,9 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         /// A commit went through, but the checkpoint after it failed to write or sync the database: what
         /// the kernel holds for the file can no longer be trusted (see ``StoreError/failedSync``).
         public static let checkpointFailed = Code(.checkpointFailed)
+        /// A record the store cannot apply (a snapshot part or seal with no staged snapshot begun): a bug
+        /// of the caller. The transaction was rolled back.
+        public static let invalidRecord = Code(.invalidRecord)
 
         public var description: String { base.rawValue }
     }

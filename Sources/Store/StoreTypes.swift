@@ -25,13 +25,18 @@ public struct StoreOptions: Sendable, Hashable {
     /// them; collection also waits until they outnumber live deltas. Default 10,000.
     public var collectorThreshold: Int
 
+    /// Parts of replaced staged snapshots a commit deletes at least (more when it writes more parts:
+    /// twice as many as it writes). Default 4: with the engine's 256 KiB parts, 1 MiB freed a commit.
+    public var doomedPartsPerCommit: Int
+
     /// Creates options; every parameter defaults to the documented default.
     public init(synchronous: StoreSynchronous = .full, busyTimeout: Duration = .seconds(5), verifyOnOpen: Bool = true,
-                collectorThreshold: Int = 10_000) {
+                collectorThreshold: Int = 10_000, doomedPartsPerCommit: Int = 4) {
         self.synchronous = synchronous
         self.busyTimeout = busyTimeout
         self.verifyOnOpen = verifyOnOpen
         self.collectorThreshold = collectorThreshold
+        self.doomedPartsPerCommit = doomedPartsPerCommit
     }
 }
 
@@ -42,6 +47,16 @@ public enum StoreRecord: Sendable, Hashable {
     /// Replaces `key`'s snapshot and drops every delta appended to `key` before it, so that loading
     /// yields this snapshot followed by the deltas appended after it.
     case snapshot(key: [UInt8], bytes: [UInt8])
+    /// Starts a staged snapshot of `key`: a snapshot written in parts over several commits, so that no
+    /// commit writes a large object whole. It covers every delta of `key` committed before this record
+    /// (earlier in the same batch included); it replaces the key's snapshot only once sealed. A new begin
+    /// discards a pending stage of the key that was never sealed.
+    case snapshotBegin(key: [UInt8])
+    /// Appends `bytes` to `key`'s pending staged snapshot (one row, written once).
+    case snapshotPart(key: [UInt8], bytes: [UInt8])
+    /// Makes `key`'s pending staged snapshot, the concatenation of its parts, the key's snapshot: the
+    /// deltas committed before its begin are superseded, those committed since stay. A small update.
+    case snapshotSeal(key: [UInt8])
     /// Forgets `key`: deletes its snapshot and all its deltas at once, in O(the key's stored rows).
     case remove(key: [UInt8])
     /// Sets a named value (node id, Lamport clock, ...), replacing any earlier value.

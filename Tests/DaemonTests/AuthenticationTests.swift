@@ -197,6 +197,19 @@ import Testing
         #expect(drain(&queue) == ["A", "m4"])
     }
 
+    /// A large read built on a worker keeps its place: the engine's later replies wait behind it.
+    @Test func aDeferredEngineReplyKeepsItsPlace() {
+        var queue = ReplyQueue()
+        for _ in 0..<3 { queue.expectEngine(name: "get", started: 0) }
+        queue.engineAnswered(bytes("E1"))
+        let later = queue.engineAnsweredLater()
+        queue.engineAnswered(bytes("E3"))
+        #expect(drain(&queue) == ["E1"], "E3 waits behind the reply being built")
+        queue.fill(later, reply: bytes("BIG"))
+        #expect(drain(&queue) == ["BIG", "E3"])
+        #expect(queue.isEmpty)
+    }
+
     @Test func ticketsStayValidAcrossCompaction() {
         var queue = ReplyQueue()
         let ticket = queue.reserve(name: "x", started: 0)

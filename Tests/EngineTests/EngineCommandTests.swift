@@ -28,8 +28,13 @@ struct Harness {
         var parser = RESPReplyParser()
         var replies: [RESPReply] = []
         // Early replies leave first: the engine never puts one behind a reply of the same client that waits.
-        for case .reply(_, let bytes) in lastOutput.immediate + lastOutput.effects {
-            try? parser.append(bytes)
+        for effect in lastOutput.immediate + lastOutput.effects {
+            switch effect {
+            case .reply(_, let bytes): try? parser.append(bytes)
+            // Built where the shell builds it, off the engine; here, at once.
+            case .deferredReply(_, let deferred): try? parser.append(deferred.encode())
+            default: continue
+            }
             while let reply = try? parser.next() { replies.append(reply) }
         }
         precondition(replies.count == 1, "expected exactly one reply, got \(replies)")

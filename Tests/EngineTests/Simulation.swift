@@ -133,6 +133,10 @@ struct Simulation {
                     order += 1
                     inFlight.append(Datagram(deliverAt: now + 1 + random.next() % max(1, maxDelay), from: i, to: to, frame: frame, order: order))
                 }
+            case .deferredReply(_, let deferred):
+                var parser = RESPReplyParser()
+                try? parser.append(deferred.encode())
+                if let reply = try? parser.next() { replies.append(reply) }
             case .closeClient, .shutdown:
                 break
             }

@@ -84,11 +84,14 @@ import Testing
         let directory = TemporaryDirectory()
         let store = try openStore(directory.file("node.db"))
         let plans = try store.commitQueryPlans()
-        #expect(Set(plans.keys) == ["appendDelta", "putSnapshot", "removeSnapshot", "deleteDeltas", "putMeta"])
+        #expect(Set(plans.keys) == ["appendDelta", "putSnapshot", "removeSnapshot", "deleteDeltas", "putMeta",
+                                    "beginStage", "appendPart", "sealStage", "deleteStage", "deleteParts"])
         for (name, details) in plans {
             #expect(!details.contains { $0.hasPrefix("SCAN") && !$0.contains("sqlite_sequence") }, "\(name): \(details)")
         }
         #expect(plans["deleteDeltas"] == ["SEARCH deltas USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"])
+        #expect(plans["deleteParts"] == ["SEARCH snapshot_parts USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"])
+        #expect(plans["sealStage"] == ["SEARCH snapshot_stages USING INTEGER PRIMARY KEY (rowid=?)"])
         #expect(plans["removeSnapshot"]?.contains { $0.contains("USING INDEX sqlite_autoindex_snapshots") } == true,
                 "\(plans["removeSnapshot"] ?? [])")
     }

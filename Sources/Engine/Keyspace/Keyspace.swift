@@ -26,9 +26,21 @@ struct Keyspace {
     /// changed; it never decides a conflict, only whether a key is still in flux for repair.
     var now: UInt64 = 0
 
-    init(digestBuckets: Int, snapshotFloorBytes: Int) {
+    /// When and how large objects are snapshotted in parts.
+    let stagingSettings: StagingSettings
+    /// Keys whose snapshot is due and will be staged at the end of the step.
+    private var stagingDue: [Bytes] = []
+    /// Staged snapshots being written, oldest first: the bytes serialised at the begin, and how many of
+    /// them were handed out as parts.
+    private var staging: [StagedSnapshot] = []
+    /// Bytes of the deltas persisted since the last `stageSnapshots`: each step writes at least twice
+    /// that in parts, so a staged snapshot ends before the deltas written meanwhile outweigh it.
+    private var stepDeltaBytes = 0
+
+    init(digestBuckets: Int, snapshotFloorBytes: Int, staging: StagingSettings = StagingSettings()) {
         digests = DigestIndex(bucketCount: digestBuckets)
         self.snapshotFloorBytes = snapshotFloorBytes
+        self.stagingSettings = staging
     }
 
     /// What a local write produced: the delta to ship and the record to persist, and the type the key
@@ -174,15 +186,79 @@ struct Keyspace {
         countTypeChange(from: change.typeBefore, to: change.typeAfter)
         digests.invalidate(key)
         expiries.update(key, deadline: change.deadline)
+        stepDeltaBytes += deltaBytes.count
         // One lookup of the key's compaction state, updated in place.
         let snapshotDue = Self.account(&compaction[KeyName(key), default: CompactionState()], deltaBytes: deltaBytes.count,
                                        now: now, floor: snapshotFloorBytes)
         guard snapshotDue else { return .delta(key: key, bytes: deltaBytes) }
-        // Rare (once the deltas outweigh the last snapshot): the copy the getter makes is affordable.
-        let snapshot = objects[KeyName(key)]!.serialized()
-        compaction[KeyName(key)] = CompactionState(snapshotBytes: snapshot.count, deltaBytes: 0, changedAt: now)
+        // Rare (once the deltas outweigh the last snapshot).
+        let name = KeyName(key)
+        let state = compaction[name]!
+        // Staged already, or being staged: the deltas keep counting, and are looked at again at the seal.
+        guard !state.staging else { return .delta(key: key, bytes: deltaBytes) }
+        if state.snapshotBytes + state.deltaBytes >= stagingSettings.thresholdBytes {
+            // A large object: snapshotted in parts from the end of this step on (`stageSnapshots`).
+            compaction[name]!.staging = true
+            stagingDue.append(key)
+            return .delta(key: key, bytes: deltaBytes)
+        }
+        // The copy the getter makes is affordable.
+        let snapshot = objects[name]!.serialized()
+        compaction[name] = CompactionState(snapshotBytes: snapshot.count, deltaBytes: 0, changedAt: now)
         return .snapshot(key: key, bytes: snapshot)
     }
+
+    /// Ends a step for the staged snapshots: begins those that came due (after every delta of the step,
+    /// so each covers them), then hands out parts, at least one part's worth and twice the step's delta
+    /// bytes, oldest stage first, and seals a stage after its last part. O(the parts written), plus, at a
+    /// begin, one serialisation of the object (O(object) once per O(object) of deltas written).
+    mutating func stageSnapshots(into records: inout [DurableRecord]) {
+        defer { stepDeltaBytes = 0 }
+        guard !stagingDue.isEmpty || !staging.isEmpty else { return }
+        for key in stagingDue {
+            let name = KeyName(key)
+            guard let object = objects[name] else {
+                compaction[name]?.staging = false
+                continue
+            }
+            let bytes = object.serialized()
+            let changedAt = compaction[name]?.changedAt ?? now
+            let staged = bytes.count >= stagingSettings.thresholdBytes
+            compaction[name] = CompactionState(snapshotBytes: bytes.count, deltaBytes: 0, changedAt: changedAt, staging: staged)
+            guard staged else {
+                // It shrank below the threshold since it came due: one commit writes it, as for any object.
+                records.append(.snapshot(key: key, bytes: bytes))
+                continue
+            }
+            records.append(.snapshotBegin(key: key))
+            staging.append(StagedSnapshot(key: key, bytes: bytes))
+        }
+        stagingDue.removeAll(keepingCapacity: true)
+        var budget = max(stagingSettings.partBytes, 2 * stepDeltaBytes)
+        var sealed = 0
+        while budget > 0, sealed < staging.count {
+            let count = min(stagingSettings.partBytes, staging[sealed].bytes.count - staging[sealed].offset, budget)
+            let start = staging[sealed].offset
+            records.append(.snapshotPart(key: staging[sealed].key, bytes: Array(staging[sealed].bytes[start..<(start + count)])))
+            staging[sealed].offset += count
+            budget -= count
+            guard staging[sealed].offset == staging[sealed].bytes.count else { continue }
+            let key = staging[sealed].key
+            records.append(.snapshotSeal(key: key))
+            sealed += 1
+            let name = KeyName(key)
+            compaction[name]?.staging = false
+            // The deltas written while the parts were may outweigh it already: staged again next step.
+            if let state = compaction[name], state.deltaBytes > max(state.snapshotBytes, snapshotFloorBytes) {
+                compaction[name]!.staging = true
+                stagingDue.append(key)
+            }
+        }
+        staging.removeFirst(sealed)
+    }
+
+    /// Staged snapshots being written (tests, `INFO`).
+    var stagedSnapshotsInProgress: Int { staging.count + stagingDue.count }
 
     /// Counts a delta into a key's compaction state; true when the deltas now outweigh the snapshot.
     private static func account(_ state: inout CompactionState, deltaBytes: Int, now: UInt64, floor: Int) -> Bool {
@@ -260,4 +336,19 @@ struct CompactionState {
     var snapshotBytes = 0
     var deltaBytes = 0
     var changedAt: UInt64 = 0
+    /// A staged snapshot of the key is due or being written.
+    var staging = false
+}
+
+/// When an object is snapshotted in parts, and how large the parts are (`EngineConfiguration`).
+struct StagingSettings {
+    var thresholdBytes = 1 << 20
+    var partBytes = 256 << 10
+}
+
+/// A staged snapshot being written: the object serialised at its begin, and the bytes handed out.
+struct StagedSnapshot {
+    var key: Bytes
+    var bytes: Bytes
+    var offset = 0
 }

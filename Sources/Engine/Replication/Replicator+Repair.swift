@@ -187,10 +187,17 @@ extension Replicator {
         let budget = min(settings.maxFrameBytes / 2, Self.statesFrameBytes)
         var batch: [KeyedBytes] = []
         var size = 0
+        var inFlight = largeStatesInFlight[recipient] ?? [:]
+        defer { largeStatesInFlight[recipient] = inFlight.isEmpty ? nil : inFlight }
+        inFlight = inFlight.filter { $0.value > now }
         for key in keys.prefix(100_000) {
             guard let object = keyspace[key] else { continue }
+            // A copy sent lately is still on its way: neither serialise nor send it again yet.
+            if let until = inFlight[key], until > now { continue }
             let state = object.serialized()
             if state.count > settings.chunkBytes {
+                // Time for the chunks to drain at 4 MB/s, and at least two repair rounds.
+                inFlight[key] = now + max(2 * settings.syncIntervalMilliseconds, UInt64(state.count / 4_000))
                 // One huge object travels in chunks, never in one message.
                 var offset = 0
                 while offset < state.count {

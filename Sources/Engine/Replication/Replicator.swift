@@ -64,6 +64,10 @@ struct Replicator {
     /// `deferRepair`), with the digests last compared.
     var repairDeferrals: [String: [Bytes: Deferral]] = [:]
     static let maxDeferralsPerPeer = 1024
+    /// Per peer, large states (sent in chunks) and when they may be sent again: a repair round that
+    /// still finds the peer without the key does not push another whole copy while the last one is
+    /// draining (docs/benchmarks.md, "Transfer of a 1 M-member set": 3 to 85 copies without this).
+    var largeStatesInFlight: [String: [Bytes: UInt64]] = [:]
     /// Membership updates applied from one message; the rest are ignored (a sender gossips at most 8).
     static let maxUpdatesPerMessage = 64
     /// Large states assembled from chunks at once (one per peer at most).

@@ -1,0 +1,199 @@
+// LargeObjectBench: a 1 M-member set grown through the engine into a real store, as the daemon's
+// engine and writer threads do it (minus the network), with staged snapshots and with every snapshot
+// written in one commit (the behaviour before staging: `stagedSnapshotBytes = .max`), side by side.
+//
+//   swift run -c release --package-path Benchmarks LargeObjectBench [grow] [members] [per-command] [commands-per-step]
+//   swift run -c release --package-path Benchmarks LargeObjectBench reply [members]
+//
+// `reply`: how long the engine thread is busy answering SMEMBERS, HGETALL and ZRANGE 0 -1 of one key
+// holding `members` members (what a PING on another connection waits behind), and the reply's size.
+//
+// Each step is one pipelined batch: `commands-per-step` SADDs of `per-command` new 16-byte members,
+// handled into one output and committed in one transaction (synchronous=NORMAL, the daemon's default).
+// Per step it times the engine (commands + flush, where a staged snapshot serialises the object at its
+// begin) and the commit; it prints the largest, the p99 and the rate.
+import BenchSupport
+import CRDT
+import Engine
+import Foundation
+import Store
+
+let mode = CommandLine.arguments.dropFirst().first { Int($0) == nil } ?? "grow"
+let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
+let totalMembers = arguments.count > 0 ? arguments[0] : 1_000_000
+let perCommand = arguments.count > 1 ? arguments[1] : 1000
+let commandsPerStep = arguments.count > 2 ? arguments[2] : 4
+
+struct Result {
+    var label: String
+    var seconds: Double
+    var largestCommitMs: Double
+    var p99CommitMs: Double
+    var largestEngineMs: Double
+    var largestEngineCPUMs: Double
+    var largestCommitCPUMs: Double
+    var largestStepMs: Double
+    var snapshotBytesWritten: Int
+    var largestCommitBytes: Int
+    var databaseBytes: Int
+    var restartSeconds: Double
+}
+
+/// CPU time of the calling thread, in nanoseconds: on a machine shared with other builds a step's wall
+/// time mostly measures waiting for a core, its CPU time what the step itself costs.
+func threadCPUNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+func fileSize(_ path: String) -> Int {
+    (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+}
+
+func member(_ index: Int) -> Bytes {
+    // "m" + 15 digits: 16 bytes, as in the memory benchmark.
+    var text = String(index)
+    text = "m" + String(repeating: "0", count: max(0, 15 - text.count)) + text
+    return Array(text.utf8)
+}
+
+func run(label: String, staged: Bool) throws -> Result {
+    let directory = NSTemporaryDirectory() + "large-object-bench-\(getpid())-\(label)"
+    try? FileManager.default.removeItem(atPath: directory)
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let path = directory + "/crdtd.db"
+    let store = try Store(path: path, options: StoreOptions(synchronous: .normal))
+    _ = try store.load()
+    var configuration = EngineConfiguration(nodeID: "bench", replica: ReplicaID(1))
+    if !staged { configuration.stagedSnapshotBytes = .max }
+    var engine = try Engine(configuration: configuration)
+    let client = ClientID(1)
+    _ = engine.handle(.clientConnected(client, address: "bench"))
+    let sadd = Array("SADD".utf8), key = Array("big".utf8)
+    var commitTimes: [Double] = []
+    var largestEngine = 0.0, largestStep = 0.0, largestEngineCPU = 0.0, largestCommitCPU = 0.0
+    var snapshotBytes = 0, largestCommitBytes = 0
+    var next = 0
+    let start = monotonicNanoseconds()
+    func commit(_ output: EngineOutput) throws {
+        var records: [StoreRecord] = []
+        var bytes = 0
+        for record in output.records {
+            switch record {
+            case .delta(let k, let b): records.append(.delta(key: k, bytes: b)); bytes += b.count
+            case .snapshot(let k, let b): records.append(.snapshot(key: k, bytes: b)); bytes += b.count; snapshotBytes += b.count
+            case .snapshotBegin(let k): records.append(.snapshotBegin(key: k))
+            case .snapshotPart(let k, let b): records.append(.snapshotPart(key: k, bytes: b)); bytes += b.count; snapshotBytes += b.count
+            case .snapshotSeal(let k): records.append(.snapshotSeal(key: k))
+            case .meta(let n, let v): records.append(.meta(name: n, value: v)); bytes += v.count
+            }
+        }
+        let t0 = monotonicNanoseconds(), c0 = threadCPUNanoseconds()
+        if !records.isEmpty { try store.commit(records) }
+        commitTimes.append(Double(monotonicNanoseconds() - t0) / 1e6)
+        largestCommitCPU = max(largestCommitCPU, Double(threadCPUNanoseconds() - c0) / 1e6)
+        largestCommitBytes = max(largestCommitBytes, bytes)
+    }
+    while next < totalMembers {
+        let t0 = monotonicNanoseconds(), c0 = threadCPUNanoseconds()
+        var output = EngineOutput()
+        for _ in 0..<commandsPerStep where next < totalMembers {
+            let count = min(perCommand, totalMembers - next)
+            let members = (next..<(next + count)).map(member)
+            next += count
+            engine.handle(.clientCommand(client, [sadd, key] + members), into: &output)
+        }
+        engine.flush(into: &output)
+        let engineMs = Double(monotonicNanoseconds() - t0) / 1e6
+        largestEngine = max(largestEngine, engineMs)
+        largestEngineCPU = max(largestEngineCPU, Double(threadCPUNanoseconds() - c0) / 1e6)
+        try commit(output)
+        largestStep = max(largestStep, Double(monotonicNanoseconds() - t0) / 1e6)
+    }
+    let seconds = Double(monotonicNanoseconds() - start) / 1e9
+    // Let a stage in progress finish on ticks, as an idle daemon does (not timed).
+    for tick in 0..<2000 {
+        var output = EngineOutput()
+        engine.handle(.tick(monotonicMilliseconds: UInt64(tick * 10), wallMilliseconds: 1), into: &output)
+        engine.flush(into: &output)
+        try commit(output)
+    }
+    store.close()
+    let dbBytes = fileSize(path) + fileSize(path + "-wal")
+    // Restart: load and rebuild the engine (what a daemon does at start).
+    let r0 = monotonicNanoseconds()
+    let reopened = try Store(path: path, options: StoreOptions(synchronous: .normal))
+    let recovered = try reopened.load()
+    let restartedEngine = try Engine(configuration: configuration, recovery: EngineRecovery(
+        objects: recovered.keys.map { .init(key: $0.key, snapshot: $0.value.snapshot, deltas: $0.value.deltas) },
+        meta: recovered.meta))
+    let restart = Double(monotonicNanoseconds() - r0) / 1e9
+    var check = restartedEngine
+    let reply = check.handle(.clientCommand(client, [Array("SCARD".utf8), key]))
+    blackHole(reply)
+    reopened.close()
+    let sorted = commitTimes.sorted()
+    return Result(label: label, seconds: seconds, largestCommitMs: sorted.last ?? 0,
+                  p99CommitMs: sorted[min(sorted.count - 1, sorted.count * 99 / 100)],
+                  largestEngineMs: largestEngine, largestEngineCPUMs: largestEngineCPU, largestCommitCPUMs: largestCommitCPU,
+                  largestStepMs: largestStep, snapshotBytesWritten: snapshotBytes,
+                  largestCommitBytes: largestCommitBytes, databaseBytes: dbBytes, restartSeconds: restart)
+}
+
+func replies() throws {
+    var engine = try Engine(configuration: EngineConfiguration(nodeID: "bench", replica: ReplicaID(1)))
+    let client = ClientID(1)
+    _ = engine.handle(.clientConnected(client, address: "bench"))
+    func command(_ words: [Bytes]) -> EngineOutput { engine.handle(.clientCommand(client, words)) }
+    var next = 0
+    while next < totalMembers {
+        let count = min(1000, totalMembers - next)
+        let members = (next..<(next + count)).map(member)
+        _ = command([Array("SADD".utf8), Array("s".utf8)] + members)
+        _ = command([Array("HSET".utf8), Array("h".utf8)] + members.flatMap { [$0, Array("value".utf8)] })
+        _ = command([Array("ZADD".utf8), Array("z".utf8)] + members.enumerated().flatMap { [Array(String(next + $0.offset).utf8), $0.element] })
+        next += count
+    }
+    var rows: [[String]] = []
+    for words in [["SMEMBERS", "s"], ["HGETALL", "h"], ["ZRANGE", "z", "0", "-1"]] {
+        var times: [Double] = []
+        var bytes = 0
+        for _ in 0..<3 {
+            let t0 = monotonicNanoseconds()
+            let output = command(words.map { Array($0.utf8) })
+            times.append(Double(monotonicNanoseconds() - t0) / 1e6)
+            bytes = 0
+            for case .reply(_, let reply) in output.immediate + output.effects { bytes += reply.count }
+        }
+        rows.append([words.joined(separator: " "), "\(totalMembers)", String(format: "%.0f ms", median(times)), "\(bytes >> 20) MiB"])
+    }
+    printTable(header: ["command", "members", "engine busy (median of 3)", "reply"], rows: rows)
+}
+
+if mode == "reply" {
+    try replies()
+    exit(0)
+}
+
+print("LargeObjectBench: \(totalMembers) members, \(perCommand) per SADD, \(commandsPerStep) SADDs per step (one commit)")
+// Interleaved, before then after, twice: drift on a shared machine hits both alike.
+var results: [Result] = []
+for round in 1...2 {
+    for (label, staged) in [("one commit per snapshot (before)", false), ("staged snapshots (after)", true)] {
+        results.append(try run(label: "\(label), round \(round)", staged: staged))
+    }
+}
+func f(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
+printTable(header: ["snapshots", "members/s", "largest commit (wall / CPU)", "p99 commit", "largest engine step (wall / CPU)", "largest step (engine + commit)",
+                    "largest commit bytes", "snapshot bytes written", "database", "restart"],
+           rows: results.map { r in
+               [r.label, f(Double(totalMembers) / r.seconds, 0), f(r.largestCommitMs) + " / " + f(r.largestCommitCPUMs) + " ms",
+                f(r.p99CommitMs, 2) + " ms", f(r.largestEngineMs) + " / " + f(r.largestEngineCPUMs) + " ms", f(r.largestStepMs) + " ms", "\(r.largestCommitBytes / 1024) KiB",
+                "\(r.snapshotBytesWritten >> 20) MiB", "\(r.databaseBytes >> 20) MiB", f(r.restartSeconds, 2) + " s"]
+           })
+for pair in stride(from: 0, to: results.count, by: 2) {
+    let results = Array(results[pair..<(pair + 2)])
+    print("largest commit, after / before: wall \(f(results[1].largestCommitMs / results[0].largestCommitMs, 3)), CPU \(f(results[1].largestCommitCPUMs / results[0].largestCommitCPUMs, 3)), bytes \(f(Double(results[1].largestCommitBytes) / Double(results[0].largestCommitBytes), 3)); rate after / before: \(f(results[0].seconds / results[1].seconds, 2))")
+}

@@ -1,0 +1,45 @@
+import CRDT
+import RESP
+
+/// Reads of large objects answered off the engine thread (`Effect.deferredReply`): `SMEMBERS`,
+/// `HGETALL`, and `ZRANGE` (any form) selecting 10,000 members or more. `SMEMBERS` of a
+/// million members took the engine 1.5 s to sort and encode (7.8 s before the byte order used
+/// `memcmp`; docs/benchmarks.md, "Large replies"), and every other client waited behind it. The engine
+/// now takes a copy-on-write copy of the set or hash, which costs a retain, and hands the sorting and
+/// encoding to the shell, which runs it on a worker thread and puts the bytes in the reply's place.
+extension Engine {
+    /// Members or fields from which a full read is deferred: below it, sorting and encoding take under
+    /// a few milliseconds and are not worth a thread hop.
+    static let deferredReplyElements = 10_000
+
+    /// The deferred reply to `command`, if it is a full read of a large set or hash; nil otherwise
+    /// (the command then runs as usual, which also gives the errors, WRONGTYPE and the like).
+    mutating func deferredRead(_ command: Command, for client: ClientID) -> DeferredReply? {
+        let version = sessions[client]?.protocolVersion ?? .resp2
+        let id = stats.commandsProcessed
+        switch command {
+        case .sMembers(let key):
+            guard typeAllows(.set, key), let set = live(key)?.set, set.count >= Self.deferredReplyElements else { return nil }
+            return DeferredReply(id: id, elements: set.count) {
+                RESPReply.set(ByteOrder.sorted(set.store.entries.keys).map { .bulkString($0) }).encoded(protocol: version)
+            }
+        case .hGetAll(let key):
+            guard typeAllows(.hash, key), let hash = live(key)?.hash, hash.count >= Self.deferredReplyElements else { return nil }
+            return DeferredReply(id: id, elements: hash.count) {
+                RESPReply.map(ByteOrder.sorted(hash.keys).compactMap { field in
+                    hash[field].flatMap(Engine.shownValue).map { RESPReply.MapEntry(key: .bulkString(field), value: .bulkString($0)) }
+                }).encoded(protocol: version)
+            }
+        case .zRange(let key, let query):
+            // The ranks are found here (O(log n)); the members are read and encoded on the worker.
+            guard typeAllows(.sortedSet, key), let zset = live(key)?.sortedSet, zset.count >= Self.deferredReplyElements else { return nil }
+            let selected = Self.selectedRanks(zset, query)
+            guard selected.count >= Self.deferredReplyElements else { return nil }
+            return DeferredReply(id: id, elements: selected.count) {
+                Engine.rangeReply(zset, selected, query, nested: version == .resp3).encoded(protocol: version)
+            }
+        default:
+            return nil
+        }
+    }
+}
