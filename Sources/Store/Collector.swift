@@ -19,7 +19,9 @@ struct SequenceRuns: Equatable {
         count += 1
     }
 
-    /// Appends every number of `other`, all of which must exceed every number held.
+    /// Appends every number of `other` after those held. Only `removePrefix(through:)` needs them to exceed
+    /// every number held; a queue of rows to delete (`StageBook`'s doomed parts, whose stages' parts
+    /// interleave) appends runs in any order and takes them with `peek` and `removeFirst`.
     mutating func append(contentsOf other: SequenceRuns) {
         for run in other.runs[other.head...] {
             if head < runs.count, let last = runs.last, last.upperBound &+ 1 == run.lowerBound {

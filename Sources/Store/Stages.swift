@@ -25,9 +25,8 @@ struct StageBook {
     private(set) var sealed: [RowKey: Stage] = [:]
     /// Part rowids of doomed stages, oldest first; not one run, since parts of stages written at the same
     /// time interleave.
-    private(set) var doomedParts: [ClosedRange<Int64>] = []
-    private var doomedHead = 0
-    private(set) var doomedPartCount = 0
+    private(set) var doomedParts = SequenceRuns()
+    var doomedPartCount: Int { doomedParts.count }
 
     func pendingStage(_ key: [UInt8]) -> Stage? { pending[RowKey(key)] }
     func sealedStage(_ key: [UInt8]) -> Stage? { sealed[RowKey(key)] }
@@ -56,47 +55,15 @@ struct StageBook {
     mutating func loadedSealed(_ stage: Stage) { sealed[RowKey(stage.key)] = stage }
 
     /// Queues the parts of a doomed stage for deletion.
-    mutating func doom(_ parts: SequenceRuns) {
-        doomedParts += parts.all
-        doomedPartCount += parts.count
-    }
+    mutating func doom(_ parts: SequenceRuns) { doomedParts.append(contentsOf: parts) }
 
     /// The oldest doomed part ranges holding at most `limit` parts.
     func nextDoomed(_ limit: Int) -> (ranges: [ClosedRange<Int64>], parts: Int) {
-        var ranges: [ClosedRange<Int64>] = []
-        var left = Int64(limit)
-        var index = doomedHead
-        while left > 0, index < doomedParts.count {
-            let range = doomedParts[index]
-            let length = range.upperBound - range.lowerBound + 1
-            let taken = length <= left ? range : range.lowerBound...(range.lowerBound + left - 1)
-            ranges.append(taken)
-            left -= taken.upperBound - taken.lowerBound + 1
-            index += 1
-        }
-        return (ranges, limit - Int(left))
+        (doomedParts.peek(limit), min(limit, doomedParts.count))
     }
 
     /// The parts `nextDoomed(limit)` returned were deleted.
-    mutating func collectedDoomed(_ parts: Int) {
-        var left = Int64(parts)
-        while left > 0, doomedHead < doomedParts.count {
-            let range = doomedParts[doomedHead]
-            let length = range.upperBound - range.lowerBound + 1
-            if length <= left {
-                doomedHead += 1
-                left -= length
-            } else {
-                doomedParts[doomedHead] = (range.lowerBound + left)...range.upperBound
-                left = 0
-            }
-        }
-        doomedPartCount -= parts
-        if doomedHead > 32, doomedHead * 2 > doomedParts.count {
-            doomedParts.removeFirst(doomedHead)
-            doomedHead = 0
-        }
-    }
+    mutating func collectedDoomed(_ parts: Int) { doomedParts.removeFirst(parts) }
 }
 
 /// The checksum of one part: 64-bit, eight bytes a step, to tell a damaged part from a good one at
