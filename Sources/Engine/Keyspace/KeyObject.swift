@@ -77,6 +77,22 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
 
         @usableFromInline init() {}
 
+        /// The boxed slots' part of `KeyObject.digest(key:)`, between the string and the expiry (the list
+        /// comes last, and only when present).
+        func writeDigestPart(to writer: inout BinaryWriter) {
+            bounded.encode(to: &writer)
+            set.context.encode(to: &writer)
+            writer.write(fixed64: set.store.dotDigest.high)
+            writer.write(fixed64: set.store.dotDigest.low)
+            hash.context.encode(to: &writer)
+            writer.write(fixed64: hash.store.dotDigest.high)
+            writer.write(fixed64: hash.store.dotDigest.low)
+            sortedSet.context.encode(to: &writer)
+            writer.write(fixed64: sortedSet.store.dotDigest.high)
+            writer.write(fixed64: sortedSet.store.dotDigest.low)
+            hyperLogLog.encode(to: &writer)
+        }
+
         @usableFromInline init(copying other: Collections) {
             set = other.set
             hash = other.hash
@@ -141,17 +157,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         counter.encode(to: &writer)
         string.encode(to: &writer)
         if let c = collections {
-            c.bounded.encode(to: &writer)
-            c.set.context.encode(to: &writer)
-            writer.write(fixed64: c.set.store.dotDigest.high)
-            writer.write(fixed64: c.set.store.dotDigest.low)
-            c.hash.context.encode(to: &writer)
-            writer.write(fixed64: c.hash.store.dotDigest.high)
-            writer.write(fixed64: c.hash.store.dotDigest.low)
-            c.sortedSet.context.encode(to: &writer)
-            writer.write(fixed64: c.sortedSet.store.dotDigest.high)
-            writer.write(fixed64: c.sortedSet.store.dotDigest.low)
-            c.hyperLogLog.encode(to: &writer)
+            c.writeDigestPart(to: &writer)
         } else {
             writer.write(raw: Self.bottomCollectionsDigestBytes)
         }
@@ -169,18 +175,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
     /// it did when every slot was inline.
     static let bottomCollectionsDigestBytes: Bytes = {
         var writer = BinaryWriter()
-        let c = Collections()
-        c.bounded.encode(to: &writer)
-        c.set.context.encode(to: &writer)
-        writer.write(fixed64: c.set.store.dotDigest.high)
-        writer.write(fixed64: c.set.store.dotDigest.low)
-        c.hash.context.encode(to: &writer)
-        writer.write(fixed64: c.hash.store.dotDigest.high)
-        writer.write(fixed64: c.hash.store.dotDigest.low)
-        c.sortedSet.context.encode(to: &writer)
-        writer.write(fixed64: c.sortedSet.store.dotDigest.high)
-        writer.write(fixed64: c.sortedSet.store.dotDigest.low)
-        c.hyperLogLog.encode(to: &writer)
+        Collections().writeDigestPart(to: &writer)
         return writer.bytes
     }()
 
