@@ -23,6 +23,12 @@ public struct CausalContext: Hashable, Sendable, CustomStringConvertible {
         compact()
     }
 
+    /// A context holding, per replica, every dot from 1 up to `versionVector`'s entry.
+    public init(versionVector: [ReplicaID: UInt64]) {
+        self.versionVector = versionVector.filter { $0.value > 0 }
+        cloud = []
+    }
+
     init(uncheckedVersionVector: [ReplicaID: UInt64], cloud: Set<Dot>) {
         self.versionVector = uncheckedVersionVector
         self.cloud = cloud

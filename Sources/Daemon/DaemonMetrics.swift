@@ -91,6 +91,9 @@ final class DaemonMetrics: Sendable {
         for state in ["alive", "suspect", "dead", "left", "forgotten"] {
             Gauge(label: "crdtd_peers", dimensions: [("state", state)]).record(members[state] ?? 0)
         }
+        // The causal-stability frontier (CRDT.STABILITY): how far it got, and how far behind its holder is.
+        Gauge(label: "crdtd_stability_stable_writes").record(Int64(clamping: replication.stableWrites))
+        Gauge(label: "crdtd_stability_behind_writes").record(Int64(clamping: replication.stabilityBehind))
         Counter(label: "crdtd_peer_bytes_total", dimensions: [("direction", "in")])
             .increment(by: Int64(clamping: replication.bytesIn &- previous.bytesIn))
         Counter(label: "crdtd_peer_bytes_total", dimensions: [("direction", "out")])

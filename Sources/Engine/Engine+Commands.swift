@@ -538,6 +538,8 @@ extension Engine {
             return .ok
         case .forget(let node):
             return forget(node)
+        case .stability:
+            return stabilityReply()
         }
     }
 

@@ -240,7 +240,7 @@ extension Command {
     var reveals: RevealedState {
         switch self {
         case .ping, .echo, .hello, .clientSetName, .clientGetName, .clientID, .command, .configGet, .quit, .info,
-             .select, .clock, .peers, .configSetKeyspaceEvents, .pubSub, .wait:
+             .select, .clock, .peers, .stability, .configSetKeyspaceEvents, .pubSub, .wait:
             return .nothing
         case .get(let key), .sMembers(let key), .sIsMember(let key, _), .sCard(let key), .hGet(let key, _),
              .hGetAll(let key), .hLen(let key), .boundedGet(let key), .boundedRights(let key), .type(let key):

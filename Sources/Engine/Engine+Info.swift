@@ -41,6 +41,18 @@ extension Engine {
                           ("forgotten_identities", String(forgotten.count)),
                           ("forgotten", forgotten.sorted { $0.key < $1.key }.map { "\($0.value)=\($0.key)" }.joined(separator: ",")),
                           ("decommissioned", replicator?.membership.decommissioned == true ? "1" : "0")]
+                if let replicator {
+                    // The causal-stability frontier (CRDT.STABILITY has the same, structured).
+                    let frontier = replicator.frontier
+                    func text(_ vector: [ReplicaID: UInt64]) -> String {
+                        vector.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                    }
+                    fields += [("stability_frontier", text(frontier.vector)),
+                               ("stability_applied", text(replicator.stability.vector)),
+                               ("stability_holder", frontier.holder ?? ""),
+                               ("stability_behind", String(frontier.behind)),
+                               ("stability_unreported", frontier.unreported.joined(separator: ","))]
+                }
             case "memory":
                 fields = []
             case "cluster":

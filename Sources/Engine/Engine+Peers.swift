@@ -55,6 +55,33 @@ extension Engine {
     }
 }
 
+// MARK: Stability
+
+extension Engine {
+    /// `CRDT.STABILITY`: the frontier (per replica, the write stamps every member has applied), this
+    /// node's own applied vector, the member holding the frontier back and by how many writes, and the
+    /// members that have not reported yet.
+    func stabilityReply() -> RESPReply {
+        guard let replicator else {
+            return .error("ERR this node runs without peers: the stability frontier is a cluster's")
+        }
+        let frontier = replicator.frontier
+        func vector(_ vector: [ReplicaID: UInt64]) -> RESPReply {
+            .map(vector.sorted { $0.key < $1.key }.map {
+                .init(key: .bulkString($0.key.description), value: .integer(Int64(clamping: $0.value)))
+            })
+        }
+        return .map([
+            .init(key: .bulkString("frontier"), value: vector(frontier.vector)),
+            .init(key: .bulkString("applied"), value: vector(replicator.stability.vector)),
+            .init(key: .bulkString("holder"), value: frontier.holder.map { .bulkString($0) } ?? .null),
+            .init(key: .bulkString("behind"), value: .integer(Int64(clamping: frontier.behind))),
+            .init(key: .bulkString("unreported"), value: .array(frontier.unreported.map { .bulkString($0) })),
+            .init(key: .bulkString("members"), value: .integer(Int64(replicator.membership.members.count + 1))),
+        ])
+    }
+}
+
 // MARK: Decommissioning
 
 extension Engine {

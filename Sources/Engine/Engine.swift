@@ -149,10 +149,23 @@ public struct Engine {
                 }
                 forgotten = decoded
             }
+            var applied: [ReplicaID: UInt64] = [:]
+            if let bytes = recovery.meta[MetaKey.applied] {
+                guard let decoded = Stability.decode(bytes) else {
+                    throw RecoveryError(description: "the stored replication metadata '\(MetaKey.applied)' is corrupt")
+                }
+                applied = decoded
+            }
+            // Own stamps continue past every one a stored key carries, whatever the meta record says.
+            for object in keyspace.allObjects {
+                let own = object.stamps.stamp(of: configuration.replica)
+                if own > applied[configuration.replica, default: 0] { applied[configuration.replica] = own }
+            }
             var replicator = Replicator(settings: settings, selfID: configuration.nodeID, replica: configuration.replica,
                                         decodingLimits: configuration.decodingLimits,
                                         incarnation: try counter(MetaKey.incarnation) + 1,
-                                        nextSequence: try counter(MetaKey.deltaSequence), forgotten: forgotten)
+                                        nextSequence: try counter(MetaKey.deltaSequence), forgotten: forgotten,
+                                        applied: applied)
             replicator.membership.incarnationChanged = true
             if let bytes = recovery.meta[MetaKey.received] {
                 guard let received = Replicator.decodeProgress(bytes) else {
@@ -202,7 +215,14 @@ public struct Engine {
     }
 
     /// Counters of peer traffic, for the metrics.
-    public var replicationStats: ReplicationStats { replicator?.stats ?? ReplicationStats() }
+    public var replicationStats: ReplicationStats {
+        guard let replicator else { return ReplicationStats() }
+        var stats = replicator.stats
+        let frontier = replicator.frontier
+        stats.stableWrites = frontier.vector.values.reduce(0, &+)
+        stats.stabilityBehind = frontier.behind
+        return stats
+    }
 
     /// Members by state, for the metrics.
     public var membersByState: [String: Int] {
@@ -239,9 +259,11 @@ public struct Engine {
         _ body: (inout KeyObject, inout Mutation) throws(Failure) -> KeyObject
     ) throws(Failure) {
         var mutation = Mutation(replica: configuration.replica, clock: clock)
-        guard let write = try keyspace.apply(local: key, { (object: inout KeyObject) throws(Failure) -> KeyObject in
+        let stamp = replicator?.stability.nextStamp
+        guard let write = try keyspace.apply(local: key, stamp: stamp, { (object: inout KeyObject) throws(Failure) -> KeyObject in
             try body(&object, &mutation)
         }) else { return }
+        if let stamp { replicator?.stability.wrote(stamp) }
         clock = mutation.clock
         if clock.counter == mutation.startCounter { _ = clock.tick() }
         output.records.append(write.record)

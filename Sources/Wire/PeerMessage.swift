@@ -98,7 +98,9 @@ public enum PeerMessage: Sendable, Equatable {
     /// Starts a comparison. Not `urgent`: a safety-net round between peers with nothing known missing,
     /// in which the receiver leaves out keys it changed recently (their deltas are in flight). `urgent`:
     /// the sender knows the receiver lacks deltas (it was told to skip a backlog), and every key counts.
-    case syncRoot(Digest128, urgent: Bool)
+    /// `applied`: the write stamps the sender had applied when it computed the digest (gap-free, per
+    /// replica); a receiver whose root is equal holds the same writes' effects, and counts them applied.
+    case syncRoot(Digest128, urgent: Bool, applied: [ReplicaID: UInt64] = [:])
     case syncBuckets([Digest128])
     /// One bucket's keys in `(after, through]` (nil: unbounded), so a bucket can span several frames and a
     /// receiver pushes only its own keys within the range each frame covers.
@@ -111,6 +113,10 @@ public enum PeerMessage: Sendable, Equatable {
     /// A `PUBLISH` on the sender, for the receiver's subscribers: best effort, at most once, never
     /// forwarded, never acknowledged, and not state (nothing is persisted). `sharded`: an `SPUBLISH`.
     case publish(channel: [UInt8], message: [UInt8], sharded: Bool = false)
+
+    /// The write stamps the sender has applied, gap-free per replica: its part of the causal-stability
+    /// frontier (docs/protocol.md, "Stability"). About once a second to every reachable member.
+    case stability(applied: [ReplicaID: UInt64])
 
     var typeTag: UInt8 {
         switch self {
@@ -127,6 +133,7 @@ public enum PeerMessage: Sendable, Equatable {
         case .states: 24
         case .stateChunk: 25
         case .publish: 30
+        case .stability: 40
         }
     }
 
@@ -146,6 +153,7 @@ public enum PeerMessage: Sendable, Equatable {
         case .states: "states"
         case .stateChunk: "state_chunk"
         case .publish: "publish"
+        case .stability: "stability"
         }
     }
 }
@@ -183,9 +191,10 @@ public enum PeerCodec {
             }
         case .deltaAck(let receivedThrough):
             w.write(varint: receivedThrough)
-        case .syncRoot(let digest, let urgent):
+        case .syncRoot(let digest, let urgent, let applied):
             write(digest, to: &w)
             w.write(byte: urgent ? 1 : 0)
+            if !applied.isEmpty { write(applied, to: &w) }
         case .syncBuckets(let digests):
             w.write(varint: UInt64(digests.count))
             for digest in digests { write(digest, to: &w) }
@@ -212,6 +221,8 @@ public enum PeerCodec {
             w.write(lengthPrefixed: channel)
             w.write(lengthPrefixed: message)
             if sharded { w.write(byte: 1) }
+        case .stability(let applied):
+            write(applied, to: &w)
         }
         return w.bytes
     }
@@ -266,7 +277,9 @@ public enum PeerCodec {
                 // The flag was added after the digest; a frame without it is a safety-net round.
                 let urgent = r.remaining > 0 ? try r.readByte() : 0
                 guard urgent <= 1 else { throw FrameRejection.malformed }
-                message = .syncRoot(digest, urgent: urgent == 1)
+                // The applied vector came later still; without it, nothing is claimed.
+                let applied = r.remaining > 0 ? try readStampVector(&r) : [:]
+                message = .syncRoot(digest, urgent: urgent == 1, applied: applied)
             case 21:
                 let count = try r.readCount(minimumElementSize: 16)
                 var digests: [Digest128] = []
@@ -302,6 +315,8 @@ public enum PeerCodec {
                 let sharded = r.remaining > 0 ? try r.readByte() : 0
                 guard sharded <= 1 else { throw FrameRejection.malformed }
                 message = .publish(channel: channel, message: payload, sharded: sharded == 1)
+            case 40:
+                message = .stability(applied: try readStampVector(&r))
             default:
                 throw FrameRejection.unknownType
             }
@@ -319,6 +334,33 @@ public enum PeerCodec {
     public static let maximumCounter: UInt64 = 1 << 62
     /// Members a `deltas` frame may name in `reaching`.
     public static let maximumReaching = 64
+
+    /// Replicas a stamp vector may name: far more than a cluster has members (and their past identities).
+    public static let maximumStampVectorEntries = 4096
+
+    /// Sorted by replica, each with a nonzero mark: canonical, so a vector has one encoding.
+    private static func write(_ vector: [ReplicaID: UInt64], to w: inout BinaryWriter) {
+        w.write(varint: UInt64(vector.count))
+        for (replica, mark) in vector.sorted(by: { $0.key < $1.key }) {
+            w.write(varint: replica.rawValue)
+            w.write(varint: mark)
+        }
+    }
+
+    private static func readStampVector(_ r: inout BinaryReader) throws -> [ReplicaID: UInt64] {
+        let count = try r.readCount(minimumElementSize: 2)
+        guard count <= maximumStampVectorEntries else { throw FrameRejection.malformed }
+        var vector: [ReplicaID: UInt64] = [:]
+        var previous: UInt64?
+        for _ in 0..<count {
+            let replica = try r.readVarint()
+            let mark = try readCounter(&r)
+            guard mark > 0, previous.map({ replica > $0 }) ?? true else { throw FrameRejection.malformed }
+            previous = replica
+            vector[ReplicaID(replica)] = mark
+        }
+        return vector
+    }
 
     private static func readCounter(_ r: inout BinaryReader) throws -> UInt64 {
         let value = try r.readVarint()

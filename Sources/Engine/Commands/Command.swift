@@ -139,6 +139,8 @@ public enum Command: Sendable, Equatable {
     case heal
     /// `CRDT.FORGET node`: decommission a member that is gone for good.
     case forget(node: String)
+    /// `CRDT.STABILITY`: the causal-stability frontier, who holds it back and by how much.
+    case stability
 
     /// Whether the command may change replicated state (and so needs a durable commit before its reply).
     public var isWrite: Bool {

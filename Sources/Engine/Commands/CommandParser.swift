@@ -395,6 +395,8 @@ public enum CommandParser {
             return .partition(nodes: nodes, direction: direction)
         case "CRDT.HEAL":
             return .heal
+        case "CRDT.STABILITY":
+            return .stability
         case "CRDT.FORGET":
             try a.arity(min: 2, max: 2)
             return .forget(node: String(decoding: a[1], as: UTF8.self))

@@ -231,6 +231,7 @@ extension CommandParser {
         .init("crdt.partition", -2, ["admin"]),
         .init("crdt.heal", 1, ["admin"]),
         .init("crdt.forget", 2, ["admin"]),
+        .init("crdt.stability", 1, ["readonly"]),
     ]
 
     static let specsByName: [String: CommandSpec] = Dictionary(table.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })

@@ -19,6 +19,8 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
     public var string = CausalLWWRegister<Bytes>()
     /// `EXPIRE`/`PERSIST`: the key's deadline. Not a type: it applies to whatever the key holds.
     public var expiry = ExpiryRegister()
+    /// Per replica, the last local write stamp among the writes this object reflects (see `WriteStamps`).
+    var stamps = WriteStamps()
     /// The collection slots, allocated only for a key that has one. Inline, the nine slots took 432
     /// bytes and about 35 reference-counted buffers per key, for keys that almost always use one
     /// slot: every counter and string paid for a set, a hash, a sorted set and a list in memory, and
@@ -114,7 +116,8 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
     }
 
     public static func == (lhs: KeyObject, rhs: KeyObject) -> Bool {
-        lhs.counter == rhs.counter && lhs.string == rhs.string && lhs.expiry == rhs.expiry && lhs.set == rhs.set
+        lhs.counter == rhs.counter && lhs.string == rhs.string && lhs.expiry == rhs.expiry && lhs.stamps == rhs.stamps
+            && lhs.set == rhs.set
             && lhs.hash == rhs.hash && lhs.bounded == rhs.bounded && lhs.sortedSet == rhs.sortedSet
             && lhs.hyperLogLog == rhs.hyperLogLog && lhs.list == rhs.list
     }
@@ -133,6 +136,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         if !other.counter.entries.isEmpty { changed = counter.inflate(with: other.counter) || changed }
         if !other.string.context.isEmpty { changed = string.inflate(with: other.string) || changed }
         if !other.expiry.context.isEmpty { changed = expiry.inflate(with: other.expiry) || changed }
+        if !other.stamps.isEmpty { changed = stamps.formMaximum(other.stamps) || changed }
         guard let other = other.collections else { return changed }
         if !other.set.context.isEmpty { changed = set.inflate(with: other.set) || changed }
         if !other.hash.context.isEmpty { changed = hash.inflate(with: other.hash) || changed }
@@ -167,6 +171,12 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
             list.context.encode(to: &writer)
             writer.write(fixed64: list.store.dotDigest.high)
             writer.write(fixed64: list.store.dotDigest.low)
+        }
+        // Last, and only when present, like the list: two replicas that hold the same content hold the
+        // same stamps, and repair must bring the stamps along with the content.
+        if !stamps.isEmpty {
+            writer.write(byte: 0xA5)
+            stamps.encode(to: &writer)
         }
         return Digest128(hashing: writer.bytes)
     }
@@ -203,7 +213,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
     /// Whether every slot is bottom (equal to `KeyObject()`): a write that produced this changed
     /// nothing. O(1), where `== KeyObject()` builds eight bottoms and compares every part.
     public var isBottom: Bool {
-        guard counter.entries.isEmpty && string.isBottom && expiry.isBottom else { return false }
+        guard counter.entries.isEmpty && string.isBottom && expiry.isBottom && stamps.isEmpty else { return false }
         guard let c = collections else { return true }
         return c.set.isBottom && c.hash.isBottom && c.bounded.isBottom && c.sortedSet.isBottom && c.hyperLogLog.isBottom
             && c.list.context.isEmpty
@@ -228,7 +238,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
 
     /// The slots in encoding order, by bit of the slot mask.
     enum Slot: Int, CaseIterable {
-        case counter, string, set, hash, bounded, sortedSet, hyperLogLog, expiry, list
+        case counter, string, set, hash, bounded, sortedSet, hyperLogLog, expiry, list, stamps
     }
 
     /// Slots are written only when they differ from bottom, behind a bit mask (a varint), so a delta
@@ -240,6 +250,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         mark(.counter, !counter.entries.isEmpty)
         mark(.string, !string.isBottom)
         mark(.expiry, !expiry.isBottom)
+        mark(.stamps, !stamps.isEmpty)
         let c = collections
         if let c {
             mark(.set, !c.set.isBottom)
@@ -262,6 +273,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         }
         if has(.expiry) { expiry.encode(to: &writer) }
         if let c, has(.list) { c.list.encode(to: &writer) }
+        if has(.stamps) { stamps.encode(to: &writer) }
     }
 
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
@@ -278,6 +290,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
         if has(.hyperLogLog) { hyperLogLog = try ResettableHyperLogLog(from: &reader) }
         if has(.expiry) { expiry = try ExpiryRegister(from: &reader) }
         if has(.list) { list = try ReplicatedList(from: &reader) }
+        if has(.stamps) { stamps = try WriteStamps(from: &reader) }
     }
 
     /// Format 1 (before issue 16): a one-byte mask of five slots, hash fields as plain registers.
@@ -318,7 +331,7 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
 
     /// 2 since issue 16: a varint slot mask, sorted sets, HyperLogLogs, expiry, and counting hash fields.
     /// Lists came later as slot 8 of the same format: an older node refuses such a key's bytes (slot mask
-    /// out of range) rather than misreading them.
+    /// out of range) rather than misreading them. Write stamps came later still, as slot 9.
     static let formatVersion: UInt8 = 2
 }
 

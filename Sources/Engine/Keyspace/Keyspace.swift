@@ -98,9 +98,10 @@ struct Keyspace {
     }
 
     /// A local write: `body` mutates the key's object (bottom if absent) and returns the delta. `nil`
-    /// when the delta is empty: nothing changed and nothing is persisted or shipped.
+    /// when the delta is empty: nothing changed and nothing is persisted or shipped. A write that changed
+    /// something carries `stamp` (its node-wide write stamp) in the object and in the delta.
     mutating func apply<Failure: Error>(
-        local key: Bytes, _ body: (inout KeyObject) throws(Failure) -> KeyObject
+        local key: Bytes, stamp: Dot? = nil, _ body: (inout KeyObject) throws(Failure) -> KeyObject
     ) throws(Failure) -> LocalWrite? {
         // Mutated in place through `Dictionary.Values`' modify accessor: one hash lookup, and neither a
         // copy of the object nor a delete and re-insert. What the bookkeeping needs of the object after
@@ -108,16 +109,23 @@ struct Keyspace {
         // whole object: every slot's storage retained and released).
         var change = Change()
         if let existing = objects.index(forKey: KeyName(key)) {
-            let delta = try Self.write(&objects.values[existing], &change, body)
+            var delta = try Self.write(&objects.values[existing], &change, body)
             guard !delta.isBottom else { return nil }
+            if let stamp { Self.stamp(&objects.values[existing], &delta, stamp) }
             return recorded(key, delta, change)
         }
         var created = KeyObject()
-        let delta = try Self.write(&created, &change, body)
+        var delta = try Self.write(&created, &change, body)
         guard !delta.isBottom else { return nil }
+        if let stamp { Self.stamp(&created, &delta, stamp) }
         objects[KeyName(key)] = consume created
         order = nil
         return recorded(key, delta, change)
+    }
+
+    private static func stamp(_ object: inout KeyObject, _ delta: inout KeyObject, _ stamp: Dot) {
+        object.stamps.raise(stamp.replica, to: stamp.counter)
+        delta.stamps = WriteStamps(stamp.replica, stamp.counter)
     }
 
     private mutating func recorded(_ key: Bytes, _ delta: borrowing KeyObject, _ change: Change) -> LocalWrite {

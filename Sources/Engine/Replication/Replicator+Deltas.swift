@@ -233,6 +233,8 @@ extension Replicator {
     /// as a delta (`rebroadcastFrom`), passes it on.
     mutating func join(_ delta: KeyObject, bytes: Bytes, into key: Bytes, keyspace: inout Keyspace,
                        rebroadcastFrom source: String?, reaching: [String] = [], output: inout EngineOutput) {
+        // Counted whether or not it changes anything here: either way this node holds its writes' effects.
+        stability.joined(delta.stamps)
         guard let record = keyspace.join(remote: delta, bytes: bytes, into: key) else { return }
         output.records.append(record)
         if let source { self.record(delta: bytes, of: key, from: source, reaching: reaching) }

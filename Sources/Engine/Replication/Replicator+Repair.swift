@@ -31,17 +31,22 @@ extension Replicator {
         let pool = !lagging.isEmpty ? lagging : (syncRounds % 10 == 0 ? targets : settled)
         guard let member = pool.randomElement(using: &random) else { return }
         let urgent = needsSync.remove(member.nodeID) != nil
-        send(.syncRoot(keyspace.rootDigest(), urgent: urgent), to: member.endpoint, recipient: member.nodeID, into: &output)
+        send(.syncRoot(keyspace.rootDigest(), urgent: urgent, applied: stability.vector), to: member.endpoint,
+             recipient: member.nodeID, into: &output)
     }
 
     /// Handles one repair message from `node`, reachable at `peer`.
     mutating func receiveRepair(_ message: PeerMessage, from node: String, at peer: PeerEndpoint,
                                 keyspace: inout Keyspace, into output: inout EngineOutput) {
         switch message {
-        case .syncRoot(let root, let urgent):
+        case .syncRoot(let root, let urgent, let applied):
             if urgent { safetyNetComparisons.remove(node) } else { safetyNetComparisons.insert(node) }
             if root != keyspace.rootDigest() {
                 send(.syncBuckets(keyspace.bucketDigests()), to: peer, recipient: node, into: &output)
+            } else {
+                // The same state holds the effects of the same writes: what the peer had applied when it
+                // computed its root is applied here too (writes that only repair delivered count this way).
+                stability.adopt(applied)
             }
         case .syncBuckets(let theirs):
             let ours = keyspace.bucketDigests()

@@ -56,6 +56,14 @@ struct Replicator {
     /// When each forgotten identity was last told so (see `tellForgotten`).
     var forgottenNotices: [ReplicaID: UInt64] = [:]
     var stats = ReplicationStats()
+    /// Which writes this node and every member have applied: the causal-stability frontier.
+    var stability: Stability
+    /// Per peer, the stability vector last reported to it and when (see `reportStability`).
+    var stabilityReported: [String: (vector: [ReplicaID: UInt64], at: UInt64)] = [:]
+    /// How often a changed stability vector is reported to each peer, and how often an unchanged one is
+    /// repeated (a restarted peer has forgotten the reports it had).
+    static let stabilityReportMilliseconds: UInt64 = 1_000
+    static let stabilityRepeatMilliseconds: UInt64 = 3_000
     /// `PUBLISH`es received from peers since the engine last took them (it delivers them locally).
     var publications: [Publication] = []
     /// Bytes of `PUBLISH` frames sent in the current batch (see `publish(channel:message:)`).
@@ -100,7 +108,8 @@ struct Replicator {
     }
 
     init(settings: ReplicationSettings, selfID: String, replica: ReplicaID, decodingLimits: DecodingLimits,
-         incarnation: UInt64, nextSequence: UInt64, forgotten: [ReplicaID: String] = [:]) {
+         incarnation: UInt64, nextSequence: UInt64, forgotten: [ReplicaID: String] = [:],
+         applied: [ReplicaID: UInt64] = [:]) {
         self.selfID = selfID
         self.replica = replica
         self.decodingLimits = decodingLimits
@@ -109,6 +118,7 @@ struct Replicator {
         self.buffer = DeltaBuffer(capacityBytes: settings.deltaBufferBytes)
         self.nextSequence = nextSequence
         self.random = SplitMix64(seed: settings.randomSeed)
+        self.stability = Stability(replica: replica, recovered: applied)
     }
 
     /// Live, reachable peers: alive or suspect, and not cut off by an injected partition.
@@ -137,6 +147,7 @@ struct Replicator {
         if self.now >= lastGossipAt + settings.gossipIntervalMilliseconds {
             lastGossipAt = self.now
             if acceptingWrites { gossipRound(into: &output) }
+            reportStability(into: &output)
         }
         if self.now >= lastSyncAt + settings.syncIntervalMilliseconds {
             lastSyncAt = self.now
@@ -214,6 +225,8 @@ struct Replicator {
         case .publish(let channel, let payload, let sharded):
             // Delivered to this node's subscribers by the engine; never forwarded (the origin sends to all).
             publications.append(Publication(channel: channel, message: payload, sharded: sharded))
+        case .stability(let applied):
+            stability.receive(report: applied, from: header.nodeID, replica: header.replica)
         }
         if membership.refutationPending {
             // A rumour against us: gossip our own alive update (our real address and identity).
@@ -225,7 +238,7 @@ struct Replicator {
     /// not be durable).
     static func needsCommit(_ message: PeerMessage) -> Bool {
         switch message {
-        case .ping, .ack, .pingRequest, .leave, .deltaAck, .publish: false
+        case .ping, .ack, .pingRequest, .leave, .deltaAck, .publish, .stability: false
         case .deltas, .syncRoot, .syncBuckets, .syncKeys, .requestStates, .states, .stateChunk: true
         }
     }
@@ -300,6 +313,10 @@ struct Replicator {
         if membership.incarnationChanged {
             membership.incarnationChanged = false
             output.records.append(.meta(name: MetaKey.incarnation, value: Engine.encodeCounter(membership.incarnation)))
+        }
+        if stability.changed {
+            stability.changed = false
+            output.records.append(.meta(name: MetaKey.applied, value: Stability.encode(stability.vector)))
         }
         guard progressChanged else { return }
         progressChanged = false
@@ -383,6 +400,8 @@ struct Replicator {
         assemblies = assemblies.filter { current($0.key, nil) }
         repairDeferrals = repairDeferrals.filter { current($0.key, nil) }
         forgottenNotices = forgottenNotices.filter { membership.isForgotten($0.key) }
+        stability.prune { current($0, $1) }
+        stabilityReported = stabilityReported.filter { current($0.key, nil) }
         progressChanged = true
     }
 
@@ -423,6 +442,7 @@ extension MetaKey {
     static let received = "received"
     static let forgotten = "forgotten"
     static let acknowledged = "acknowledged"
+    static let applied = "applied"
 }
 
 /// Counters the daemon exports as metrics.
@@ -482,5 +502,33 @@ public struct ReplicationStats: Sendable, Equatable {
     public var replaysSkipped: UInt64 = 0
     /// Whole-state transfers of large keys held back because their difference was still changing.
     public var repairsDeferred: UInt64 = 0
+    /// Derived when read (`Engine.replicationStats`): writes summed over replicas at or below the
+    /// stability frontier, and how many writes the member holding it back lags behind.
+    public var stableWrites: UInt64 = 0
+    public var stabilityBehind: UInt64 = 0
     public init() {}
+}
+
+// MARK: Stability
+
+extension Replicator {
+    /// Reports this node's applied vector to every reachable member: at most once a second when it
+    /// changed, and every three seconds regardless (a lost datagram costs that long). A few bytes per replica, as a datagram.
+    mutating func reportStability(into output: inout EngineOutput) {
+        let vector = stability.vector
+        for member in targets {
+            let last = stabilityReported[member.nodeID]
+            if let last {
+                let due = last.vector == vector ? Self.stabilityRepeatMilliseconds : Self.stabilityReportMilliseconds
+                guard now >= last.at + due else { continue }
+            }
+            stabilityReported[member.nodeID] = (vector, now)
+            send(.stability(applied: vector), to: member.endpoint, recipient: member.nodeID, into: &output)
+        }
+    }
+
+    /// The frontier over this node and every current member.
+    var frontier: Stability.Frontier {
+        stability.frontier(selfID: selfID, members: Array(membership.members.values))
+    }
 }
