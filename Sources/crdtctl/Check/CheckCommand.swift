@@ -54,7 +54,7 @@ extension CRDTCTL {
         @Option(help: "Seconds to wait after the final heal for every digest to agree.") var convergeTimeout = 30.0
         @Option(help: "Members added to the hot set before the load starts (batches of 1,000 on the first node), to test big sets.")
         var preload = 0
-        @Option(help: "Seconds between two polls of a node for the acknowledged adds it has not shown yet (visibility times are late by at most this).")
+        @Option(help: "Seconds between two polls of a node for the acknowledged adds it has not shown yet (visibility times are late by at most this); 0: no watch.")
         var visibilityInterval = 0.1
         @Option(help: "Directory for the report: history.jsonl, visibility.jsonl, metrics.jsonl, verdict.json, verdict.txt, logs/, index.html.")
         var report: String?
@@ -70,7 +70,9 @@ extension CRDTCTL {
             guard rate > 0, duration > 0, timeout > 0, convergeTimeout > 0, faultDuration > 0, faultGap >= 0 else {
                 throw ValidationError("--rate, --duration, --timeout, --converge-timeout and --fault-duration must be positive")
             }
-            guard (0.01...10).contains(visibilityInterval) else { throw ValidationError("--visibility-interval must be between 0.01 and 10 seconds") }
+            guard visibilityInterval == 0 || (0.01...10).contains(visibilityInterval) else {
+                throw ValidationError("--visibility-interval must be between 0.01 and 10 seconds, or 0 (no watch)")
+            }
             guard (1...64).contains(clientsPerNode) else { throw ValidationError("--clients-per-node must be between 1 and 64") }
             let families = try faultFamilies()
             if !addresses.isEmpty, partitions == .netns {
@@ -152,7 +154,7 @@ extension CRDTCTL {
             let watcher = VisibilityWatcher(cluster: cluster, key: keys.hotSet, clock: clock, interval: visibilityInterval)
             let scraper = MetricsScraper(endpoints: cluster.nodes.map(\.metrics), clock: clock)
             scraper.start()
-            watcher.start()
+            if visibilityInterval > 0 { watcher.start() }
             let group = DispatchGroup()
             let perClient = rate / Double(clientCount)
             let callTimeout = Duration.milliseconds(Int(timeout * 1000))
@@ -214,7 +216,11 @@ extension CRDTCTL {
             let checker = Checker(keys: keys, nodeNames: names, operations: operations, finals: finals, convergence: convergence,
                                   faults: faultWindows, duration: loadEnded)
             var verdict = checker.verdict()
-            verdict.visibility = VisibilityResult(records: visibility, faults: faultWindows, healedAt: healed, pollInterval: visibilityInterval)
+            if visibilityInterval > 0 {
+                let failed = Dictionary(uniqueKeysWithValues: zip(names, watcher.failedPolls).filter { $0.1 > 0 })
+                verdict.visibility = VisibilityResult(records: visibility, faults: faultWindows, healedAt: healed,
+                                                      pollInterval: visibilityInterval, failedPolls: failed)
+            }
             // The daemons export their counters once a second: the last scrape waits for the export that
             // follows agreement, so the catch-up traffic is counted.
             let rounds = scraper.finish(notBefore: agreedAt + 1.1)

@@ -52,7 +52,9 @@ func verdictText(_ verdict: Verdict, names: [String]) -> String {
             + "after the write \(visibility.afterWrite.summary)")
         lines.append("  acknowledged during a fault: \(visibility.duringFaults.summary); outside faults: \(visibility.outsideFaults.summary)")
         lines.append("  not yet on every node at the final heal: \(visibility.pendingAtHeal); shown everywhere after the heal: "
-            + "\(visibility.afterHeal.summary); never on every node: \(visibility.neverEverywhere); removed first (left out): \(visibility.removedFirst)")
+            + "\(visibility.afterHeal.summary); never on every node: \(visibility.neverEverywhere); removed first (left out): \(visibility.removedFirst)"
+            + (visibility.failedPolls.isEmpty ? "" : "; polls unanswered: "
+                + visibility.failedPolls.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
     }
     if let traffic = verdict.traffic { lines.append(traffic.summary) }
     for register in verdict.registers {
@@ -442,7 +444,10 @@ private func visibilitySection(_ content: ReportContent, span: Double) -> String
         + "with SMISMEMBER every \(format(result.pollInterval)) s, through the load and the wait after the final heal, until it showed; "
         + "a time here runs from the acknowledgement to the first poll reply that found it on the last node, so it is late by at most "
         + "one poll interval. \(result.removedFirst) adds removed before every node showed them are left out; "
-        + "\(result.neverEverywhere) never showed on every node.</p>\n"
+        + "\(result.neverEverywhere) never showed on every node."
+        + (result.failedPolls.isEmpty ? "" : " Polls that got no answer (a node down or paused, whose times then include the wait for it): "
+            + result.failedPolls.sorted { $0.key < $1.key }.map { "\(escape($0.key)) \($0.value)" }.joined(separator: ", ") + ".")
+        + "</p>\n"
     let kept = content.visibility.filter { !$0.removedFirst }
     guard !kept.isEmpty else { return html + "<p>No acknowledged adds to show.</p>\n" }
     html += legend([("p50", Palette.p50), ("p99", Palette.p99), ("max", Palette.max), ("never on every node", Palette.failed),

@@ -37,6 +37,8 @@ final class VisibilityWatcher: Sendable {
     private let key: String
     private let clock: RunClock
     private let state: Mutex<State>
+    /// Polls per node that got no usable answer (no connection, a timeout: a killed or paused node).
+    private let failures: Mutex<[Int]>
     private let stop = StopFlag()
     private let group = DispatchGroup()
     /// At most this many elements per node in one poll (oldest first), so a node cut off for long is
@@ -49,7 +51,11 @@ final class VisibilityWatcher: Sendable {
         self.clock = clock
         self.interval = interval
         state = Mutex(State(pending: Array(repeating: [], count: cluster.nodes.count)))
+        failures = Mutex(Array(repeating: 0, count: cluster.nodes.count))
     }
+
+    /// Polls of each node that got no usable answer.
+    var failedPolls: [Int] { failures.withLock { $0 } }
 
     /// A client's add of `element` was acknowledged by `node` at `time`.
     func acknowledged(_ element: String, node: Int, at time: Double) {
@@ -99,22 +105,20 @@ final class VisibilityWatcher: Sendable {
             }
             if !asked.isEmpty {
                 if connection == nil { connection = try? cluster.connect(node, timeout: .seconds(1)) }
-                if let open = connection {
-                    do {
-                        let reply = try open.send(["SMISMEMBER", key] + asked.map(\.1))
-                        let at = clock.now()
-                        if case .array(let flags) = reply, flags.count == asked.count {
-                            state.withLock { state in
-                                for ((i, _), flag) in zip(asked, flags) where flag == .integer(1) && state.pending[node].contains(i) {
-                                    state.records[i].seen[node] = at
-                                    state.pending[node].remove(i)
-                                }
-                            }
+                if let open = connection, let reply = try? open.send(["SMISMEMBER", key] + asked.map(\.1)),
+                   case .array(let flags) = reply, flags.count == asked.count {
+                    let at = clock.now()
+                    state.withLock { state in
+                        for ((i, _), flag) in zip(asked, flags) where flag == .integer(1) && state.pending[node].contains(i) {
+                            state.records[i].seen[node] = at
+                            state.pending[node].remove(i)
                         }
-                    } catch {
-                        open.close()
-                        connection = nil
                     }
+                } else {
+                    // No connection, a timeout (a killed or paused node) or an odd reply: a new connection next time.
+                    failures.withLock { $0[node] += 1 }
+                    connection?.close()
+                    connection = nil
                 }
             }
             if last { break }
@@ -166,9 +170,13 @@ struct VisibilityResult: Codable, Sendable {
     /// seconds from the final heal until they did.
     var pendingAtHeal: Int
     var afterHeal: Distribution
+    /// Polls per node (by name) that got no usable answer: while a node is down or paused its times
+    /// include the wait for it to answer again.
+    var failedPolls: [String: Int]
 
-    init(records: [VisibilityRecord], faults: [FaultWindow], healedAt: Double, pollInterval: Double) {
+    init(records: [VisibilityRecord], faults: [FaultWindow], healedAt: Double, pollInterval: Double, failedPolls: [String: Int] = [:]) {
         self.pollInterval = pollInterval
+        self.failedPolls = failedPolls
         watched = records.count
         let kept = records.filter { !$0.removedFirst }
         removedFirst = records.count - kept.count
