@@ -25,6 +25,10 @@ extension CRDTCTL {
                 each acknowledged add never removed is present, each acknowledged remove absent, nothing never \
                 added present; registers hold a written value; all nodes agree.
 
+                It also measures, without judging: how long each acknowledged add took to show on every node \
+                (polled with SMISMEMBER every --visibility-interval), and the peer bytes and frames each node \
+                sent per acknowledged operation (from its /metrics, scraped once a second).
+
                 With --partitions netns (root only) the local cluster runs one node per Linux network namespace, \
                 joined by a bridge, and partitions are nftables rules dropping packets between namespaces: the \
                 daemons are not told. The namespaces, veths and bridge are removed at the end, on ^C too, and \
@@ -151,10 +155,11 @@ extension CRDTCTL {
             let histories = Mutex([[Operation]]())
             let windows = Mutex([FaultWindow]())
             // Watching every acknowledged add until each node shows it, and each node's replication counters.
-            let watcher = VisibilityWatcher(cluster: cluster, key: keys.hotSet, clock: clock, interval: visibilityInterval)
+            let watcher = visibilityInterval > 0
+                ? VisibilityWatcher(cluster: cluster, key: keys.hotSet, clock: clock, interval: visibilityInterval) : nil
             let scraper = MetricsScraper(endpoints: cluster.nodes.map(\.metrics), clock: clock)
             scraper.start()
-            if visibilityInterval > 0 { watcher.start() }
+            watcher?.start()
             let group = DispatchGroup()
             let perClient = rate / Double(clientCount)
             let callTimeout = Duration.milliseconds(Int(timeout * 1000))
@@ -208,7 +213,7 @@ extension CRDTCTL {
             let convergence = waitForAgreement(cluster, timeout: convergeTimeout)
             say(convergence.converged ? "   agreed after \(format(convergence.seconds ?? 0)) s" : "   no agreement")
             let agreedAt = clock.now()
-            let visibility = watcher.finish()
+            let visibility = watcher?.finish() ?? []
 
             let finals = cluster.nodes.indices.map { finalRead(cluster, $0, keys: keys) }
             let operations = preloaded + histories.withLock { $0.flatMap { $0 } }.sorted { $0.invoke < $1.invoke }
@@ -216,7 +221,7 @@ extension CRDTCTL {
             let checker = Checker(keys: keys, nodeNames: names, operations: operations, finals: finals, convergence: convergence,
                                   faults: faultWindows, duration: loadEnded)
             var verdict = checker.verdict()
-            if visibilityInterval > 0 {
+            if let watcher {
                 let failed = Dictionary(uniqueKeysWithValues: zip(names, watcher.failedPolls).filter { $0.1 > 0 })
                 verdict.visibility = VisibilityResult(records: visibility, faults: faultWindows, healedAt: healed,
                                                       pollInterval: visibilityInterval, failedPolls: failed)
