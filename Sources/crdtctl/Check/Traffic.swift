@@ -49,7 +49,7 @@ struct MetricsRound: Codable, Sendable {
     var nodes: [PeerCounters?]
 }
 
-/// Scrapes every node's `/metrics` once a second (all nodes at once, 1 s timeout each) from before the
+/// Scrapes every node's `/metrics` once a second (all nodes at once, 1 s read timeout, 2 s for a round) from before the
 /// load until after the wait for agreement.
 final class MetricsScraper: Sendable {
     /// Each node's metrics endpoint (IPv4 host and port), or why there is none.
@@ -67,16 +67,16 @@ final class MetricsScraper: Sendable {
         failures = Mutex(Array(repeating: nil, count: endpoints.count))
     }
 
-    var anyEndpoint: Bool { endpoints.contains { if case .success = $0 { true } else { false } } }
-
     /// Scrapes once now (the baseline), then once a second on a thread of its own.
     func start() {
         scrape()
         Thread { [self] in
+            // On a fixed cadence: a round that waited for a paused node does not push the next ones back.
+            var next = clock.now() + 1
             while !stop.isSet {
-                let next = clock.now() + 1
                 while !stop.isSet, clock.now() < next { Thread.sleep(forTimeInterval: 0.02) }
                 if !stop.isSet { scrape() }
+                next = max(next + 1, clock.now())
             }
             done.signal()
         }.start()
@@ -109,23 +109,46 @@ final class MetricsScraper: Sendable {
     }
 
     private func scrape() {
-        let readings = Mutex([PeerCounters?](repeating: nil, count: endpoints.count))
-        DispatchQueue.concurrentPerform(iterations: endpoints.count) { i in
-            guard case .success(let endpoint) = endpoints[i] else { return }
-            do {
-                let response = try httpGet(host: endpoint.host, port: endpoint.port, path: "/metrics", timeout: 1)
-                guard response.hasPrefix("HTTP/1.1 200") || response.hasPrefix("HTTP/1.0 200") else {
-                    let status = response.prefix { $0 != "\r" && $0 != "\n" }
-                    failures.withLock { $0[i] = status.isEmpty ? "no answer" : "answered \(status)" }
-                    return
-                }
-                readings.withLock { $0[i] = PeerCounters(metrics: response) }
-            } catch {
-                failures.withLock { $0[i] = "\(error)" }
-            }
+        let readings = Readings(count: endpoints.count)
+        // A thread per node, not concurrentPerform: that runs as many at once as there are cores, so on
+        // two cores five nodes' scrapes (each blocking up to its timeout) would take three turns.
+        let group = DispatchGroup()
+        for i in endpoints.indices {
+            guard case .success(let endpoint) = endpoints[i] else { continue }
+            group.enter()
+            Thread { [self] in
+                defer { group.leave() }
+                let reading = read(i, endpoint)
+                readings.values.withLock { $0[i] = reading }
+            }.start()
         }
-        let round = MetricsRound(at: clock.now(), nodes: readings.withLock { $0 })
+        // httpGet's connect has no timeout of its own: a node whose SYNs are dropped misses the round
+        // rather than holding it (its late answer lands in this round's box, which nobody reads).
+        _ = group.wait(timeout: .now() + 2)
+        let round = MetricsRound(at: clock.now(), nodes: readings.values.withLock { $0 })
         rounds.withLock { $0.append(round) }
+    }
+
+    /// One round's readings, filled by the threads of the round.
+    private final class Readings: Sendable {
+        let values: Mutex<[PeerCounters?]>
+        init(count: Int) { values = Mutex(Array(repeating: nil, count: count)) }
+    }
+
+    /// Node `i`'s counters, or nil (its failure noted) when its `/metrics` does not answer 200.
+    private func read(_ i: Int, _ endpoint: MetricsEndpoint) -> PeerCounters? {
+        do {
+            let response = try httpGet(host: endpoint.host, port: endpoint.port, path: "/metrics", timeout: 1)
+            guard response.hasPrefix("HTTP/1.1 200") || response.hasPrefix("HTTP/1.0 200") else {
+                let status = response.prefix { $0 != "\r" && $0 != "\n" }
+                failures.withLock { $0[i] = status.isEmpty ? "no answer" : "answered \(status)" }
+                return nil
+            }
+            return PeerCounters(metrics: response)
+        } catch {
+            failures.withLock { $0[i] = "\(error)" }
+            return nil
+        }
     }
 }
 
