@@ -157,7 +157,7 @@ extension CRDTCTL {
             // Watching every acknowledged add until each node shows it, and each node's replication counters.
             let watcher = visibilityInterval > 0
                 ? VisibilityWatcher(cluster: cluster, key: keys.hotSet, clock: clock, interval: visibilityInterval) : nil
-            let scraper = MetricsScraper(endpoints: cluster.nodes.map(\.metrics), clock: clock)
+            let scraper = MetricsScraper(endpoints: cluster.nodes.map(\.metrics), clock: clock, network: cluster.netns)
             scraper.start()
             watcher?.start()
             let group = DispatchGroup()

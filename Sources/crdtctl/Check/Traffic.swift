@@ -55,15 +55,19 @@ final class MetricsScraper: Sendable {
     /// Each node's metrics endpoint (IPv4 host and port), or why there is none.
     let endpoints: [Result<MetricsEndpoint, MetricsUnavailable>]
     private let clock: RunClock
+    /// A netns cluster's lab: nothing is scraped once its bridge is gone, when the nodes' addresses would
+    /// be routed off this machine (as CheckCluster.connect refuses).
+    private let network: NetnsLab?
     private let rounds = Mutex([MetricsRound]())
     /// The last error of each node's scrapes.
     private let failures: Mutex<[String?]>
     private let stop = StopFlag()
     private let done = DispatchSemaphore(value: 0)
 
-    init(endpoints: [Result<MetricsEndpoint, MetricsUnavailable>], clock: RunClock) {
+    init(endpoints: [Result<MetricsEndpoint, MetricsUnavailable>], clock: RunClock, network: NetnsLab? = nil) {
         self.endpoints = endpoints
         self.clock = clock
+        self.network = network
         failures = Mutex(Array(repeating: nil, count: endpoints.count))
     }
 
@@ -137,6 +141,10 @@ final class MetricsScraper: Sendable {
 
     /// Node `i`'s counters, or nil (its failure noted) when its `/metrics` does not answer 200.
     private func read(_ i: Int, _ endpoint: MetricsEndpoint) -> PeerCounters? {
+        if let network, !network.isUp {
+            failures.withLock { $0[i] = "the network \(network.bridge) is gone" }
+            return nil
+        }
         do {
             let response = try httpGet(host: endpoint.host, port: endpoint.port, path: "/metrics", timeout: 1)
             guard response.hasPrefix("HTTP/1.1 200") || response.hasPrefix("HTTP/1.0 200") else {
