@@ -116,6 +116,7 @@ import Glibc
         #expect((traffic["nodes"] as? [[String: Any]])?.count == 3 && (traffic["unavailable"] as? [String: String])?.isEmpty == true, "\(traffic)")
         #expect((traffic["bytesOutPerOperation"] as? Double ?? 0) > 10 && (traffic["framesOutPerOperation"] as? Double ?? 0) > 0.1, "\(traffic)")
         #expect(run.text.contains("visibility of \(acknowledgedAdds) acknowledged adds") && run.text.contains("peer traffic: "))
+        try expectVisibilityAgreesWithTheClientsReads(run)
         for file in ["visibility.jsonl", "metrics.jsonl"] {
             let lines = ((try? String(contentsOfFile: run.report + "/" + file, encoding: .utf8)) ?? "").split(separator: "\n")
             #expect(lines.count > 10, "\(file) holds the observations")
@@ -271,6 +272,36 @@ import Glibc
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("crdtd-key-\(UUID().uuidString)").path
         try (Data(repeating: byte, count: 32).base64EncodedString() + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         return path
+    }
+
+    /// The watch and the clients' own SISMEMBER reads observe the same nodes independently: a read that
+    /// found an element absent after the watch had seen it on that node (and before any remove) would
+    /// mean one of them is wrong; a read that found it present means the watch saw it there too.
+    func expectVisibilityAgreesWithTheClientsReads(_ run: Run) throws {
+        func records(_ file: String) -> [[String: Any]] {
+            ((try? String(contentsOfFile: run.report + "/" + file, encoding: .utf8)) ?? "").split(separator: "\n")
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+        var seen: [String: [String: Double]] = [:]
+        for record in records("visibility.jsonl") where record["removedFirst"] as? Bool == false {
+            seen[record["element"] as? String ?? ""] = record["seen"] as? [String: Double] ?? [:]
+        }
+        let operations = records("history.jsonl").filter { $0["type"] as? String == "op" }
+        var removed: [String: Double] = [:]
+        for op in operations where op["kind"] as? String == "srem" { removed[op["argument"] as? String ?? ""] = op["invoke"] as? Double }
+        var compared = 0
+        for read in operations where read["kind"] as? String == "sismember" && read["outcome"] as? String == "ok" {
+            let element = read["argument"] as? String ?? "", node = read["node"] as? String ?? ""
+            let invoke = read["invoke"] as? Double ?? 0, complete = read["complete"] as? Double ?? 0
+            guard let sightings = seen[element], (removed[element] ?? .infinity) >= complete else { continue }
+            compared += 1
+            if read["reply"] as? String == "(integer) 0", let at = sightings[node] {
+                #expect(at >= invoke, "\(element) read absent on \(node) at \(invoke) s, though the watch saw it there at \(at) s")
+            } else if read["reply"] as? String == "(integer) 1" {
+                #expect(sightings[node] != nil, "\(element) read present on \(node) at \(complete) s, never seen there by the watch")
+            }
+        }
+        #expect(compared > 10, "enough reads to compare: \(compared)")
     }
 
     /// Opens the report in headless Chromium and reads back the DOM after load: the page's script marks
