@@ -71,12 +71,13 @@ public enum Daemon {
         let storageHealth = StorageHealth()
         let pid = getpid()
         let clientAddr = configuration.clientAddr
+        let metricsAddr = configuration.metricsAddr ?? "off"  // where `crdtctl check --addr` scrapes /metrics
         let dataDir = configuration.dataDir
         // The writer reports each released step, so replies that need no commit leave at once.
         engineConfiguration.commitWait.reportsReleases = true
         engineConfiguration.shellInfo = { section in
             switch section {
-            case "server": return [("process_id", "\(pid)"), ("client_addr", clientAddr)]
+            case "server": return [("process_id", "\(pid)"), ("client_addr", clientAddr), ("metrics_addr", metricsAddr)]
             case "persistence":
                 return [("data_dir", dataDir), ("durability", configuration.durability)] + storageHealth.infoFields()
             case "memory":

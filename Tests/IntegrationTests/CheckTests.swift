@@ -21,6 +21,8 @@ import Glibc
         var convergenceSeconds: Double? { (verdict["convergence"] as? [String: Any])?["seconds"] as? Double }
         var set: [String: Any] { verdict["set"] as? [String: Any] ?? [:] }
         var throughput: Double { (verdict["stats"] as? [String: Any])?["throughput"] as? Double ?? 0 }
+        var visibility: [String: Any] { verdict["visibility"] as? [String: Any] ?? [:] }
+        var traffic: [String: Any] { verdict["traffic"] as? [String: Any] ?? [:] }
     }
 
     static var crdtctl: String {
@@ -100,6 +102,25 @@ import Glibc
         for node in ["n1", "n2", "n3"] {
             #expect(FileManager.default.fileExists(atPath: run.report + "/logs/\(node).log"), "node logs are copied")
         }
+        // Every acknowledged add was watched until each node showed it; those written during the faults
+        // took longer than the others (they waited for the heal).
+        let visibility = run.visibility
+        let afterWrite = visibility["afterWrite"] as? [String: Any] ?? [:]
+        let acknowledgedAdds = (run.set["adds"] as? [String: Int])?["ok"] ?? 0
+        #expect(acknowledgedAdds > 100 && visibility["watched"] as? Int == acknowledgedAdds, "every acknowledged add watched: \(visibility)")
+        #expect((afterWrite["count"] as? Int ?? 0) > 100 && visibility["neverEverywhere"] as? Int == 0, "\(visibility)")
+        let during = visibility["duringFaults"] as? [String: Any] ?? [:], outside = visibility["outsideFaults"] as? [String: Any] ?? [:]
+        #expect((during["max"] as? Double ?? 0) > (outside["p50"] as? Double ?? .infinity), "\(visibility)")
+        // Peer traffic from all three nodes' metrics, per acknowledged operation.
+        let traffic = run.traffic
+        #expect((traffic["nodes"] as? [[String: Any]])?.count == 3 && (traffic["unavailable"] as? [String: String])?.isEmpty == true, "\(traffic)")
+        #expect((traffic["bytesOutPerOperation"] as? Double ?? 0) > 10 && (traffic["framesOutPerOperation"] as? Double ?? 0) > 0.1, "\(traffic)")
+        #expect(run.text.contains("visibility of \(acknowledgedAdds) acknowledged adds") && run.text.contains("peer traffic: "))
+        try expectVisibilityAgreesWithTheClientsReads(run)
+        for file in ["visibility.jsonl", "metrics.jsonl"] {
+            let lines = ((try? String(contentsOfFile: run.report + "/" + file, encoding: .utf8)) ?? "").split(separator: "\n")
+            #expect(lines.count > 10, "\(file) holds the observations")
+        }
         try expectChartsRender(run)
     }
 
@@ -124,6 +145,9 @@ import Glibc
         #expect((run.set["lost"] as? Int ?? 0) > 0, "acknowledged adds on one side are missing on the other:\n\(run.text)")
         #expect(run.text.contains("lost") && run.text.contains("absent"), "with examples of lost elements:\n\(run.text)")
         #expect(run.html.contains("INVALID"))
+        // Nodes given by address are scraped where INFO server says they serve metrics.
+        #expect((run.traffic["nodes"] as? [[String: Any]])?.count == 4, "all four nodes' metrics: \(run.traffic)")
+        #expect(((run.visibility["neverEverywhere"] as? Int) ?? 0) > 0, "adds that never reached the odd node out: \(run.visibility)")
     }
 
     @Test func cannotRunWhenANodeRefusesFaultInjection() throws {
@@ -250,11 +274,49 @@ import Glibc
         return path
     }
 
+    /// The watch and the clients' own SISMEMBER reads observe the same nodes independently: a read that
+    /// found an element absent after the watch had seen it on that node (and before any remove) would
+    /// mean one of them is wrong; a read that found it present means the watch saw it there too.
+    func expectVisibilityAgreesWithTheClientsReads(_ run: Run) throws {
+        func records(_ file: String) -> [[String: Any]] {
+            ((try? String(contentsOfFile: run.report + "/" + file, encoding: .utf8)) ?? "").split(separator: "\n")
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+        var seen: [String: [String: Double]] = [:]
+        for record in records("visibility.jsonl") where record["removedFirst"] as? Bool == false {
+            seen[record["element"] as? String ?? ""] = record["seen"] as? [String: Double] ?? [:]
+        }
+        let operations = records("history.jsonl").filter { $0["type"] as? String == "op" }
+        var removed: [String: Double] = [:]
+        for op in operations where op["kind"] as? String == "srem" { removed[op["argument"] as? String ?? ""] = op["invoke"] as? Double }
+        var compared = 0
+        for read in operations where read["kind"] as? String == "sismember" && read["outcome"] as? String == "ok" {
+            let element = read["argument"] as? String ?? "", node = read["node"] as? String ?? ""
+            let invoke = read["invoke"] as? Double ?? 0, complete = read["complete"] as? Double ?? 0
+            guard let sightings = seen[element], (removed[element] ?? .infinity) >= complete else { continue }
+            compared += 1
+            if read["reply"] as? String == "(integer) 0", let at = sightings[node] {
+                #expect(at >= invoke, "\(element) read absent on \(node) at \(invoke) s, though the watch saw it there at \(at) s")
+            } else if read["reply"] as? String == "(integer) 1" {
+                #expect(sightings[node] != nil, "\(element) read present on \(node) at \(complete) s, never seen there by the watch")
+            }
+        }
+        #expect(compared > 10, "enough reads to compare: \(compared)")
+    }
+
     /// Opens the report in headless Chromium and reads back the DOM after load: the page's script marks
     /// the body with how many of its SVG charts laid out with a non-empty box and drawn marks.
     func expectChartsRender(_ run: Run) throws {
-        for id in ["timeline", "latency-over-time", "latency-percentiles", "throughput", "convergence"] {
-            #expect(run.html.contains("<svg class=\"chart\" id=\"\(id)\""), "the report has the \(id) chart")
+        let charts = ["timeline", "latency-over-time", "latency-percentiles", "throughput", "convergence",
+                      "visibility-over-time", "visibility-cdf", "traffic"]
+        for id in charts {
+            #expect(run.html.contains("class=\"chart\" id=\"\(id)\""), "the report has the \(id) chart")
+        }
+        // The new charts carry how many observations they plot: real data, not an empty frame.
+        for id in ["visibility-over-time", "visibility-cdf", "traffic"] {
+            let points = run.html.firstMatch(of: try Regex("data-points=\"([0-9]+)\"[^>]*id=\"\(id)\"|id=\"\(id)\" data-points=\"([0-9]+)\""))
+            let count = points.flatMap { match in (1..<match.count).compactMap { match[$0].substring.flatMap { Int($0) } }.first } ?? 0
+            #expect(count > 3, "the \(id) chart plots \(count) points")
         }
         let outside = run.html.replacingOccurrences(of: "xmlns=\"http://www.w3.org/2000/svg\"", with: "")
         #expect(!outside.contains("http://") && !outside.contains("https://") && !outside.contains(" src="), "the page fetches nothing")
@@ -279,7 +341,9 @@ import Glibc
         try? FileManager.default.removeItem(atPath: profile)
         let rendered = (try? String(contentsOfFile: dom, encoding: .utf8)) ?? ""
         let mark = rendered.firstMatch(of: /data-charts-rendered="[^"]*"/).map { String($0.output) } ?? "no mark"
-        #expect(rendered.contains("data-charts-rendered=\"5/5\""), "chromium laid out all five charts (body: \(mark))")
+        let empty = rendered.firstMatch(of: /data-charts-empty="[^"]*"/).map { String($0.output) } ?? ""
+        #expect(rendered.contains("data-charts-rendered=\"\(charts.count)/\(charts.count)\""),
+                "chromium laid out all \(charts.count) charts, each with drawn data marks (body: \(mark) \(empty))")
     }
 
     func which(_ name: String) -> String? {

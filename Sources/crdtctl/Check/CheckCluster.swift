@@ -14,6 +14,8 @@ final class CheckCluster: Sendable {
         var name: String
         var host: String
         var port: Int
+        /// Where its Prometheus `/metrics` is served, or why that is not known.
+        var metrics: Result<MetricsEndpoint, MetricsUnavailable>
     }
 
     let nodes: [Node]
@@ -26,7 +28,9 @@ final class CheckCluster: Sendable {
     var isLocal: Bool { local.withLock { $0 != nil } }
 
     init(local cluster: LocalCluster) {
-        nodes = cluster.nodes.map { Node(name: $0.name, host: $0.address, port: $0.clientPort) }
+        nodes = cluster.nodes.map {
+            Node(name: $0.name, host: $0.address, port: $0.clientPort, metrics: .success(MetricsEndpoint(host: $0.address, port: $0.metricsPort)))
+        }
         netns = cluster.netns
         local = Mutex(cluster)
     }
@@ -51,7 +55,8 @@ final class CheckCluster: Sendable {
             guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("node_id:") }) else {
                 throw ClusterError("\(address) does not report a node_id in INFO server: is it crdtd?")
             }
-            nodes.append(Node(name: String(line.dropFirst("node_id:".count)), host: host, port: port))
+            nodes.append(Node(name: String(line.dropFirst("node_id:".count)), host: host, port: port,
+                              metrics: CheckCluster.metricsEndpoint(info: info, host: host)))
         }
         guard Set(nodes.map(\.name)).count == nodes.count else {
             throw ClusterError("two addresses are the same node: \(nodes.map(\.name).joined(separator: ", "))")
@@ -59,6 +64,27 @@ final class CheckCluster: Sendable {
         self.nodes = nodes
         netns = nil
         local = Mutex(nil)
+    }
+
+    /// The metrics endpoint a node reports in `INFO server` (`metrics_addr`), reached at the node's own
+    /// host when it listens on every address; `/metrics` is scraped over IPv4 only.
+    static func metricsEndpoint(info: String, host: String) -> Result<MetricsEndpoint, MetricsUnavailable> {
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("metrics_addr:") }) else {
+            return .failure(MetricsUnavailable(reason: "INFO server gives no metrics_addr (a crdtd older than this crdtctl)"))
+        }
+        let address = line.dropFirst("metrics_addr:".count).trimmingCharacters(in: .whitespaces)
+        guard address != "off", !address.isEmpty else {
+            return .failure(MetricsUnavailable(reason: "started without --metrics-addr"))
+        }
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            return .failure(MetricsUnavailable(reason: "metrics_addr '\(address)' is not HOST:PORT"))
+        }
+        var listen = String(address[..<colon])
+        if listen == "0.0.0.0" { listen = host }
+        guard inet_addr(listen) != in_addr_t.max else {
+            return .failure(MetricsUnavailable(reason: "metrics on '\(address)': not an IPv4 address this check can scrape"))
+        }
+        return .success(MetricsEndpoint(host: listen, port: port))
     }
 
     /// A fresh connection to node `i`. Refused once a netns cluster's bridge is gone (removed by another

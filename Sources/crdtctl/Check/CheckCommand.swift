@@ -25,6 +25,10 @@ extension CRDTCTL {
                 each acknowledged add never removed is present, each acknowledged remove absent, nothing never \
                 added present; registers hold a written value; all nodes agree.
 
+                It also measures, without judging: how long each acknowledged add took to show on every node \
+                (polled with SMISMEMBER every --visibility-interval), and the peer bytes and frames each node \
+                sent per acknowledged operation (from its /metrics, scraped once a second).
+
                 With --partitions netns (root only) the local cluster runs one node per Linux network namespace, \
                 joined by a bridge, and partitions are nftables rules dropping packets between namespaces: the \
                 daemons are not told. The namespaces, veths and bridge are removed at the end, on ^C too, and \
@@ -54,7 +58,10 @@ extension CRDTCTL {
         @Option(help: "Seconds to wait after the final heal for every digest to agree.") var convergeTimeout = 30.0
         @Option(help: "Members added to the hot set before the load starts (batches of 1,000 on the first node), to test big sets.")
         var preload = 0
-        @Option(help: "Directory for the report: history.jsonl, verdict.json, verdict.txt, logs/, index.html.") var report: String?
+        @Option(help: "Seconds between two polls of a node for the acknowledged adds it has not shown yet (visibility times are late by at most this); 0: no watch.")
+        var visibilityInterval = 0.1
+        @Option(help: "Directory for the report: history.jsonl, visibility.jsonl, metrics.jsonl, verdict.json, verdict.txt, logs/, index.html.")
+        var report: String?
         @Option(help: "Seed for the operation mix and the fault schedule (default: random, printed).") var seed: UInt64?
         @Flag(help: "Leave the local cluster running at the end.") var keep = false
         @Flag(help: "Print only the verdict.") var quiet = false
@@ -66,6 +73,9 @@ extension CRDTCTL {
             }
             guard rate > 0, duration > 0, timeout > 0, convergeTimeout > 0, faultDuration > 0, faultGap >= 0 else {
                 throw ValidationError("--rate, --duration, --timeout, --converge-timeout and --fault-duration must be positive")
+            }
+            guard visibilityInterval == 0 || (0.01...10).contains(visibilityInterval) else {
+                throw ValidationError("--visibility-interval must be between 0.01 and 10 seconds, or 0 (no watch)")
             }
             guard (1...64).contains(clientsPerNode) else { throw ValidationError("--clients-per-node must be between 1 and 64") }
             let families = try faultFamilies()
@@ -144,6 +154,12 @@ extension CRDTCTL {
             let acknowledged = AcknowledgedAdds()
             let histories = Mutex([[Operation]]())
             let windows = Mutex([FaultWindow]())
+            // Watching every acknowledged add until each node shows it, and each node's replication counters.
+            let watcher = visibilityInterval > 0
+                ? VisibilityWatcher(cluster: cluster, key: keys.hotSet, clock: clock, interval: visibilityInterval) : nil
+            let scraper = MetricsScraper(endpoints: cluster.nodes.map(\.metrics), clock: clock, network: cluster.netns)
+            scraper.start()
+            watcher?.start()
             let group = DispatchGroup()
             let perClient = rate / Double(clientCount)
             let callTimeout = Duration.milliseconds(Int(timeout * 1000))
@@ -155,7 +171,7 @@ extension CRDTCTL {
                 Thread {
                     var client = CheckClient(id: c, node: node, host: address.host, port: address.port, keys: keys,
                                              timeout: callTimeout, clock: clock, seed: seed, network: cluster.netns)
-                    client.run(rate: perClient, stop: stop, acknowledged: acknowledged, progress: progress)
+                    client.run(rate: perClient, stop: stop, acknowledged: acknowledged, progress: progress, watcher: watcher)
                     histories.withLock { $0.append(client.operations) }
                     group.leave()
                 }.start()
@@ -196,6 +212,8 @@ extension CRDTCTL {
             say("== final heal at \(format(healed)) s; waiting up to \(format(convergeTimeout)) s for every digest to agree")
             let convergence = waitForAgreement(cluster, timeout: convergeTimeout)
             say(convergence.converged ? "   agreed after \(format(convergence.seconds ?? 0)) s" : "   no agreement")
+            let agreedAt = clock.now()
+            let visibility = watcher?.finish() ?? []
 
             let finals = cluster.nodes.indices.map { finalRead(cluster, $0, keys: keys) }
             let operations = preloaded + histories.withLock { $0.flatMap { $0 } }.sorted { $0.invoke < $1.invoke }
@@ -203,6 +221,15 @@ extension CRDTCTL {
             let checker = Checker(keys: keys, nodeNames: names, operations: operations, finals: finals, convergence: convergence,
                                   faults: faultWindows, duration: loadEnded)
             var verdict = checker.verdict()
+            if let watcher {
+                let failed = Dictionary(uniqueKeysWithValues: zip(names, watcher.failedPolls).filter { $0.1 > 0 })
+                verdict.visibility = VisibilityResult(records: visibility, faults: faultWindows, healedAt: healed,
+                                                      pollInterval: visibilityInterval, failedPolls: failed)
+            }
+            // The daemons export their counters once a second: the last scrape waits for the export that
+            // follows agreement, so the catch-up traffic is counted.
+            let rounds = scraper.finish(notBefore: agreedAt + 1.1)
+            verdict.traffic = TrafficResult(rounds: rounds, unavailable: scraper.unavailable(rounds), operations: operations, nodeNames: names)
             let missing = Set(faultList.map(\.verdictName)).subtracting(verdict.faultsInjected.keys)
             if !missing.isEmpty {
                 say("   note: the run was too short to inject \(missing.sorted().joined(separator: ", "))")
@@ -222,7 +249,8 @@ extension CRDTCTL {
             print(text)
             if let report {
                 let content = ReportContent(verdict: verdict, operations: operations, faults: faultWindows, nodeNames: names,
-                                            keys: keys, healedAt: healed, loadEnded: loadEnded, settings: settingsSummary(seed: seed))
+                                            keys: keys, healedAt: healed, loadEnded: loadEnded, settings: settingsSummary(seed: seed),
+                                            visibility: visibility, metrics: rounds)
                 try writeReport(content, text: text, logs: cluster.logFiles, to: report)
                 print("report: \(report)/index.html")
             }
@@ -262,7 +290,7 @@ extension CRDTCTL {
                 "rate": String(rate), "duration": String(duration), "clients per node": String(clientsPerNode),
                 "timeout": String(timeout), "faults": faults ?? "default", "partitions": partitions.rawValue, "fault duration": String(faultDuration),
                 "fault gap": String(faultGap), "converge timeout": String(convergeTimeout), "seed": String(seed),
-                "preload": String(preload),
+                "preload": String(preload), "visibility interval": String(visibilityInterval),
             ]
         }
 

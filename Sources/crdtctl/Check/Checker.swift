@@ -44,6 +44,10 @@ struct Verdict: Codable, Sendable {
     /// The faults injected, by description (e.g. "partition ring"), with how often.
     var faultsInjected: [String: Int]
     var stats: Stats
+    /// How long acknowledged adds took to show on every node (measured by `check`, not judged).
+    var visibility: VisibilityResult? = nil
+    /// Replication bytes and frames per acknowledged operation, from the nodes' metrics.
+    var traffic: TrafficResult? = nil
 }
 
 /// A counter is valid when each node's value is the sum of the acknowledged deltas plus some subset of

@@ -110,7 +110,8 @@ struct CheckClient {
 
     /// Issues operations every `1/rate` seconds until `stop` is set. A client that falls behind (a paused
     /// node makes each call wait for its timeout) skips the slots it missed rather than bursting.
-    mutating func run(rate: Double, stop: StopFlag, acknowledged: AcknowledgedAdds, progress: Progress) {
+    mutating func run(rate: Double, stop: StopFlag, acknowledged: AcknowledgedAdds, progress: Progress,
+                      watcher: VisibilityWatcher? = nil) {
         let interval = 1 / rate
         var due = clock.now() + Double.random(in: 0..<interval, using: &generator)
         while !stop.isSet {
@@ -120,7 +121,7 @@ struct CheckClient {
                 continue
             }
             due = max(due + interval, now)
-            let op = next(acknowledged: acknowledged)
+            let op = next(acknowledged: acknowledged, watcher: watcher)
             progress.add(op.outcome)
             operations.append(op)
         }
@@ -129,7 +130,7 @@ struct CheckClient {
 
     /// Chooses and performs one operation. The mix: 30 % INCRBY (most on the hot counter), 45 % SADD,
     /// 8 % SREM, 10 % SET, 3 % GET, 4 % SISMEMBER.
-    mutating func next(acknowledged: AcknowledgedAdds) -> Operation {
+    mutating func next(acknowledged: AcknowledgedAdds, watcher: VisibilityWatcher? = nil) -> Operation {
         let roll = Int.random(in: 0..<100, using: &generator)
         switch roll {
         case ..<30:
@@ -138,6 +139,7 @@ struct CheckClient {
             return perform(.incrby, key, String(delta), ["INCRBY", key, String(delta)])
         case 75..<83 where !removable.isEmpty:
             let element = removable.remove(at: Int.random(in: 0..<removable.count, using: &generator))
+            watcher?.removing(element)
             return perform(.srem, keys.hotSet, element, ["SREM", keys.hotSet, element])
         case 83..<93:
             let key = keys.registers.randomElement(using: &generator)!
@@ -159,6 +161,7 @@ struct CheckClient {
             if op.outcome == .ok {
                 removable.append(element)
                 acknowledged.record(element)
+                watcher?.acknowledged(element, node: node, at: op.complete)
             }
             return op
         }
