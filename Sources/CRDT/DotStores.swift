@@ -23,6 +23,15 @@ public protocol DotStore: Sendable, Equatable {
     /// whose entry under a dot can change (``CountingStore``) mixes the entry's version in, so the
     /// digest still changes exactly when the store does.
     var dotDigest: DotDigest { get }
+    /// Whether the store holds a dot of `replica` numbered at most `counter`.
+    func holdsDot(of replica: ReplicaID, through counter: UInt64) -> Bool
+}
+
+extension DotStore {
+    /// A pass over every dot, for the small stores (a register's few writes, a set element's dots).
+    public func holdsDot(of replica: ReplicaID, through counter: UInt64) -> Bool {
+        containsAnyDot(in: CausalContext.Probe(CausalContext(versionVector: [replica: counter])))
+    }
 }
 
 extension DotStore {
@@ -185,6 +194,19 @@ public struct DotMap<Key: Hashable & Sendable, Value: DotStore>: DotStore {
     /// The key whose value holds `dot`, if any. O(1).
     @inlinable
     public func key(holding dot: Dot) -> Key? { owners[dot] }
+
+    /// O(min(counter, dots held)): the index is probed dot by dot, or walked when that is shorter.
+    public func holdsDot(of replica: ReplicaID, through counter: UInt64) -> Bool {
+        if counter <= UInt64(owners.count) {
+            var next: UInt64 = 1
+            while next <= counter {
+                if owners[Dot(replica: replica, counter: next)] != nil { return true }
+                next += 1
+            }
+            return false
+        }
+        return owners.keys.contains { $0.replica == replica && $0.counter <= counter }
+    }
 
     @inlinable public var isBottom: Bool { storage.isEmpty }
 

@@ -367,6 +367,7 @@ extension StoreRecord {
         case .snapshotPart(let key, let bytes): self = .snapshotPart(key: key, bytes: bytes)
         case .snapshotSeal(let key): self = .snapshotSeal(key: key)
         case .meta(let name, let value): self = .meta(name: name, value: value)
+        case .remove(let key): self = .remove(key: key)
         }
     }
 }

@@ -578,25 +578,28 @@ extension Engine {
         node == configuration.nodeID ? configuration.replica : replicator?.membership.member(node)?.replica
     }
 
-    /// `SCAN`: keys in byte order, the cursor being the position reached (see `keyOrder`). `COUNT` live
-    /// keys are examined per call; deleted keys keep a place in the order (their tombstones), so up to
-    /// 64 times as many places may be passed over to find them.
+    /// `SCAN`: the cursor is a key hash (`Keyspace.scan`), so a key present for the whole iteration is
+    /// returned at least once whatever is created or collected meanwhile. `COUNT` live keys are examined
+    /// per call; deleted keys awaiting collection keep a place, so up to 64 times as many may be passed over.
     mutating func scan(cursor: UInt64, match: Bytes?, count: Int, type: String?) -> RESPReply {
         let glob = match.map(GlobPattern.init)
-        let all = keyspace.orderedKeys()
-        var position = Int(min(cursor, UInt64(all.count)))
-        let limit = position + min(all.count, count * 64)
+        let entries = keyspace.scanOrder(from: cursor)
+        let limit = entries.startIndex + max(count, 1) * 64
+        var position = entries.startIndex
         var examined = 0
         var page: [RESPReply] = []
-        while position < all.count && examined < count && position < limit {
-            let key = all[position]
+        while position < entries.endIndex {
+            // Keys sharing a hash are taken together: a cursor cannot point between them.
+            let full = examined >= count || position >= limit
+            if full && (position == entries.startIndex || entries[position].hash != entries[position - 1].hash) { break }
+            let key = entries[position].key
             position += 1
             guard let visible = live(key)?.visibleType else { continue }
             examined += 1
             if let type, visible.rawValue != type { continue }
             if glob?.matches(key) ?? true { page.append(.bulkString(key)) }
         }
-        let next = position >= all.count ? 0 : UInt64(position)
+        let next = position < entries.endIndex ? entries[position].hash : 0
         return .array([.bulkString(String(next)), .array(page)])
     }
 

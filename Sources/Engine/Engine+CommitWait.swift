@@ -270,7 +270,7 @@ extension EngineOutput {
             switch record {
             case .delta(let key, let bytes), .snapshot(let key, let bytes), .snapshotPart(let key, let bytes):
                 total += key.count + bytes.count
-            case .snapshotBegin(let key), .snapshotSeal(let key): total += key.count
+            case .snapshotBegin(let key), .snapshotSeal(let key), .remove(let key): total += key.count
             case .meta(let name, let value): total += name.utf8.count + value.count
             }
         }

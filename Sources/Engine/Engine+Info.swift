@@ -51,7 +51,11 @@ extension Engine {
                                ("stability_applied", text(replicator.stability.vector)),
                                ("stability_holder", frontier.holder ?? ""),
                                ("stability_behind", String(frontier.behind)),
-                               ("stability_unreported", frontier.unreported.joined(separator: ","))]
+                               ("stability_unreported", frontier.unreported.joined(separator: ",")),
+                               // Deleted keys removed for good once stable, and those still waiting.
+                               ("tombstones_collected", String(collection.collected)),
+                               ("tombstones_waiting", String(keyspace.tombstoneCandidates)),
+                               ("collection_floor", "dots=\(collection.floor.dots),counts=\(collection.floor.counts)")]
                 }
             case "memory":
                 fields = []
@@ -71,7 +75,9 @@ extension Engine {
                 var byType: [KeyType: Int] = [:]
                 for (type, count) in keyspace.keysByType { byType[type, default: 0] += count }
                 let live = byType.values.reduce(0, +)
-                fields = [("db0", "keys=\(live),expires=\(keyspace.keysWithDeadline),avg_ttl=0")]
+                fields = [("db0", "keys=\(live),expires=\(keyspace.keysWithDeadline),avg_ttl=0"),
+                          // Every key held, deleted ones whose tombstone is not collected yet included.
+                          ("keys_held", String(keyspace.storedKeyCount))]
                     + KeyType.allCases.map { ("keys_\($0.rawValue)", String(byType[$0] ?? 0)) }
             default:
                 break

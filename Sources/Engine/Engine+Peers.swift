@@ -40,6 +40,7 @@ extension Engine {
         let accepting = writeRefusal == nil
         replicator?.lamport = clock.counter
         replicator?.tick(now: now, keyspace: &keyspace, acceptingWrites: accepting, into: &output)
+        collectTombstones(now: now, into: &output)
         notifyRemoteChanges(into: &output)
     }
 

@@ -76,6 +76,8 @@ public struct Engine {
     var sessions: [ClientID: Session] = [:]
     var stats = EngineStats()
     var replicator: Replicator?
+    /// Tombstones collected by causal stability, and the floor their numbering left.
+    var collection: CollectionState
     /// The Lamport value persisted: the clock may run up to it before it must be persisted again.
     var clockReservation: UInt64 = 0
     static let clockLease: UInt64 = 10_000
@@ -101,6 +103,13 @@ public struct Engine {
 
     public init(configuration: EngineConfiguration, recovery: EngineRecovery = EngineRecovery()) throws(RecoveryError) {
         self.configuration = configuration
+        collection = CollectionState(floor: DotFloor(replica: configuration.replica))
+        if let stored = recovery.meta[MetaKey.collectionFloor] {
+            guard let floor = CollectionState.decode(stored, replica: configuration.replica) else {
+                throw RecoveryError(description: "the stored collection floor is corrupt (meta '\(MetaKey.collectionFloor)')")
+            }
+            collection.floor = floor
+        }
         var clock = LamportClock(replica: configuration.replica)
         if let stored = recovery.meta[MetaKey.lamport] {
             guard let counter = Self.decodeCounter(stored) else {
@@ -221,6 +230,7 @@ public struct Engine {
         let frontier = replicator.frontier
         stats.stableWrites = frontier.vector.values.reduce(0, &+)
         stats.stabilityBehind = frontier.behind
+        stats.tombstonesCollected = collection.collected
         return stats
     }
 
@@ -245,24 +255,35 @@ public struct Engine {
     /// Applies a local mutation to `key`: the closure mutates the object and returns the delta.
     /// The delta is persisted (and, once replication runs, shipped); the object is compacted when due.
     /// A key past its deadline is removed first, so the write sees it absent, as clients do.
+    /// `creating`: the slots the write may create, which claim the collection floor first if empty
+    /// (see `Keyspace.apply`); every slot unless the caller knows better.
     mutating func mutate<Failure: Error>(
-        _ key: Bytes, into output: inout EngineOutput,
+        _ key: Bytes, creating: KeyObject.SlotSet = .all, into output: inout EngineOutput,
         _ body: (inout KeyObject, inout Mutation) throws(Failure) -> KeyObject
     ) throws(Failure) {
         removeIfExpired(key, into: &output)
-        try applyLocal(key, into: &output, body)
+        try applyLocal(key, creating: creating, into: &output, body)
     }
 
     /// `mutate` without the expiry check.
     mutating func applyLocal<Failure: Error>(
-        _ key: Bytes, into output: inout EngineOutput,
+        _ key: Bytes, creating: KeyObject.SlotSet = .all, into output: inout EngineOutput,
         _ body: (inout KeyObject, inout Mutation) throws(Failure) -> KeyObject
     ) throws(Failure) {
         var mutation = Mutation(replica: configuration.replica, clock: clock)
         let stamp = replicator?.stability.nextStamp
-        guard let write = try keyspace.apply(local: key, stamp: stamp, { (object: inout KeyObject) throws(Failure) -> KeyObject in
-            try body(&object, &mutation)
-        }) else { return }
+        let written: Keyspace.LocalWrite?
+        do throws(Failure) {
+            written = try keyspace.apply(local: key, stamp: stamp, floor: collection.floor, creating: creating) {
+                (object: inout KeyObject) throws(Failure) -> KeyObject in
+                try body(&object, &mutation)
+            }
+        } catch {
+            // The write failed after a floor claim changed the object: the claim is persisted and shipped.
+            if let claim = keyspace.takeOrphanedClaim() { finish(claim, of: key, stamp: stamp, into: &output) }
+            throw error
+        }
+        guard let write = written else { return }
         if let stamp { replicator?.stability.wrote(stamp) }
         clock = mutation.clock
         if clock.counter == mutation.startCounter { _ = clock.tick() }
@@ -271,6 +292,14 @@ public struct Engine {
         commits.wrote(key)
         disseminate(write.delta, of: key)
         stats.localWrites += 1
+    }
+
+    /// A claim that outlived a failed write: persisted and shipped, with the stamp the write would have had.
+    private mutating func finish(_ claim: Keyspace.LocalWrite, of key: Bytes, stamp: Dot?, into output: inout EngineOutput) {
+        if let stamp { replicator?.stability.wrote(stamp) }
+        output.records.append(claim.record)
+        commits.wrote(key)
+        disseminate(claim.delta, of: key)
     }
 
     // MARK: Metadata encoding

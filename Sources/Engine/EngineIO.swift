@@ -116,6 +116,8 @@ public enum DurableRecord: Sendable, Equatable {
     case snapshotSeal(key: Bytes)
     /// Small engine metadata (the Lamport clock, replication progress), keyed by name.
     case meta(name: String, value: Bytes)
+    /// Every row of `key` is deleted: its tombstone was collected (docs/crdts.md, "Collecting deleted keys").
+    case remove(key: Bytes)
 }
 
 /// What one engine step produced. The shell persists `records` in one transaction (group-committing

@@ -24,6 +24,10 @@ func recovery(from records: [DurableRecord]) -> EngineRecovery {
             snapshots[key] = stage.bytes
             deltas[key] = Array((deltas[key] ?? []).dropFirst(stage.deltasBefore))
         case .meta(let name, let value): meta[name] = value
+        case .remove(let key):
+            snapshots[key] = nil
+            deltas[key] = nil
+            pending[key] = nil
         }
     }
     let keys = Set(snapshots.keys).union(deltas.keys)
@@ -96,7 +100,7 @@ func recovery(from records: [DurableRecord]) -> EngineRecovery {
                 case .delta(_, let bytes): stepDeltas += bytes.count
                 case .snapshotBegin: begins += 1
                 case .snapshotSeal: seals += 1
-                case .meta: break
+                case .meta, .remove: break
                 }
             }
             #expect(stepSnapshot <= max(1 << 10, 2 * stepDeltas), "round \(round): \(stepSnapshot) snapshot bytes")

@@ -73,7 +73,7 @@ private func ship(_ output: EngineOutput, to target: inout Harness) {
         case .delta(let key, let bytes), .snapshot(let key, let bytes):
             guard let state = try? KeyObject(serialized: bytes) else { continue }
             _ = target.engine.keyspace.join(remote: state, bytes: bytes, into: key)
-        case .meta, .snapshotBegin, .snapshotPart, .snapshotSeal:
+        case .meta, .snapshotBegin, .snapshotPart, .snapshotSeal, .remove:
             break
         }
     }

@@ -156,8 +156,13 @@ import Testing
         for i in 0..<50 { h.run("DEL", "gone\(i)") }
         h.run("SET", "a", "1")
         h.run("SET", "z", "1")
-        #expect(h.run("SCAN", "0") == .array([.bulk("0"), .array([.bulk("a"), .bulk("z")])]),
-                "tombstones are passed over, so a small keyspace scans in one call")
+        // Keys come in hash order (the cursor is a hash), so compare as a set.
+        guard case .array(let parts) = h.run("SCAN", "0"), case .array(let keys) = parts[1] else {
+            Issue.record("SCAN did not answer a cursor and keys")
+            return
+        }
+        #expect(parts[0] == .bulk("0"), "tombstones are passed over, so a small keyspace scans in one call")
+        #expect(Set(keys.map { "\($0)" }) == Set([RESPReply.bulk("a"), .bulk("z")].map { "\($0)" }))
     }
 
     @Test func serverIntrospection() throws {

@@ -43,6 +43,9 @@ struct Simulation {
     var pushes: [Int: [ClientID: [RESPReply]]] = [:]
     var sessionReplies: [Int: [ClientID: [RESPReply]]] = [:]
     var connected: Set<ClientID> = []
+    /// When set, every frame delivered is kept, for `replayDelivered` (a network that replays old frames).
+    var recordsDeliveries = false
+    var delivered: [Datagram] = []
 
     init(nodes count: Int, seed: UInt64, encrypted: Bool = false,
          configure: (inout ReplicationSettings) -> Void = { _ in }) throws {
@@ -156,6 +159,7 @@ struct Simulation {
             for datagram in due {
                 let to = datagram.to
                 guard nodes[to].engine != nil else { continue }
+                if recordsDeliveries { delivered.append(datagram) }
                 var output = EngineOutput()
                 nodes[to].engine!.handle(.peerFrame(datagram.frame, from: endpoints[datagram.from]), into: &output)
                 nodes[to].engine!.flush(into: &output)
@@ -169,6 +173,19 @@ struct Simulation {
                     _ = apply(output, at: i)
                 }
             }
+        }
+    }
+
+    /// Delivers again every frame recorded since `recordsDeliveries` was set, each to its first recipient,
+    /// in shuffled order: old deltas, states and acknowledgements, all stale by now.
+    mutating func replayDelivered() {
+        var frames = delivered
+        frames.shuffle(using: &random)
+        for datagram in frames where nodes[datagram.to].engine != nil {
+            var output = EngineOutput()
+            nodes[datagram.to].engine!.handle(.peerFrame(datagram.frame, from: endpoints[datagram.from]), into: &output)
+            nodes[datagram.to].engine!.flush(into: &output)
+            _ = apply(output, at: datagram.to)
         }
     }
 

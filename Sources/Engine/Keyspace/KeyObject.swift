@@ -172,12 +172,10 @@ public struct KeyObject: DeltaCRDT, BinaryCodable {
             writer.write(fixed64: list.store.dotDigest.high)
             writer.write(fixed64: list.store.dotDigest.low)
         }
-        // Last, and only when present, like the list: two replicas that hold the same content hold the
-        // same stamps, and repair must bring the stamps along with the content.
-        if !stamps.isEmpty {
-            writer.write(byte: 0xA5)
-            stamps.encode(to: &writer)
-        }
+        // The write stamps are left out: they are bookkeeping about the content, not content. Two replicas
+        // with the same content may hold different stamps for good: a node that collected a key and got it
+        // back (recreated elsewhere before the others collected it) has lost the stamps of the first life,
+        // which are all stable, and comparing them would make the digests differ for ever.
         return Digest128(hashing: writer.bytes)
     }
 
@@ -378,5 +376,90 @@ extension ResettableCounter {
     /// Whether any contribution is beyond what a reset observed: the key exists (even at value 0).
     var isLive: Bool {
         contributions.values.contains { $0.increments > $0.resetIncrements || $0.decrements > $0.resetDecrements }
+    }
+}
+
+// MARK: Numbering after collection
+
+extension KeyObject {
+    /// Slots, as a set (`Slot` raw values as bits).
+    struct SlotSet: OptionSet {
+        let rawValue: UInt16
+        init(rawValue: UInt16) { self.rawValue = rawValue }
+        init(_ slot: Slot) { rawValue = 1 << slot.rawValue }
+        static let all = SlotSet(rawValue: (1 << Slot.allCases.count) - 1)
+    }
+
+    /// Claims `floor` in every slot that must resume above it before a local write: the slots that
+    /// hold something, and the empty ones in `creating` (which the write may fill). Returns the claims,
+    /// to ship with the write, and the empty slots it claimed in (to empty again if the write leaves
+    /// them untouched: a claim alone must not create a slot). The bounded counter is not numbered by dots.
+    mutating func claim(_ floor: DotFloor, creating: SlotSet) -> (claims: KeyObject, created: SlotSet) {
+        var claims = KeyObject()
+        var created: SlotSet = []
+        func consider(_ slot: Slot, empty: Bool, _ claim: () -> Void) {
+            if empty {
+                guard creating.contains(SlotSet(slot)) else { return }
+                created.insert(SlotSet(slot))
+            }
+            claim()
+        }
+        consider(.counter, empty: counter.entries.isEmpty) { if let c = counter.claim(floor) { claims.counter = c } }
+        consider(.string, empty: string.isBottom) { if let c = string.claim(floor) { claims.string = c } }
+        consider(.expiry, empty: expiry.isBottom) { if let c = expiry.claim(floor) { claims.expiry = c } }
+        let box = collections
+        consider(.set, empty: box?.set.isBottom ?? true) { if let c = set.claim(floor) { claims.set = c } }
+        consider(.hash, empty: box?.hash.isBottom ?? true) { if let c = hash.claim(floor) { claims.hash = c } }
+        consider(.sortedSet, empty: box?.sortedSet.isBottom ?? true) { if let c = sortedSet.claim(floor) { claims.sortedSet = c } }
+        consider(.hyperLogLog, empty: box?.hyperLogLog.isBottom ?? true) { if let c = hyperLogLog.claim(floor) { claims.hyperLogLog = c } }
+        consider(.list, empty: box?.list.context.isEmpty ?? true) { if let c = list.claim(floor) { claims.list = c } }
+        return (claims, created)
+    }
+
+    /// After the write: empties the slots claimed in only because they were in `creating` and that the
+    /// write left untouched, and adds the remaining claims to the write's delta.
+    mutating func settle(_ claims: KeyObject, created: SlotSet, into delta: inout KeyObject) {
+        var claims = claims
+        func untouched(_ slot: Slot, _ deltaEmpty: Bool, _ reset: () -> Void) {
+            guard created.contains(SlotSet(slot)), deltaEmpty else { return }
+            reset()
+        }
+        untouched(.counter, delta.counter.entries.isEmpty) { counter = ResettableCounter(); claims.counter = ResettableCounter() }
+        untouched(.string, delta.string.isBottom) { string = CausalLWWRegister(); claims.string = CausalLWWRegister() }
+        untouched(.expiry, delta.expiry.isBottom) { expiry = ExpiryRegister(); claims.expiry = ExpiryRegister() }
+        if collections != nil {
+            untouched(.set, delta.set.isBottom) { set = AWSet(); claims.set = AWSet() }
+            untouched(.hash, delta.hash.isBottom) { hash = ORMap(); claims.hash = ORMap() }
+            untouched(.sortedSet, delta.sortedSet.isBottom) { sortedSet = SortedSet(); claims.sortedSet = SortedSet() }
+            untouched(.hyperLogLog, delta.hyperLogLog.isBottom) { hyperLogLog = ResettableHyperLogLog(); claims.hyperLogLog = ResettableHyperLogLog() }
+            untouched(.list, delta.list.context.isEmpty) { list = ReplicatedList(); claims.list = ReplicatedList() }
+            if let c = collections, c.set.isBottom, c.hash.isBottom, c.bounded.isBottom, c.sortedSet.isBottom,
+               c.hyperLogLog.isBottom, c.list.context.isEmpty {
+                collections = nil
+            }
+        }
+        if !claims.isBottom { delta.join(claims) }
+    }
+
+    /// The largest dot and count `replica` numbered in this object: what the floor must cover once it
+    /// is collected.
+    func numbering(of replica: ReplicaID) -> (dots: UInt64, counts: UInt64) {
+        var dots = max(string.context.maxCounter(of: replica), expiry.context.maxCounter(of: replica))
+        if let c = collections {
+            dots = max(dots, c.set.context.maxCounter(of: replica), c.hash.context.maxCounter(of: replica),
+                       c.sortedSet.context.maxCounter(of: replica), c.hyperLogLog.context.maxCounter(of: replica),
+                       c.list.context.maxCounter(of: replica))
+        }
+        let own = counter.contribution(of: replica)
+        return (dots, max(own.increments, own.decrements))
+    }
+
+    /// Whether the object holds nothing but its causal history: no dot, no live count, no bounded counter
+    /// (whose rights cannot be revoked), no deadline. A collectable tombstone once its stamps are stable.
+    var isTombstone: Bool {
+        guard !counter.isLive, string.store.isBottom, expiry.store.isBottom else { return false }
+        guard let c = collections else { return true }
+        return c.set.store.isBottom && c.hash.store.isBottom && c.bounded.isBottom && c.sortedSet.store.isBottom
+            && c.hyperLogLog.sketches.isEmpty && c.list.count == 0 && c.list.store.isBottom
     }
 }

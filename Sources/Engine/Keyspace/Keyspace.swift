@@ -13,10 +13,17 @@ struct Keyspace {
     private var objects: [KeyName: KeyObject] = [:]
     private var typeCounts: [KeyType: Int] = [:]
     private var compaction: [KeyName: CompactionState] = [:]
-    /// Every key in byte order, rebuilt only after a key was created. Keys are never removed (a deleted
+    /// Every key in byte order, rebuilt only after a key was created (`KEYS`). A collected key stays in it
+    /// until the next rebuild; readers skip keys without an object.
     /// key keeps its tombstone), so a SCAN cursor, an index into this order, only sees keys move later:
     /// a key present for the whole iteration is returned at least once.
     private var order: [Bytes]?
+    /// Every key with its scan hash, in hash order, rebuilt after a key was created: `SCAN`'s cursor is a
+    /// hash, so a key present for a whole iteration is returned, whatever is created or collected meanwhile.
+    private var scanOrder: [(hash: UInt64, key: Bytes)]?
+    /// Keys that showed no type after their last change: the candidates for collection, examined a
+    /// bounded number at a time (`collectTombstones`).
+    private var tombstones = TombstoneQueue()
     private var digests: DigestIndex
     private var expiries = ExpiryIndex()
     /// A key's deltas are folded into a snapshot once they outweigh the last snapshot (and this floor):
@@ -81,6 +88,9 @@ struct Keyspace {
     /// Every object, for tests and `INFO`-style walks; O(keys).
     var allObjects: Dictionary<KeyName, KeyObject>.Values { objects.values }
 
+    /// Every key held, tombstones included. O(1).
+    var storedKeyCount: Int { objects.count }
+
     /// Keys that show a type (`DBSIZE`). O(types).
     var liveKeyCount: Int { typeCounts.values.reduce(0, +) }
 
@@ -90,8 +100,9 @@ struct Keyspace {
     /// Installs a key read back from the store at start.
     mutating func recover(key: Bytes, object: KeyObject, snapshotBytes: Int, deltaBytes: Int) {
         countTypeChange(from: objects[KeyName(key)]?.visibleType, to: object.visibleType)
+        if object.visibleType == nil { tombstones.enqueue(KeyName(key)) }
         objects[KeyName(key)] = object
-        order = nil
+        keyCreated()
         digests.invalidate(key)
         compaction[KeyName(key)] = CompactionState(snapshotBytes: snapshotBytes, deltaBytes: deltaBytes)
         expiries.update(key, deadline: object.expiry.expiresAt)
@@ -100,27 +111,63 @@ struct Keyspace {
     /// A local write: `body` mutates the key's object (bottom if absent) and returns the delta. `nil`
     /// when the delta is empty: nothing changed and nothing is persisted or shipped. A write that changed
     /// something carries `stamp` (its node-wide write stamp) in the object and in the delta.
+    ///
+    /// After a collection (`floor` not zero), the slots that must resume their numbering above the floor
+    /// claim it first (`KeyObject.claim`): the ones holding something, and the empty ones in `creating`,
+    /// which the write may fill. The claims ship with the write. If `body` throws after a claim changed an
+    /// existing slot, the claim alone is the write (`takeOrphanedClaim`): it must reach the disk and the
+    /// peers like any change.
     mutating func apply<Failure: Error>(
-        local key: Bytes, stamp: Dot? = nil, _ body: (inout KeyObject) throws(Failure) -> KeyObject
+        local key: Bytes, stamp: Dot? = nil, floor: DotFloor? = nil, creating: KeyObject.SlotSet = .all,
+        _ body: (inout KeyObject) throws(Failure) -> KeyObject
     ) throws(Failure) -> LocalWrite? {
         // Mutated in place through `Dictionary.Values`' modify accessor: one hash lookup, and neither a
         // copy of the object nor a delete and re-insert. What the bookkeeping needs of the object after
         // the write is read inside that same access (a read through the dictionary's getter copies the
         // whole object: every slot's storage retained and released).
         var change = Change()
+        let floor = floor.flatMap { $0.isZero ? nil : $0 }
         if let existing = objects.index(forKey: KeyName(key)) {
-            var delta = try Self.write(&objects.values[existing], &change, body)
+            let claims = floor.map { objects.values[existing].claim($0, creating: creating) }
+            var delta: KeyObject
+            do {
+                delta = try Self.write(&objects.values[existing], &change, body)
+            } catch {
+                if let claims { orphan(key, at: existing, claims, stamp) }
+                throw error
+            }
+            if let claims { objects.values[existing].settle(claims.claims, created: claims.created, into: &delta) }
             guard !delta.isBottom else { return nil }
             if let stamp { Self.stamp(&objects.values[existing], &delta, stamp) }
             return recorded(key, delta, change)
         }
         var created = KeyObject()
+        let claims = floor.map { created.claim($0, creating: creating) }
         var delta = try Self.write(&created, &change, body)
+        if let claims { created.settle(claims.claims, created: claims.created, into: &delta) }
         guard !delta.isBottom else { return nil }
         if let stamp { Self.stamp(&created, &delta, stamp) }
         objects[KeyName(key)] = consume created
-        order = nil
+        keyCreated()
         return recorded(key, delta, change)
+    }
+
+    /// A claim made before a write that then failed, and which changed the object: its own write.
+    private(set) var orphanedClaim: LocalWrite?
+
+    mutating func takeOrphanedClaim() -> LocalWrite? {
+        defer { orphanedClaim = nil }
+        return orphanedClaim
+    }
+
+    private mutating func orphan(_ key: Bytes, at index: Dictionary<KeyName, KeyObject>.Index,
+                                 _ claims: (claims: KeyObject, created: KeyObject.SlotSet), _ stamp: Dot?) {
+        var delta = KeyObject()
+        objects.values[index].settle(claims.claims, created: claims.created, into: &delta)
+        guard !delta.isBottom else { return }
+        if let stamp { Self.stamp(&objects.values[index], &delta, stamp) }
+        let type = objects.values[index].visibleType
+        orphanedClaim = recorded(key, delta, Change(typeBefore: type, typeAfter: type, deadline: objects.values[index].expiry.expiresAt))
     }
 
     private static func stamp(_ object: inout KeyObject, _ delta: inout KeyObject, _ stamp: Dot) {
@@ -151,7 +198,7 @@ struct Keyspace {
                 Self.inflate(&object, with: delta, counting: recording, &counts)
             }) else { return nil }
             objects[KeyName(key)] = consume created
-            order = nil
+            keyCreated()
         }
         if recording {
             remoteChanges.append(RemoteChange(key: key, typeBefore: change.typeBefore, typeAfter: change.typeAfter,
@@ -192,6 +239,7 @@ struct Keyspace {
     /// Bookkeeping after `key`'s object changed by a delta of `deltaBytes`; returns what to persist.
     private mutating func changed(_ key: Bytes, _ change: Change, deltaBytes: Bytes) -> DurableRecord {
         countTypeChange(from: change.typeBefore, to: change.typeAfter)
+        if change.typeAfter == nil { tombstones.enqueue(KeyName(key)) }
         digests.invalidate(key)
         expiries.update(key, deadline: change.deadline)
         stepDeltaBytes += deltaBytes.count
@@ -292,6 +340,70 @@ struct Keyspace {
         if let new { typeCounts[new, default: 0] += 1 }
     }
 
+    private mutating func keyCreated() {
+        order = nil
+        scanOrder = nil
+    }
+
+    /// `SCAN`'s hash of a key: never 0, the cursor that starts an iteration.
+    static func scanHash(_ key: Bytes) -> UInt64 { Digest128(hashing: key).high | 1 }
+
+    /// The keys in scan-hash order from the first whose hash is at least `cursor` (a slice: no copy).
+    mutating func scanOrder(from cursor: UInt64) -> ArraySlice<(hash: UInt64, key: Bytes)> {
+        if scanOrder == nil {
+            scanOrder = objects.keys.map { (Self.scanHash($0.bytes), $0.bytes) }
+                .sorted { $0.hash != $1.hash ? $0.hash < $1.hash : $0.key.lexicographicallyPrecedes($1.key) }
+        }
+        let all = scanOrder!
+        var low = 0, high = all.count
+        while low < high {
+            let middle = (low + high) / 2
+            if all[middle].hash < cursor { low = middle + 1 } else { high = middle }
+        }
+        return all[low...]
+    }
+
+    // MARK: Collection
+
+    /// Removes the tombstones whose every write is at or below `frontier`: it examines up to `budget`
+    /// candidates (O(budget), whatever the size of the keyspace) and appends a `remove` record for each
+    /// key collected. Returns how many were collected and the largest dot and count `replica` numbered in
+    /// them, which the floor must cover from now on.
+    mutating func collectTombstones(under frontier: [ReplicaID: UInt64], replica: ReplicaID, budget: Int,
+                                    into records: inout [DurableRecord]) -> (collected: Int, dots: UInt64, counts: UInt64) {
+        var result = (collected: 0, dots: UInt64(0), counts: UInt64(0))
+        var kept: [KeyName] = []
+        for _ in 0..<budget {
+            guard let name = tombstones.dequeue() else { break }
+            guard let object = objects[name], object.visibleType == nil else { continue }
+            guard object.isTombstone else {
+                // Still holds something (a deadline on nothing, a bounded counter): looked at again after its
+                // next change.
+                continue
+            }
+            // Without stamps (written before stamps existed) it cannot be shown stable: kept for good.
+            guard !object.stamps.isEmpty else { continue }
+            guard object.stamps.isCovered(by: frontier), compaction[name]?.staging != true else {
+                kept.append(name)
+                continue
+            }
+            let numbering = object.numbering(of: replica)
+            result.dots = max(result.dots, numbering.dots)
+            result.counts = max(result.counts, numbering.counts)
+            objects[name] = nil
+            compaction[name] = nil
+            digests.invalidate(name.bytes)
+            expiries.update(name.bytes, deadline: nil)
+            records.append(.remove(key: name.bytes))
+            result.collected += 1
+        }
+        for name in kept { tombstones.enqueue(name) }
+        return result
+    }
+
+    /// Candidates for collection waiting (`INFO`).
+    var tombstoneCandidates: Int { tombstones.count }
+
     /// Every key in byte order (cached until a key is created).
     mutating func orderedKeys() -> [Bytes] {
         if let order { return order }
@@ -359,4 +471,30 @@ struct StagedSnapshot {
     var key: Bytes
     var bytes: Bytes
     var offset = 0
+}
+
+/// Keys to examine for collection, each once, oldest first.
+struct TombstoneQueue {
+    private var queue: [KeyName] = []
+    private var head = 0
+    private var queued: Set<KeyName> = []
+
+    var count: Int { queued.count }
+
+    mutating func enqueue(_ name: KeyName) {
+        guard queued.insert(name).inserted else { return }
+        queue.append(name)
+    }
+
+    mutating func dequeue() -> KeyName? {
+        guard head < queue.count else { return nil }
+        let name = queue[head]
+        head += 1
+        if head >= 1024 && head * 2 >= queue.count {
+            queue.removeFirst(head)
+            head = 0
+        }
+        queued.remove(name)
+        return name
+    }
 }

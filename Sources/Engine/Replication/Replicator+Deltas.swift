@@ -233,6 +233,12 @@ extension Replicator {
     /// as a delta (`rebroadcastFrom`), passes it on.
     mutating func join(_ delta: KeyObject, bytes: Bytes, into key: Bytes, keyspace: inout Keyspace,
                        rebroadcastFrom source: String?, reaching: [String] = [], output: inout EngineOutput) {
+        // Every write it reflects is applied here already: it holds nothing new. This is what keeps a late
+        // copy (a resent delta, a state from a node yet to collect) from resurrecting a collected key.
+        if !delta.stamps.isEmpty, delta.stamps.isCovered(by: stability.vector) {
+            stats.staleDropped += 1
+            return
+        }
         // Counted whether or not it changes anything here: either way this node holds its writes' effects.
         stability.joined(delta.stamps)
         guard let record = keyspace.join(remote: delta, bytes: bytes, into: key) else { return }

@@ -505,6 +505,10 @@ public struct ReplicationStats: Sendable, Equatable {
     /// Derived when read (`Engine.replicationStats`): writes summed over replicas at or below the
     /// stability frontier, and how many writes the member holding it back lags behind.
     public var stableWrites: UInt64 = 0
+    /// Deltas and states dropped unjoined because every write they reflect was applied here already.
+    public var staleDropped: UInt64 = 0
+    /// Tombstones collected (filled in by `Engine.replicationStats`).
+    public var tombstonesCollected: UInt64 = 0
     public var stabilityBehind: UInt64 = 0
     public init() {}
 }
