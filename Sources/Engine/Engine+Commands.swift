@@ -183,7 +183,7 @@ extension Engine {
                 return .error("ERR increment or decrement would overflow")
             }
             do {
-                try mutate(key, into: &output) { (object: inout KeyObject, m: inout Mutation) throws(CRDTMutationError) -> KeyObject in
+                try mutate(key, touching: [.counter], into: &output) { (object: inout KeyObject, m: inout Mutation) throws(CRDTMutationError) -> KeyObject in
                     var delta = KeyObject()
                     if start != 0 || object.visibleType == .string { delta.string = object.string.remove() }
                     if start + amount == 0 && !object.counter.isLive {
@@ -222,7 +222,7 @@ extension Engine {
             case .absent: return .null
             case .otherType: return Self.wrongType
             case .value(let value):
-                mutate(key, into: &output) { object, _ in object.removeObserved() }
+                mutate(key, touching: [], into: &output) { object, _ in object.removeObserved() }
                 return .bulkString(value)
             }
         case .strLen(let key):
@@ -275,7 +275,7 @@ extension Engine {
         case .sAdd(let key, let members):
             guard typeAllows(.set, key) else { return Self.wrongType }
             var added = 0
-            mutate(key, into: &output) { object, m in
+            mutate(key, touching: [.set], into: &output) { object, m in
                 var delta = KeyObject()
                 for member in members {
                     if !object.set.contains(member) { added += 1 }
@@ -289,7 +289,7 @@ extension Engine {
         case .sRem(let key, let members):
             guard typeAllows(.set, key) else { return Self.wrongType }
             var removed = 0
-            mutate(key, into: &output) { object, m in
+            mutate(key, touching: [], into: &output) { object, m in
                 var delta = KeyObject()
                 for member in members where object.set.contains(member) {
                     removed += 1
@@ -325,7 +325,7 @@ extension Engine {
         case .hSet(let key, let pairs, let answersOK):
             guard typeAllows(.hash, key) else { return Self.wrongType }
             var created = 0
-            mutate(key, into: &output) { object, m in
+            mutate(key, touching: [.hash], into: &output) { object, m in
                 var delta = KeyObject()
                 for pair in pairs {
                     if object.hash[pair.field] == nil { created += 1 }
@@ -341,7 +341,7 @@ extension Engine {
         case .hDel(let key, let fields):
             guard typeAllows(.hash, key) else { return Self.wrongType }
             var removed = 0
-            mutate(key, into: &output) { object, m in
+            mutate(key, touching: [], into: &output) { object, m in
                 var delta = KeyObject()
                 for field in fields where object.hash[field] != nil {
                     removed += 1
@@ -420,7 +420,7 @@ extension Engine {
         case .zRem(let key, let members):
             guard typeAllows(.sortedSet, key) else { return Self.wrongType }
             var removed = 0
-            mutate(key, into: &output) { object, _ in
+            mutate(key, touching: [], into: &output) { object, _ in
                 var delta = KeyObject()
                 for member in Set(members) where object.sortedSet.score(of: member) != nil {
                     removed += 1
@@ -475,14 +475,14 @@ extension Engine {
             var deleted = 0
             for key in Set(keys) where live(key)?.visibleType != nil {
                 deleted += 1
-                mutate(key, into: &output) { object, _ in object.removeObserved() }
+                mutate(key, touching: [], into: &output) { object, _ in object.removeObserved() }
             }
             return .integer(Int64(deleted))
         case .flush:
             // Bounded counters stay (their rights cannot be revoked); the reply is +OK because every Redis
             // client expects it. docs/redis-compatibility.md says so.
             for key in keyspace.orderedKeys() where live(key)?.visibleType != nil && live(key)?.bounded == BoundedCounter() {
-                mutate(key, into: &output) { object, _ in object.removeObserved() }
+                mutate(key, touching: [], into: &output) { object, _ in object.removeObserved() }
             }
             return .ok
         case .objectEncoding(let key):
@@ -556,7 +556,7 @@ extension Engine {
         guard typeAllows(.boundedCounter, key) else { return Self.wrongType }
         let replica = configuration.replica
         do {
-            try mutate(key, into: &output) { (object: inout KeyObject, _: inout Mutation) throws(CRDTMutationError) -> KeyObject in
+            try mutate(key, touching: [], into: &output) { (object: inout KeyObject, _: inout Mutation) throws(CRDTMutationError) -> KeyObject in
                 var delta = KeyObject()
                 delta.bounded = try body(&object, replica)
                 return delta

@@ -59,11 +59,11 @@ extension Engine {
     /// Sets `key`'s deadline, or removes the key when the deadline is already past (as Redis does).
     mutating func setDeadline(_ key: Bytes, _ deadline: Int64, into output: inout EngineOutput) {
         if deadline <= Int64(clamping: wallMilliseconds) {
-            mutate(key, into: &output) { object, _ in object.removeObserved() }
+            mutate(key, touching: [], into: &output) { object, _ in object.removeObserved() }
             return
         }
         let replica = configuration.replica
-        mutate(key, into: &output) { object, _ in
+        mutate(key, touching: [.expiry], into: &output) { object, _ in
             var delta = KeyObject()
             delta.expiry = object.expiry.expire(atMilliseconds: UInt64(deadline), replica: replica)
             return delta
@@ -83,7 +83,7 @@ extension Engine {
     mutating func persist(_ key: Bytes, into output: inout EngineOutput) -> RESPReply {
         guard let object = live(key), object.expiry.expiresAt != nil else { return .integer(0) }
         let replica = configuration.replica
-        mutate(key, into: &output) { object, _ in
+        mutate(key, touching: [.expiry], into: &output) { object, _ in
             var delta = KeyObject()
             delta.expiry = object.expiry.persist(replica: replica)
             return delta
@@ -127,7 +127,7 @@ extension Engine {
         stats.expiredKeys += 1
         let source = eventSource
         eventSource = .expiry
-        applyLocal(key, into: &output) { object, _ in object.removeObserved() }
+        applyLocal(key, touching: [], into: &output) { object, _ in object.removeObserved() }
         eventSource = source
     }
 }

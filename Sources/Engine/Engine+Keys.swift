@@ -10,7 +10,7 @@ extension Engine {
             guard live(source) != nil else { return .error("ERR no such key") }
             if source == destination { return .ok }
             if let refusal = copyObject(source, to: destination, into: &output) { return refusal }
-            mutate(source, into: &output) { object, _ in object.removeObserved() }
+            mutate(source, touching: [], into: &output) { object, _ in object.removeObserved() }
             return .ok
         case .copy(let source, let destination, let replace):
             guard live(source) != nil else { return .integer(0) }

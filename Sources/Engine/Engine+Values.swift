@@ -29,12 +29,12 @@ extension Engine {
         let deadline = expiry.flatMap(deadline(of:))
         if let deadline, deadline <= Int64(clamping: wallMilliseconds) {
             // Already past: Redis stores nothing, and what the key held is gone.
-            mutate(key, into: &output) { object, _ in object.removeObserved() }
+            mutate(key, touching: [], into: &output) { object, _ in object.removeObserved() }
             return .ok
         }
         if case .after? = expiry, deadline == nil { return .error("ERR invalid expire time in 'set' command") }
         let replica = configuration.replica
-        mutate(key, into: &output) { object, m in
+        mutate(key, touching: [.string, .expiry], into: &output) { object, m in
             var delta = object.removeObserved(keepingDeadline: expiry == .keep)
             // Joined, not assigned: the remove's context carries the dots of the value replaced, which
             // the assign's delta (made after the remove emptied the register) no longer names.

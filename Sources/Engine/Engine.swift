@@ -255,26 +255,27 @@ public struct Engine {
     /// Applies a local mutation to `key`: the closure mutates the object and returns the delta.
     /// The delta is persisted (and, once replication runs, shipped); the object is compacted when due.
     /// A key past its deadline is removed first, so the write sees it absent, as clients do.
-    /// `creating`: the slots the write may create, which claim the collection floor first if empty
-    /// (see `Keyspace.apply`); every slot unless the caller knows better.
+    /// `touching`: the slots the write may number dots or counts in, which claim the collection floor
+    /// first when they must (see `Keyspace.apply`); every slot unless the caller knows better. A write
+    /// that only removes (`DEL`, `SREM`) numbers nothing: `[]`.
     mutating func mutate<Failure: Error>(
-        _ key: Bytes, creating: KeyObject.SlotSet = .all, into output: inout EngineOutput,
+        _ key: Bytes, touching: KeyObject.SlotSet = .all, into output: inout EngineOutput,
         _ body: (inout KeyObject, inout Mutation) throws(Failure) -> KeyObject
     ) throws(Failure) {
         removeIfExpired(key, into: &output)
-        try applyLocal(key, creating: creating, into: &output, body)
+        try applyLocal(key, touching: touching, into: &output, body)
     }
 
     /// `mutate` without the expiry check.
     mutating func applyLocal<Failure: Error>(
-        _ key: Bytes, creating: KeyObject.SlotSet = .all, into output: inout EngineOutput,
+        _ key: Bytes, touching: KeyObject.SlotSet = .all, into output: inout EngineOutput,
         _ body: (inout KeyObject, inout Mutation) throws(Failure) -> KeyObject
     ) throws(Failure) {
         var mutation = Mutation(replica: configuration.replica, clock: clock)
         let stamp = replicator?.stability.nextStamp
         let written: Keyspace.LocalWrite?
         do throws(Failure) {
-            written = try keyspace.apply(local: key, stamp: stamp, floor: collection.floor, creating: creating) {
+            written = try keyspace.apply(local: key, stamp: stamp, floor: collection.floor, touching: touching) {
                 (object: inout KeyObject) throws(Failure) -> KeyObject in
                 try body(&object, &mutation)
             }

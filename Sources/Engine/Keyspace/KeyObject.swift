@@ -383,25 +383,26 @@ extension ResettableCounter {
 
 extension KeyObject {
     /// Slots, as a set (`Slot` raw values as bits).
-    struct SlotSet: OptionSet {
+    struct SlotSet: OptionSet, Hashable {
         let rawValue: UInt16
         init(rawValue: UInt16) { self.rawValue = rawValue }
         init(_ slot: Slot) { rawValue = 1 << slot.rawValue }
         static let all = SlotSet(rawValue: (1 << Slot.allCases.count) - 1)
+        static let counter = SlotSet(.counter), string = SlotSet(.string), expiry = SlotSet(.expiry)
+        static let set = SlotSet(.set), hash = SlotSet(.hash), sortedSet = SlotSet(.sortedSet)
+        static let hyperLogLog = SlotSet(.hyperLogLog), list = SlotSet(.list)
     }
 
-    /// Claims `floor` in every slot that must resume above it before a local write: the slots that
-    /// hold something, and the empty ones in `creating` (which the write may fill). Returns the claims,
-    /// to ship with the write, and the empty slots it claimed in (to empty again if the write leaves
-    /// them untouched: a claim alone must not create a slot). The bounded counter is not numbered by dots.
-    mutating func claim(_ floor: DotFloor, creating: SlotSet) -> (claims: KeyObject, created: SlotSet) {
+    /// Claims `floor` before a local write in the slots of `touching` (those the write may number in)
+    /// that must resume above it. Returns the claims, to ship with the write, and the empty slots it
+    /// claimed in (emptied again if the write leaves them untouched: a claim alone must not create a
+    /// slot). The bounded counter is not numbered by dots.
+    mutating func claim(_ floor: DotFloor, touching: SlotSet) -> (claims: KeyObject, created: SlotSet) {
         var claims = KeyObject()
         var created: SlotSet = []
         func consider(_ slot: Slot, empty: Bool, _ claim: () -> Void) {
-            if empty {
-                guard creating.contains(SlotSet(slot)) else { return }
-                created.insert(SlotSet(slot))
-            }
+            guard touching.contains(SlotSet(slot)) else { return }
+            if empty { created.insert(SlotSet(slot)) }
             claim()
         }
         consider(.counter, empty: counter.entries.isEmpty) { if let c = counter.claim(floor) { claims.counter = c } }

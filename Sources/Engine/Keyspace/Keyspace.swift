@@ -113,12 +113,11 @@ struct Keyspace {
     /// something carries `stamp` (its node-wide write stamp) in the object and in the delta.
     ///
     /// After a collection (`floor` not zero), the slots that must resume their numbering above the floor
-    /// claim it first (`KeyObject.claim`): the ones holding something, and the empty ones in `creating`,
-    /// which the write may fill. The claims ship with the write. If `body` throws after a claim changed an
+    /// claim it first (`KeyObject.claim`): those of `touching`, the slots the write may number in. The claims ship with the write. If `body` throws after a claim changed an
     /// existing slot, the claim alone is the write (`takeOrphanedClaim`): it must reach the disk and the
     /// peers like any change.
     mutating func apply<Failure: Error>(
-        local key: Bytes, stamp: Dot? = nil, floor: DotFloor? = nil, creating: KeyObject.SlotSet = .all,
+        local key: Bytes, stamp: Dot? = nil, floor: DotFloor? = nil, touching: KeyObject.SlotSet = .all,
         _ body: (inout KeyObject) throws(Failure) -> KeyObject
     ) throws(Failure) -> LocalWrite? {
         // Mutated in place through `Dictionary.Values`' modify accessor: one hash lookup, and neither a
@@ -128,7 +127,7 @@ struct Keyspace {
         var change = Change()
         let floor = floor.flatMap { $0.isZero ? nil : $0 }
         if let existing = objects.index(forKey: KeyName(key)) {
-            let claims = floor.map { objects.values[existing].claim($0, creating: creating) }
+            let claims = floor.map { objects.values[existing].claim($0, touching: touching) }
             var delta: KeyObject
             do {
                 delta = try Self.write(&objects.values[existing], &change, body)
@@ -142,7 +141,7 @@ struct Keyspace {
             return recorded(key, delta, change)
         }
         var created = KeyObject()
-        let claims = floor.map { created.claim($0, creating: creating) }
+        let claims = floor.map { created.claim($0, touching: touching) }
         var delta = try Self.write(&created, &change, body)
         if let claims { created.settle(claims.claims, created: claims.created, into: &delta) }
         guard !delta.isBottom else { return nil }
