@@ -108,6 +108,12 @@ public final class Store {
     private(set) var stages = StageBook()
     /// Stage rows found unsealed by `load()`, deleted by the next commit.
     private var doomedStageRows: [Int64] = []
+    /// Whether the file returns freed pages (`auto_vacuum=INCREMENTAL`, set when crdtd created it): then
+    /// every `vacuumEvery` commits, if more than `vacuumPages` pages are free, that many are returned.
+    private(set) var returnsFreePages = false
+    private var commitsSinceVacuum = 0
+    static let vacuumEvery = 32
+    static let vacuumPages = 256
     private let checkpoints = CheckpointWatch()
 
     private struct Statements {
@@ -433,6 +439,23 @@ public final class Store {
             logger.trace("collected superseded deltas", metadata: ["deleted": "\(collection.rows)"])
         }
         try checkCheckpoint()
+        returnFreePages()
+    }
+
+    /// Shrinks the file by a bounded number of free pages (1 MiB with 4 KiB pages), so that deleting
+    /// keys (collected tombstones, superseded deltas) gives the space back without a pause: a whole
+    /// `VACUUM` rewrites the database. A failure (a full disk) only leaves the pages free for reuse.
+    private func returnFreePages() {
+        guard returnsFreePages else { return }
+        commitsSinceVacuum += 1
+        guard commitsSinceVacuum >= Self.vacuumEvery else { return }
+        commitsSinceVacuum = 0
+        guard let free = (try? query("PRAGMA freelist_count"))?.first.flatMap(Int.init), free > Self.vacuumPages else { return }
+        do throws(StoreError) {
+            try query("PRAGMA incremental_vacuum(\(Self.vacuumPages))")
+        } catch {
+            logger.warning("returning free pages failed; they stay free for reuse", metadata: ["error": "\(error.message)"])
+        }
     }
 
     /// Deletes the rows of stages that are dropped and queues their parts for deletion.
@@ -642,6 +665,10 @@ public final class Store {
                 }
             }
         }
+        // Only possible before the first table: a database crdtd creates gives freed pages back to the file
+        // (`returnFreePages`); an older one reuses them, and shrinks with `VACUUM` (docs/storage.md).
+        if isNew { try query("PRAGMA auto_vacuum=INCREMENTAL") }
+        returnsFreePages = try query("PRAGMA auto_vacuum").first == "2"
         let mode = try query("PRAGMA journal_mode=WAL").first
         guard mode == "wal" else {
             throw StoreError(.sqlite, "'\(path)' could not switch to write-ahead logging (journal mode is \(mode ?? "unknown"))")

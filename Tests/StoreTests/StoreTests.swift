@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import Testing
 @testable import Store
@@ -164,5 +165,39 @@ import Testing
         writeFile(crashed + "-wal", wal)
         #expect(try openStore(crashed).load().keys == expected)
         store.close()
+    }
+}
+
+@Suite struct FreePageTests {
+    func fileSize(_ path: String) -> Int {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : -1
+    }
+
+    /// Removed keys give their space back to the file a bounded number of pages per commit, once the log
+    /// is checkpointed: a store that deleted most of its keys shrinks without a VACUUM.
+    @Test func removedKeysShrinkTheFileIncrementally() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("node.db")
+        var store = try openStore(path)
+        #expect(store.returnsFreePages)
+        let value = [UInt8](repeating: 7, count: 2_000)
+        for batch in 0..<40 {
+            try store.commit((0..<100).map { .snapshot(key: bytes("k\(batch)-\($0)"), bytes: value) })
+        }
+        store.close()  // checkpoints the log into the file
+        let full = fileSize(path)
+        #expect(full > 8_000_000, "about 8 MB of snapshots: \(full)")
+        store = try openStore(path)
+        for batch in 0..<40 {
+            try store.commit((0..<100).map { .remove(key: bytes("k\(batch)-\($0)")) })
+        }
+        // Enough commits for the bounded returns to hand back every free page.
+        for round in 0..<(Store.vacuumEvery * 40) { try store.commit([.meta(name: "round", value: [UInt8(round % 200)])]) }
+        store.close()
+        let shrunk = fileSize(path)
+        #expect(shrunk < full / 4, "\(full) bytes before the removals, \(shrunk) after")
+        store = try openStore(path)
+        #expect(try store.load().keys.isEmpty)
     }
 }
