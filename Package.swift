@@ -57,9 +57,11 @@ let package = Package(
             "CLibUV", "CHTTPParser",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // glibc's malloc_trim, for memory freed by collecting deleted keys.
+        .systemLibrary(name: "CMalloc"),
         // The daemon: configuration, threads and the rings between them, wiring engine, store and transport.
         .target(name: "Daemon", dependencies: [
-            "CRDT", "Rings", "RESP", "Wire", "Engine", "Store", "Transport",
+            "CRDT", "Rings", "RESP", "Wire", "Engine", "Store", "Transport", "CMalloc",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,3 +1,4 @@
+import CMalloc
 import CRDT
 import Dispatch
 import Engine
@@ -81,9 +82,10 @@ public enum Daemon {
             case "persistence":
                 return [("data_dir", dataDir), ("durability", configuration.durability)] + storageHealth.infoFields()
             case "memory":
-                // crdtd does not count its allocations: `used_memory` is the resident size, as for `_rss`.
-                let resident = "\(residentBytes())"
-                return [("used_memory", resident), ("used_memory_rss", resident)]
+                // As Redis: `used_memory` is what the allocator has handed out (glibc's count), `_rss` what
+                // the process holds; the difference is free memory kept in malloc's arenas.
+                let heap = mallinfo2()
+                return [("used_memory", "\(heap.uordblks + heap.hblkhd)"), ("used_memory_rss", "\(residentBytes())")]
             default: return []
             }
         }

@@ -1,3 +1,4 @@
+import CMalloc
 import CoreMetrics
 import Engine
 import Foundation
@@ -118,6 +119,7 @@ final class EngineThread: @unchecked Sendable {
         batch.reserveCapacity(Self.maximumBatch)
         var stopping = false
         var lastExport: UInt64 = 0
+        var trimmedAt: UInt64 = 0
         // Logged once, when the node learns (or starts knowing) that the cluster forgot its identity.
         var decommissionLogged = engine.decommissionedRefusal != nil
         var exported = ReplicationStats()
@@ -154,6 +156,14 @@ final class EngineThread: @unchecked Sendable {
                         let stats = engine.replicationStats
                         metrics.exportEngine(keysByType: engine.keysByType, members: engine.membersByState,
                                              replication: stats, previous: exported)
+                        // Freed memory stays in malloc's arenas: once a collection settles (a second without
+                        // progress), or every 64 Ki keys of a long one, it goes back to the system (a few ms).
+                        let collected = stats.tombstonesCollected
+                        if collected > trimmedAt,
+                           collected == exported.tombstonesCollected || collected >= trimmedAt + 65_536 {
+                            trimmedAt = collected
+                            malloc_trim(0)
+                        }
                         exported = stats
                         if !decommissionLogged, let refusal = engine.decommissionedRefusal {
                             decommissionLogged = true

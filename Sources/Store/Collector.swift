@@ -159,6 +159,10 @@ struct Collector {
     mutating func removed(_ key: [UInt8]) {
         liveTotal -= live.removeValue(forKey: RowKey(key))?.count ?? 0
         supersededTotal -= superseded.removeValue(forKey: key)?.count ?? 0
+        // Most keys removed (collected): the table is rebuilt at its size, so its memory goes too.
+        if live.capacity > 4 * max(live.count, 1024) {
+            live = Dictionary(live.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+        }
     }
 
     /// The superseded rows to delete next, at most `limit` of them, oldest snapshot first.

@@ -674,6 +674,9 @@ public final class Store {
             throw StoreError(.sqlite, "'\(path)' could not switch to write-ahead logging (journal mode is \(mode ?? "unknown"))")
         }
         try query("PRAGMA synchronous=\(options.synchronous == .full ? "FULL" : "NORMAL")")
+        // The log is rewound, not shrunk, after a checkpoint: a burst (deleting many keys) would leave it
+        // at its largest for good. Past 4 MiB it is truncated when it is rewound.
+        try query("PRAGMA journal_size_limit=\(4 << 20)")
         guard version < migrations.count else { return }
         try query("BEGIN IMMEDIATE")
         do throws(StoreError) {

@@ -397,7 +397,20 @@ struct Keyspace {
             result.collected += 1
         }
         for name in kept { tombstones.enqueue(name) }
+        if result.collected > 0 { shrinkAfterCollection() }
         return result
+    }
+
+    /// Tables keep their capacity when entries go: after most of the keyspace was collected they are
+    /// rebuilt at their size (O(keys left), at most once per halving), so the memory goes too.
+    private mutating func shrinkAfterCollection() {
+        order = nil
+        scanOrder = nil
+        tombstones.shrink()
+        digests.shrink()
+        guard objects.capacity > 4 * max(objects.count, 1024) else { return }
+        objects = Dictionary(objects.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+        compaction = Dictionary(compaction.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Candidates for collection waiting (`INFO`).
@@ -483,6 +496,14 @@ struct TombstoneQueue {
     mutating func enqueue(_ name: KeyName) {
         guard queued.insert(name).inserted else { return }
         queue.append(name)
+    }
+
+    /// Gives back the memory of a queue that grew large and was drained.
+    mutating func shrink() {
+        guard queued.isEmpty, queue.capacity > 1024 else { return }
+        queue = []
+        head = 0
+        queued = []
     }
 
     mutating func dequeue() -> KeyName? {

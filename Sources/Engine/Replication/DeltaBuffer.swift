@@ -69,7 +69,8 @@ struct DeltaBuffer {
         bytes -= entries[head].delta.key.count + entries[head].delta.bytes.count
         head += 1
         if head > 1024 && head * 2 > entries.count {
-            entries.removeFirst(head)
+            // Copied at its size rather than shifted in place: a burst must not leave its capacity behind.
+            entries = Array(entries[head...])
             head = 0
         }
     }

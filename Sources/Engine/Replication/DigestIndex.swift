@@ -38,6 +38,16 @@ struct DigestIndex {
         Int(Digest128(hashing: key).low % UInt64(bucketCount))
     }
 
+    /// Rebuilds the per-bucket tables that hold far fewer keys than their capacity (after a collection).
+    mutating func shrink() {
+        for b in keyDigests.indices where keyDigests[b].capacity > 4 * max(keyDigests[b].count, 64) {
+            keyDigests[b] = Dictionary(keyDigests[b].map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+        }
+        for b in ordered.indices where ordered[b].capacity > 4 * max(ordered[b].count, 64) {
+            ordered[b] = Array(ordered[b])
+        }
+    }
+
     /// `key`'s state changed; its digest is recomputed at the next `refresh`.
     mutating func invalidate(_ key: Bytes) { dirty.insert(KeyName(key)) }
 
