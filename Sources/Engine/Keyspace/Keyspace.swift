@@ -211,7 +211,9 @@ struct Keyspace {
     /// Ends a step for the staged snapshots: begins those that came due (after every delta of the step,
     /// so each covers them), then hands out parts, at least one part's worth and twice the step's delta
     /// bytes, oldest stage first, and seals a stage after its last part. O(the parts written), plus, at a
-    /// begin, one serialisation of the object (O(object) once per O(object) of deltas written).
+    /// begin, one serialisation of the object (O(object) once per O(object) of deltas written), which
+    /// runs off the engine thread when the shell gave a `StagingSettings.background` runner: the begin is
+    /// emitted at once (it covers what the copy holds) and the parts follow once the bytes are ready.
     mutating func stageSnapshots(into records: inout [DurableRecord]) {
         defer { stepDeltaBytes = 0 }
         guard !stagingDue.isEmpty || !staging.isEmpty else { return }
@@ -221,8 +223,17 @@ struct Keyspace {
                 compaction[name]?.staging = false
                 continue
             }
-            let bytes = object.serialized()
             let changedAt = compaction[name]?.changedAt ?? now
+            guard stagingSettings.background == nil else {
+                // Off the engine thread, from a copy-on-write copy of the object as of this step. Its size
+                // is not known yet: the estimate (what the store held) stands until the bytes arrive.
+                let estimate = (compaction[name]?.snapshotBytes ?? 0) + (compaction[name]?.deltaBytes ?? 0)
+                compaction[name] = CompactionState(snapshotBytes: estimate, deltaBytes: 0, changedAt: changedAt, staging: true)
+                records.append(.snapshotBegin(key: key))
+                staging.append(StagedSnapshot(key: key, pending: PendingSerialisation(object, background: stagingSettings.background)))
+                continue
+            }
+            let bytes = object.serialized()
             let staged = bytes.count >= stagingSettings.thresholdBytes
             compaction[name] = CompactionState(snapshotBytes: bytes.count, deltaBytes: 0, changedAt: changedAt, staging: staged)
             guard staged else {
@@ -237,12 +248,20 @@ struct Keyspace {
         var budget = max(stagingSettings.partBytes, 2 * stepDeltaBytes)
         var sealed = 0
         while budget > 0, sealed < staging.count {
-            let count = min(stagingSettings.partBytes, staging[sealed].bytes.count - staging[sealed].offset, budget)
+            if staging[sealed].bytes == nil {
+                // Still being serialised: this stage, and those behind it, wait for a later step.
+                guard let bytes = staging[sealed].pending?.bytes else { break }
+                staging[sealed].bytes = bytes
+                staging[sealed].pending = nil
+                compaction[KeyName(staging[sealed].key)]?.snapshotBytes = bytes.count
+            }
+            let total = staging[sealed].bytes!.count
+            let count = min(stagingSettings.partBytes, total - staging[sealed].offset, budget)
             let start = staging[sealed].offset
-            records.append(.snapshotPart(key: staging[sealed].key, bytes: Array(staging[sealed].bytes[start..<(start + count)])))
+            records.append(.snapshotPart(key: staging[sealed].key, bytes: Array(staging[sealed].bytes![start..<(start + count)])))
             staging[sealed].offset += count
             budget -= count
-            guard staging[sealed].offset == staging[sealed].bytes.count else { continue }
+            guard staging[sealed].offset == total else { continue }
             let key = staging[sealed].key
             records.append(.snapshotSeal(key: key))
             sealed += 1
@@ -344,11 +363,15 @@ struct CompactionState {
 struct StagingSettings {
     var thresholdBytes = 1 << 20
     var partBytes = 256 << 10
+    /// Where a staged snapshot's object is serialised; `nil`: inline, in the step that begins it.
+    var background: BackgroundRunner?
 }
 
-/// A staged snapshot being written: the object serialised at its begin, and the bytes handed out.
+/// A staged snapshot being written: the object serialised at its begin (or being serialised off the
+/// engine thread), and the bytes handed out.
 struct StagedSnapshot {
     var key: Bytes
-    var bytes: Bytes
+    var bytes: Bytes?
+    var pending: PendingSerialisation?
     var offset = 0
 }
