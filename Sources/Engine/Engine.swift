@@ -159,6 +159,7 @@ public struct Engine {
                                         incarnation: try counter(MetaKey.incarnation) + 1,
                                         nextSequence: try counter(MetaKey.deltaSequence), forgotten: forgotten)
             replicator.membership.incarnationChanged = true
+            replicator.largeStates.background = configuration.background
             if let bytes = recovery.meta[MetaKey.received] {
                 guard let received = Replicator.decodeProgress(bytes) else {
                     throw RecoveryError(description: "the stored replication metadata '\(MetaKey.received)' is corrupt")

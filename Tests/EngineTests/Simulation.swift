@@ -45,7 +45,7 @@ struct Simulation {
     var connected: Set<ClientID> = []
 
     init(nodes count: Int, seed: UInt64, encrypted: Bool = false,
-         configure: (inout ReplicationSettings) -> Void = { _ in }) throws {
+         configure: (inout ReplicationSettings) -> Void = { _ in }, background: BackgroundRunner? = nil) throws {
         random = SplitMix64(seed: seed)
         endpoints = (0..<count).map { PeerEndpoint(host: "10.0.0.\($0 + 1)", port: 7946) }
         let keyring = encrypted ? try Keyring(keys: [[UInt8](repeating: 42, count: 32)]) : nil
@@ -64,6 +64,7 @@ struct Simulation {
             configure(&settings)
             configuration.replication = settings
             configuration.allowFaultInjection = true
+            configuration.background = background
             nodes.append(Node(engine: try Engine(configuration: configuration), configuration: configuration))
         }
     }

@@ -153,6 +153,31 @@ struct Keyspace {
         return changed(key, change, deltaBytes: bytes)
     }
 
+    /// Joins a large state a peer sent whole (repair, in chunks) into a key that holds nothing here, and
+    /// persists it as a staged snapshot of the received bytes, written in parts over the next steps,
+    /// instead of as one delta of them (27 MB in one commit for a million members). The key had no
+    /// records, so the snapshot (bottom joined with the state: the state) covers everything before its
+    /// begin; deltas joined while the parts are written come after it and stay live. `false` when the key
+    /// exists here or the state is small: the caller joins it as any state.
+    mutating func joinStaged(remote state: KeyObject, bytes: Bytes, into key: Bytes, records: inout [DurableRecord]) -> Bool {
+        let name = KeyName(key)
+        guard bytes.count >= stagingSettings.thresholdBytes, objects[name] == nil, compaction[name] == nil else { return false }
+        // Marked as staging first, so the join does not make the key due for a snapshot of its own.
+        compaction[name] = CompactionState(snapshotBytes: bytes.count, deltaBytes: 0, changedAt: now, staging: true)
+        let stepBytes = stepDeltaBytes
+        guard join(remote: state, bytes: bytes, into: key) != nil else {
+            // Bottom: nothing to keep.
+            compaction[name] = nil
+            return true
+        }
+        // The join counted the state as a delta; it is the snapshot instead, and no commit carries it whole.
+        stepDeltaBytes = stepBytes
+        compaction[name]!.deltaBytes = 0
+        records.append(.snapshotBegin(key: key))
+        staging.append(StagedSnapshot(key: key, bytes: bytes))
+        return true
+    }
+
     private static func inflate(_ object: inout KeyObject, with delta: KeyObject, counting: Bool,
                                 _ counts: inout (before: Int, after: Int)) -> Bool {
         if counting { counts.before = object.shownCount }
@@ -345,6 +370,12 @@ struct Keyspace {
     }
 
     func bucket(of key: Bytes) -> Int { digests.bucket(of: key) }
+
+    /// About how many bytes `key`'s object serialises to (its last snapshot and the deltas since), in O(1).
+    func storedBytes(of key: Bytes) -> Int {
+        guard let state = compaction[KeyName(key)] else { return 0 }
+        return state.snapshotBytes + state.deltaBytes
+    }
 
     /// When `key` last changed here (tick time), if it ever did since start.
     func lastChange(of key: Bytes) -> UInt64? { compaction[KeyName(key)]?.changedAt }
