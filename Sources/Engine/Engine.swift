@@ -102,6 +102,10 @@ public struct Engine {
     var eventSource: EventSource?
     /// Clients waiting in `WAIT`.
     var parkedClients: Set<ClientID> = []
+    /// Large collections' scan orders, kept between the pages of an iteration (`collectionScan`).
+    var scanOrders: [KeyName: ScanOrder] = [:]
+    /// Scan orders built since start (tests, and the order in which kept ones are dropped).
+    var scanOrderBuilds: UInt64 = 0
 
     public init(configuration: EngineConfiguration, recovery: EngineRecovery = EngineRecovery()) throws(RecoveryError) {
         self.configuration = configuration

@@ -4,6 +4,7 @@
 //
 //   swift run -c release --package-path Benchmarks LargeObjectBench [grow] [members] [per-command] [commands-per-step]
 //   swift run -c release --package-path Benchmarks LargeObjectBench reply [members]
+//   swift run -c release --package-path Benchmarks LargeObjectBench scan [members]
 //
 // `reply`: how long the engine thread is busy answering SMEMBERS, HGETALL and ZRANGE 0 -1 of one key
 // holding `members` members (what a PING on another connection waits behind), and the reply's size.
@@ -16,6 +17,7 @@ import BenchSupport
 import CRDT
 import Engine
 import Foundation
+import RESP
 import Store
 
 let mode = CommandLine.arguments.dropFirst().first { Int($0) == nil } ?? "grow"
@@ -80,6 +82,7 @@ func run(label: String, staged: Bool, offThread: Bool = false) throws -> Result 
     var largestEngine = 0.0, largestStep = 0.0, largestEngineCPU = 0.0, largestCommitCPU = 0.0
     var snapshotBytes = 0, largestCommitBytes = 0
     var next = 0
+    var stepCosts: [(cpu: Double, step: Int, members: Int, begins: Bool)] = []
     let start = monotonicNanoseconds()
     func commit(_ output: EngineOutput) throws {
         var records: [StoreRecord] = []
@@ -112,11 +115,17 @@ func run(label: String, staged: Bool, offThread: Bool = false) throws -> Result 
         engine.flush(into: &output)
         let engineMs = Double(monotonicNanoseconds() - t0) / 1e6
         largestEngine = max(largestEngine, engineMs)
-        largestEngineCPU = max(largestEngineCPU, Double(threadCPUNanoseconds() - c0) / 1e6)
+        let stepCPU = Double(threadCPUNanoseconds() - c0) / 1e6
+        largestEngineCPU = max(largestEngineCPU, stepCPU)
+        let begins = output.records.filter { if case .snapshotBegin = $0 { true } else { false } }.count
+        stepCosts.append((stepCPU, stepCosts.count, next, begins > 0))
         try commit(output)
         largestStep = max(largestStep, Double(monotonicNanoseconds() - t0) / 1e6)
     }
     let seconds = Double(monotonicNanoseconds() - start) / 1e9
+    let top = stepCosts.sorted { $0.cpu > $1.cpu }.prefix(4)
+    print("\(label): costliest engine steps (CPU ms, step, members after it, began a stage): "
+        + top.map { String(format: "%.0f ms #%d %d%@", $0.cpu, $0.step, $0.members, $0.begins ? " begin" : "") }.joined(separator: ", "))
     // Let a stage in progress finish on ticks, as an idle daemon does (not timed).
     for tick in 0..<2000 {
         var output = EngineOutput()
@@ -179,15 +188,63 @@ func replies() throws {
     printTable(header: ["command", "members", "engine busy (median of 3)", "reply"], rows: rows)
 }
 
+/// `scan`: what one SSCAN page costs the engine thread against the size of the set: the first page of
+/// an iteration (cursor 0, which builds the key's scan order when the key changed), the later pages
+/// (median), and a whole iteration, at COUNT 10 and 1000.
+func scans() throws {
+    var rows: [[String]] = []
+    for size in [1_000, 100_000, totalMembers] {
+        var engine = try Engine(configuration: EngineConfiguration(nodeID: "bench", replica: ReplicaID(1)))
+        let client = ClientID(1)
+        _ = engine.handle(.clientConnected(client, address: "bench"))
+        var next = 0
+        while next < size {
+            let count = min(1000, size - next)
+            _ = engine.handle(.clientCommand(client, [Array("SADD".utf8), Array("s".utf8)] + (next..<(next + count)).map(member)))
+            next += count
+        }
+        for count in [10, 1000] {
+            func page(_ cursor: String) -> (String, Double) {
+                let t0 = monotonicNanoseconds()
+                let output = engine.handle(.clientCommand(client, ["SSCAN", "s", cursor, "COUNT", String(count)].map { Array($0.utf8) }))
+                let ms = Double(monotonicNanoseconds() - t0) / 1e6
+                var parser = RESPReplyParser()
+                for case .reply(_, let bytes) in output.immediate + output.effects { try? parser.append(bytes) }
+                guard case .array(let parts)?? = try? parser.next(), case .bulkString(let next) = parts.first else { return ("0", ms) }
+                return (String(decoding: next, as: UTF8.self), ms)
+            }
+            // A write first, so the iteration's first page builds the order, as on a key in use.
+            _ = engine.handle(.clientCommand(client, [Array("SADD".utf8), Array("s".utf8), Array("fresh-\(count)".utf8)]))
+            let t0 = monotonicNanoseconds()
+            var (cursor, first) = page("0")
+            var later: [Double] = []
+            while cursor != "0", later.count < 2_000_000 {
+                let (after, ms) = page(cursor)
+                later.append(ms)
+                cursor = after
+            }
+            let whole = Double(monotonicNanoseconds() - t0) / 1e6
+            rows.append(["\(size)", "\(count)", String(format: "%.3f ms", first), String(format: "%.4f ms", median(later.isEmpty ? [0] : later)),
+                         String(format: "%.3f ms", later.max() ?? 0), "\(later.count + 1)", String(format: "%.0f ms", whole)])
+        }
+    }
+    printTable(header: ["members", "COUNT", "first page (builds the order)", "later page, median", "later page, max", "pages", "whole iteration"], rows: rows)
+}
+
 if mode == "reply" {
     try replies()
+    exit(0)
+}
+if mode == "scan" {
+    try scans()
     exit(0)
 }
 
 print("LargeObjectBench: \(totalMembers) members, \(perCommand) per SADD, \(commandsPerStep) SADDs per step (one commit)")
 // Interleaved, before then after, twice: drift on a shared machine hits both alike.
 var results: [Result] = []
-for round in 1...2 {
+let rounds = mode == "grow1" ? 1 : 2
+for round in 1...rounds {
     for (label, staged, offThread) in [("one commit per snapshot", false, false), ("staged, serialised in the step", true, false),
                                         ("staged, serialised off the engine thread", true, true)] {
         results.append(try run(label: "\(label), round \(round)", staged: staged, offThread: offThread))
