@@ -158,21 +158,27 @@ struct Keyspace {
     /// instead of as one delta of them (27 MB in one commit for a million members). The key had no
     /// records, so the snapshot (bottom joined with the state: the state) covers everything before its
     /// begin; deltas joined while the parts are written come after it and stay live. `false` when the key
-    /// exists here or the state is small: the caller joins it as any state.
+    /// exists here or the state is small: the caller joins it as any state. O(1) on the engine thread.
     mutating func joinStaged(remote state: KeyObject, bytes: Bytes, into key: Bytes, records: inout [DurableRecord]) -> Bool {
         let name = KeyName(key)
         guard bytes.count >= stagingSettings.thresholdBytes, objects[name] == nil, compaction[name] == nil else { return false }
-        // Marked as staging first, so the join does not make the key due for a snapshot of its own.
-        compaction[name] = CompactionState(snapshotBytes: bytes.count, deltaBytes: 0, changedAt: now, staging: true)
-        let stepBytes = stepDeltaBytes
-        guard join(remote: state, bytes: bytes, into: key) != nil else {
-            // Bottom: nothing to keep.
-            compaction[name] = nil
-            return true
+        // Bottom: nothing to keep.
+        guard !state.isBottom else { return true }
+        // Bottom joined with the state is the state: it is installed as it was decoded (the sender's own
+        // representation), without a join that walks a million members on the engine thread.
+        let type = state.visibleType
+        countTypeChange(from: nil, to: type)
+        digests.invalidate(key)
+        expiries.update(key, deadline: state.expiry.expiresAt)
+        if recordsChanges {
+            remoteChanges.append(RemoteChange(key: key, typeBefore: nil, typeAfter: type, countBefore: 0,
+                                              countAfter: state.shownCount, onlyDeadline: false,
+                                              deadline: state.expiry.expiresAt))
         }
-        // The join counted the state as a delta; it is the snapshot instead, and no commit carries it whole.
-        stepDeltaBytes = stepBytes
-        compaction[name]!.deltaBytes = 0
+        objects[name] = state
+        order = nil
+        // Staging: the key's own deltas do not make it due for a snapshot until this one is sealed.
+        compaction[name] = CompactionState(snapshotBytes: bytes.count, deltaBytes: 0, changedAt: now, staging: true)
         records.append(.snapshotBegin(key: key))
         staging.append(StagedSnapshot(key: key, bytes: bytes))
         return true
