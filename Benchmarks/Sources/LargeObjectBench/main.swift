@@ -235,6 +235,81 @@ if mode == "reply" {
     try replies()
     exit(0)
 }
+/// `restart PATH`: grows the set into PATH if it does not exist (as `grow` does, serialised off the
+/// engine thread), then restarts from it three times, timing open + load, decoding the snapshots and
+/// joining the deltas (what `Engine.init` does), and the whole `Engine.init`.
+func restarts(path: String) throws {
+    if !FileManager.default.fileExists(atPath: path) {
+        let store = try Store(path: path, options: StoreOptions(synchronous: .normal))
+        _ = try store.load()
+        var configuration = EngineConfiguration(nodeID: "bench", replica: ReplicaID(1))
+        configuration.background = { work in serialising.async(execute: work) }
+        var engine = try Engine(configuration: configuration)
+        let client = ClientID(1)
+        _ = engine.handle(.clientConnected(client, address: "bench"))
+        var next = 0, tick = 0
+        func commit(_ output: EngineOutput) throws {
+            try store.commit(output.records.map { record -> StoreRecord in
+                switch record {
+                case .delta(let k, let b): .delta(key: k, bytes: b)
+                case .snapshot(let k, let b): .snapshot(key: k, bytes: b)
+                case .snapshotBegin(let k): .snapshotBegin(key: k)
+                case .snapshotPart(let k, let b): .snapshotPart(key: k, bytes: b)
+                case .snapshotSeal(let k): .snapshotSeal(key: k)
+                case .meta(let n, let v): .meta(name: n, value: v)
+                }
+            })
+        }
+        while next < totalMembers || engine.stagedSnapshotsInProgress > 0 {
+            var output = EngineOutput()
+            if next < totalMembers {
+                let count = min(1000, totalMembers - next)
+                engine.handle(.clientCommand(client, [Array("SADD".utf8), Array("big".utf8)] + (next..<(next + count)).map(member)), into: &output)
+                next += count
+            } else {
+                tick += 1
+                engine.handle(.tick(monotonicMilliseconds: UInt64(tick * 10), wallMilliseconds: 1), into: &output)
+                usleep(1000)
+            }
+            engine.flush(into: &output)
+            try commit(output)
+        }
+        store.close()
+    }
+    var rows: [[String]] = []
+    for _ in 0..<3 {
+        let t0 = monotonicNanoseconds()
+        let store = try Store(path: path, options: StoreOptions(synchronous: .normal))
+        let recovered = try store.load()
+        let t1 = monotonicNanoseconds()
+        var deltas = 0
+        for (_, key) in recovered.keys {
+            var state = try key.snapshot.map { try KeyObject(serialized: $0, limits: DecodingLimits(maxBytes: .max, maxElements: .max, maxDepth: 8)) } ?? KeyObject()
+            blackHole(state)
+            for delta in key.deltas {
+                state.join(try KeyObject(serialized: delta, limits: DecodingLimits(maxBytes: .max, maxElements: .max, maxDepth: 8)))
+                deltas += 1
+            }
+            blackHole(state)
+        }
+        let t2 = monotonicNanoseconds()
+        let engine = try Engine(configuration: EngineConfiguration(nodeID: "bench", replica: ReplicaID(1)), recovery: EngineRecovery(
+            objects: recovered.keys.map { .init(key: $0.key, snapshot: $0.value.snapshot, deltas: $0.value.deltas) }, meta: recovered.meta))
+        let t3 = monotonicNanoseconds()
+        blackHole(engine.stagedSnapshotsInProgress)
+        store.close()
+        let snapshot = recovered.keys.values.map { $0.snapshot?.count ?? 0 }.reduce(0, +)
+        rows.append([String(format: "%.0f ms", Double(t1 - t0) / 1e6), "\(snapshot >> 20) MiB, \(deltas) deltas",
+                     String(format: "%.0f ms", Double(t2 - t1) / 1e6), String(format: "%.0f ms", Double(t3 - t2) / 1e6),
+                     String(format: "%.2f s", Double(t1 - t0 + t3 - t2) / 1e9)])
+    }
+    printTable(header: ["open + load()", "recovered", "decode + join deltas", "Engine.init", "restart (load + init)"], rows: rows)
+}
+
+if mode == "restart" {
+    try restarts(path: CommandLine.arguments.dropFirst(2).first ?? NSTemporaryDirectory() + "large-object-restart.db")
+    exit(0)
+}
 if mode == "scan" {
     try scans()
     exit(0)
