@@ -269,7 +269,12 @@ extension Replicator {
             assembly.received += bytes.count
         }
         if assembly.received >= assembly.total {
-            // Decoded off the engine thread, joined at the end of a later step (`joinDecodedStates`).
+            // Decoded off the engine thread, joined at the end of a later step (`joinDecodedStates`); a few
+            // at once, so states arriving faster than they decode are not all held (repair sends again).
+            guard largeStates.decoding.count < Self.maxConcurrentAssemblies else {
+                stats.rejected["chunk_refused", default: 0] += 1
+                return
+            }
             largeStates.decode(key: key, bytes: assembly.bytes, limits: decodingLimits)
         } else {
             assemblies[node] = assembly
