@@ -65,7 +65,7 @@ extension Engine {
         var examined = 0
         while index < order.hashes.count,
               examined < max(1, count) || (examined > 0 && order.hashes[index] == order.hashes[index - 1]) {
-            let element = order.elements[index]
+            let element = order.element(at: index)
             if contains(element), glob?.matches(element) ?? true { page += render(element) }
             index += 1
             examined += 1
@@ -78,7 +78,10 @@ extension Engine {
 /// A large collection's elements in scan order (see `Engine.collectionScan`).
 struct ScanOrder {
     var hashes: [UInt64]
-    var elements: [Bytes]
+    /// The elements as they were read, and where each position of the order finds its element: a page
+    /// reads its few elements through `positions`, so building the order moves no element.
+    var unordered: [Bytes]
+    var positions: [Int32]
     /// The key's digest when it was built.
     var version: Digest128
     /// When it was built, in builds: the oldest is dropped first.
@@ -90,14 +93,24 @@ struct ScanOrder {
         var keyed: [(hash: UInt64, position: Int32)] = []
         keyed.reserveCapacity(unordered.count)
         for (position, element) in unordered.enumerated() { keyed.append((Engine.scanHash(element), Int32(position))) }
-        keyed.sort {
-            $0.hash != $1.hash ? $0.hash < $1.hash
-                : unordered[Int($0.position)].lexicographicallyPrecedes(unordered[Int($1.position)])
+        keyed.sort { $0.hash < $1.hash }
+        // Equal hashes (rare) in byte order, so the order does not depend on the order elements were read in.
+        var start = 0
+        while start < keyed.count {
+            var end = start + 1
+            while end < keyed.count, keyed[end].hash == keyed[start].hash { end += 1 }
+            if end - start > 1 {
+                keyed[start..<end].sort { unordered[Int($0.position)].lexicographicallyPrecedes(unordered[Int($1.position)]) }
+            }
+            start = end
         }
         hashes = keyed.map(\.hash)
-        elements = keyed.map { unordered[Int($0.position)] }
+        positions = keyed.map(\.position)
+        self.unordered = unordered
         self.version = version
     }
+
+    func element(at index: Int) -> Bytes { unordered[Int(positions[index])] }
 
     /// The first position whose hash is `cursor` or more (binary search).
     func firstIndex(atOrAfter cursor: UInt64) -> Int {
