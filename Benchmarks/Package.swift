@@ -22,7 +22,7 @@ let package = Package(
         // A large set grown through the engine into a real store: staged snapshots against one-commit ones.
         .executableTarget(name: "LargeObjectBench", dependencies: [
             "BenchSupport", .product(name: "Engine", package: "crdtd"), .product(name: "Store", package: "crdtd"),
-            .product(name: "CRDT", package: "crdtd"),
+            .product(name: "CRDT", package: "crdtd"), .product(name: "RESP", package: "crdtd"),
         ]),
         // A C11 SPSC ring compiled from these sources: the hardware reference for RingBench.
         .target(name: "CRingReference"),

@@ -76,6 +76,9 @@ public enum Daemon {
         let dataDir = configuration.dataDir
         // The writer reports each released step, so replies that need no commit leave at once.
         engineConfiguration.commitWait.reportsReleases = true
+        // Large objects are serialised for their staged snapshots on a worker, not on the engine thread.
+        let serialising = DispatchQueue(label: "crdtd-serialise", qos: .utility)
+        engineConfiguration.background = { work in serialising.async(execute: work) }
         engineConfiguration.shellInfo = { section in
             switch section {
             case "server": return [("process_id", "\(pid)"), ("client_addr", clientAddr), ("metrics_addr", metricsAddr)]

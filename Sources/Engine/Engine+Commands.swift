@@ -318,8 +318,10 @@ extension Engine {
             return setAlgebra(operation, keys: keys, destination: destination, into: &output)
         case .sScan(let key, let cursor, let match, let count):
             guard typeAllows(.set, key) else { return Self.wrongType }
-            let members = live(key).map { ByteOrder.sorted($0.set.store.entries.keys) } ?? []
-            return collectionScan(members, cursor: cursor, match: match, count: count) { [.bulkString($0)] }
+            guard let object = live(key) else { return Self.emptyScan }
+            let set = object.set
+            return collectionScan(key: key, set.store.entries.keys, version: object.digest(key: key), cursor: cursor,
+                                  match: match, count: count, contains: { set.contains($0) }) { [.bulkString($0)] }
 
         // MARK: Hashes
         case .hSet(let key, let pairs, let answersOK):
@@ -378,8 +380,11 @@ extension Engine {
             return .integer(Int64(hashValue(key, field)?.count ?? 0))
         case .hScan(let key, let cursor, let match, let count, let novalues):
             guard typeAllows(.hash, key) else { return Self.wrongType }
-            return collectionScan(sortedFields(key), cursor: cursor, match: match, count: count) { field in
-                novalues ? [.bulkString(field)] : [.bulkString(field), .bulkString(hashValue(key, field) ?? [])]
+            guard let object = live(key) else { return Self.emptyScan }
+            let hash = object.hash
+            return collectionScan(key: key, hash.keys, version: object.digest(key: key), cursor: cursor, match: match,
+                                  count: count, contains: { hash[$0] != nil }) { field in
+                novalues ? [.bulkString(field)] : [.bulkString(field), .bulkString(hash[field].flatMap(Engine.shownValue) ?? [])]
             }
 
         case .hIncrBy(let key, let field, let amount):
@@ -437,10 +442,11 @@ extension Engine {
             return sortedSetPop(key, count: count, highest: highest, for: client, into: &output)
         case .zScan(let key, let cursor, let match, let count):
             guard typeAllows(.sortedSet, key) else { return Self.wrongType }
-            let zset = live(key)?.sortedSet
-            let members = zset.map { ByteOrder.sorted($0.store.entries.keys) } ?? []
-            return collectionScan(members, cursor: cursor, match: match, count: count) { member in
-                [.bulkString(member), .bulkString(Array(Self.formatScore(zset!.score(of: member) ?? 0).utf8))]
+            guard let object = live(key) else { return Self.emptyScan }
+            let zset = object.sortedSet
+            return collectionScan(key: key, zset.store.entries.keys, version: object.digest(key: key), cursor: cursor,
+                                  match: match, count: count, contains: { zset.score(of: $0) != nil }) { member in
+                [.bulkString(member), .bulkString(Array(Self.formatScore(zset.score(of: member) ?? 0).utf8))]
             }
 
         // MARK: Bounded counters

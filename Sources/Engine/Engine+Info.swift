@@ -127,3 +127,8 @@ extension Engine {
         ])
     }
 }
+
+extension Engine {
+    /// Staged snapshots begun or due and not yet sealed (benchmarks and shells that wait for them).
+    public var stagedSnapshotsInProgress: Int { keyspace.stagedSnapshotsInProgress }
+}

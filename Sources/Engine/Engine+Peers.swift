@@ -15,9 +15,14 @@ extension Engine {
     public mutating func flush(into output: inout EngineOutput) {
         defer { endStep(into: &output) }
         replicator?.publishedThisBatch = 0
+        if replicator?.largeStates.decoding.isEmpty == false {
+            replicator?.joinDecodedStates(keyspace: &keyspace, into: &output)
+            notifyRemoteChanges(into: &output)
+        }
         keyspace.stageSnapshots(into: &output.records)
         replicator?.lamport = clock.counter
         replicator?.flush(into: &output)
+        replicator?.sendLargeStateChunks(into: &output)
     }
 
     mutating func receive(frame: Bytes, from source: PeerEndpoint, into output: inout EngineOutput) {

@@ -222,17 +222,6 @@ extension Engine {
 
     // MARK: Scans of one collection
 
-    /// `SSCAN`, `HSCAN`: the collection's elements in byte order, the cursor being the position reached.
-    /// An element present for the whole iteration is returned at least once unless elements before it
-    /// are removed meanwhile (then it may be skipped once, as the cursor counts positions).
-    func collectionScan(_ elements: [Bytes], cursor: UInt64, match: Bytes?, count: Int,
-                        _ render: (Bytes) -> [RESPReply]) -> RESPReply {
-        let glob = match.map(GlobPattern.init)
-        let start = Int(min(cursor, UInt64(elements.count)))
-        let end = min(elements.count, start + count)
-        var page: [RESPReply] = []
-        for element in elements[start..<end] where glob?.matches(element) ?? true { page += render(element) }
-        let next = end >= elements.count ? 0 : UInt64(end)
-        return .array([.bulkString(String(next)), .array(page)])
-    }
+    /// The reply of `SSCAN`, `HSCAN`, `ZSCAN` on a key that does not exist: the end, and nothing.
+    static let emptyScan = RESPReply.array([.bulkString("0"), .array([])])
 }

@@ -18,6 +18,10 @@ public struct EngineConfiguration: Sendable {
     /// The size of each part of a staged snapshot; each step writes at least one part, and at least
     /// twice the bytes of the deltas it persisted, so staging keeps ahead of the writes.
     public var snapshotPartBytes: Int = 256 << 10
+    /// Runs the serialisation of a large object off the engine thread (the daemon gives a worker queue):
+    /// the staged snapshot of a 1 M-member set begins with a copy-on-write copy instead of a second of
+    /// serialising in the step. `nil` serialises inline, in the step (tests, the simulation).
+    public var background: BackgroundRunner?
     /// Limits on decoding what peers send. A peer's state may be as large as
     /// `ReplicationSettings.maxObjectBytes`; element counts are bounded by the bytes that hold them.
     public var decodingLimits = DecodingLimits(maxBytes: 64 << 20, maxElements: .max, maxDepth: 8)
@@ -100,6 +104,10 @@ public struct Engine {
     var eventSource: EventSource?
     /// Clients waiting in `WAIT`.
     var parkedClients: Set<ClientID> = []
+    /// Large collections' scan orders, kept between the pages of an iteration (`collectionScan`).
+    var scanOrders: [KeyName: ScanOrder] = [:]
+    /// Scan orders built since start (tests, and the order in which kept ones are dropped).
+    var scanOrderBuilds: UInt64 = 0
 
     public init(configuration: EngineConfiguration, recovery: EngineRecovery = EngineRecovery()) throws(RecoveryError) {
         self.configuration = configuration
@@ -123,7 +131,8 @@ public struct Engine {
         keyspace = Keyspace(digestBuckets: configuration.replication?.digestBuckets ?? 64,
                             snapshotFloorBytes: configuration.snapshotFloorBytes,
                             staging: StagingSettings(thresholdBytes: configuration.stagedSnapshotBytes,
-                                                     partBytes: max(1, configuration.snapshotPartBytes)))
+                                                     partBytes: max(1, configuration.snapshotPartBytes),
+                                                     background: configuration.background))
         for object in recovery.objects {
             var state = KeyObject()
             do {
@@ -176,6 +185,7 @@ public struct Engine {
                                         nextSequence: try counter(MetaKey.deltaSequence), forgotten: forgotten,
                                         applied: applied)
             replicator.membership.incarnationChanged = true
+            replicator.largeStates.background = configuration.background
             if let bytes = recovery.meta[MetaKey.received] {
                 guard let received = Replicator.decodeProgress(bytes) else {
                     throw RecoveryError(description: "the stored replication metadata '\(MetaKey.received)' is corrupt")

@@ -1,5 +1,6 @@
 import CRDT
 import RESP
+import Synchronization
 import Testing
 @testable import Engine
 
@@ -125,6 +126,71 @@ func recovery(from records: [DurableRecord]) -> EngineRecovery {
         #expect(full.deltas.count < 400, "deltas before the last begin were superseded")
     }
 
+    /// With a background runner, a staged snapshot begins with a copy of the object and no serialisation in
+    /// the step: no part is emitted until the worker has run, writes made meanwhile do not leak into the
+    /// snapshot (the parts are exactly the object as of the begin), and what was persisted, restarted at
+    /// any point, holds every write.
+    @Test func stagedSnapshotsAreSerialisedOffTheEngineThread() throws {
+        let worker = QueuedWork()
+        var configuration = EngineConfiguration(nodeID: "n1", replica: ReplicaID(1))
+        configuration.stagedSnapshotBytes = 8 << 10
+        configuration.snapshotPartBytes = 1 << 10
+        configuration.background = { worker.enqueue($0) }
+        var engine = try Engine(configuration: configuration)
+        let client = ClientID(1)
+        _ = engine.handle(.clientConnected(client, address: "test"))
+        let key = Array("big".utf8)
+        var records: [DurableRecord] = []
+        var begins = 0, seals = 0, checkedStages = 0
+        var atBegin: Bytes?
+        var parts: Bytes = []
+        var waitedSteps = 0
+        for round in 0..<400 {
+            let members = (0..<10).map { Array("member-\(round)-\($0)".utf8) }
+            let output = engine.handle(.clientCommand(client, [Array("SADD".utf8), key] + members))
+            for record in output.records {
+                switch record {
+                case .snapshotBegin:
+                    begins += 1
+                    atBegin = engine.keyspace[key]!.serialized()
+                    parts = []
+                    #expect(worker.count == 1, "the serialisation is handed to the worker, not run in the step")
+                case .snapshotPart(_, let bytes):
+                    #expect(worker.count == 0, "round \(round): a part before the worker ran")
+                    parts += bytes
+                case .snapshotSeal:
+                    seals += 1
+                    #expect(parts == atBegin, "round \(round): the staged snapshot is the object as of its begin")
+                    checkedStages += 1
+                case .snapshot(_, let bytes): #expect(bytes.count < 8 << 10, "a large object is never snapshotted inline")
+                case .delta, .meta: break
+                }
+            }
+            records += output.records
+            // The worker runs late: a few steps of writes first, which must neither block nor change the copy.
+            if worker.count > 0 {
+                waitedSteps += 1
+                if waitedSteps == 3 {
+                    var restarted = try Harness(recovery: recovery(from: records))
+                    #expect(restarted.run("SCARD", "big") == .integer(Int64((round + 1) * 10)), "nothing lost mid-stage")
+                    worker.runAll()
+                    waitedSteps = 0
+                }
+            }
+        }
+        worker.runAll()
+        for tick in 0..<400 { records += engine.handle(.tick(monotonicMilliseconds: UInt64(tick), wallMilliseconds: 1)).records }
+        worker.runAll()
+        for tick in 400..<800 { records += engine.handle(.tick(monotonicMilliseconds: UInt64(tick), wallMilliseconds: 1)).records }
+        #expect(begins >= 2 && seals >= 1 && checkedStages == seals)
+        #expect(engine.keyspace.stagedSnapshotsInProgress == 0)
+        var restarted = try Harness(recovery: recovery(from: records))
+        #expect(restarted.run("SCARD", "big") == .integer(4000))
+        let full = recovery(from: records).objects.first { $0.key == key }!
+        #expect(full.snapshot.map { $0.count > 8 << 10 } == true, "the last snapshot is a staged one")
+        #expect(full.deltas.count < 400, "deltas before the last begin were superseded")
+    }
+
     /// SMEMBERS, HGETALL and ZRANGE of a large key are built off the engine thread from a copy: the reply is the
     /// same as the engine's own, in byte order; writes after the read do not change it; a wrong type is
     /// still an error at once; small keys are answered by the engine as before.
@@ -195,5 +261,15 @@ func recovery(from records: [DurableRecord]) -> EngineRecovery {
         #expect(joined == reverse)
         #expect(joined.visibleType == .counter, "the counter slot comes first in the fixed order")
         #expect(joined.set.contains(Array("x".utf8)), "the shadowed set is kept, not lost")
+    }
+}
+
+/// A background runner for tests: work waits until the test runs it, so the steps in between are seen.
+final class QueuedWork: Sendable {
+    private let queue = Mutex<[@Sendable () -> Void]>([])
+    func enqueue(_ work: @escaping @Sendable () -> Void) { queue.withLock { $0.append(work) } }
+    var count: Int { queue.withLock { $0.count } }
+    func runAll() {
+        for work in queue.withLock({ queue in defer { queue = [] }; return queue }) { work() }
     }
 }

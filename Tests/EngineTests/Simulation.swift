@@ -48,7 +48,7 @@ struct Simulation {
     var delivered: [Datagram] = []
 
     init(nodes count: Int, seed: UInt64, encrypted: Bool = false,
-         configure: (inout ReplicationSettings) -> Void = { _ in }) throws {
+         configure: (inout ReplicationSettings) -> Void = { _ in }, background: BackgroundRunner? = nil) throws {
         random = SplitMix64(seed: seed)
         endpoints = (0..<count).map { PeerEndpoint(host: "10.0.0.\($0 + 1)", port: 7946) }
         let keyring = encrypted ? try Keyring(keys: [[UInt8](repeating: 42, count: 32)]) : nil
@@ -67,6 +67,7 @@ struct Simulation {
             configure(&settings)
             configuration.replication = settings
             configuration.allowFaultInjection = true
+            configuration.background = background
             nodes.append(Node(engine: try Engine(configuration: configuration), configuration: configuration))
         }
     }

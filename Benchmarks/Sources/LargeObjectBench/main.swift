@@ -4,6 +4,7 @@
 //
 //   swift run -c release --package-path Benchmarks LargeObjectBench [grow] [members] [per-command] [commands-per-step]
 //   swift run -c release --package-path Benchmarks LargeObjectBench reply [members]
+//   swift run -c release --package-path Benchmarks LargeObjectBench scan [members]
 //
 // `reply`: how long the engine thread is busy answering SMEMBERS, HGETALL and ZRANGE 0 -1 of one key
 // holding `members` members (what a PING on another connection waits behind), and the reply's size.
@@ -16,6 +17,7 @@ import BenchSupport
 import CRDT
 import Engine
 import Foundation
+import RESP
 import Store
 
 let mode = CommandLine.arguments.dropFirst().first { Int($0) == nil } ?? "grow"
@@ -58,7 +60,10 @@ func member(_ index: Int) -> Bytes {
     return Array(text.utf8)
 }
 
-func run(label: String, staged: Bool) throws -> Result {
+/// The daemon's serialisation worker (`EngineConfiguration.background`), for the third variant.
+let serialising = DispatchQueue(label: "bench-serialise", qos: .utility)
+
+func run(label: String, staged: Bool, offThread: Bool = false) throws -> Result {
     let directory = NSTemporaryDirectory() + "large-object-bench-\(getpid())-\(label)"
     try? FileManager.default.removeItem(atPath: directory)
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -68,6 +73,7 @@ func run(label: String, staged: Bool) throws -> Result {
     _ = try store.load()
     var configuration = EngineConfiguration(nodeID: "bench", replica: ReplicaID(1))
     if !staged { configuration.stagedSnapshotBytes = .max }
+    if offThread { configuration.background = { work in serialising.async(execute: work) } }
     var engine = try Engine(configuration: configuration)
     let client = ClientID(1)
     _ = engine.handle(.clientConnected(client, address: "bench"))
@@ -76,6 +82,7 @@ func run(label: String, staged: Bool) throws -> Result {
     var largestEngine = 0.0, largestStep = 0.0, largestEngineCPU = 0.0, largestCommitCPU = 0.0
     var snapshotBytes = 0, largestCommitBytes = 0
     var next = 0
+    var stepCosts: [(cpu: Double, step: Int, members: Int, begins: Bool)] = []
     let start = monotonicNanoseconds()
     func commit(_ output: EngineOutput) throws {
         var records: [StoreRecord] = []
@@ -108,18 +115,27 @@ func run(label: String, staged: Bool) throws -> Result {
         engine.flush(into: &output)
         let engineMs = Double(monotonicNanoseconds() - t0) / 1e6
         largestEngine = max(largestEngine, engineMs)
-        largestEngineCPU = max(largestEngineCPU, Double(threadCPUNanoseconds() - c0) / 1e6)
+        let stepCPU = Double(threadCPUNanoseconds() - c0) / 1e6
+        largestEngineCPU = max(largestEngineCPU, stepCPU)
+        let begins = output.records.filter { if case .snapshotBegin = $0 { true } else { false } }.count
+        stepCosts.append((stepCPU, stepCosts.count, next, begins > 0))
         try commit(output)
         largestStep = max(largestStep, Double(monotonicNanoseconds() - t0) / 1e6)
     }
     let seconds = Double(monotonicNanoseconds() - start) / 1e9
+    let top = stepCosts.sorted { $0.cpu > $1.cpu }.prefix(4)
+    print("\(label): costliest engine steps (CPU ms, step, members after it, began a stage): "
+        + top.map { String(format: "%.0f ms #%d %d%@", $0.cpu, $0.step, $0.members, $0.begins ? " begin" : "") }.joined(separator: ", "))
     // Let a stage in progress finish on ticks, as an idle daemon does (not timed).
     for tick in 0..<2000 {
         var output = EngineOutput()
         engine.handle(.tick(monotonicMilliseconds: UInt64(tick * 10), wallMilliseconds: 1), into: &output)
         engine.flush(into: &output)
         try commit(output)
+        // An idle daemon ticks every 10 ms: the worker serialising a stage gets the time it needs.
+        if engine.stagedSnapshotsInProgress > 0, output.records.isEmpty { usleep(10_000) }
     }
+    precondition(engine.stagedSnapshotsInProgress == 0, "a stage was left unsealed")
     store.close()
     let dbBytes = fileSize(path) + fileSize(path + "-wal")
     // Restart: load and rebuild the engine (what a daemon does at start).
@@ -172,17 +188,141 @@ func replies() throws {
     printTable(header: ["command", "members", "engine busy (median of 3)", "reply"], rows: rows)
 }
 
+/// `scan`: what one SSCAN page costs the engine thread against the size of the set: the first page of
+/// an iteration (cursor 0, which builds the key's scan order when the key changed), the later pages
+/// (median), and a whole iteration, at COUNT 10 and 1000.
+func scans() throws {
+    var rows: [[String]] = []
+    for size in [1_000, 100_000, totalMembers] {
+        var engine = try Engine(configuration: EngineConfiguration(nodeID: "bench", replica: ReplicaID(1)))
+        let client = ClientID(1)
+        _ = engine.handle(.clientConnected(client, address: "bench"))
+        var next = 0
+        while next < size {
+            let count = min(1000, size - next)
+            _ = engine.handle(.clientCommand(client, [Array("SADD".utf8), Array("s".utf8)] + (next..<(next + count)).map(member)))
+            next += count
+        }
+        for count in [10, 1000] {
+            func page(_ cursor: String) -> (String, Double) {
+                let t0 = monotonicNanoseconds()
+                let output = engine.handle(.clientCommand(client, ["SSCAN", "s", cursor, "COUNT", String(count)].map { Array($0.utf8) }))
+                let ms = Double(monotonicNanoseconds() - t0) / 1e6
+                var parser = RESPReplyParser()
+                for case .reply(_, let bytes) in output.immediate + output.effects { try? parser.append(bytes) }
+                guard case .array(let parts)?? = try? parser.next(), case .bulkString(let next) = parts.first else { return ("0", ms) }
+                return (String(decoding: next, as: UTF8.self), ms)
+            }
+            // A write first, so the iteration's first page builds the order, as on a key in use.
+            _ = engine.handle(.clientCommand(client, [Array("SADD".utf8), Array("s".utf8), Array("fresh-\(count)".utf8)]))
+            let t0 = monotonicNanoseconds()
+            var (cursor, first) = page("0")
+            var later: [Double] = []
+            while cursor != "0", later.count < 2_000_000 {
+                let (after, ms) = page(cursor)
+                later.append(ms)
+                cursor = after
+            }
+            let whole = Double(monotonicNanoseconds() - t0) / 1e6
+            rows.append(["\(size)", "\(count)", String(format: "%.3f ms", first), String(format: "%.4f ms", median(later.isEmpty ? [0] : later)),
+                         String(format: "%.3f ms", later.max() ?? 0), "\(later.count + 1)", String(format: "%.0f ms", whole)])
+        }
+    }
+    printTable(header: ["members", "COUNT", "first page (builds the order)", "later page, median", "later page, max", "pages", "whole iteration"], rows: rows)
+}
+
 if mode == "reply" {
     try replies()
+    exit(0)
+}
+/// `restart PATH`: grows the set into PATH if it does not exist (as `grow` does, serialised off the
+/// engine thread), then restarts from it three times, timing open + load, decoding the snapshots and
+/// joining the deltas (what `Engine.init` does), and the whole `Engine.init`.
+func restarts(path: String) throws {
+    if !FileManager.default.fileExists(atPath: path) {
+        let store = try Store(path: path, options: StoreOptions(synchronous: .normal))
+        _ = try store.load()
+        var configuration = EngineConfiguration(nodeID: "bench", replica: ReplicaID(1))
+        configuration.background = { work in serialising.async(execute: work) }
+        var engine = try Engine(configuration: configuration)
+        let client = ClientID(1)
+        _ = engine.handle(.clientConnected(client, address: "bench"))
+        var next = 0, tick = 0
+        func commit(_ output: EngineOutput) throws {
+            try store.commit(output.records.map { record -> StoreRecord in
+                switch record {
+                case .delta(let k, let b): .delta(key: k, bytes: b)
+                case .snapshot(let k, let b): .snapshot(key: k, bytes: b)
+                case .snapshotBegin(let k): .snapshotBegin(key: k)
+                case .snapshotPart(let k, let b): .snapshotPart(key: k, bytes: b)
+                case .snapshotSeal(let k): .snapshotSeal(key: k)
+                case .meta(let n, let v): .meta(name: n, value: v)
+                }
+            })
+        }
+        while next < totalMembers || engine.stagedSnapshotsInProgress > 0 {
+            var output = EngineOutput()
+            if next < totalMembers {
+                let count = min(1000, totalMembers - next)
+                engine.handle(.clientCommand(client, [Array("SADD".utf8), Array("big".utf8)] + (next..<(next + count)).map(member)), into: &output)
+                next += count
+            } else {
+                tick += 1
+                engine.handle(.tick(monotonicMilliseconds: UInt64(tick * 10), wallMilliseconds: 1), into: &output)
+                usleep(1000)
+            }
+            engine.flush(into: &output)
+            try commit(output)
+        }
+        store.close()
+    }
+    var rows: [[String]] = []
+    for _ in 0..<3 {
+        let t0 = monotonicNanoseconds()
+        let store = try Store(path: path, options: StoreOptions(synchronous: .normal))
+        let recovered = try store.load()
+        let t1 = monotonicNanoseconds()
+        var deltas = 0
+        for (_, key) in recovered.keys {
+            var state = try key.snapshot.map { try KeyObject(serialized: $0, limits: DecodingLimits(maxBytes: .max, maxElements: .max, maxDepth: 8)) } ?? KeyObject()
+            blackHole(state)
+            for delta in key.deltas {
+                state.join(try KeyObject(serialized: delta, limits: DecodingLimits(maxBytes: .max, maxElements: .max, maxDepth: 8)))
+                deltas += 1
+            }
+            blackHole(state)
+        }
+        let t2 = monotonicNanoseconds()
+        let engine = try Engine(configuration: EngineConfiguration(nodeID: "bench", replica: ReplicaID(1)), recovery: EngineRecovery(
+            objects: recovered.keys.map { .init(key: $0.key, snapshot: $0.value.snapshot, deltas: $0.value.deltas) }, meta: recovered.meta))
+        let t3 = monotonicNanoseconds()
+        blackHole(engine.stagedSnapshotsInProgress)
+        store.close()
+        let snapshot = recovered.keys.values.map { $0.snapshot?.count ?? 0 }.reduce(0, +)
+        rows.append([String(format: "%.0f ms", Double(t1 - t0) / 1e6), "\(snapshot >> 20) MiB, \(deltas) deltas",
+                     String(format: "%.0f ms", Double(t2 - t1) / 1e6), String(format: "%.0f ms", Double(t3 - t2) / 1e6),
+                     String(format: "%.2f s", Double(t1 - t0 + t3 - t2) / 1e9)])
+    }
+    printTable(header: ["open + load()", "recovered", "decode + join deltas", "Engine.init", "restart (load + init)"], rows: rows)
+}
+
+if mode == "restart" {
+    try restarts(path: CommandLine.arguments.dropFirst(2).first ?? NSTemporaryDirectory() + "large-object-restart.db")
+    exit(0)
+}
+if mode == "scan" {
+    try scans()
     exit(0)
 }
 
 print("LargeObjectBench: \(totalMembers) members, \(perCommand) per SADD, \(commandsPerStep) SADDs per step (one commit)")
 // Interleaved, before then after, twice: drift on a shared machine hits both alike.
 var results: [Result] = []
-for round in 1...2 {
-    for (label, staged) in [("one commit per snapshot (before)", false), ("staged snapshots (after)", true)] {
-        results.append(try run(label: "\(label), round \(round)", staged: staged))
+let rounds = mode == "grow1" ? 1 : 2
+for round in 1...rounds {
+    for (label, staged, offThread) in [("one commit per snapshot", false, false), ("staged, serialised in the step", true, false),
+                                        ("staged, serialised off the engine thread", true, true)] {
+        results.append(try run(label: "\(label), round \(round)", staged: staged, offThread: offThread))
     }
 }
 func f(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
@@ -193,7 +333,8 @@ printTable(header: ["snapshots", "members/s", "largest commit (wall / CPU)", "p9
                 f(r.p99CommitMs, 2) + " ms", f(r.largestEngineMs) + " / " + f(r.largestEngineCPUMs) + " ms", f(r.largestStepMs) + " ms", "\(r.largestCommitBytes / 1024) KiB",
                 "\(r.snapshotBytesWritten >> 20) MiB", "\(r.databaseBytes >> 20) MiB", f(r.restartSeconds, 2) + " s"]
            })
-for pair in stride(from: 0, to: results.count, by: 2) {
-    let results = Array(results[pair..<(pair + 2)])
-    print("largest commit, after / before: wall \(f(results[1].largestCommitMs / results[0].largestCommitMs, 3)), CPU \(f(results[1].largestCommitCPUMs / results[0].largestCommitCPUMs, 3)), bytes \(f(Double(results[1].largestCommitBytes) / Double(results[0].largestCommitBytes), 3)); rate after / before: \(f(results[0].seconds / results[1].seconds, 2))")
+for round in stride(from: 0, to: results.count, by: 3) {
+    let results = Array(results[round..<(round + 3)])
+    print("largest commit, staged / one commit: wall \(f(results[1].largestCommitMs / results[0].largestCommitMs, 3)), CPU \(f(results[1].largestCommitCPUMs / results[0].largestCommitCPUMs, 3)), bytes \(f(Double(results[1].largestCommitBytes) / Double(results[0].largestCommitBytes), 3)); rate staged / one commit: \(f(results[0].seconds / results[1].seconds, 2))")
+    print("largest engine step, off the engine thread / in the step: wall \(f(results[2].largestEngineMs / results[1].largestEngineMs, 3)), CPU \(f(results[2].largestEngineCPUMs / results[1].largestEngineCPUMs, 3)); rate \(f(results[1].seconds / results[2].seconds, 2))")
 }

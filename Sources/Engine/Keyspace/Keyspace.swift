@@ -207,6 +207,37 @@ struct Keyspace {
         return changed(key, change, deltaBytes: bytes)
     }
 
+    /// Joins a large state a peer sent whole (repair, in chunks) into a key that holds nothing here, and
+    /// persists it as a staged snapshot of the received bytes, written in parts over the next steps,
+    /// instead of as one delta of them (27 MB in one commit for a million members). The key had no
+    /// records, so the snapshot (bottom joined with the state: the state) covers everything before its
+    /// begin; deltas joined while the parts are written come after it and stay live. `false` when the key
+    /// exists here or the state is small: the caller joins it as any state. O(1) on the engine thread.
+    mutating func joinStaged(remote state: KeyObject, bytes: Bytes, into key: Bytes, records: inout [DurableRecord]) -> Bool {
+        let name = KeyName(key)
+        guard bytes.count >= stagingSettings.thresholdBytes, objects[name] == nil, compaction[name] == nil else { return false }
+        // Bottom: nothing to keep.
+        guard !state.isBottom else { return true }
+        // Bottom joined with the state is the state: it is installed as it was decoded (the sender's own
+        // representation), without a join that walks a million members on the engine thread.
+        let type = state.visibleType
+        countTypeChange(from: nil, to: type)
+        digests.invalidate(key)
+        expiries.update(key, deadline: state.expiry.expiresAt)
+        if recordsChanges {
+            remoteChanges.append(RemoteChange(key: key, typeBefore: nil, typeAfter: type, countBefore: 0,
+                                              countAfter: state.shownCount, onlyDeadline: false,
+                                              deadline: state.expiry.expiresAt))
+        }
+        objects[name] = state
+        order = nil
+        // Staging: the key's own deltas do not make it due for a snapshot until this one is sealed.
+        compaction[name] = CompactionState(snapshotBytes: bytes.count, deltaBytes: 0, changedAt: now, staging: true)
+        records.append(.snapshotBegin(key: key))
+        staging.append(StagedSnapshot(key: key, bytes: bytes))
+        return true
+    }
+
     private static func inflate(_ object: inout KeyObject, with delta: KeyObject, counting: Bool,
                                 _ counts: inout (before: Int, after: Int)) -> Bool {
         if counting { counts.before = object.shownCount }
@@ -266,7 +297,9 @@ struct Keyspace {
     /// Ends a step for the staged snapshots: begins those that came due (after every delta of the step,
     /// so each covers them), then hands out parts, at least one part's worth and twice the step's delta
     /// bytes, oldest stage first, and seals a stage after its last part. O(the parts written), plus, at a
-    /// begin, one serialisation of the object (O(object) once per O(object) of deltas written).
+    /// begin, one serialisation of the object (O(object) once per O(object) of deltas written), which
+    /// runs off the engine thread when the shell gave a `StagingSettings.background` runner: the begin is
+    /// emitted at once (it covers what the copy holds) and the parts follow once the bytes are ready.
     mutating func stageSnapshots(into records: inout [DurableRecord]) {
         defer { stepDeltaBytes = 0 }
         guard !stagingDue.isEmpty || !staging.isEmpty else { return }
@@ -276,8 +309,17 @@ struct Keyspace {
                 compaction[name]?.staging = false
                 continue
             }
-            let bytes = object.serialized()
             let changedAt = compaction[name]?.changedAt ?? now
+            guard stagingSettings.background == nil else {
+                // Off the engine thread, from a copy-on-write copy of the object as of this step. Its size
+                // is not known yet: the estimate (what the store held) stands until the bytes arrive.
+                let estimate = (compaction[name]?.snapshotBytes ?? 0) + (compaction[name]?.deltaBytes ?? 0)
+                compaction[name] = CompactionState(snapshotBytes: estimate, deltaBytes: 0, changedAt: changedAt, staging: true)
+                records.append(.snapshotBegin(key: key))
+                staging.append(StagedSnapshot(key: key, pending: PendingSerialisation(object, background: stagingSettings.background)))
+                continue
+            }
+            let bytes = object.serialized()
             let staged = bytes.count >= stagingSettings.thresholdBytes
             compaction[name] = CompactionState(snapshotBytes: bytes.count, deltaBytes: 0, changedAt: changedAt, staging: staged)
             guard staged else {
@@ -292,12 +334,20 @@ struct Keyspace {
         var budget = max(stagingSettings.partBytes, 2 * stepDeltaBytes)
         var sealed = 0
         while budget > 0, sealed < staging.count {
-            let count = min(stagingSettings.partBytes, staging[sealed].bytes.count - staging[sealed].offset, budget)
+            if staging[sealed].bytes == nil {
+                // Still being serialised: this stage, and those behind it, wait for a later step.
+                guard let bytes = staging[sealed].pending?.bytes else { break }
+                staging[sealed].bytes = bytes
+                staging[sealed].pending = nil
+                compaction[KeyName(staging[sealed].key)]?.snapshotBytes = bytes.count
+            }
+            let total = staging[sealed].bytes!.count
+            let count = min(stagingSettings.partBytes, total - staging[sealed].offset, budget)
             let start = staging[sealed].offset
-            records.append(.snapshotPart(key: staging[sealed].key, bytes: Array(staging[sealed].bytes[start..<(start + count)])))
+            records.append(.snapshotPart(key: staging[sealed].key, bytes: Array(staging[sealed].bytes![start..<(start + count)])))
             staging[sealed].offset += count
             budget -= count
-            guard staging[sealed].offset == staging[sealed].bytes.count else { continue }
+            guard staging[sealed].offset == total else { continue }
             let key = staging[sealed].key
             records.append(.snapshotSeal(key: key))
             sealed += 1
@@ -459,6 +509,12 @@ struct Keyspace {
 
     func bucket(of key: Bytes) -> Int { digests.bucket(of: key) }
 
+    /// About how many bytes `key`'s object serialises to (its last snapshot and the deltas since), in O(1).
+    func storedBytes(of key: Bytes) -> Int {
+        guard let state = compaction[KeyName(key)] else { return 0 }
+        return state.snapshotBytes + state.deltaBytes
+    }
+
     /// When `key` last changed here (tick time), if it ever did since start.
     func lastChange(of key: Bytes) -> UInt64? { compaction[KeyName(key)]?.changedAt }
 }
@@ -476,12 +532,16 @@ struct CompactionState {
 struct StagingSettings {
     var thresholdBytes = 1 << 20
     var partBytes = 256 << 10
+    /// Where a staged snapshot's object is serialised; `nil`: inline, in the step that begins it.
+    var background: BackgroundRunner?
 }
 
-/// A staged snapshot being written: the object serialised at its begin, and the bytes handed out.
+/// A staged snapshot being written: the object serialised at its begin (or being serialised off the
+/// engine thread), and the bytes handed out.
 struct StagedSnapshot {
     var key: Bytes
-    var bytes: Bytes
+    var bytes: Bytes?
+    var pending: PendingSerialisation?
     var offset = 0
 }
 

@@ -199,6 +199,13 @@ extension Replicator {
             guard let object = keyspace[key] else { continue }
             // A copy sent lately is still on its way: neither serialise nor send it again yet.
             if let until = inFlight[key], until > now { continue }
+            if sendsPaced(key, keyspace: keyspace) {
+                // Serialised off the engine thread and sent paced (`LargeStateSender`), one copy per peer.
+                if !largeStates.contains(key, to: recipient), !largeStates.isFull {
+                    largeStates.enqueue(key, object, to: peer, recipient: recipient)
+                }
+                continue
+            }
             let state = object.serialized()
             if state.count > settings.chunkBytes {
                 // Time for the chunks to drain at 4 MB/s, and at least two repair rounds.
@@ -267,7 +274,13 @@ extension Replicator {
             assembly.received += bytes.count
         }
         if assembly.received >= assembly.total {
-            applyStates([KeyedBytes(key: key, bytes: assembly.bytes)], keyspace: &keyspace, into: &output)
+            // Decoded off the engine thread, joined at the end of a later step (`joinDecodedStates`); a few
+            // at once, so states arriving faster than they decode are not all held (repair sends again).
+            guard largeStates.decoding.count < Self.maxConcurrentAssemblies else {
+                stats.rejected["chunk_refused", default: 0] += 1
+                return
+            }
+            largeStates.decode(key: key, bytes: assembly.bytes, limits: decodingLimits)
         } else {
             assemblies[node] = assembly
         }

@@ -76,6 +76,8 @@ struct Replicator {
     /// still finds the peer without the key does not push another whole copy while the last one is
     /// draining (docs/benchmarks.md, "Transfer of a 1 M-member set": 3 to 85 copies without this).
     var largeStatesInFlight: [String: [Bytes: UInt64]] = [:]
+    /// Large states serialised off the engine thread and sent a few chunks per step (`LargeStateSender`).
+    var largeStates = LargeStateSender()
     /// Membership updates applied from one message; the rest are ignored (a sender gossips at most 8).
     static let maxUpdatesPerMessage = 64
     /// Large states assembled from chunks at once (one per peer at most).
