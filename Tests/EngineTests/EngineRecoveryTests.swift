@@ -163,7 +163,7 @@ func recovery(from records: [DurableRecord]) -> EngineRecovery {
                     #expect(parts == atBegin, "round \(round): the staged snapshot is the object as of its begin")
                     checkedStages += 1
                 case .snapshot(_, let bytes): #expect(bytes.count < 8 << 10, "a large object is never snapshotted inline")
-                case .delta, .meta: break
+                case .delta, .meta, .remove: break
                 }
             }
             records += output.records

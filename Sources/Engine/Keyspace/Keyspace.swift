@@ -230,7 +230,8 @@ struct Keyspace {
                                               deadline: state.expiry.expiresAt))
         }
         objects[name] = state
-        order = nil
+        keyCreated()
+        if type == nil { tombstones.enqueue(name) }
         // Staging: the key's own deltas do not make it due for a snapshot until this one is sealed.
         compaction[name] = CompactionState(snapshotBytes: bytes.count, deltaBytes: 0, changedAt: now, staging: true)
         records.append(.snapshotBegin(key: key))

@@ -103,7 +103,15 @@ extension Replicator {
                 continue
             }
             stats.statesApplied += 1
-            if keyspace.joinStaged(remote: state, bytes: bytes, into: key, records: &output.records) { continue }
+            // As in `join`: nothing new if every write it reflects is applied here (a collected key stays so).
+            if !state.stamps.isEmpty, state.stamps.isCovered(by: stability.vector) {
+                stats.staleDropped += 1
+                continue
+            }
+            if keyspace.joinStaged(remote: state, bytes: bytes, into: key, records: &output.records) {
+                stability.joined(state.stamps)
+                continue
+            }
             join(state, bytes: bytes, into: key, keyspace: &keyspace, rebroadcastFrom: nil, output: &output)
         }
     }
