@@ -9,17 +9,7 @@ import Wire
 /// back (replayed frames, restarts), and a key recreated after its collection is numbered above the floor
 /// so that a node still holding the old tombstone takes the new writes.
 @Suite struct CollectionTests {
-    func fields(_ sim: inout Simulation, _ i: Int, _ section: String) -> [String: String] {
-        guard case .bulkString(let text)? = sim.command(i, ["INFO", section]) else { return [:] }
-        var fields: [String: String] = [:]
-        for line in String(decoding: text, as: UTF8.self).split(separator: "\r\n") where !line.hasPrefix("#") {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            fields[String(parts[0])] = parts.count == 2 ? String(parts[1]) : ""
-        }
-        return fields
-    }
-
-    func held(_ sim: inout Simulation, _ i: Int) -> Int { Int(fields(&sim, i, "keyspace")["keys_held"] ?? "") ?? -1 }
+    func held(_ sim: inout Simulation, _ i: Int) -> Int { Int(sim.info(i, "keyspace")["keys_held"] ?? "") ?? -1 }
 
     @Test(arguments: [UInt64(1), 2, 3, 4])
     func deletedKeysAreCollectedOnceStableAndNeverComeBack(seed: UInt64) throws {
@@ -37,15 +27,13 @@ import Wire
         let converged = sim.converge(timeout: 10_000)
         #expect(converged)
         // n3 is cut off while the deletes happen: nobody may collect, n3 still holds the keys.
-        sim.command(2, ["CRDT.PARTITION", "n1", "n2"])
-        sim.command(0, ["CRDT.PARTITION", "n3"])
-        sim.command(1, ["CRDT.PARTITION", "n3"])
+        sim.isolate(2)
         for i in 0..<60 { sim.command(i % 2, ["DEL", "s\(i)", "c\(i)", "h\(i)"]) }
         sim.run(milliseconds: 5_000)
         for i in 0..<2 {
             #expect(sim.command(i, ["DBSIZE"]) == .integer(1))
             #expect(held(&sim, i) == 181, "node \(i): tombstones wait for n3")
-            #expect(fields(&sim, i, "replication")["stability_holder"] == "n3")
+            #expect(sim.info(i, "replication")["stability_holder"] == "n3")
         }
         #expect(sim.command(2, ["DBSIZE"]) == .integer(181))
         // Healed: n3 applies the deletes, reports, and every node collects every tombstone.
@@ -55,8 +43,8 @@ import Wire
         sim.run(milliseconds: 8_000)
         for i in 0..<3 {
             #expect(sim.command(i, ["DBSIZE"]) == .integer(1))
-            #expect(held(&sim, i) == 1, "node \(i): \(fields(&sim, i, "replication"))")
-            #expect(fields(&sim, i, "replication")["tombstones_collected"] == "180")
+            #expect(held(&sim, i) == 1, "node \(i): \(sim.info(i, "replication"))")
+            #expect(sim.info(i, "replication")["tombstones_collected"] == "180")
         }
         // Every frame of the run delivered again, and every node restarted from its disk: nothing returns.
         sim.replayDelivered()
@@ -91,10 +79,10 @@ import Wire
         sim.command(2, ["CRDT.PARTITION", "INBOUND", "n2"])
         sim.command(0, ["DEL", "c", "s", "set", "h", "z", "l", "p", "e"])
         sim.run(milliseconds: 6_000)
-        #expect(held(&sim, 0) == 0, "n1 collected: \(fields(&sim, 0, "replication"))")
+        #expect(held(&sim, 0) == 0, "n1 collected: \(sim.info(0, "replication"))")
         #expect(held(&sim, 1) == 0, "n2 collected")
-        #expect(held(&sim, 2) == 8, "n3 keeps its tombstones: \(fields(&sim, 2, "replication"))")
-        #expect(fields(&sim, 0, "replication")["collection_floor"] != "dots=0,counts=0")
+        #expect(held(&sim, 2) == 8, "n3 keeps its tombstones: \(sim.info(2, "replication"))")
+        #expect(sim.info(0, "replication")["collection_floor"] != "dots=0,counts=0")
         // Recreated on n1, after the collection.
         for write in [["INCRBY", "c", "2"], ["SET", "s", "new"], ["SADD", "set", "m"], ["HSET", "h", "f", "new"],
                       ["ZADD", "z", "2", "m"], ["RPUSH", "l", "new"], ["PFADD", "p", "y"], ["SET", "e", "w"],
@@ -139,7 +127,7 @@ import Wire
         for i in 0..<20 { sim.command(1, ["DEL", "s\(i)"]) }
         sim.run(milliseconds: 6_000)
         #expect(held(&sim, 0) == 20 && held(&sim, 1) == 20, "the dead n3 holds collection back")
-        #expect(fields(&sim, 0, "replication")["stability_holder"] == "n3")
+        #expect(sim.info(0, "replication")["stability_holder"] == "n3")
         #expect(sim.command(0, ["CRDT.FORGET", "n3"]) == .simpleString("OK"))
         sim.run(milliseconds: 6_000)
         #expect(held(&sim, 0) == 0 && held(&sim, 1) == 0)

@@ -239,6 +239,24 @@ struct Simulation {
         return out
     }
 
+    /// `INFO section` of node `i` as fields.
+    mutating func info(_ i: Int, _ section: String) -> [String: String] {
+        guard case .bulkString(let text)? = command(i, ["INFO", section]) else { return [:] }
+        var fields: [String: String] = [:]
+        for line in String(decoding: text, as: UTF8.self).split(separator: "\r\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            fields[String(parts[0])] = parts.count == 2 ? String(parts[1]) : ""
+        }
+        return fields
+    }
+
+    /// Cuts node `i` from every other live node both ways, with `CRDT.PARTITION` on each side.
+    mutating func isolate(_ i: Int) {
+        let name = nodes[i].configuration.nodeID
+        command(i, ["CRDT.PARTITION"] + nodes.indices.filter { $0 != i }.map { nodes[$0].configuration.nodeID })
+        for other in liveIndices where other != i { command(other, ["CRDT.PARTITION", name]) }
+    }
+
     /// The digest of every live node.
     mutating func digests() -> [String] {
         liveIndices.map { i in

@@ -162,16 +162,6 @@ extension WriteStamps {
 /// The frontier in the deterministic simulation: it reaches every write once every member applied it, a
 /// partitioned member holds it back (and is named), and it survives restarts.
 @Suite struct StabilitySimulationTests {
-    func info(_ sim: inout Simulation, _ i: Int) -> [String: String] {
-        guard case .bulkString(let text)? = sim.command(i, ["INFO", "replication"]) else { return [:] }
-        var fields: [String: String] = [:]
-        for line in String(decoding: text, as: UTF8.self).split(separator: "\r\n") where !line.hasPrefix("#") {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            fields[String(parts[0])] = parts.count == 2 ? String(parts[1]) : ""
-        }
-        return fields
-    }
-
     /// `r1=5,r2=7` summed.
     func total(_ vector: String?) -> UInt64 {
         (vector ?? "").split(separator: ",").reduce(0) { $0 + (UInt64($1.split(separator: "=").last ?? "") ?? 0) }
@@ -193,20 +183,18 @@ extension WriteStamps {
         #expect(converged10_000)
         sim.run(milliseconds: 6_000)
         for i in 0..<3 {
-            let fields = info(&sim, i)
+            let fields = sim.info(i, "replication")
             #expect(total(fields["stability_applied"]) == writes, "node \(i): \(fields)")
             #expect(total(fields["stability_frontier"]) == writes, "node \(i): \(fields)")
             #expect(fields["stability_behind"] == "0")
         }
         // n3 is cut off: writes on n1 and n2 are applied by both, never by n3, which holds the frontier.
-        sim.command(2, ["CRDT.PARTITION", "n1", "n2"])
-        sim.command(0, ["CRDT.PARTITION", "n3"])
-        sim.command(1, ["CRDT.PARTITION", "n3"])
+        sim.isolate(2)
         for i in 0..<10 { sim.command(i % 2, ["SADD", "late", "x\(i)"]) }
         // Reports lost to the 5 % loss are repeated every three seconds.
         sim.run(milliseconds: 6_000)
         for i in 0..<2 {
-            let fields = info(&sim, i)
+            let fields = sim.info(i, "replication")
             #expect(total(fields["stability_applied"]) == writes + 10)
             #expect(total(fields["stability_frontier"]) == writes, "node \(i): the frontier waits for n3")
             #expect(fields["stability_holder"] == "n3", "node \(i): \(fields.filter { $0.key.hasPrefix("stab") })")
@@ -218,7 +206,7 @@ extension WriteStamps {
         #expect(converged15_000)
         sim.run(milliseconds: 6_000)
         for i in 0..<3 {
-            let fields = info(&sim, i)
+            let fields = sim.info(i, "replication")
             #expect(total(fields["stability_frontier"]) == writes + 10, "node \(i): \(fields.filter { $0.key.hasPrefix("stab") })")
         }
     }
@@ -228,9 +216,7 @@ extension WriteStamps {
     @Test func writesThatOnlyRepairDeliveredAreCountedOnceTheStatesAgree() throws {
         var sim = try Simulation(nodes: 3, seed: 7) { $0.deltaBufferBytes = 256 }
         sim.run(milliseconds: 2_000)
-        sim.command(2, ["CRDT.PARTITION", "n1", "n2"])
-        sim.command(0, ["CRDT.PARTITION", "n3"])
-        sim.command(1, ["CRDT.PARTITION", "n3"])
+        sim.isolate(2)
         for i in 0..<200 { sim.command(i % 2, ["SET", "k\(i % 50)", "v\(i)"]) }
         sim.run(milliseconds: 1_000)
         for i in 0..<3 { sim.command(i, ["CRDT.HEAL"]) }
@@ -238,16 +224,16 @@ extension WriteStamps {
         #expect(converged20_000)
         sim.run(milliseconds: 5_000)
         for i in 0..<3 {
-            let fields = info(&sim, i)
+            let fields = sim.info(i, "replication")
             #expect(total(fields["stability_frontier"]) == 200, "node \(i): \(fields)")
         }
-        let before = info(&sim, 0)["stability_applied"]
+        let before = sim.info(0, "replication")["stability_applied"]
         sim.crash(0)
         try sim.restart(0)
-        let recovered = info(&sim, 0)["stability_applied"]
+        let recovered = sim.info(0, "replication")["stability_applied"]
         #expect(recovered == before)
         sim.command(0, ["SET", "after", "restart"])
-        let after = info(&sim, 0)["stability_applied"]
+        let after = sim.info(0, "replication")["stability_applied"]
         #expect(total(after) == total(before) + 1, "the next own stamp follows the stored ones: \(after ?? "")")
     }
 

@@ -231,14 +231,18 @@ extension Replicator {
 
     /// Joins a delta or state from a peer into `key`; persists it and, if it was new and came from a peer
     /// as a delta (`rebroadcastFrom`), passes it on.
+    /// Whether every write `content` reflects is applied here already (counted in `staleDropped`): it holds
+    /// nothing new, and dropping it unjoined is what keeps a late copy (a resent delta, a state from a node
+    /// yet to collect) from resurrecting a collected key.
+    mutating func isStaleCopy(_ content: KeyObject) -> Bool {
+        guard !content.stamps.isEmpty, content.stamps.isCovered(by: stability.vector) else { return false }
+        stats.staleDropped += 1
+        return true
+    }
+
     mutating func join(_ delta: KeyObject, bytes: Bytes, into key: Bytes, keyspace: inout Keyspace,
                        rebroadcastFrom source: String?, reaching: [String] = [], output: inout EngineOutput) {
-        // Every write it reflects is applied here already: it holds nothing new. This is what keeps a late
-        // copy (a resent delta, a state from a node yet to collect) from resurrecting a collected key.
-        if !delta.stamps.isEmpty, delta.stamps.isCovered(by: stability.vector) {
-            stats.staleDropped += 1
-            return
-        }
+        guard !isStaleCopy(delta) else { return }
         // Counted whether or not it changes anything here: either way this node holds its writes' effects.
         stability.joined(delta.stamps)
         guard let record = keyspace.join(remote: delta, bytes: bytes, into: key) else { return }

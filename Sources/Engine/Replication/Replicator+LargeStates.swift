@@ -103,11 +103,7 @@ extension Replicator {
                 continue
             }
             stats.statesApplied += 1
-            // As in `join`: nothing new if every write it reflects is applied here (a collected key stays so).
-            if !state.stamps.isEmpty, state.stamps.isCovered(by: stability.vector) {
-                stats.staleDropped += 1
-                continue
-            }
+            guard !isStaleCopy(state) else { continue }
             if keyspace.joinStaged(remote: state, bytes: bytes, into: key, records: &output.records) {
                 stability.joined(state.stamps)
                 continue
