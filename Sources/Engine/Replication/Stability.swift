@@ -56,8 +56,9 @@ struct Stability {
     /// The gap-free part of what this node applied: what it reports.
     var vector: [ReplicaID: UInt64] { applied.versionVector }
 
-    /// The stamp the next local write gets (own stamps never have a gap).
-    var nextStamp: Dot { applied.nextDot(for: replica) }
+    /// The stamp the next local write gets. Own stamps never have a gap, so they are all in the version
+    /// vector: O(1), where `nextDot` would scan the out-of-order stamps of every replica on every write.
+    var nextStamp: Dot { Dot(replica: replica, counter: applied.versionVector[replica, default: 0] + 1) }
 
     /// A local write took `stamp`.
     mutating func wrote(_ stamp: Dot) {
