@@ -1,6 +1,7 @@
 import Foundation
 import RESP
 import RESPClient
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -146,27 +147,39 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A port that was free a moment ago (bound to port 0, then released); `udpToo` also checks UDP.
+/// Ports handed out so far by `freePort`, shared by every test of this process.
+private let nextPortCandidate = Mutex<Int>(10_000 + Int(getpid() % 500) * 20)
+
+/// A loopback port that is free now and that no other test of this process was given; `udpToo` also checks UDP.
+///
+/// Ports come from 10000-19999, below the kernel's ephemeral range (32768 and up on Linux) and the local clusters
+/// that CrdtctlTests and CheckTests start (20000 up), counting upwards: a port the kernel
+/// picked and released (the old way, binding port 0) could be handed to any outgoing connection before the daemon
+/// bound it, which is how a test once failed with EADDRINUSE.
 func freePort(udpToo: Bool = false) -> Int {
-    for _ in 0..<100 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        close(fd)
-        let port = Int(UInt16(bigEndian: address.sin_port))
-        guard udpToo else { return port }
-        let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var probe = address
-        let ok = withUnsafePointer(to: &probe) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(udp, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        close(udp)
-        if ok == 0 { return port }
+    for _ in 0..<2_000 {
+        let port = nextPortCandidate.withLock { next in
+            defer { next = next >= 19_999 ? 10_000 : next + 1 }
+            return next
+        }
+        guard canBind(port, type: SOCK_STREAM) else { continue }
+        if !udpToo || canBind(port, type: SOCK_DGRAM) { return port }
     }
     return 0
+}
+
+/// Whether `port` on 127.0.0.1 can be bound now (without SO_REUSEADDR, so a port in TIME_WAIT counts as taken).
+private func canBind(_ port: Int, type: __socket_type) -> Bool {
+    let fd = socket(AF_INET, Int32(type.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
 }
 
 extension RESPReply {

@@ -3,15 +3,14 @@ import RESP
 import RESPClient
 import Testing
 
-/// Publish/subscribe, keyspace notifications and WAIT against real daemons (ports 42000-42999).
+/// Publish/subscribe, keyspace notifications and WAIT against real daemons.
 @Suite(.serialized) struct PubSubIntegrationTests {
-    /// Two nodes sharing a key, seeded with each other, on fixed ports from `base`.
-    func startPair(base: Int) throws -> [DaemonProcess] {
+    /// Two nodes sharing a key, seeded with each other.
+    func startPair() throws -> [DaemonProcess] {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("crdtd-key-\(UUID().uuidString)").path
         try (Data(repeating: 9, count: 32).base64EncodedString() + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         let nodes = (0..<2).map { i in
-            DaemonProcess(name: "n\(i + 1)", extraArguments: ["--cluster-key-file", path, "--allow-fault-injection"],
-                          ports: (base + 3 * i, base + 3 * i + 1, base + 3 * i + 2))
+            DaemonProcess(name: "n\(i + 1)", extraArguments: ["--cluster-key-file", path, "--allow-fault-injection"])
         }
         nodes[0].seeds = [nodes[1].peerPort]
         nodes[1].seeds = [nodes[0].peerPort]
@@ -25,7 +24,7 @@ import Testing
     }
 
     @Test func aSubscriberOnNodeBSeesAKeyspaceEventForAWriteOnNodeA() throws {
-        let nodes = try startPair(base: 42100)
+        let nodes = try startPair()
         defer { for node in nodes { node.stop() } }
         #expect(eventually { members(nodes[0]) == 1 && members(nodes[1]) == 1 }, "the two nodes never met")
 
@@ -56,7 +55,7 @@ import Testing
     @Test func aSubscriberThatDoesNotReadIsDisconnectedAtItsLimit() throws {
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("crdtd-pubsub-\(UUID().uuidString).yaml").path
         try "limits:\n  max_pending_pubsub_bytes: 1048576\n".write(toFile: config, atomically: true, encoding: .utf8)
-        let node = DaemonProcess(extraArguments: ["--insecure", "--config", config], ports: (42300, 42301, 42302))
+        let node = DaemonProcess(extraArguments: ["--insecure", "--config", config])
         try node.start()
         defer { node.stop() }
         let slow = try node.connect()
@@ -78,7 +77,7 @@ import Testing
     }
 
     @Test func waitCountsThePeerThatAcknowledgedAndZeroWhenPartitioned() throws {
-        let nodes = try startPair(base: 42200)
+        let nodes = try startPair()
         defer { for node in nodes { node.stop() } }
         #expect(eventually { members(nodes[0]) == 1 && members(nodes[1]) == 1 }, "the two nodes never met")
 
