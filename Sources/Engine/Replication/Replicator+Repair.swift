@@ -114,29 +114,33 @@ extension Replicator {
         var theirKeys = Set<Bytes>()
         var deferred = 0
         // In a safety-net round a key this node changed within two sync intervals is left out: its
-        // digests differ because its deltas are in flight, and shipping its state would race them. The
-        // next quiet round compares it (see `syncRoot`).
+        // digests differ because its deltas are in flight, and shipping its state would race them. After
+        // `maxRepairDeferrals` such rounds in a row it is repaired anyway: a key written without pause is
+        // always in flux, and a delta it missed for good would otherwise wait for the writes to stop. An
+        // urgent comparison (the peer skipped deltas that will never come) defers nothing.
+        let safetyNet = safetyNetComparisons.contains(recipient)
         let window = 2 * settings.syncIntervalMilliseconds
-        let quietSince: UInt64? = safetyNetComparisons.contains(recipient) ? (now > window ? now - window : 0) : nil
+        let quietSince: UInt64? = safetyNet ? (now > window ? now - window : 0) : nil
         func inFlux(_ key: Bytes) -> Bool {
             guard let quietSince, let changed = keyspace.lastChange(of: key) else { return false }
             return changed > quietSince
         }
         for entry in theirs where keyspace.bucket(of: entry.key) == bucket && inRange(entry.key) {
             theirKeys.insert(entry.key)
-            if inFlux(entry.key) {
-                deferred += 1
-                continue
-            }
-            guard let mine = ourDigests[entry.key] else {
-                wanted.append(entry.key)
-                continue
-            }
-            guard mine != entry.digest else {
+            let mine = ourDigests[entry.key]
+            if mine == entry.digest {
                 repairDeferrals[recipient]?[entry.key] = nil
                 continue
             }
-            if deferRepair(of: entry.key, in: keyspace, ours: mine, theirs: entry.digest, peer: recipient) {
+            if inFlux(entry.key), deferInFlux(entry.key, ours: mine ?? entry.digest, theirs: entry.digest, peer: recipient) {
+                deferred += 1
+                continue
+            }
+            guard let mine else {
+                wanted.append(entry.key)
+                continue
+            }
+            if safetyNet, deferRepair(of: entry.key, in: keyspace, ours: mine, theirs: entry.digest, peer: recipient) {
                 deferred += 1
             } else {
                 wanted.append(entry.key)
@@ -183,6 +187,20 @@ extension Replicator {
             return false
         }
         deferrals[key] = Deferral(ours: ours, theirs: theirs, rounds: entry.rounds + 1)
+        return true
+    }
+
+    /// Whether to leave out a key in flux that differs in a safety-net comparison: yes for its first
+    /// `maxRepairDeferrals` such comparisons in a row, then it is repaired.
+    mutating func deferInFlux(_ key: Bytes, ours: Digest128, theirs: Digest128, peer: String) -> Bool {
+        var deferrals = repairDeferrals[peer] ?? [:]
+        defer { repairDeferrals[peer] = deferrals }
+        let rounds = (deferrals[key]?.rounds ?? 0) + 1
+        guard rounds <= Self.maxRepairDeferrals, deferrals[key] != nil || deferrals.count < Self.maxDeferralsPerPeer else {
+            deferrals[key] = nil
+            return false
+        }
+        deferrals[key] = Deferral(ours: ours, theirs: theirs, rounds: rounds)
         return true
     }
 
