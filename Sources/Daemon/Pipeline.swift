@@ -268,6 +268,8 @@ final class WriterThread: @unchecked Sendable {
             if !records.isEmpty, !commit(records) { return }
             if !effects.isEmpty { inbox.deliver(.effects(effects), metrics: metrics, ring: "writer_to_loop") }
             health.release(through: lastStep)
+            // Idle: give freed pages back to the file, one bounded step at a time, while nothing waits.
+            while !outputs.hasElementsOrIsClosed, store.tidy() {}
         }
         store.close()
         inbox.deliver(.writerFinished, metrics: metrics, ring: "writer_to_loop")

@@ -114,6 +114,12 @@ public final class Store {
     private var commitsSinceVacuum = 0
     static let vacuumEvery = 32
     static let vacuumPages = 256
+    /// Free pages that make an idle writer start returning them (`tidy()`): 256 KiB with 4 KiB pages, or a
+    /// fifth of a smaller file. Once started it returns them all: small churn never starts it, and a
+    /// burst of removals leaves nothing.
+    static let idleFreePages = 64
+    /// Set while `tidy()` returns pages: until none is free, and the log, which holds them, is truncated.
+    private var tidying = false
     private let checkpoints = CheckpointWatch()
 
     private struct Statements {
@@ -170,9 +176,7 @@ public final class Store {
         database = handle
         do throws(StoreError) {
             sqlite3_extended_result_codes(handle, 1)
-            let milliseconds = options.busyTimeout.components.seconds * 1000
-                + options.busyTimeout.components.attoseconds / 1_000_000_000_000_000
-            try check(sqlite3_busy_timeout(handle, Int32(clamping: milliseconds)), handle, "setting the busy timeout")
+            try check(sqlite3_busy_timeout(handle, options.busyTimeoutMilliseconds), handle, "setting the busy timeout")
             try verifyAndMigrate(migrations)
             // A list older than this build's (tests that write an old schema by hand) leaves tables the
             // statements need missing: such a store only answers pragmas and closes.
@@ -456,6 +460,40 @@ public final class Store {
         } catch {
             logger.warning("returning free pages failed; they stay free for reuse", metadata: ["error": "\(error.message)"])
         }
+    }
+
+    /// One bounded step of upkeep for a writer with nothing to commit; returns whether it did anything,
+    /// so that the writer calls it again while it stays idle. Commits return free pages only every
+    /// `vacuumEvery` commits, so after a burst of removals (collected tombstones) an idle node would keep
+    /// its file at its largest: here `vacuumPages` are returned per step (a few milliseconds, the most a
+    /// write arriving meanwhile waits), then the log, which holds the moved pages, is checkpointed and
+    /// truncated once. It never waits for a reader (a backup): busy, the log is truncated another time.
+    public func tidy() -> Bool {
+        guard returnsFreePages, let database, statements != nil else { return false }
+        guard let free = (try? query("PRAGMA freelist_count"))?.first.flatMap(Int.init),
+              let pages = (try? query("PRAGMA page_count"))?.first.flatMap(Int.init) else { return false }
+        // A fifth of a small file is enough to start: the file ends within 25 % of what it holds.
+        if free > (tidying ? 0 : max(4, min(Self.idleFreePages, pages / 5))) {
+            do throws(StoreError) {
+                try query("PRAGMA incremental_vacuum(\(Self.vacuumPages))")
+                tidying = true
+                return true
+            } catch {
+                tidying = false
+                logger.warning("returning free pages failed; they stay free for reuse", metadata: ["error": "\(error.message)"])
+                return false
+            }
+        }
+        guard tidying else { return false }
+        tidying = false
+        sqlite3_busy_timeout(database, 0)
+        let status = sqlite3_wal_checkpoint_v2(database, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil)
+        sqlite3_busy_timeout(database, options.busyTimeoutMilliseconds)
+        if status != SQLITE_OK && status & 0xFF != SQLITE_BUSY {
+            logger.warning("truncating the write-ahead log failed; the next checkpoint retries",
+                           metadata: ["error": "\(String(cString: sqlite3_errmsg(database)))"])
+        }
+        return true
     }
 
     /// Deletes the rows of stages that are dropped and queues their parts for deletion.

@@ -17,6 +17,9 @@ public struct StoreOptions: Sendable, Hashable {
     public var synchronous: StoreSynchronous
     /// How long SQLite retries when another process holds a lock on the file. Default 5 s.
     public var busyTimeout: Duration
+    var busyTimeoutMilliseconds: Int32 {
+        Int32(clamping: busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
+    }
     /// Whether `init` runs `PRAGMA quick_check` on an existing database and refuses a damaged one.
     /// Default true. Its cost grows with the file (it reads every page): see docs/storage.md.
     public var verifyOnOpen: Bool

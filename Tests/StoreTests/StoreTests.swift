@@ -200,4 +200,30 @@ import Testing
         store = try openStore(path)
         #expect(try store.load().keys.isEmpty)
     }
+
+    /// An idle writer (`tidy()` until it has nothing left to do) shrinks the file and its log right after
+    /// the removals, with no further commit and without closing the store.
+    @Test func anIdleStoreShrinksItsFileAndLog() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("node.db")
+        let store = try openStore(path)
+        defer { store.close() }
+        let value = [UInt8](repeating: 7, count: 2_000)
+        for batch in 0..<40 {
+            try store.commit((0..<100).map { .snapshot(key: bytes("k\(batch)-\($0)"), bytes: value) })
+        }
+        #expect(!store.tidy(), "nothing to give back before the removals")
+        let full = fileSize(path) + fileSize(path + "-wal")
+        #expect(full > 8_000_000, "about 8 MB of snapshots: \(full)")
+        try store.commit((0..<40).flatMap { batch in (0..<100).map { .remove(key: bytes("k\(batch)-\($0)")) } })
+        var steps = 0
+        while store.tidy() { steps += 1; if steps > 1_000 { break } }
+        #expect(steps > 1 && steps <= 1_000, "\(steps) steps")
+        let shrunk = fileSize(path) + fileSize(path + "-wal")
+        #expect(shrunk < full / 8, "\(full) bytes of file and log before the removals, \(shrunk) after")
+        #expect(fileSize(path + "-wal") < 1 << 20, "the log is truncated: \(fileSize(path + "-wal"))")
+        #expect(!store.tidy())
+        try store.commit([.snapshot(key: bytes("after"), bytes: value)])
+        #expect(Array(try store.load().keys.keys) == [bytes("after")])
+    }
 }
