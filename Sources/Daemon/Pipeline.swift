@@ -148,11 +148,15 @@ final class EngineThread: @unchecked Sendable {
                 generation = health.generation
                 engine.handle(.storage(health.snapshot.condition), into: &output)
             }
+            // Once a second the writer is woken even with nothing to commit, so that it can tidy the store
+            // once it has been quiet for a while (`WriterThread.quietBeforeTidying`).
+            var nudgeWriter = false
             for message in batch {
                 switch message {
                 case .input(let input):
                     if case .tick(let now, _) = input, now >= lastExport + 1000 {
                         lastExport = now
+                        nudgeWriter = true
                         let stats = engine.replicationStats
                         metrics.exportEngine(keysByType: engine.keysByType, members: engine.membersByState,
                                              replication: stats, previous: exported)
@@ -194,7 +198,7 @@ final class EngineThread: @unchecked Sendable {
                 inbox.deliver(.effects(output.immediate), metrics: metrics, ring: "engine_to_loop")
                 output.immediate = []
             }
-            if output.needsCommit, case .closed = outputs.push(output) {
+            if output.needsCommit || nudgeWriter, case .closed = outputs.push(output) {
                 logger.error("the writer stopped before the engine; dropping a batch")
             }
         }
@@ -226,6 +230,8 @@ final class WriterThread: @unchecked Sendable {
     /// The first retry of a commit that ran out of space, doubling up to `maxRetryDelay`.
     static let firstRetryDelay = Duration.milliseconds(50)
     static let maxRetryDelay = Duration.seconds(2)
+    /// How long without records to commit before the writer tidies the store (`Store.tidy`).
+    static let quietBeforeTidying = Duration.seconds(1)
 
     init(store: Store, dataDirectory: String, outputs: SPSCRing<EngineOutput>, inbox: MPSCRing<LoopMessage>,
          health: StorageHealth, metrics: DaemonMetrics, logger: Logger) {
@@ -250,6 +256,7 @@ final class WriterThread: @unchecked Sendable {
         defer { finished.signal() }
         var batch: [EngineOutput] = []
         var records: [StoreRecord] = []
+        var lastRecordsAt = ContinuousClock.now
         while true {
             guard case .element(let first) = outputs.pop() else { break }
             batch.append(first)
@@ -268,8 +275,10 @@ final class WriterThread: @unchecked Sendable {
             if !records.isEmpty, !commit(records) { return }
             if !effects.isEmpty { inbox.deliver(.effects(effects), metrics: metrics, ring: "writer_to_loop") }
             health.release(through: lastStep)
-            // Idle: give freed pages back to the file, one bounded step at a time, while nothing waits.
-            while !outputs.hasElementsOrIsClosed, store.tidy() {}
+            if !records.isEmpty { lastRecordsAt = .now }
+            // Quiet for a while: give freed pages back to the file, one bounded step at a time, while
+            // nothing waits. Not between the commits of a burst: a step there delays the next commit.
+            while ContinuousClock.now - lastRecordsAt >= Self.quietBeforeTidying, !outputs.hasElementsOrIsClosed, store.tidy() {}
         }
         store.close()
         inbox.deliver(.writerFinished, metrics: metrics, ring: "writer_to_loop")

@@ -89,7 +89,9 @@ import Testing
             let heap = Int(Self.field(node, "memory", "used_memory") ?? "") ?? .max
             #expect(heap - emptyHeap[i] <= (fullHeap[i] - emptyHeap[i]) / 4,
                     "\(node.name): \(heap) bytes allocated after collection, \(emptyHeap[i]) empty, \(fullHeap[i]) full")
-            #expect(memory < fullMemory[i], "\(node.name): resident \(memory) after collection, \(fullMemory[i]) with the keys")
+            // Measured: 61 to 79 % of what the keys took comes back (docs/benchmarks.md, "Deleted keys collected").
+            #expect(fullMemory[i] - memory >= (fullMemory[i] - emptyMemory[i]) / 2,
+                    "\(node.name): resident \(memory) after collection, \(emptyMemory[i]) empty, \(fullMemory[i]) with the keys")
         }
         // The database's rows are gone with the tombstones, and the idle writer gives the freed pages back
         // to the file and truncates the log (`Store.tidy`): within 25 % of the empty node's, give or take
