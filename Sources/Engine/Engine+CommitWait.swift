@@ -104,7 +104,9 @@ struct CommitTracker {
         let wait = oldestWait
         guard wait >= settings.stalledCommitMilliseconds || writesWaiting >= settings.maxWritesWaiting
                 || bytesWaiting >= settings.maxBytesWaiting else { return nil }
-        return "BUSY crdtd's disk is behind: \(writesWaiting) writes (\(bytesWaiting) bytes) are waiting to be committed, "
+        // Bytes count every record (replication and collection too), writes only clients' writes: a
+        // stalled disk can show 0 writes and some bytes.
+        return "BUSY crdtd's disk is behind: \(writesWaiting) writes and \(bytesWaiting) bytes of records (peers' and collection's included) are waiting to be committed, "
             + "the oldest for \(wait) ms; this command was not run, retry later"
     }
 }
