@@ -454,11 +454,24 @@ public final class Store {
         commitsSinceVacuum += 1
         guard commitsSinceVacuum >= Self.vacuumEvery else { return }
         commitsSinceVacuum = 0
-        guard let free = (try? query("PRAGMA freelist_count"))?.first.flatMap(Int.init), free > Self.vacuumPages else { return }
+        guard let free = freePageCount(), free > Self.vacuumPages else { return }
+        _ = vacuumStep()
+    }
+
+    /// The database's free pages, nil when SQLite cannot say.
+    private func freePageCount() -> Int? {
+        (try? query("PRAGMA freelist_count"))?.first.flatMap(Int.init)
+    }
+
+    /// Returns up to `vacuumPages` free pages to the file system; false when that failed (a full disk),
+    /// which only leaves the pages free for reuse.
+    private func vacuumStep() -> Bool {
         do throws(StoreError) {
             try query("PRAGMA incremental_vacuum(\(Self.vacuumPages))")
+            return true
         } catch {
             logger.warning("returning free pages failed; they stay free for reuse", metadata: ["error": "\(error.message)"])
+            return false
         }
     }
 
@@ -470,19 +483,12 @@ public final class Store {
     /// truncated once. It never waits for a reader (a backup): busy, the log is truncated another time.
     public func tidy() -> Bool {
         guard returnsFreePages, let database, statements != nil else { return false }
-        guard let free = (try? query("PRAGMA freelist_count"))?.first.flatMap(Int.init),
+        guard let free = freePageCount(),
               let pages = (try? query("PRAGMA page_count"))?.first.flatMap(Int.init) else { return false }
         // A fifth of a small file is enough to start: the file ends within 25 % of what it holds.
         if free > (tidying ? 0 : max(4, min(Self.idleFreePages, pages / 5))) {
-            do throws(StoreError) {
-                try query("PRAGMA incremental_vacuum(\(Self.vacuumPages))")
-                tidying = true
-                return true
-            } catch {
-                tidying = false
-                logger.warning("returning free pages failed; they stay free for reuse", metadata: ["error": "\(error.message)"])
-                return false
-            }
+            tidying = vacuumStep()
+            return tidying
         }
         guard tidying else { return false }
         tidying = false
