@@ -57,8 +57,11 @@ let package = Package(
             "CLibUV", "CHTTPParser",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // glibc's malloc_trim, for memory freed by collecting deleted keys.
+        // glibc's malloc statistics and malloc_trim: the daemon library's default allocator.
         .systemLibrary(name: "CMalloc"),
+        // jemalloc, linked into the crdtd executable only (tests keep glibc's malloc, which the thread
+        // sanitizer intercepts): memory freed by collecting deleted keys goes back to the system.
+        .systemLibrary(name: "CJemalloc", providers: [.apt(["libjemalloc-dev"])]),
         // The daemon: configuration, threads and the rings between them, wiring engine, store and transport.
         .target(name: "Daemon", dependencies: [
             "CRDT", "Rings", "RESP", "Wire", "Engine", "Store", "Transport", "CMalloc",
@@ -71,7 +74,7 @@ let package = Package(
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         .executableTarget(name: "crdtd", dependencies: [
-            "Daemon",
+            "Daemon", "CJemalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Tombstone collection (issue 13): what causal-stability collection of deleted keys gives back (resident
 # memory, used_memory, database + log bytes) and what it costs a writer while it runs, on a 3-node cluster.
-#   1. empty: stability settled, then RSS / used_memory / *.db + *.db-wal per node
+#   1. empty: stability settled, then RSS / used_memory / *.db + *.db-wal per node ("cold"); then the same
+#      traffic as the fill on 100 keys, deleted and collected, and the same measures again ("empty"): the
+#      memory any traffic touches once (ring slots, SQLite's page cache, thread caches) is in both
+#      "empty" and "after", so that "after vs empty" is what 50,000 keys leave behind
 #   2. full: N keys SET through n1 (pipelined), DBSIZE N everywhere, same measures
 #   3. baseline: one connection to n2, SET probe:<i mod 100> x at RATE/s for 10 s, latency of each
 #   4. DEL every key through n1, DBSIZE 100 (the probe keys) everywhere, then the same probe on n2 until
@@ -66,14 +69,16 @@ def cmd(*args):
         out += b"$%d\r\n%s\r\n" % (len(a), a)
     return out
 
-def bulk(port, op, n):
-    """SET key:i value-i or DEL key:i for i < n, 1,000 per batch, 4 batches in flight; replies are one line
-    each. Commands refused with BUSY (the node's disk behind) are sent again until taken (120 s at most)."""
+def bulk(port, op, n, prefix="key", modulo=None):
+    """SET key:i value-i or DEL key:i for i < n (i mod modulo when given), 1,000 per batch, 4 batches in
+    flight; replies are one line each. Commands refused with BUSY (the node's disk behind) are sent again
+    until taken (120 s at most)."""
     s = connect(port)
     batch, inflight, buf = 1000, 4, b""
     refused_total = 0
     def payload(i):
-        return cmd("SET", "key:%d" % i, "value-%d" % i) if op == "set" else cmd("DEL", "key:%d" % i)
+        name = "%s:%d" % (prefix, i % modulo if modulo else i)
+        return cmd("SET", name, "value-%d" % i) if op == "set" else cmd("DEL", name)
     def read_batch(indices, retry):
         nonlocal buf, refused_total
         for i in indices:
@@ -162,6 +167,8 @@ def stats(path):
 op = sys.argv[1]
 if op in ("set", "del"):
     bulk(int(sys.argv[2]), op, int(sys.argv[3]))
+elif op in ("warm-set", "warm-del"):
+    bulk(int(sys.argv[2]), op[5:], int(sys.argv[3]), prefix="warm", modulo=100)
 elif op == "probe":
     until = sys.argv[5] if sys.argv[5] != "-" else None
     probe(int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), until, int(sys.argv[6]), sys.argv[7])
@@ -232,6 +239,12 @@ for i in 1 2 3; do wait_up "$i"; done
 # 1. empty
 log "phase 1: waiting for stability reports from every node"
 wait_for 30 "stability_unreported to be empty on every node" stable_all
+sleep 2
+record cold
+log "phase 1b: the same traffic on 100 keys, deleted and collected"
+python3 "$work/tool.py" warm-set "$(cport 1)" "$keys" || die "warming failed"
+python3 "$work/tool.py" warm-del "$(cport 1)" 100 || die "warming failed"
+wait_for 60 "keys_held 0 on every node" held_all 0
 sleep 2
 record empty
 
@@ -311,12 +324,12 @@ echo "Command: \`$cmdline\`"
 echo
 echo "Binary: $bin; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo
-echo "| node | measure | empty KiB | full KiB | after KiB | after vs empty |"
-echo "|---|---|---:|---:|---:|---:|"
+echo "| node | measure | cold KiB | empty KiB | full KiB | after KiB | after vs empty |"
+echo "|---|---|---:|---:|---:|---:|---:|"
 for i in 1 2 3; do
     for measure in rss:VmRSS heap:used_memory db:db+wal; do
         k=${measure%%:*}; name=${measure#*:}
-        echo "| n$i | $name | $(kib "${m[empty,$k,$i]}") | $(kib "${m[full,$k,$i]}") | $(kib "${m[after,$k,$i]}") | $(pct "${m[after,$k,$i]}" "${m[empty,$k,$i]}") |"
+        echo "| n$i | $name | $(kib "${m[cold,$k,$i]}") | $(kib "${m[empty,$k,$i]}") | $(kib "${m[full,$k,$i]}") | $(kib "${m[after,$k,$i]}") | $(pct "${m[after,$k,$i]}" "${m[empty,$k,$i]}") |"
     done
 done
 echo

@@ -1,4 +1,3 @@
-import CMalloc
 import CRDT
 import Dispatch
 import Engine
@@ -30,17 +29,18 @@ public enum Daemon {
     public static let engineToWriterCapacity = 1024
     public static let inboxCapacity = 4096
 
-    /// Runs the daemon to completion and returns the process exit code.
-    public static func run(_ configuration: Configuration, logger: Logger) -> Int32 {
+    /// Runs the daemon to completion and returns the process exit code. `allocator` is the one that serves
+    /// this process's mallocs (the crdtd executable links jemalloc).
+    public static func run(_ configuration: Configuration, logger: Logger, allocator: Allocator = .libc) -> Int32 {
         do {
-            return try runThrowing(configuration, logger: logger)
+            return try runThrowing(configuration, logger: logger, allocator: allocator)
         } catch {
             logger.critical("crdtd cannot start: \(error)")
             return 1
         }
     }
 
-    static func runThrowing(_ configuration: Configuration, logger: Logger) throws -> Int32 {
+    static func runThrowing(_ configuration: Configuration, logger: Logger, allocator: Allocator) throws -> Int32 {
         try configuration.validate()
         let envelope = try makeEnvelope(configuration, logger: logger)
         let authentication = ClientAuthentication(
@@ -85,10 +85,10 @@ public enum Daemon {
             case "persistence":
                 return [("data_dir", dataDir), ("durability", configuration.durability)] + storageHealth.infoFields()
             case "memory":
-                // As Redis: `used_memory` is what the allocator has handed out (glibc's count), `_rss` what
-                // the process holds; the difference is free memory kept in malloc's arenas.
-                let heap = mallinfo2()
-                return [("used_memory", "\(heap.uordblks + heap.hblkhd)"), ("used_memory_rss", "\(residentBytes())")]
+                // As Redis: `used_memory` is what the allocator has handed out, `_rss` what the process
+                // holds; the difference is free memory kept in the allocator's arenas.
+                return [("used_memory", "\(allocator.allocatedBytes())"), ("used_memory_rss", "\(residentBytes())"),
+                        ("mem_allocator", allocator.name)]
             default: return []
             }
         }
@@ -117,7 +117,8 @@ public enum Daemon {
             finished.signal()
         }
         let engineThread = EngineThread(engine: engine, inputs: toEngine, peers: peers, outputs: toWriter,
-                                        inbox: inbox, health: storageHealth, metrics: metrics, logger: logger)
+                                        inbox: inbox, health: storageHealth, allocator: allocator, metrics: metrics,
+                                        logger: logger)
         let writerThread = WriterThread(store: store, dataDirectory: configuration.dataDir, outputs: toWriter, inbox: inbox,
                                         health: storageHealth, metrics: metrics, logger: logger)
         engineThread.start()

@@ -1,4 +1,3 @@
-import CMalloc
 import CoreMetrics
 import Engine
 import Foundation
@@ -75,6 +74,7 @@ final class EngineThread: @unchecked Sendable {
     private let outputs: SPSCRing<EngineOutput>
     private let inbox: MPSCRing<LoopMessage>
     private let health: StorageHealth
+    private let allocator: Allocator
     private let metrics: DaemonMetrics
     private let logger: Logger
     private let finished = DispatchSemaphore(value: 0)
@@ -89,7 +89,7 @@ final class EngineThread: @unchecked Sendable {
 
     init(engine: Engine, inputs: SPSCRing<EngineMessage>, peers: PeerRings,
          outputs: SPSCRing<EngineOutput>, inbox: MPSCRing<LoopMessage>, health: StorageHealth,
-         metrics: DaemonMetrics, logger: Logger) {
+         allocator: Allocator, metrics: DaemonMetrics, logger: Logger) {
         precondition(inputs.consumerDoorbell != nil && inputs.consumerDoorbell === peers.frames.consumerDoorbell
                      && inputs.consumerDoorbell === peers.probes.consumerDoorbell,
                      "the engine thread waits on one doorbell shared by its input rings")
@@ -99,6 +99,7 @@ final class EngineThread: @unchecked Sendable {
         self.outputs = outputs
         self.inbox = inbox
         self.health = health
+        self.allocator = allocator
         self.metrics = metrics
         self.logger = logger
     }
@@ -160,13 +161,13 @@ final class EngineThread: @unchecked Sendable {
                         let stats = engine.replicationStats
                         metrics.exportEngine(keysByType: engine.keysByType, members: engine.membersByState,
                                              replication: stats, previous: exported)
-                        // Freed memory stays in malloc's arenas: once a collection settles (a second without
+                        // Freed memory stays in the allocator's arenas: once a collection settles (a second without
                         // progress), or every 64 Ki keys of a long one, it goes back to the system (a few ms).
                         let collected = stats.tombstonesCollected
                         if collected > trimmedAt,
                            collected == exported.tombstonesCollected || collected >= trimmedAt + 65_536 {
                             trimmedAt = collected
-                            malloc_trim(0)
+                            allocator.releaseFreeMemory()
                         }
                         exported = stats
                         if !decommissionLogged, let refusal = engine.decommissionedRefusal {

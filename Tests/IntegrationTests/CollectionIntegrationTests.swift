@@ -43,12 +43,23 @@ import Testing
         #expect(eventually(timeout: .seconds(20)) {
             nodes.allSatisfy { Self.field($0, "replication", "stability_unreported") == "" }
         })
+        // The executable serves its mallocs from jemalloc, which gives a collection's memory back.
+        #expect(Self.field(nodes[0], "memory", "mem_allocator")?.hasPrefix("jemalloc-5") == true)
+        let writer = try nodes[0].connect(timeout: .seconds(30))
+        // "Empty" is a cluster that has carried the same traffic on 100 keys, since deleted and collected:
+        // what any traffic touches once (ring slots, SQLite's page cache) is then in both measures, and
+        // the comparison is of what 50,000 keys leave behind.
+        for start in stride(from: 0, to: keyCount, by: 1_000) {
+            let replies = try writer.send(many: (start..<min(start + 1_000, keyCount)).map { ["SET", "warm:\($0 % 100)", "value-\($0)"] })
+            #expect(replies.allSatisfy { !$0.isError })
+        }
+        _ = try writer.send(many: (0..<100).map { ["DEL", "warm:\($0)"] })
+        #expect(eventually(timeout: .seconds(30)) { nodes.allSatisfy { Self.field($0, "keyspace", "keys_held") == "0" } })
         Thread.sleep(forTimeInterval: 2)
         let emptyMemory = nodes.map { Self.residentBytes($0.pid) }
         let emptyHeap = nodes.map { Int(Self.field($0, "memory", "used_memory") ?? "") ?? -1 }
         let emptyDatabase = nodes.map(Self.databaseBytes)
 
-        let writer = try nodes[0].connect(timeout: .seconds(30))
         for start in stride(from: 0, to: keyCount, by: 1_000) {
             let replies = try writer.send(many: (start..<min(start + 1_000, keyCount)).map { ["SET", "key:\($0)", "value-\($0)"] })
             #expect(replies.allSatisfy { !$0.isError })
@@ -84,13 +95,14 @@ import Testing
             print("\(node.name): used_memory \(emptyHeap[i] >> 10) KiB empty, \(fullHeap[i] >> 10) KiB full, \((Int(Self.field(node, "memory", "used_memory") ?? "") ?? 0) >> 10) KiB after; resident \(emptyMemory[i] >> 10) KiB empty, \(fullMemory[i] >> 10) KiB with \(keyCount) keys, "
                   + "\(memory >> 10) KiB after collection; database \(fullDatabase[i] >> 10) KiB, now \(Self.databaseBytes(node) >> 10) KiB")
             // The allocator's count (Redis's used_memory): at least three quarters of what the keys took is
-            // given back. Resident memory falls less (free memory fragmented in malloc's arenas, and
-            // SQLite's page cache): docs/benchmarks.md has both.
+            // given back.
             let heap = Int(Self.field(node, "memory", "used_memory") ?? "") ?? .max
             #expect(heap - emptyHeap[i] <= (fullHeap[i] - emptyHeap[i]) / 4,
                     "\(node.name): \(heap) bytes allocated after collection, \(emptyHeap[i]) empty, \(fullHeap[i]) full")
-            // Measured: 61 to 79 % of what the keys took comes back (docs/benchmarks.md, "Deleted keys collected").
-            #expect(fullMemory[i] - memory >= (fullMemory[i] - emptyMemory[i]) / 2,
+            // Resident memory within 25 % of the empty node's (the issue's goal). Measured 10 to 17 % above;
+            // collection-cost.sh measured 48 to 97 % with glibc's malloc, before the executable linked jemalloc
+            // (docs/benchmarks.md, "Deleted keys collected").
+            #expect(memory <= emptyMemory[i] * 5 / 4,
                     "\(node.name): resident \(memory) after collection, \(emptyMemory[i]) empty, \(fullMemory[i]) with the keys")
         }
         // The database's rows are gone with the tombstones, and the idle writer gives the freed pages back
