@@ -31,6 +31,22 @@ import Testing
         return nil
     }
 
+    /// A node without peers is the whole membership: its frontier is what it applied, so its deletes are
+    /// stable as soon as they are made, and a restart finds nothing of them.
+    @Test func aLoneNodeCollectsItsDeletes() throws {
+        let node = DaemonProcess(name: "solo")
+        try node.start()
+        defer { _ = node.stop() }
+        let client = try node.connect(timeout: .seconds(10))
+        _ = try client.send(many: (0..<1_000).map { ["SET", "key:\($0)", "value"] } + (0..<1_000).map { ["DEL", "key:\($0)"] })
+        #expect(eventually(timeout: .seconds(10)) { Self.field(node, "keyspace", "keys_held") == "0" },
+                "keys_held \(Self.field(node, "keyspace", "keys_held") ?? "?")")
+        #expect(Self.field(node, "replication", "tombstones_collected") == "1000")
+        #expect(node.stop() == 0)
+        try node.start()
+        #expect(Self.field(node, "keyspace", "keys_held") == "0")
+    }
+
     @Test func deletedKeysLeaveNeitherMemoryNorDatabaseBehind() throws {
         let keyCount = Int(ProcessInfo.processInfo.environment["CRDTD_COLLECTION_KEYS"] ?? "") ?? 50_000
         let key = FileManager.default.temporaryDirectory.appendingPathComponent("crdtd-key-\(UUID().uuidString)").path
