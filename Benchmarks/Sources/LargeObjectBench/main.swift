@@ -95,6 +95,7 @@ func run(label: String, staged: Bool, offThread: Bool = false) throws -> Result 
             case .snapshotPart(let k, let b): records.append(.snapshotPart(key: k, bytes: b)); bytes += b.count; snapshotBytes += b.count
             case .snapshotSeal(let k): records.append(.snapshotSeal(key: k))
             case .meta(let n, let v): records.append(.meta(name: n, value: v)); bytes += v.count
+            case .remove(let k): records.append(.remove(key: k))
             }
         }
         let t0 = monotonicNanoseconds(), c0 = threadCPUNanoseconds()
@@ -210,7 +211,7 @@ func scans() throws {
                 let ms = Double(monotonicNanoseconds() - t0) / 1e6
                 var parser = RESPReplyParser()
                 for case .reply(_, let bytes) in output.immediate + output.effects { try? parser.append(bytes) }
-                guard case .array(let parts)?? = try? parser.next(), case .bulkString(let next) = parts.first else { return ("0", ms) }
+                guard case .array(let parts)? = try? parser.next(), case .bulkString(let next) = parts.first else { return ("0", ms) }
                 return (String(decoding: next, as: UTF8.self), ms)
             }
             // A write first, so the iteration's first page builds the order, as on a key in use.
@@ -257,6 +258,7 @@ func restarts(path: String) throws {
                 case .snapshotPart(let k, let b): .snapshotPart(key: k, bytes: b)
                 case .snapshotSeal(let k): .snapshotSeal(key: k)
                 case .meta(let n, let v): .meta(name: n, value: v)
+                case .remove(let k): .remove(key: k)
                 }
             })
         }
