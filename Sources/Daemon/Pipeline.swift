@@ -161,8 +161,9 @@ final class EngineThread: @unchecked Sendable {
                         let stats = engine.replicationStats
                         metrics.exportEngine(keysByType: engine.keysByType, members: engine.membersByState,
                                              replication: stats, previous: exported)
-                        // Freed memory stays in the allocator's arenas: once a collection settles (a second without
-                        // progress), or every 64 Ki keys of a long one, it goes back to the system (a few ms).
+                        // Freed memory stays in the allocator's arenas: once a collection settles (a second
+                        // without progress), or every 64 Ki keys of a long one, it goes back to the system
+                        // (a few ms).
                         let collected = stats.tombstonesCollected
                         if collected > trimmedAt,
                            collected == exported.tombstonesCollected || collected >= trimmedAt + 65_536 {

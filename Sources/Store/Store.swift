@@ -454,13 +454,8 @@ public final class Store {
         commitsSinceVacuum += 1
         guard commitsSinceVacuum >= Self.vacuumEvery else { return }
         commitsSinceVacuum = 0
-        guard let free = freePageCount(), free > Self.vacuumPages else { return }
+        guard let free = pragma("freelist_count").flatMap(Int.init), free > Self.vacuumPages else { return }
         _ = vacuumStep()
-    }
-
-    /// The database's free pages, nil when SQLite cannot say.
-    private func freePageCount() -> Int? {
-        (try? query("PRAGMA freelist_count"))?.first.flatMap(Int.init)
     }
 
     /// Returns up to `vacuumPages` free pages to the file system; false when that failed (a full disk),
@@ -483,8 +478,8 @@ public final class Store {
     /// truncated once. It never waits for a reader (a backup): busy, the log is truncated another time.
     public func tidy() -> Bool {
         guard returnsFreePages, let database, statements != nil else { return false }
-        guard let free = freePageCount(),
-              let pages = (try? query("PRAGMA page_count"))?.first.flatMap(Int.init) else { return false }
+        guard let free = pragma("freelist_count").flatMap(Int.init),
+              let pages = pragma("page_count").flatMap(Int.init) else { return false }
         // A fifth of a small file is enough to start: the file ends within 25 % of what it holds.
         if free > (tidying ? 0 : max(4, min(Self.idleFreePages, pages / 5))) {
             tidying = vacuumStep()
@@ -622,7 +617,7 @@ public final class Store {
         database = nil
     }
 
-    /// The value of `PRAGMA name`, for tests and diagnostics; nil if it cannot be read.
+    /// The value of `PRAGMA name`; nil if it cannot be read.
     func pragma(_ name: String) -> String? {
         guard database != nil else { return nil }
         return try? query("PRAGMA \(name)").first
