@@ -116,7 +116,7 @@ import Testing
             #expect(heap - emptyHeap[i] <= (fullHeap[i] - emptyHeap[i]) / 4,
                     "\(node.name): \(heap) bytes allocated after collection, \(emptyHeap[i]) empty, \(fullHeap[i]) full")
             // The goal is within 25 % of the empty node's, which release builds meet (19 to 23 %,
-            // collection-cost.sh). This debug build measured 10 to 30 % in CI, so the test allows 40 %: still
+            // collection-cost.sh). This debug build measured 10 to 32 % in CI, so the test allows 40 %: still
             // short of glibc's malloc, which left 48 to 97 % in the same script (docs/benchmarks.md,
             // "Deleted keys collected").
             #expect(memory <= emptyMemory[i] * 7 / 5,
