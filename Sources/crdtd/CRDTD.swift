@@ -154,7 +154,7 @@ struct Serve: ParsableCommand {
         }
         var logger = Logger(label: "crdtd")
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
-        let code = Daemon.run(configuration, logger: logger, allocator: .jemalloc)
+        let code = Daemon.run(configuration, logger: logger, allocator: .jemalloc())
         if code != 0 { throw ExitCode(code) }
     }
 }

@@ -5,7 +5,17 @@ extension Allocator {
     /// jemalloc, linked into this executable (CJemalloc) so that it serves every malloc of the process.
     /// Its statistics are refreshed by writing `epoch`; `arena.<all>.purge` returns dirty and lazily freed
     /// pages at once rather than after its ten-second decay.
-    static let jemalloc = Allocator(
+    ///
+    /// jemalloc's background thread is started too. Without it, an arena returns its freed pages only when
+    /// the thread that owns it allocates again, so memory freed by a thread that then goes quiet (the
+    /// writer's page cache, the transport's catch-up buffers) stayed resident however long the node idled.
+    static func jemalloc() -> Allocator {
+        var enable = true
+        _ = mallctl("background_thread", nil, nil, &enable, MemoryLayout<Bool>.size)
+        return jemallocInterface
+    }
+
+    private static let jemallocInterface = Allocator(
         name: "jemalloc-" + jemallocVersion(),
         allocatedBytes: {
             var epoch: UInt64 = 1

@@ -116,11 +116,13 @@ import Testing
             #expect(heap - emptyHeap[i] <= (fullHeap[i] - emptyHeap[i]) / 4,
                     "\(node.name): \(heap) bytes allocated after collection, \(emptyHeap[i]) empty, \(fullHeap[i]) full")
             // The goal is within 25 % of the empty node's, which release builds meet (19 to 23 %,
-            // collection-cost.sh). This debug build measured 10 to 32 % in CI, so the test allows 40 %: still
+            // collection-cost.sh). This debug build measured 10 to 25 % (up to 50 % before jemalloc's background
+            // thread returned pages freed after the purge), so the test allows 40 %: still
             // short of glibc's malloc, which left 48 to 97 % in the same script (docs/benchmarks.md,
             // "Deleted keys collected").
-            #expect(memory <= emptyMemory[i] * 7 / 5,
-                    "\(node.name): resident \(memory) after collection, \(emptyMemory[i]) empty, \(fullMemory[i]) with the keys")
+            // jemalloc's background thread returns freed pages over its ten-second decay: allow it that.
+            #expect(eventually(timeout: .seconds(15)) { Self.residentBytes(node.pid) <= emptyMemory[i] * 7 / 5 },
+                    "\(node.name): resident \(Self.residentBytes(node.pid)) after collection, \(emptyMemory[i]) empty, \(fullMemory[i]) with the keys")
         }
         // The database's rows are gone with the tombstones, and the idle writer gives the freed pages back
         // to the file and truncates the log (`Store.tidy`): within 25 % of the empty node's, give or take
