@@ -73,41 +73,114 @@ extension DotStore {
 }
 
 /// A set of dots: the store of enable-wins flags and of each element of an add-wins set.
+///
+/// Almost every element of a set holds one dot (the add that put it there), so one dot is held inline
+/// and only two or more take a `Set`: a member of a million-member set then costs no allocation and
+/// no hashing beyond its own bytes.
 public struct DotSet: DotStore, Hashable {
+    // Canonical: `.many` holds at least two dots, so equal sets have equal storage.
+    @usableFromInline enum Storage: Hashable, Sendable {
+        case empty
+        case one(Dot)
+        case many(Set<Dot>)
+    }
+    @usableFromInline var storage: Storage
+
     /// The dots held.
-    @inlinable public var elements: Set<Dot> { storage }
-    @usableFromInline var storage: Set<Dot>
+    @inlinable public var elements: Set<Dot> {
+        switch storage {
+        case .empty: []
+        case .one(let dot): [dot]
+        case .many(let dots): dots
+        }
+    }
 
-    @inlinable public init() { storage = [] }
-    @inlinable init(_ elements: Set<Dot>) { storage = elements }
+    @inlinable public init() { storage = .empty }
+    /// The set holding exactly `dot`.
+    @inlinable public init(_ dot: Dot) { storage = .one(dot) }
+    @inlinable init(_ elements: Set<Dot>) {
+        switch elements.count {
+        case 0: storage = .empty
+        case 1: storage = .one(elements.first!)
+        default: storage = .many(elements)
+        }
+    }
 
-    @inlinable public var isBottom: Bool { storage.isEmpty }
+    @inlinable public var isBottom: Bool {
+        if case .empty = storage { return true }
+        return false
+    }
 
     /// A set holds each of its dots once.
-    @inlinable public var distinctDotCount: Int? { storage.count }
+    @inlinable public var distinctDotCount: Int? { count }
 
-    public func collectDots(into dots: inout [Dot]) { dots.append(contentsOf: storage) }
+    /// How many dots are held.
+    @inlinable public var count: Int {
+        switch storage {
+        case .empty: 0
+        case .one: 1
+        case .many(let dots): dots.count
+        }
+    }
+
+    /// Whether `dot` is held.
+    @inlinable public func contains(_ dot: Dot) -> Bool {
+        switch storage {
+        case .empty: false
+        case .one(let held): held == dot
+        case .many(let dots): dots.contains(dot)
+        }
+    }
+
+    public func collectDots(into dots: inout [Dot]) { forEachDot { dots.append($0) } }
 
     @inlinable
-    public func forEachDot(_ body: (Dot) -> Void) { for dot in storage { body(dot) } }
+    public func forEachDot(_ body: (Dot) -> Void) {
+        switch storage {
+        case .empty: break
+        case .one(let dot): body(dot)
+        case .many(let dots): for dot in dots { body(dot) }
+        }
+    }
 
     @inlinable
     public func containsAnyDot(in context: CausalContext.Probe) -> Bool {
-        for dot in storage where context.contains(dot) { return true }
-        return false
+        switch storage {
+        case .empty: return false
+        case .one(let dot): return context.contains(dot)
+        case .many(let dots):
+            for dot in dots where context.contains(dot) { return true }
+            return false
+        }
     }
 
     @inlinable
     public mutating func join(_ other: DotSet, context: CausalContext, otherContext: CausalContext) {
-        let otherElements = other.storage
-        // Drop what the other side has seen and no longer holds (rebuilding only if something goes).
-        var dropsSome = false
-        for dot in storage where otherContext.contains(dot) && !otherElements.contains(dot) {
-            dropsSome = true
-            break
+        // The common cases of a set's join, without building a `Set`: the same dot on both sides, and
+        // one side's dot that the other has seen (a remove) or has not (an add).
+        if case .one(let mine) = storage, case .one(let theirs) = other.storage {
+            if mine == theirs { return }
+            let keepMine = !otherContext.contains(mine)
+            let takeTheirs = !context.contains(theirs)
+            switch (keepMine, takeTheirs) {
+            case (true, true): storage = .many([mine, theirs])
+            case (true, false): break
+            case (false, true): storage = .one(theirs)
+            case (false, false): storage = .empty
+            }
+            return
         }
-        if dropsSome { storage = storage.filter { !otherContext.contains($0) || otherElements.contains($0) } }
-        for dot in otherElements where !context.contains(dot) { storage.insert(dot) }
+        // Drop what the other side has seen and no longer holds, then add what it holds unseen here.
+        var kept: Set<Dot> = []
+        var dropsSome = false
+        forEachDot { dot in
+            if otherContext.contains(dot) && !other.contains(dot) { dropsSome = true } else { kept.insert(dot) }
+        }
+        var added = false
+        other.forEachDot { dot in
+            if !context.contains(dot), kept.insert(dot).inserted { added = true }
+        }
+        if dropsSome || added { self = DotSet(kept) }
     }
 }
 

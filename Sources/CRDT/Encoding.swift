@@ -287,13 +287,24 @@ extension CausalContext: BinaryCodable {
 extension DotSet: BinaryCodable {
     @inlinable
     public func encode(to writer: inout BinaryWriter) {
-        writer.write(varint: UInt64(elements.count))
-        for dot in (elements.count == 1 ? Array(elements) : elements.sorted()) { dot.encode(to: &writer) }
+        switch storage {
+        case .empty: writer.write(varint: 0)
+        case .one(let dot):
+            writer.write(varint: 1)
+            dot.encode(to: &writer)
+        case .many(let dots):
+            writer.write(varint: UInt64(dots.count))
+            for dot in dots.sorted() { dot.encode(to: &writer) }
+        }
     }
 
     @inlinable
     public init(from reader: inout BinaryReader) throws(CRDTDecodingError) {
         let count = try reader.readCount(minimumElementSize: 9)
+        if count == 1 {
+            self.init(try Dot(from: &reader))
+            return
+        }
         var elements = Set<Dot>(minimumCapacity: count)
         var previous: Dot? = nil
         for _ in 0..<count {

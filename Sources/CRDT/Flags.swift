@@ -21,9 +21,9 @@ public struct EWFlag: CausalCRDT, Hashable {
         let dot = context.nextDot(for: replica)
         var deltaContext = CausalContext(dots: store.elements)
         deltaContext.insert(dot)
-        store = DotSet([dot])
+        store = DotSet(dot)
         context.insert(dot)
-        return EWFlag(store: DotSet([dot]), context: deltaContext)
+        return EWFlag(store: DotSet(dot), context: deltaContext)
     }
 
     /// Disables the flag as far as this replica has seen it and returns the delta.

@@ -116,9 +116,9 @@ public struct AWSet<Element: Hashable & Sendable>: CausalCRDT {
         let dot = _context.nextDot(for: replica)
         var deltaContext = CausalContext(dots: _store.entries[element]?.elements ?? [])
         deltaContext.insert(dot)
-        _store.setValue(DotSet([dot]), forKey: element)
+        _store.setValue(DotSet(dot), forKey: element)
         _context.insert(dot)
-        return AWSet(store: DotMap([element: DotSet([dot])]), context: deltaContext)
+        return AWSet(store: DotMap([element: DotSet(dot)]), context: deltaContext)
     }
 
     /// Removes `element` as far as this replica has seen it and returns the delta.

@@ -68,3 +68,42 @@ struct DotIndexTests {
 }
 
 private func replicaIndex(_ value: UInt64) -> Int { Int(value % 3) }
+
+/// `DotSet` holds one dot inline and two or more in a `Set`; its join must be the rule of the causal
+/// join on sets of dots whatever the shapes on either side, and equal sets must be equal values.
+@Suite("DotSet")
+struct DotSetTests {
+    @Test(arguments: propertySeeds)
+    func joinIsTheSetRule(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let replica = ReplicaID(7)
+        func randomDots() -> Set<Dot> {
+            // Mostly zero, one or two dots, as a set's elements hold; now and then more.
+            let count = rng.below(10) < 8 ? rng.below(3) : rng.below(6)
+            return Set((0..<count).map { _ in Dot(replica: replica, counter: UInt64(1 + rng.below(6))) })
+        }
+        func randomContext(covering dots: Set<Dot>) -> CausalContext {
+            var context = CausalContext(dots: dots)
+            for _ in 0..<rng.below(4) { context.insert(Dot(replica: replica, counter: UInt64(1 + rng.below(6)))) }
+            return context
+        }
+        for _ in 0..<500 {
+            let mine = randomDots(), theirs = randomDots()
+            let context = randomContext(covering: mine), otherContext = randomContext(covering: theirs)
+            let expected = mine.filter { !otherContext.contains($0) || theirs.contains($0) }
+                .union(theirs.filter { !context.contains($0) })
+            var joined = DotSet(mine)
+            joined.join(DotSet(theirs), context: context, otherContext: otherContext)
+            #expect(joined.elements == expected, "\(mine) ⊔ \(theirs)")
+            #expect(joined == DotSet(expected), "the same dots, the same value")
+            #expect(joined.count == expected.count && joined.isBottom == expected.isEmpty)
+            var bytes = BinaryWriter()
+            joined.encode(to: &bytes)
+            let decoded = try? { () throws(CRDTDecodingError) -> DotSet in
+                var reader = try BinaryReader(bytes.bytes)
+                return try DotSet(from: &reader)
+            }()
+            #expect(decoded == joined)
+        }
+    }
+}
