@@ -121,6 +121,7 @@ final class EngineThread: @unchecked Sendable {
         var stopping = false
         var lastExport: UInt64 = 0
         var trimmedAt: UInt64 = 0
+        var wasStaging = false
         // Logged once, when the node learns (or starts knowing) that the cluster forgot its identity.
         var decommissionLogged = engine.decommissionedRefusal != nil
         var exported = ReplicationStats()
@@ -163,13 +164,19 @@ final class EngineThread: @unchecked Sendable {
                                              replication: stats, previous: exported)
                         // Freed memory stays in the allocator's arenas: once a collection settles (a second
                         // without progress), or every 64 Ki keys of a long one, it goes back to the system
-                        // (a few ms).
+                        // (a few ms). So it does once the staged snapshots of large objects are written: each
+                        // held a copy of its object and its serialised bytes (hundreds of MB for a 1 M-member
+                        // set), which the allocator would otherwise return over its ten-second decay.
                         let collected = stats.tombstonesCollected
+                        let staging = engine.stagedSnapshotsInProgress > 0
                         if collected > trimmedAt,
                            collected == exported.tombstonesCollected || collected >= trimmedAt + 65_536 {
                             trimmedAt = collected
                             allocator.releaseFreeMemory()
+                        } else if wasStaging && !staging {
+                            allocator.releaseFreeMemory()
                         }
+                        wasStaging = staging
                         exported = stats
                         if !decommissionLogged, let refusal = engine.decommissionedRefusal {
                             decommissionLogged = true
