@@ -36,9 +36,14 @@ final class ServerProcess {
     func thaw() { kill(pid, SIGCONT) }
 
     /// Resident set size in bytes (VmRSS), or nil when the process is gone.
-    func residentBytes() -> Int? {
+    func residentBytes() -> Int? { statusBytes("VmRSS:") }
+
+    /// The most the process was ever resident (`VmHWM`).
+    func peakResidentBytes() -> Int? { statusBytes("VmHWM:") }
+
+    private func statusBytes(_ field: String) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        for line in status.split(separator: "\n") where line.hasPrefix(field) {
             let kib = line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
             return kib.map { $0 * 1024 }
         }
