@@ -2,7 +2,9 @@ import CRDT
 import RESP
 
 /// Reads of large objects answered off the engine thread (`Effect.deferredReply`): `SMEMBERS`,
-/// `HGETALL`, and `ZRANGE` (any form) selecting 10,000 members or more. `SMEMBERS` of a
+/// `HGETALL`, `ZRANGE` (any form) selecting 10,000 members or more, and the first page of `SSCAN`,
+/// `HSCAN` and `ZSCAN` over as many when the key changed since its scan order was built
+/// (`deferredScan`). `SMEMBERS` of a
 /// million members took the engine 1.5 s to sort and encode (7.8 s before the byte order used
 /// `memcmp`; docs/benchmarks.md, "Large replies"), and every other client waited behind it. The engine
 /// now takes a copy-on-write copy of the set or hash, which costs a retain, and hands the sorting and
@@ -37,6 +39,24 @@ extension Engine {
             guard selected.count >= Self.deferredReplyElements else { return nil }
             return DeferredReply(id: id, elements: selected.count) {
                 Engine.rangeReply(zset, selected, query, nested: version == .resp3).encoded(protocol: version)
+            }
+        case .sScan(let key, 0, let match, let count):
+            guard typeAllows(.set, key), let object = live(key) else { return nil }
+            return deferredScan(key: key, object.set.store.entries.keys, version: object.digest(key: key), match: match,
+                                count: count, id: id, protocol: version) { [.bulkString($0)] }
+        case .hScan(let key, 0, let match, let count, let novalues):
+            guard typeAllows(.hash, key), let object = live(key) else { return nil }
+            let hash = object.hash
+            return deferredScan(key: key, hash.keys, version: object.digest(key: key), match: match,
+                                count: count, id: id, protocol: version) { field in
+                novalues ? [.bulkString(field)] : [.bulkString(field), .bulkString(hash[field].flatMap(Engine.shownValue) ?? [])]
+            }
+        case .zScan(let key, 0, let match, let count):
+            guard typeAllows(.sortedSet, key), let object = live(key) else { return nil }
+            let zset = object.sortedSet
+            return deferredScan(key: key, zset.store.entries.keys, version: object.digest(key: key), match: match,
+                                count: count, id: id, protocol: version) { member in
+                [.bulkString(member), .bulkString(Array(Engine.formatScore(zset.score(of: member) ?? 0).utf8))]
             }
         default:
             return nil

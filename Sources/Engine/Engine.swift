@@ -106,8 +106,12 @@ public struct Engine {
     var parkedClients: Set<ClientID> = []
     /// Large collections' scan orders, kept between the pages of an iteration (`collectionScan`).
     var scanOrders: [KeyName: ScanOrder] = [:]
-    /// Scan orders built since start (tests, and the order in which kept ones are dropped).
+    /// Orders being built off the engine thread for a first page (`deferredScan`), adopted at the next scan.
+    var pendingScanOrders: [KeyName: PendingScanOrder] = [:]
+    /// Scan orders built on the engine thread since start (tests).
     var scanOrderBuilds: UInt64 = 0
+    /// Scan orders kept since start, built here or by a worker: the order in which kept ones are dropped.
+    var scanOrdersKept: UInt64 = 0
 
     public init(configuration: EngineConfiguration, recovery: EngineRecovery = EngineRecovery()) throws(RecoveryError) {
         self.configuration = configuration

@@ -130,4 +130,61 @@ import Testing
         let (end, rest) = page(&h, ["SSCAN", "s", "12345", "COUNT", "10"])
         #expect(end == 0 && rest.count == 100)
     }
+    /// The first page of a large collection that changed since its order was built is answered off the
+    /// engine thread; the worker's order then serves the later pages, so the engine never builds one.
+    @Test func theFirstPageOfALargeChangedCollectionIsBuiltOffTheEngine() throws {
+        var h = try Harness()
+        let count = Engine.deferredReplyElements + 500
+        fill(&h, "SADD", "s", 0..<count)
+        fill(&h, "HSET", "h", 0..<count)
+        fill(&h, "ZADD", "z", 0..<count)
+        for (command, key, entriesPerElement) in [("SSCAN", "s", 1), ("HSCAN", "h", 2), ("ZSCAN", "z", 2)] {
+            let builds = h.engine.scanOrderBuilds
+            let first = h.engine.handle(.clientCommand(h.client, [command, key, "0", "COUNT", "100"].map { Array($0.utf8) }))
+            guard case .deferredReply(_, let deferred)? = (first.immediate + first.effects).first else {
+                Issue.record("\(command): expected a deferred first page, got \(first.immediate + first.effects)")
+                continue
+            }
+            // Written after the read: the worker's page is of the copy taken at the read.
+            let write = command == "SSCAN" ? ["SADD", key, "after-the-read"]
+                : command == "HSCAN" ? ["HSET", key, "after-the-read", "v"] : ["ZADD", key, "1", "after-the-read"]
+            h.run(write.map { Array($0.utf8) })
+            var parser = RESPReplyParser()
+            try parser.append(deferred.encode())
+            guard case .array(let parts)? = try parser.next(), case .bulkString(let cursorBytes) = parts[0],
+                  case .array(let entries) = parts[1] else {
+                Issue.record("\(command): the deferred page is not a cursor and a page")
+                continue
+            }
+            func elements(_ page: [RESPReply]) -> [String] {
+                stride(from: 0, to: page.count, by: entriesPerElement).map {
+                    if case .bulkString(let bytes) = page[$0] { String(decoding: bytes, as: UTF8.self) } else { "?" }
+                }
+            }
+            var seen = elements(entries)
+            var cursor = UInt64(String(decoding: cursorBytes, as: UTF8.self))!
+            #expect(seen.count >= 100 && cursor != 0 && !seen.contains("after-the-read"))
+            while cursor != 0 {
+                let (next, page) = page(&h, [command, key, String(cursor), "COUNT", "100"])
+                #expect(!(h.lastOutput.immediate + h.lastOutput.effects).contains { if case .deferredReply = $0 { true } else { false } },
+                        "\(command): a later page is the engine's, from the adopted order")
+                seen += stride(from: 0, to: page.count, by: entriesPerElement).map { page[$0] }
+                cursor = next
+            }
+            seen.removeAll { $0 == "after-the-read" }  // added during the iteration: may be returned or not
+            #expect(h.engine.scanOrderBuilds == builds, "\(command): the worker's order was adopted, none built here")
+            #expect(h.engine.pendingScanOrders.isEmpty)
+            #expect(Set(seen).count == count && seen.count == count, "\(command): \(seen.count) returned, \(Set(seen).count) distinct, of \(count)")
+            // Changed since its order was built (the write above): the next first page is deferred again;
+            // once that order is in and the key stays as it is, a first page is the engine's own.
+            let changed = h.engine.handle(.clientCommand(h.client, [command, key, "0"].map { Array($0.utf8) }))
+            guard case .deferredReply(_, let rebuild)? = (changed.immediate + changed.effects).first else {
+                Issue.record("\(command): the changed key's first page is not deferred")
+                continue
+            }
+            _ = rebuild.encode()
+            let again = h.engine.handle(.clientCommand(h.client, [command, key, "0"].map { Array($0.utf8) }))
+            #expect(!(again.immediate + again.effects).contains { if case .deferredReply = $0 { true } else { false } })
+        }
+    }
 }
