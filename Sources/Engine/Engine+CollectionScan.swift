@@ -102,7 +102,10 @@ extension Engine {
         }
         let pending = PendingScanOrder(requested: id)
         pendingScanOrders[name] = pending
+        // The stale order goes with the work, to be freed off the engine thread too (a million releases).
+        let retired = scanOrders.removeValue(forKey: name)
         return DeferredReply(id: id, elements: elements.count) {
+            withExtendedLifetime(retired) {}
             let order = ScanOrder(elements, version: version)
             pending.fill(order)
             // Every element of the copy is in the collection the page is of.
